@@ -1,0 +1,477 @@
+//! Deny-lists: parsing the text formats real lists come in, and what the kernel will be given.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Serialize;
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// Both families, v4 first.
+    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The family of an address.
+    pub fn of(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Self::V4,
+            IpAddr::V6(_) => Self::V6,
+        }
+    }
+}
+
+/// How strictly text is read.
+#[derive(Debug, Clone, Default)]
+pub struct ParseOptions {
+    /// Reject entries with host bits set (`10.1.2.3/8`) instead of normalising them.
+    pub strict: bool,
+}
+
+/// Why a deny-list could not be read. Nothing has been applied when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// A line is not an address, a CIDR or a comment.
+    #[error("line {line}: {text:?} is not an IP address or CIDR: {reason}")]
+    BadLine {
+        /// 1-based line number.
+        line: u64,
+        /// The line's text (without its comment).
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Strict mode: an entry has host bits set.
+    #[error("line {line}: {text:?} has host bits set (its network is {network}); fix it or drop --strict to normalise")]
+    HostBits {
+        /// 1-based line number.
+        line: u64,
+        /// The entry as written.
+        text: String,
+        /// The entry with host bits cleared.
+        network: IpNet,
+    },
+    /// The input could not be read.
+    #[error("reading {source_name}: {error}")]
+    Io {
+        /// File name, or `stdin`.
+        source_name: String,
+        /// The underlying error.
+        error: io::Error,
+    },
+}
+
+/// Counts that describe a list as the kernel will see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ListStats {
+    /// IPv4 entries.
+    pub entries_v4: u64,
+    /// IPv6 entries.
+    pub entries_v6: u64,
+    /// Entries whose host bits were cleared while parsing.
+    pub host_bits_normalised: u64,
+    /// Entries equal to an earlier entry.
+    pub duplicates: u64,
+    /// Entries inside a broader entry of the list (not counting exact duplicates).
+    pub covered: u64,
+}
+
+/// A validated, normalised deny-list: IPv4 and IPv6 networks, each with the source line it
+/// came from when it was parsed from text.
+///
+/// Entries stay in input order and are not merged: N entries mean N kernel entries unless
+/// [`aggregate`](Self::aggregate) is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct CidrList {
+    v4: Vec<Ipv4Net>,
+    v6: Vec<Ipv6Net>,
+    v4_lines: Vec<u64>,
+    v6_lines: Vec<u64>,
+    host_bits_normalised: u64,
+}
+
+/// An entry of a list, with the line it came from (if it came from text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Located {
+    /// 1-based source line, if parsed from text.
+    pub line: Option<u64>,
+    /// The entry.
+    pub net: IpNet,
+}
+
+impl CidrList {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads a list from text: one address or CIDR per line; bare addresses mean /32 or /128;
+    /// `#` and `;` start comments (whole-line or trailing); blank lines and CRLF are fine.
+    /// The first bad line is an error naming the line number and its text.
+    pub fn parse(reader: impl Read, source_name: &str, options: &ParseOptions) -> Result<Self, ParseError> {
+        let mut reader = BufReader::with_capacity(1 << 16, reader);
+        let mut list = Self::new();
+        let mut buf = Vec::with_capacity(128);
+        let mut line_no = 0u64;
+        loop {
+            buf.clear();
+            let read = reader.read_until(b'\n', &mut buf).map_err(|error| ParseError::Io {
+                source_name: source_name.to_owned(),
+                error,
+            })?;
+            if read == 0 {
+                break;
+            }
+            line_no += 1;
+            let text = match buf.iter().position(|&b| b == b'#' || b == b';') {
+                Some(end) => &buf[..end],
+                None => &buf[..],
+            };
+            let text = text.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            let text = std::str::from_utf8(text).map_err(|_| ParseError::BadLine {
+                line: line_no,
+                text: String::from_utf8_lossy(text).into_owned(),
+                reason: "not UTF-8 text".into(),
+            })?;
+            let written = parse_entry(text).map_err(|reason| ParseError::BadLine {
+                line: line_no,
+                text: text.to_owned(),
+                reason,
+            })?;
+            let net = written.trunc();
+            if net != written {
+                if options.strict {
+                    return Err(ParseError::HostBits {
+                        line: line_no,
+                        text: text.to_owned(),
+                        network: net,
+                    });
+                }
+                list.host_bits_normalised += 1;
+            }
+            list.push_at(net, Some(line_no));
+        }
+        Ok(list)
+    }
+
+    /// Reads a list from a file, or from standard input when `path` is `-`.
+    pub fn parse_file(path: &Path, options: &ParseOptions) -> Result<Self, ParseError> {
+        if path == Path::new("-") {
+            return Self::parse(io::stdin().lock(), "stdin", options);
+        }
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|error| ParseError::Io {
+            source_name: name.clone(),
+            error,
+        })?;
+        Self::parse(file, &name, options)
+    }
+
+    /// Appends one entry (its host bits are cleared).
+    pub fn push(&mut self, net: IpNet) {
+        let trunc = net.trunc();
+        if trunc != net {
+            self.host_bits_normalised += 1;
+        }
+        self.push_at(trunc, None);
+    }
+
+    fn push_at(&mut self, net: IpNet, line: Option<u64>) {
+        match net {
+            IpNet::V4(n) => {
+                self.v4.push(n);
+                if let Some(line) = line {
+                    self.v4_lines.push(line);
+                }
+            }
+            IpNet::V6(n) => {
+                self.v6.push(n);
+                if let Some(line) = line {
+                    self.v6_lines.push(line);
+                }
+            }
+        }
+    }
+
+    /// IPv4 entries, in input order.
+    pub fn v4(&self) -> &[Ipv4Net] {
+        &self.v4
+    }
+
+    /// IPv6 entries, in input order.
+    pub fn v6(&self) -> &[Ipv6Net] {
+        &self.v6
+    }
+
+    /// Entries of both families (v4 first).
+    pub fn iter(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.v4
+            .iter()
+            .map(|&n| IpNet::V4(n))
+            .chain(self.v6.iter().map(|&n| IpNet::V6(n)))
+    }
+
+    /// Number of entries of one family.
+    pub fn len_of(&self, family: Family) -> usize {
+        match family {
+            Family::V4 => self.v4.len(),
+            Family::V6 => self.v6.len(),
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether the list has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The source line of entry `index` of a family, if the list was parsed from text.
+    pub fn line_of(&self, family: Family, index: usize) -> Option<u64> {
+        match family {
+            Family::V4 => self.v4_lines.get(index).copied(),
+            Family::V6 => self.v6_lines.get(index).copied(),
+        }
+    }
+
+    /// Counts entries, normalised host bits, duplicates and covered entries.
+    /// Sorts a copy of the list: O(n log n).
+    pub fn stats(&self) -> ListStats {
+        let (dup4, cov4) = redundancy(self.v4.iter().map(|n| (u128::from(u32::from(n.network())), n.prefix_len(), 32)));
+        let (dup6, cov6) = redundancy(self.v6.iter().map(|n| (u128::from(n.network()), n.prefix_len(), 128)));
+        ListStats {
+            entries_v4: self.v4.len() as u64,
+            entries_v6: self.v6.len() as u64,
+            host_bits_normalised: self.host_bits_normalised,
+            duplicates: dup4 + dup6,
+            covered: cov4 + cov6,
+        }
+    }
+
+    /// The same set of addresses in the fewest entries: duplicates and covered entries removed,
+    /// adjacent networks merged. Source lines are not kept.
+    pub fn aggregate(&self) -> Self {
+        Self {
+            v4: Ipv4Net::aggregate(&self.v4),
+            v6: Ipv6Net::aggregate(&self.v6),
+            ..Self::default()
+        }
+    }
+
+    /// Entries that contain any of `addrs`, with their source lines.
+    pub fn covering(&self, addrs: &[IpAddr]) -> Vec<Located> {
+        let mut found = Vec::new();
+        for (i, net) in self.v4.iter().enumerate() {
+            if addrs.iter().any(|a| matches!(a, IpAddr::V4(a) if net.contains(a))) {
+                found.push(Located {
+                    line: self.line_of(Family::V4, i),
+                    net: IpNet::V4(*net),
+                });
+            }
+        }
+        for (i, net) in self.v6.iter().enumerate() {
+            if addrs.iter().any(|a| matches!(a, IpAddr::V6(a) if net.contains(a))) {
+                found.push(Located {
+                    line: self.line_of(Family::V6, i),
+                    net: IpNet::V6(*net),
+                });
+            }
+        }
+        found
+    }
+
+    /// Removes every entry that contains any of `addrs`; returns how many were removed.
+    pub fn remove_covering(&mut self, addrs: &[IpAddr]) -> usize {
+        let before = self.len();
+        let keep4: Vec<bool> = self
+            .v4
+            .iter()
+            .map(|n| !addrs.iter().any(|a| matches!(a, IpAddr::V4(a) if n.contains(a))))
+            .collect();
+        let keep6: Vec<bool> = self
+            .v6
+            .iter()
+            .map(|n| !addrs.iter().any(|a| matches!(a, IpAddr::V6(a) if n.contains(a))))
+            .collect();
+        retain_by(&mut self.v4, &keep4);
+        retain_by(&mut self.v4_lines, &keep4);
+        retain_by(&mut self.v6, &keep6);
+        retain_by(&mut self.v6_lines, &keep6);
+        before - self.len()
+    }
+
+    /// Keeps only the entries of one family.
+    pub fn retain_family(&mut self, family: Family) {
+        match family {
+            Family::V4 => {
+                self.v6.clear();
+                self.v6_lines.clear();
+            }
+            Family::V6 => {
+                self.v4.clear();
+                self.v4_lines.clear();
+            }
+        }
+    }
+}
+
+impl FromIterator<IpNet> for CidrList {
+    fn from_iter<I: IntoIterator<Item = IpNet>>(iter: I) -> Self {
+        let mut list = Self::new();
+        for net in iter {
+            list.push(net);
+        }
+        list
+    }
+}
+
+impl Extend<IpNet> for CidrList {
+    fn extend<I: IntoIterator<Item = IpNet>>(&mut self, iter: I) {
+        for net in iter {
+            self.push(net);
+        }
+    }
+}
+
+fn retain_by<T>(items: &mut Vec<T>, keep: &[bool]) {
+    if items.is_empty() {
+        return;
+    }
+    let mut i = 0;
+    items.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+fn parse_entry(text: &str) -> Result<IpNet, String> {
+    if text.contains(char::is_whitespace) {
+        return Err("one entry per line expected".into());
+    }
+    if text.contains('/') {
+        text.parse::<IpNet>().map_err(|_| {
+            let (addr, len) = text.split_once('/').unwrap_or((text, ""));
+            match addr.parse::<IpAddr>() {
+                Err(_) => "bad address".to_owned(),
+                Ok(IpAddr::V4(_)) => format!("prefix length {len:?} is not 0..=32"),
+                Ok(IpAddr::V6(_)) => format!("prefix length {len:?} is not 0..=128"),
+            }
+        })
+    } else {
+        text.parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| "bad address".to_owned())
+    }
+}
+
+/// Counts exact duplicates and entries covered by a broader entry, for networks given as
+/// (network bits left-aligned in `width` bits, prefix length, width).
+fn redundancy(nets: impl Iterator<Item = (u128, u8, u8)>) -> (u64, u64) {
+    let mut ranges: Vec<(u128, u8, u8)> = nets.collect();
+    ranges.sort_unstable_by_key(|&(start, len, _)| (start, len));
+    let last = |start: u128, len: u8, width: u8| -> u128 {
+        let host_bits = u32::from(width - len);
+        if host_bits >= 128 {
+            u128::MAX
+        } else {
+            start | ((1u128 << host_bits) - 1)
+        }
+    };
+    let (mut duplicates, mut covered) = (0, 0);
+    let mut previous: Option<(u128, u8)> = None;
+    // Networks nest or are disjoint, and the sort puts a network before everything inside it,
+    // so an entry is covered exactly when it ends within the last entry that was not covered.
+    let mut cover_end: Option<u128> = None;
+    for (start, len, width) in ranges {
+        let end = last(start, len, width);
+        if previous == Some((start, len)) {
+            duplicates += 1;
+        } else if cover_end.is_some_and(|c| end <= c) {
+            covered += 1;
+        } else {
+            cover_end = Some(end);
+        }
+        previous = Some((start, len));
+    }
+    (duplicates, covered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<CidrList, ParseError> {
+        CidrList::parse(text.as_bytes(), "test", &ParseOptions::default())
+    }
+
+    #[test]
+    fn reads_real_list_formats() {
+        let list = parse(
+            "# comment\r\n1.2.3.4\r\n\n10.0.0.0/8 ; SBL123\n  2001:db8::/32  # trailing\n;x\n2001:db8::1\n",
+        )
+        .unwrap();
+        assert_eq!(list.v4(), &["1.2.3.4/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(
+            list.v6(),
+            &["2001:db8::/32".parse().unwrap(), "2001:db8::1/128".parse().unwrap()]
+        );
+        assert_eq!(list.line_of(Family::V4, 1), Some(4));
+        assert_eq!(list.line_of(Family::V6, 1), Some(7));
+    }
+
+    #[test]
+    fn bad_lines_name_line_and_text() {
+        let err = parse("1.2.3.4\n1.2.3.400\n").unwrap_err();
+        assert!(matches!(&err, ParseError::BadLine { line: 2, text, .. } if text == "1.2.3.400"), "{err}");
+        let err = parse("1.2.3.0/33\n").unwrap_err();
+        assert!(err.to_string().contains("0..=32"), "{err}");
+        let err = parse("\n\n1.2.3.4 5.6.7.8\n").unwrap_err();
+        assert!(matches!(err, ParseError::BadLine { line: 3, .. }));
+    }
+
+    #[test]
+    fn host_bits_normalised_or_rejected() {
+        let list = parse("10.1.2.3/8\n").unwrap();
+        assert_eq!(list.v4(), &["10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(list.stats().host_bits_normalised, 1);
+        let strict = ParseOptions { strict: true };
+        let err = CidrList::parse("10.1.2.3/8\n".as_bytes(), "t", &strict).unwrap_err();
+        assert!(matches!(err, ParseError::HostBits { line: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn counts_duplicates_and_covered() {
+        let list = parse("10.0.0.0/8\n10.1.0.0/16\n10.1.2.3\n10.1.2.3\n11.0.0.1\n10.0.0.0/8\n::/0\n2001:db8::1\n").unwrap();
+        let stats = list.stats();
+        assert_eq!(stats.duplicates, 2);
+        assert_eq!(stats.covered, 3);
+        let agg = list.aggregate();
+        assert_eq!(agg.len(), 3);
+    }
+
+    #[test]
+    fn finds_and_removes_entries_covering_addresses() {
+        let mut list = parse("198.18.0.0/15\n1.1.1.1\n198.18.0.1\n").unwrap();
+        let addr: IpAddr = "198.18.0.1".parse().unwrap();
+        let found = list.covering(&[addr]);
+        assert_eq!(found.iter().map(|l| l.line).collect::<Vec<_>>(), vec![Some(1), Some(3)]);
+        assert_eq!(list.remove_covering(&[addr]), 2);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.line_of(Family::V4, 0), Some(2));
+    }
+}

@@ -1,0 +1,127 @@
+use std::fmt;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::{CidrList, Error, Result};
+
+/// The prefix of every object egress-bench creates in the kernel (namespaces, links, chains,
+/// sets, pins), so that `egress-bench cleanup` can find what a killed run left behind.
+pub const OBJECT_PREFIX: &str = "egb-";
+
+/// The name stem of one filter instance's kernel objects: `egb-<run id>`.
+///
+/// Engines derive every name from it (`egb-1a2b3c` as a chain, `egb-1a2b3c-v4` as a set),
+/// so it is kept short enough for the tightest kernel name limit (iptables chains: 28 bytes;
+/// ipset names: 31 bytes; interface names: 15 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Longest run id accepted: keeps `egb-<id>-v4-next` within ipset's 31 bytes and
+    /// `egb-<id>-c` within the 15 bytes of an interface name.
+    pub const MAX_ID_LEN: usize = 8;
+
+    /// Builds the tag for a run id made of ASCII letters and digits.
+    pub fn new(run_id: &str) -> Result<Self> {
+        if run_id.is_empty()
+            || run_id.len() > Self::MAX_ID_LEN
+            || !run_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(Error::InvalidInput(format!(
+                "run id {run_id:?} must be 1 to {} ASCII letters or digits",
+                Self::MAX_ID_LEN
+            )));
+        }
+        Ok(Self(format!("{OBJECT_PREFIX}{run_id}")))
+    }
+
+    /// A fresh tag from the process id and the clock.
+    pub fn random() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mixed = (u64::from(std::process::id()) << 32 | u64::from(nanos))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Self(format!("{OBJECT_PREFIX}{:06x}", mixed >> 40))
+    }
+
+    /// The tag as a string (`egb-<run id>`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The tag followed by `-suffix`.
+    pub fn with(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.0)
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Kernel memory held by a filter, with the source of the figure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelMemory {
+    /// Bytes.
+    pub bytes: u64,
+    /// Where the figure comes from and how exact it is.
+    pub source: String,
+}
+
+/// What a loaded filter reports about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FilterStats {
+    /// IPv4 entries in the kernel.
+    pub entries_v4: u64,
+    /// IPv6 entries in the kernel.
+    pub entries_v6: u64,
+    /// Packets the filter dropped, where the kernel counts them.
+    pub packets_matched: Option<u64>,
+    /// Bytes the filter dropped, where the kernel counts them.
+    pub bytes_matched: Option<u64>,
+    /// Kernel memory used, where it can be found out.
+    pub kernel_memory: Option<KernelMemory>,
+}
+
+/// An egress filter installed in one network namespace: the seam between the harness and
+/// every engine.
+///
+/// Contract, for every engine:
+/// - [`load`](Self::load) and [`replace`](Self::replace) are atomic: either the whole new list
+///   applies or, on error, the kernel is left as before the call. `replace` never opens a
+///   window in which neither list applies.
+/// - [`add`](Self::add) and [`remove`](Self::remove) change single entries of a loaded list;
+///   adding a present entry or removing an absent one is not an error.
+/// - [`teardown`](Self::teardown) removes every kernel object the filter created; it is also
+///   called (errors ignored) when the filter is dropped.
+/// - Every kernel object is named from the filter's [`Tag`].
+pub trait EgressFilter: Send {
+    /// The engine's name as the harness knows it (`ipset`, `iptables`, ...).
+    fn name(&self) -> &'static str;
+
+    /// How the engine reaches the kernel, with tool versions where a tool is involved
+    /// (for example `nf_tables back-end, iptables v1.8.9`).
+    fn backend(&self) -> String;
+
+    /// Installs `list`, all or nothing.
+    fn load(&mut self, list: &CidrList) -> Result<()>;
+
+    /// Replaces the loaded list with `list`, atomically for the packets in flight.
+    fn replace(&mut self, list: &CidrList) -> Result<()>;
+
+    /// Adds entries to the loaded list.
+    fn add(&mut self, entries: &[IpNet]) -> Result<()>;
+
+    /// Removes entries from the loaded list.
+    fn remove(&mut self, entries: &[IpNet]) -> Result<()>;
+
+    /// Reads entry counts, match counters and kernel memory.
+    fn stats(&self) -> Result<FilterStats>;
+
+    /// Removes everything the filter created. Safe to call more than once.
+    fn teardown(&mut self) -> Result<()>;
+}

@@ -1,0 +1,28 @@
+//! Shared vocabulary of egress-bench: the [`EgressFilter`] trait every engine implements,
+//! the [`CidrList`] deny-list (parsed from text or [generated](generate)), and the
+//! [`NetNs`] handle an engine works in.
+//!
+//! An engine crate (`filter-ipset`, `filter-iptables`, ...) depends on this crate only;
+//! a program that wants one filter installs it without the benchmark harness:
+//!
+//! ```no_run
+//! use filter_core::{CidrList, EgressFilter, NetNs, ParseOptions};
+//! # fn engine(ns: NetNs) -> Box<dyn EgressFilter> { unimplemented!() }
+//! let list = CidrList::parse_file("blocklist.txt".as_ref(), &ParseOptions::default())?;
+//! let mut filter = engine(NetNs::current());
+//! filter.load(&list)?;           // all or nothing
+//! println!("{:?}", filter.stats()?);
+//! filter.teardown()?;            // also done on drop
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod cidr;
+mod error;
+mod filter;
+pub mod generate;
+mod netns;
+
+pub use cidr::{CidrList, Family, ListStats, Located, ParseError, ParseOptions};
+pub use error::{Error, Result};
+pub use filter::{EgressFilter, FilterStats, KernelMemory, OBJECT_PREFIX, Tag};
+pub use netns::{NetNs, command_line, run_command};

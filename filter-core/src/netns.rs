@@ -1,0 +1,99 @@
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::Command;
+
+use nix::sched::{CloneFlags, setns};
+
+use crate::{Error, Result};
+
+/// A network namespace an engine works in: a named one under `/run/netns` (as made by
+/// `ip netns add`), or the namespace of the calling process.
+///
+/// Sockets opened inside [`NetNs::run`] stay bound to the namespace for their whole life,
+/// so an engine opens its netlink sockets there once and uses them from any thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetNs {
+    name: Option<String>,
+}
+
+impl NetNs {
+    /// The namespace of the calling process (the host, unless the caller moved).
+    pub fn current() -> Self {
+        Self { name: None }
+    }
+
+    /// A namespace created with `ip netns add NAME`.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+        }
+    }
+
+    /// The namespace's name, or `None` for the caller's own.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Runs `f` on a short-lived thread that has entered this namespace, and returns its
+    /// result. The caller's own thread never changes namespace.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let Some(name) = &self.name else {
+            return Ok(f());
+        };
+        let path = PathBuf::from("/run/netns").join(name);
+        let file = File::open(&path)
+            .map_err(|e| Error::io(format!("open network namespace {}", path.display()), e))?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+                        Error::io(format!("setns into {}", path.display()), e.into())
+                    })?;
+                    Ok(f())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// A [`Command`] that runs `program` inside this namespace (through `ip netns exec`).
+    pub fn command(&self, program: &str) -> Command {
+        match &self.name {
+            Some(name) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", name, program]);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
+/// Runs a command to completion and returns its standard output; a failure becomes
+/// [`Error::Command`] with the command line and what the command wrote to standard error.
+pub fn run_command(cmd: &mut Command) -> Result<String> {
+    let line = command_line(cmd);
+    let output = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io(format!("start `{line}`"), e))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(Error::Command {
+            command: line,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// A command as a shell-like line, for error messages.
+pub fn command_line(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,62 @@
+//! The testbed against the real kernel (needs root).
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed, leftovers};
+
+fn route(bed: &Testbed, args: &str) {
+    let ns = bed.client().name().unwrap();
+    let status = Command::new("ip")
+        .args(["-n", ns])
+        .args(args.split_whitespace())
+        .status()
+        .unwrap();
+    assert!(status.success(), "ip {args}");
+}
+
+#[test]
+fn probes_see_delivery_and_drops_in_both_families() {
+    let bed = Testbed::new().expect("testbed (run as root)");
+    let tag = bed.tag().to_string();
+    for dst in [IpAddr::from(ALLOWED_V4), DENIED_V4.into(), ALLOWED_V6.into(), DENIED_V6.into()] {
+        assert_eq!(bed.probe(dst).unwrap(), Probe::Delivered, "{dst} before any drop");
+    }
+    // A blackhole route stands in for a filter: probes must notice the loss.
+    route(&bed, "route add blackhole 198.19.255.0/24");
+    route(&bed, "-6 route add blackhole 2001:2:0:1fff::/64");
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+    assert!(bed.probe("192.0.2.1".parse().unwrap()).is_err(), "outside the test range");
+    bed.remove().unwrap();
+    assert_eq!(leftovers(&tag), Vec::<String>::new());
+}
+
+#[test]
+fn enforcement_watch_times_a_change() {
+    let bed = Testbed::new().expect("testbed (run as root)");
+    let watch = bed
+        .watch_enforcement(DENIED_V4.into(), Duration::from_micros(20))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let start = Instant::now();
+    route(&bed, "route add blackhole 198.19.255.0/24");
+    let changed = start.elapsed();
+    std::thread::sleep(Duration::from_millis(30));
+    let e = watch.finish(start);
+    let after = e.after.expect("the route blocks the probes");
+    assert!(after <= changed + e.max_gap, "{e:?} changed after {changed:?}");
+    assert!(e.resolution < Duration::from_micros(200), "{e:?}");
+    assert!(e.sent > 100, "{e:?}");
+}
+
+#[test]
+fn dropping_removes_everything() {
+    let bed = Testbed::new().unwrap();
+    let tag = bed.tag().to_string();
+    assert_eq!(leftovers(&tag).len(), 2, "two namespaces while alive");
+    drop(bed);
+    assert!(leftovers(&tag).is_empty());
+}
