@@ -10,6 +10,8 @@
 //! panic), by [`install_signal_cleanup`] on Ctrl-C or SIGTERM, and by [`cleanup`] after a
 //! run that was killed.
 
+pub mod conformance;
+
 use std::collections::HashSet;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -247,7 +249,7 @@ impl Testbed {
     /// which arrive, to time when a filter starts to block `dst`.
     pub fn watch_enforcement(&self, dst: IpAddr, interval: Duration) -> Result<EnforcementWatch> {
         check_probe_target(dst)?;
-        EnforcementWatch::start(Arc::clone(&self.sockets), dst, interval)
+        EnforcementWatch::start(&self.client, &self.server, dst, interval)
     }
 
     /// Removes the namespaces (and with them the veth pair and every filter inside).
@@ -338,6 +340,8 @@ pub struct Enforcement {
     pub max_gap: Duration,
     /// Packets sent.
     pub sent: u64,
+    /// Packets the server received.
+    pub delivered: u64,
 }
 
 /// A running sender and receiver of numbered packets; see [`Testbed::watch_enforcement`].
@@ -348,25 +352,38 @@ pub struct EnforcementWatch {
 }
 
 impl EnforcementWatch {
-    fn start(sockets: Arc<Mutex<ProbeSockets>>, dst: IpAddr, interval: Duration) -> Result<Self> {
+    fn start(client: &NetNs, server: &NetNs, dst: IpAddr, interval: Duration) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-        let (client, server, port) = {
-            let s = sockets.lock().unwrap_or_else(|p| p.into_inner());
-            let (c, s, port) = s.pair(dst.is_ipv4());
-            let clone = |sock: &UdpSocket| sock.try_clone().map_err(|e| Error::io("clone probe socket", e));
-            (clone(c)?, clone(s)?, port)
+        // Sockets of its own: watches running side by side never read each other's packets.
+        let any: IpAddr = if dst.is_ipv4() {
+            Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            Ipv6Addr::UNSPECIFIED.into()
         };
-        drain(&server);
+        let bind = |ns: &NetNs| {
+            ns.run(|| UdpSocket::bind((any, 0)))?
+                .map_err(|e| Error::io("bind watch socket", e))
+        };
+        let (client, server) = (bind(client)?, bind(server)?);
+        let port = server
+            .local_addr()
+            .map_err(|e| Error::io("watch socket address", e))?
+            .port();
         server
             .set_read_timeout(Some(Duration::from_millis(5)))
             .map_err(|e| Error::io("set probe timeout", e))?;
+        // Room for a second of packets, so a receiver thread that loses the CPU for a moment
+        // (the machine has two cores and a loader busy on one) does not count as packet loss.
+        nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::RcvBufForce, &(16 << 20))
+            .map_err(|e| Error::io("enlarge watch socket buffer", e.into()))?;
         let receiver = {
             let stop = Arc::clone(&stop);
             thread::spawn(move || {
                 let mut seen = HashSet::new();
                 let mut buf = [0u8; 64];
                 let mut quiet_after_stop = 0;
+                // Stops after four quiet reads once told to stop: packets in flight arrive first.
                 loop {
                     match server.recv(&mut buf) {
                         Ok(n) => {
@@ -433,8 +450,38 @@ impl EnforcementWatch {
             resolution,
             max_gap,
             sent: sent.len() as u64,
+            delivered: seen.len() as u64,
         }
     }
+}
+
+/// Kernel objects in the client namespace whose names start with `prefix`: iptables chains
+/// (both back-ends, both families), ipsets, tc egress filters on the client's link and
+/// pinned BPF objects. Tests use it to prove a filter left nothing behind.
+pub fn filter_objects(bed: &Testbed, prefix: &str) -> Vec<String> {
+    let ns = bed.client();
+    let mut found = Vec::new();
+    for save in ["iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save"] {
+        if let Ok(out) = run_command(&mut ns.command(save)) {
+            found.extend(out.lines().filter(|l| l.contains(prefix)).map(|l| format!("{save}: {l}")));
+        }
+    }
+    if let Ok(out) = run_command(ns.command("ipset").args(["list", "-n"])) {
+        found.extend(out.lines().filter(|l| l.starts_with(prefix)).map(|l| format!("ipset {l}")));
+    }
+    let link = bed.tag().with("c");
+    if let Ok(out) = run_command(ns.command("tc").args(["filter", "show", "dev", &link, "egress"])) {
+        found.extend(out.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("tc egress: {l}")));
+    }
+    if let Ok(entries) = fs::read_dir("/sys/fs/bpf") {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(prefix) {
+                found.push(format!("pinned /sys/fs/bpf/{name}"));
+            }
+        }
+    }
+    found
 }
 
 /// Removes every testbed namespace and host link (`egb-*`) left by runs that were killed,

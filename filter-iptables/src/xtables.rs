@@ -1,0 +1,152 @@
+//! Driving `iptables-restore` and `ip6tables-restore` in a network namespace: one process
+//! per transaction, whatever its size, on either back-end.
+
+use std::io::{self, BufWriter, Write};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+
+use filter_core::{Error, Family, NetNs, Result, command_line, run_command};
+
+/// The kernel interface iptables drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// `iptables-nft`: rules become nf_tables rules (Debian 12's default `iptables`).
+    #[default]
+    Nft,
+    /// `iptables-legacy`: the x_tables blob replaced whole through setsockopt.
+    Legacy,
+}
+
+impl Backend {
+    /// The name used on the command line and in records (`nft`, `legacy`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Nft => "nft",
+            Backend::Legacy => "legacy",
+        }
+    }
+
+    /// The iptables program of this back-end for `family`.
+    pub fn program(self, family: Family) -> &'static str {
+        match (self, family) {
+            (Backend::Nft, Family::V4) => "iptables-nft",
+            (Backend::Nft, Family::V6) => "ip6tables-nft",
+            (Backend::Legacy, Family::V4) => "iptables-legacy",
+            (Backend::Legacy, Family::V6) => "ip6tables-legacy",
+        }
+    }
+
+    /// The restore program of this back-end for `family`.
+    pub fn restore_program(self, family: Family) -> &'static str {
+        match (self, family) {
+            (Backend::Nft, Family::V4) => "iptables-nft-restore",
+            (Backend::Nft, Family::V6) => "ip6tables-nft-restore",
+            (Backend::Legacy, Family::V4) => "iptables-legacy-restore",
+            (Backend::Legacy, Family::V6) => "ip6tables-legacy-restore",
+        }
+    }
+
+    /// `iptables --version` of this back-end, for records.
+    pub fn version(self) -> String {
+        run_command(Command::new(self.program(Family::V4)).arg("--version")).map_or_else(
+            |e| format!("unknown ({e})"),
+            |out| out.trim().to_owned(),
+        )
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "nft" => Ok(Backend::Nft),
+            "legacy" => Ok(Backend::Legacy),
+            _ => Err(format!("unknown iptables back-end {s:?}; expected nft or legacy")),
+        }
+    }
+}
+
+/// Applies one `iptables-restore --noflush` transaction whose text `write` produces, streamed
+/// into the restore process (the whole text is never held in memory). The kernel sees all of
+/// it or, if any line fails, none of it.
+pub fn restore_with(
+    netns: &NetNs,
+    backend: Backend,
+    family: Family,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<()> {
+    let mut cmd = netns.command(backend.restore_program(family));
+    cmd.args(["--noflush", "--wait"]);
+    let line = command_line(&cmd);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(format!("start `{line}`"), e))?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let mut writer = BufWriter::with_capacity(1 << 20, stdin);
+    let written = write(&mut writer).and_then(|()| writer.flush());
+    drop(writer);
+    let output = child
+        .wait_with_output()
+        .map_err(|e| Error::io(format!("wait for `{line}`"), e))?;
+    if !output.status.success() {
+        return Err(Error::Command {
+            command: line,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    written.map_err(|e| Error::io(format!("write rules to `{line}`"), e))
+}
+
+/// Applies a small `iptables-restore --noflush` transaction given as text.
+pub fn restore(netns: &NetNs, backend: Backend, family: Family, text: &str) -> Result<()> {
+    restore_with(netns, backend, family, |w| w.write_all(text.as_bytes()))
+}
+
+/// Whether `chain` exists in the filter table.
+pub fn chain_exists(netns: &NetNs, backend: Backend, family: Family, chain: &str) -> bool {
+    let mut cmd = netns.command(backend.program(family));
+    cmd.args(["--wait", "-t", "filter", "-n", "-L", chain]);
+    run_command(&mut cmd).is_ok()
+}
+
+/// Sums the packet and byte counters of the rules in `chain`.
+pub fn chain_counters(
+    netns: &NetNs,
+    backend: Backend,
+    family: Family,
+    chain: &str,
+) -> Result<(u64, u64)> {
+    let mut cmd = netns.command(backend.program(family));
+    cmd.args(["--wait", "-t", "filter", "-n", "-v", "-x", "-L", chain]);
+    let out = run_command(&mut cmd)?;
+    let (mut packets, mut bytes) = (0, 0);
+    // Two header lines, then one line per rule starting with its packet and byte counts.
+    for line in out.lines().skip(2) {
+        let mut fields = line.split_whitespace();
+        if let (Some(p), Some(b)) = (fields.next(), fields.next())
+            && let (Ok(p), Ok(b)) = (p.parse::<u64>(), b.parse::<u64>())
+        {
+            packets += p;
+            bytes += b;
+        }
+    }
+    Ok((packets, bytes))
+}
+
+/// The transaction that unhooks `chain` from OUTPUT and deletes it, if it exists.
+pub fn remove_chain(netns: &NetNs, backend: Backend, family: Family, chain: &str) -> Result<()> {
+    if !chain_exists(netns, backend, family, chain) {
+        return Ok(());
+    }
+    restore(
+        netns,
+        backend,
+        family,
+        &format!("*filter\n-D OUTPUT -j {chain}\n-F {chain}\n-X {chain}\nCOMMIT\n"),
+    )
+}

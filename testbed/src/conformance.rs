@@ -1,0 +1,163 @@
+//! One set of kernel tests that every [`EgressFilter`] engine must pass, run by each engine
+//! crate through [`conformance_tests!`](crate::conformance_tests).
+//!
+//! Each check builds its own testbed, so the checks run in parallel safely.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use filter_core::generate::{Mix, generate};
+use filter_core::{CidrList, EgressFilter, Error, Family, NetNs, Tag};
+use ipnet::IpNet;
+
+use crate::{
+    ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets,
+    filter_objects, leftovers,
+};
+
+/// Makes the engine under test in a namespace, naming its objects from a tag.
+pub type MakeFilter = fn(NetNs, Tag) -> Box<dyn EgressFilter>;
+
+const ADDRS: [(IpAddr, IpAddr); 2] = [
+    (IpAddr::V4(DENIED_V4), IpAddr::V4(ALLOWED_V4)),
+    (IpAddr::V6(DENIED_V6), IpAddr::V6(ALLOWED_V6)),
+];
+
+/// A generated list of `n` entries per family plus the deliberate probe networks.
+pub fn list_with_probes(n: usize, seed: u64) -> CidrList {
+    let mut list = generate(n, seed, Mix::Default, &Family::BOTH);
+    list.extend(denied_probe_nets());
+    list
+}
+
+fn bed() -> Testbed {
+    Testbed::new().expect("building the testbed needs root (run `cargo xtask test`)")
+}
+
+fn expect_probes(bed: &Testbed, denied: Probe, when: &str) {
+    for (deny, allow) in ADDRS {
+        assert_eq!(bed.probe(deny).unwrap(), denied, "{deny} {when}");
+        assert_eq!(bed.probe(allow).unwrap(), Probe::Delivered, "{allow} {when}");
+    }
+}
+
+fn assert_clean(bed: &Testbed, tag: &Tag) {
+    let left = filter_objects(bed, tag.as_str());
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+/// Loading blocks the denied probes and passes the allowed ones, in both families, and
+/// the statistics count the entries and the drops.
+pub fn load_blocks_denied_passes_allowed(make: MakeFilter) {
+    let bed = bed();
+    let tag = bed.tag().clone();
+    let mut filter = make(bed.client().clone(), tag.clone());
+    expect_probes(&bed, Probe::Delivered, "before load");
+    let list = list_with_probes(2_000, 1);
+    filter.load(&list).unwrap();
+    expect_probes(&bed, Probe::Dropped, "after load");
+    let stats = filter.stats().unwrap();
+    assert!(stats.entries_v4 > 1_900 && stats.entries_v6 > 1_900, "{stats:?}");
+    if let Some(packets) = stats.packets_matched {
+        assert!(packets > 0, "drops counted: {stats:?}");
+    }
+    assert!(matches!(filter.load(&list), Err(Error::AlreadyLoaded)));
+    expect_probes(&bed, Probe::Dropped, "after a refused second load");
+    filter.teardown().unwrap();
+    expect_probes(&bed, Probe::Delivered, "after teardown");
+    assert_clean(&bed, &tag);
+    filter.teardown().expect("teardown twice is fine");
+    drop(filter);
+    let name = tag.to_string();
+    bed.remove().unwrap();
+    assert!(leftovers(&name).is_empty());
+}
+
+/// Adding and removing single entries takes effect; a present add or an absent remove is
+/// not an error; removing a narrow entry inside a broad one leaves the broad one working.
+pub fn add_and_remove_entries(make: MakeFilter) {
+    let bed = bed();
+    let mut filter = make(bed.client().clone(), bed.tag().clone());
+    filter.load(&generate(500, 3, Mix::Default, &Family::BOTH)).unwrap();
+    expect_probes(&bed, Probe::Delivered, "before add");
+    let probes = denied_probe_nets();
+    filter.add(&probes).unwrap();
+    expect_probes(&bed, Probe::Dropped, "after add");
+    filter.add(&probes).expect("adding present entries");
+    let hosts: Vec<IpNet> = ADDRS.iter().map(|&(d, _)| IpNet::from(d)).collect();
+    filter.add(&hosts).unwrap();
+    filter.remove(&hosts).unwrap();
+    expect_probes(&bed, Probe::Dropped, "after removing host entries inside denied nets");
+    filter.remove(&probes).unwrap();
+    expect_probes(&bed, Probe::Delivered, "after remove");
+    filter.remove(&probes).expect("removing absent entries");
+    let tag = bed.tag().clone();
+    drop(filter);
+    assert_clean(&bed, &tag);
+}
+
+/// Replacing the list while packets flow to a denied and an allowed address: the allowed
+/// stream loses nothing, the denied stream gets nothing through, and the new list applies.
+pub fn replace_under_traffic(make: MakeFilter) {
+    let bed = bed();
+    let mut filter = make(bed.client().clone(), bed.tag().clone());
+    filter.load(&list_with_probes(5_000, 1)).unwrap();
+    for (deny, allow) in ADDRS {
+        let denied = bed.watch_enforcement(deny, Duration::from_micros(50)).unwrap();
+        let allowed = bed.watch_enforcement(allow, Duration::from_micros(50)).unwrap();
+        let start = Instant::now();
+        for seed in 10..13 {
+            filter.replace(&list_with_probes(5_000, seed)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let (denied, allowed) = (denied.finish(start), allowed.finish(start));
+        assert_eq!(denied.delivered, 0, "denied packets leaked during replace: {denied:?}");
+        assert_eq!(allowed.delivered, allowed.sent, "allowed packets lost during replace: {allowed:?}");
+        assert!(allowed.sent > 50, "{allowed:?}");
+    }
+    filter.replace(&generate(5_000, 20, Mix::Default, &Family::BOTH)).unwrap();
+    expect_probes(&bed, Probe::Delivered, "after replacing with a list without the probes");
+    let stats = filter.stats().unwrap();
+    assert!(stats.entries_v4 > 4_900 && stats.entries_v4 <= 5_000, "{stats:?}");
+    filter.replace(&list_with_probes(10, 21)).unwrap();
+    expect_probes(&bed, Probe::Dropped, "after replacing with the probes again");
+    let tag = bed.tag().clone();
+    filter.teardown().unwrap();
+    assert_clean(&bed, &tag);
+}
+
+/// Dropping a loaded filter without teardown removes its objects.
+pub fn drop_removes_everything(make: MakeFilter) {
+    let bed = bed();
+    let tag = bed.tag().clone();
+    {
+        let mut filter = make(bed.client().clone(), tag.clone());
+        filter.load(&list_with_probes(100, 4)).unwrap();
+        assert!(!filter_objects(&bed, tag.as_str()).is_empty() || bed.probe(DENIED_V4.into()).unwrap() == Probe::Dropped);
+    }
+    assert_clean(&bed, &tag);
+    expect_probes(&bed, Probe::Delivered, "after drop");
+}
+
+/// Expands to one `#[test]` per conformance check for the engine `make` builds.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        #[test]
+        fn load_blocks_denied_passes_allowed() {
+            $crate::conformance::load_blocks_denied_passes_allowed($make);
+        }
+        #[test]
+        fn add_and_remove_entries() {
+            $crate::conformance::add_and_remove_entries($make);
+        }
+        #[test]
+        fn replace_under_traffic() {
+            $crate::conformance::replace_under_traffic($make);
+        }
+        #[test]
+        fn drop_removes_everything() {
+            $crate::conformance::drop_removes_everything($make);
+        }
+    };
+}
