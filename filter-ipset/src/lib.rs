@@ -1,1 +1,418 @@
-//! wip
+//! Egress filter engine with one ipset `hash:net` set per family, matched by one iptables
+//! rule per family: the kernel does one hash lookup per prefix length in the set, whatever
+//! the number of entries.
+//!
+//! Sets are created sized for the list (`hashsize` a power of two at least the entry count,
+//! so the kernel never rehashes while loading; `maxelem` with room to grow), filled over
+//! nfnetlink with about 1,500 entries per message, and only then matched by the rule
+//! `-A <chain> -m set --match-set <set> dst -j DROP` in a chain jumped to from `OUTPUT`.
+//! A failed load destroys what it created. [`replace`](EgressFilter::replace) fills a second
+//! set and swaps the two in one kernel operation.
+//!
+//! Requires ipset support (`ip_set_hash_net`, `xt_set`) and the iptables tools;
+//! `CAP_NET_ADMIN` in the target namespace.
+//!
+//! ```no_run
+//! use filter_core::{CidrList, EgressFilter, NetNs, Tag};
+//! use filter_ipset::IpsetFilter;
+//! use filter_iptables::Backend;
+//!
+//! let list: CidrList = ["203.0.113.0/24".parse()?].into_iter().collect();
+//! let mut filter = IpsetFilter::new(NetNs::named("blue"), Tag::new("demo")?, Backend::Nft)?;
+//! filter.load(&list)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod netlink;
+
+use std::io::Write;
+
+use filter_core::{
+    CidrList, EgressFilter, Error, Family, FilterStats, KernelMemory, NetNs, Result, Tag,
+};
+use filter_iptables::{Backend, xtables};
+use ipnet::IpNet;
+
+use netlink::{Entries, IpsetSocket};
+
+/// Most entries one set may hold: `hashsize` must stay a power of two below 2^31 in the
+/// kernel, and a set this large already needs tens of GiB.
+pub const MAX_ENTRIES: u64 = 1 << 28;
+
+/// Kernel memory a set needs per entry, for the up-front memory check (an element, its
+/// share of a bucket, and its hash slot; measured 50-60 bytes on 6.x kernels).
+const BYTES_PER_ENTRY: u64 = 64;
+
+/// Sizes of a set made for `entries` entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetSize {
+    /// Buckets: a power of two, at least the entry count, so loading never triggers a resize.
+    pub hashsize: u32,
+    /// The most elements the set accepts: twice the list, at least 65,536.
+    pub maxelem: u32,
+}
+
+impl SetSize {
+    /// The size for a list of `entries`, or a [`Error::Limit`] naming the limit.
+    pub fn for_entries(entries: usize) -> Result<Self> {
+        let n = entries as u64;
+        if n > MAX_ENTRIES {
+            return Err(Error::Limit {
+                limit: "ipset hash:net entries",
+                requested: n,
+                max: MAX_ENTRIES,
+                hint: "split the list across sets, or use the tcbpf engine".into(),
+            });
+        }
+        let needed = n * BYTES_PER_ENTRY;
+        if let Some(available) = mem_available() {
+            if needed > available / 2 {
+                return Err(Error::Limit {
+                    limit: "kernel memory for the set (half of MemAvailable)",
+                    requested: needed,
+                    max: available / 2,
+                    hint: "free memory, or load a shorter or aggregated list (--aggregate)".into(),
+                });
+            }
+        }
+        let hashsize = u32::try_from(n.max(64).next_power_of_two()).expect("bounded by MAX_ENTRIES");
+        let maxelem = u32::try_from((n * 2).max(65_536)).expect("bounded by MAX_ENTRIES");
+        Ok(Self { hashsize, maxelem })
+    }
+}
+
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// How sets are created and filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loader {
+    /// nfnetlink messages from this process (the engine).
+    Netlink,
+    /// `ipset restore` fed a script (the reference loader).
+    Restore,
+}
+
+/// An ipset `hash:net` set per family and one iptables rule each; see the [crate docs](crate).
+pub struct IpsetFilter {
+    netns: NetNs,
+    tag: Tag,
+    backend: Backend,
+    loader: Loader,
+    socket: IpsetSocket,
+    loaded: bool,
+}
+
+impl IpsetFilter {
+    /// The engine: sets filled over nfnetlink by this process.
+    pub fn new(netns: NetNs, tag: Tag, backend: Backend) -> Result<Self> {
+        Self::with_loader(netns, tag, backend, Loader::Netlink)
+    }
+
+    /// The reference loader: the same sets and rules, filled by `ipset restore`.
+    pub fn reference(netns: NetNs, tag: Tag, backend: Backend) -> Result<Self> {
+        Self::with_loader(netns, tag, backend, Loader::Restore)
+    }
+
+    fn with_loader(netns: NetNs, tag: Tag, backend: Backend, loader: Loader) -> Result<Self> {
+        let socket = IpsetSocket::open(&netns)?;
+        Ok(Self {
+            netns,
+            tag,
+            backend,
+            loader,
+            socket,
+            loaded: false,
+        })
+    }
+
+    /// The set matched for `family` (`egb-<id>-v4`, `egb-<id>-v6`).
+    pub fn set_name(&self, family: Family) -> String {
+        self.tag.with(family_suffix(family))
+    }
+
+    fn staging_name(&self, family: Family) -> String {
+        self.tag.with(&format!("{}-next", family_suffix(family)))
+    }
+
+    fn chain(&self) -> &str {
+        self.tag.as_str()
+    }
+
+    /// Creates set `name` sized for `entries` and fills it; on any error the set is gone.
+    fn create_filled(&mut self, name: &str, entries: Entries<'_>) -> Result<()> {
+        let size = SetSize::for_entries(entries.len())?;
+        let result = match self.loader {
+            Loader::Netlink => self.netlink_fill(name, entries, size),
+            Loader::Restore => self.restore_fill(name, entries, size),
+        };
+        if result.is_err() {
+            let _ = self.socket.destroy(name);
+        }
+        result
+    }
+
+    fn netlink_fill(&mut self, name: &str, entries: Entries<'_>, size: SetSize) -> Result<()> {
+        self.socket.create(name, entries.family(), size.hashsize, size.maxelem)?;
+        self.socket.change(name, entries, true, |_| {}).map_err(|refusal| {
+            let what = refusal
+                .entry
+                .map(|i| format!(" entry {} ({})", i + 1, entries.describe(i)))
+                .unwrap_or_default();
+            refusal.into_error(format!("adding{what} to set {name}"))
+        })
+    }
+
+    fn restore_fill(&mut self, name: &str, entries: Entries<'_>, size: SetSize) -> Result<()> {
+        let family = match entries.family() {
+            Family::V4 => "inet",
+            Family::V6 => "inet6",
+        };
+        let mut script = format!(
+            "create {name} hash:net family {family} hashsize {} maxelem {}\n",
+            size.hashsize, size.maxelem
+        );
+        match entries {
+            Entries::V4(nets) => nets.iter().for_each(|n| script += &format!("add {name} {n}\n")),
+            Entries::V6(nets) => nets.iter().for_each(|n| script += &format!("add {name} {n}\n")),
+        }
+        self.ipset_restore(&script)
+    }
+
+    fn ipset_restore(&self, script: &str) -> Result<()> {
+        use std::process::Stdio;
+        let mut cmd = self.netns.command("ipset");
+        cmd.args(["-exist", "restore"]);
+        let line = filter_core::command_line(&cmd);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(format!("start `{line}`"), e))?;
+        let written = child.stdin.take().expect("piped").write_all(script.as_bytes());
+        let out = child.wait_with_output().map_err(|e| Error::io(format!("wait for `{line}`"), e))?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                command: line,
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        written.map_err(|e| Error::io(format!("write to `{line}`"), e))
+    }
+
+    fn hook(&self, family: Family) -> Result<()> {
+        let (chain, set) = (self.chain(), self.set_name(family));
+        xtables::restore(
+            &self.netns,
+            self.backend,
+            family,
+            &format!(
+                "*filter\n:{chain} - [0:0]\n-A {chain} -m set --match-set {set} dst -j DROP\n\
+                 -A OUTPUT -j {chain}\nCOMMIT\n"
+            ),
+        )
+    }
+
+    fn remove_everything(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for family in Family::BOTH {
+            // Rules first: the kernel refuses to destroy a set a rule refers to.
+            if let Err(e) = xtables::remove_chain(&self.netns, self.backend, family, self.tag.as_str()) {
+                first_error.get_or_insert(e);
+            }
+            for name in [self.set_name(family), self.staging_name(family)] {
+                if let Err(e) = self.socket.destroy(&name) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn family_suffix(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "v4",
+        Family::V6 => "v6",
+    }
+}
+
+fn entries_of(list: &CidrList, family: Family) -> Entries<'_> {
+    match family {
+        Family::V4 => Entries::V4(list.v4()),
+        Family::V6 => Entries::V6(list.v6()),
+    }
+}
+
+impl EgressFilter for IpsetFilter {
+    fn name(&self) -> &'static str {
+        match self.loader {
+            Loader::Netlink => "ipset",
+            Loader::Restore => "ipset-restore",
+        }
+    }
+
+    fn backend(&self) -> String {
+        let loader = match self.loader {
+            Loader::Netlink => "nfnetlink".to_owned(),
+            Loader::Restore => filter_core::run_command(std::process::Command::new("ipset").arg("version"))
+                .map_or_else(|_| "ipset restore".into(), |v| v.trim().to_owned()),
+        };
+        format!("hash:net via {loader}; rule: iptables {} ({})", self.backend.name(), self.backend.version())
+    }
+
+    fn load(&mut self, list: &CidrList) -> Result<()> {
+        if self.loaded {
+            return Err(Error::AlreadyLoaded);
+        }
+        check(list)?;
+        let result = (|| {
+            for family in Family::BOTH {
+                let name = self.set_name(family);
+                self.create_filled(&name, entries_of(list, family))?;
+            }
+            for family in Family::BOTH {
+                self.hook(family)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.loaded = true;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.remove_everything();
+                Err(e)
+            }
+        }
+    }
+
+    fn replace(&mut self, list: &CidrList) -> Result<()> {
+        if !self.loaded {
+            return Err(Error::NotLoaded);
+        }
+        check(list)?;
+        // Fill both staging sets before swapping either, so a failure changes nothing.
+        for family in Family::BOTH {
+            let staging = self.staging_name(family);
+            if let Err(e) = self.create_filled(&staging, entries_of(list, family)) {
+                let _ = self.socket.destroy(&self.staging_name(Family::V4));
+                return Err(e);
+            }
+        }
+        for family in Family::BOTH {
+            let (live, staging) = (self.set_name(family), self.staging_name(family));
+            self.socket.swap(&live, &staging)?;
+            self.socket.destroy(&staging)?;
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, entries: &[IpNet]) -> Result<()> {
+        change(self, entries, true)
+    }
+
+    fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
+        change(self, entries, false)
+    }
+
+    fn stats(&self) -> Result<FilterStats> {
+        let mut socket = IpsetSocket::open(&self.netns)?;
+        let mut stats = FilterStats::default();
+        let mut memory = 0;
+        for family in Family::BOTH {
+            let header = socket.header(&self.set_name(family))?;
+            match family {
+                Family::V4 => stats.entries_v4 = header.elements,
+                Family::V6 => stats.entries_v6 = header.elements,
+            }
+            memory += header.memsize;
+        }
+        stats.kernel_memory = Some(KernelMemory {
+            bytes: memory,
+            source: "ipset set headers (memsize), both families".into(),
+        });
+        let (mut packets, mut bytes) = (0, 0);
+        for family in Family::BOTH {
+            let (p, b) = xtables::chain_counters(&self.netns, self.backend, family, self.chain())?;
+            packets += p;
+            bytes += b;
+        }
+        stats.packets_matched = Some(packets);
+        stats.bytes_matched = Some(bytes);
+        Ok(stats)
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        self.loaded = false;
+        self.remove_everything()
+    }
+}
+
+/// Checks every limit before the kernel sees anything: set sizes, and prefix lengths
+/// (hash:net cannot hold a /0).
+fn check(list: &CidrList) -> Result<()> {
+    for family in Family::BOTH {
+        SetSize::for_entries(list.len_of(family))?;
+    }
+    let zero_v4 = list.v4().iter().position(|n| n.prefix_len() == 0).map(|i| (Family::V4, i));
+    let zero_v6 = list.v6().iter().position(|n| n.prefix_len() == 0).map(|i| (Family::V6, i));
+    if let Some((family, index)) = zero_v4.or(zero_v6) {
+        let place = list
+            .line_of(family, index)
+            .map_or_else(|| format!("entry {}", index + 1), |line| format!("line {line}"));
+        return Err(Error::InvalidInput(format!(
+            "{place}: ipset hash:net cannot hold a /0 prefix (it would match everything); \
+             use a /1 pair (0.0.0.0/1 and 128.0.0.0/1, or ::/1 and 8000::/1) instead"
+        )));
+    }
+    Ok(())
+}
+
+fn change(filter: &mut IpsetFilter, entries: &[IpNet], add: bool) -> Result<()> {
+    if !filter.loaded {
+        return Err(Error::NotLoaded);
+    }
+    let list: CidrList = entries.iter().copied().collect();
+    if add {
+        check(&list)?;
+    }
+    for family in Family::BOTH {
+        let set = filter.set_name(family);
+        let part = entries_of(&list, family);
+        if part.len() == 0 {
+            continue;
+        }
+        match filter.loader {
+            Loader::Netlink => filter.socket.change(&set, part, add, |_| {}).map_err(|r| {
+                let verb = if add { "adding to" } else { "removing from" };
+                r.into_error(format!("{verb} set {set}"))
+            })?,
+            Loader::Restore => {
+                let verb = if add { "add" } else { "del" };
+                let script: String = list
+                    .iter()
+                    .filter(|n| Family::of(n.addr()) == family)
+                    .map(|n| format!("{verb} {set} {n}\n"))
+                    .collect();
+                filter.ipset_restore(&script)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Drop for IpsetFilter {
+    fn drop(&mut self) {
+        if self.loaded {
+            let _ = self.teardown();
+        }
+    }
+}

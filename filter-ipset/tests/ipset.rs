@@ -1,0 +1,43 @@
+//! ipset-specific behaviour against the real kernel.
+
+use filter_core::generate::{Mix, generate};
+use filter_core::{CidrList, EgressFilter, Error, Family, ParseOptions};
+use filter_ipset::{IpsetFilter, SetSize};
+use filter_iptables::Backend;
+use testbed::{DENIED_V4, Probe, Testbed, filter_objects};
+
+#[test]
+fn set_is_sized_so_loading_never_resizes() {
+    let size = SetSize::for_entries(1_000_000).unwrap();
+    assert_eq!(size.hashsize, 1 << 20);
+    assert_eq!(size.maxelem, 2_000_000);
+    assert!(matches!(SetSize::for_entries(1 << 29), Err(Error::Limit { .. })));
+}
+
+#[test]
+fn bad_entry_is_named_and_nothing_is_applied() {
+    let bed = Testbed::new().unwrap();
+    let mut text = String::new();
+    for net in generate(3_000, 5, Mix::Default, &[Family::V4]).iter() {
+        text += &format!("{net}\n");
+    }
+    text += "198.19.255.0/24\n0.0.0.0/0\n";
+    let list = CidrList::parse(text.as_bytes(), "t", &ParseOptions::default()).unwrap();
+    let mut filter = IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
+    let err = filter.load(&list).unwrap_err().to_string();
+    assert!(err.contains("line 3002") && err.contains("/0"), "{err}");
+    assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+}
+
+#[test]
+fn stats_report_kernel_memory_and_entries() {
+    let bed = Testbed::new().unwrap();
+    let mut filter = IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
+    let list = generate(20_000, 1, Mix::Hosts, &[Family::V4]);
+    filter.load(&list).unwrap();
+    let stats = filter.stats().unwrap();
+    assert_eq!(stats.entries_v4, list.stats().entries_v4 - list.stats().duplicates);
+    let memory = stats.kernel_memory.unwrap();
+    assert!(memory.bytes > 20_000 * 8, "{memory:?}");
+}
