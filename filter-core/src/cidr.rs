@@ -51,7 +51,9 @@ pub enum ParseError {
         reason: String,
     },
     /// Strict mode: an entry has host bits set.
-    #[error("line {line}: {text:?} has host bits set (its network is {network}); fix it or drop --strict to normalise")]
+    #[error(
+        "line {line}: {text:?} has host bits set (its network is {network}); fix it or drop --strict to normalise"
+    )]
     HostBits {
         /// 1-based line number.
         line: u64,
@@ -117,17 +119,23 @@ impl CidrList {
     /// Reads a list from text: one address or CIDR per line; bare addresses mean /32 or /128;
     /// `#` and `;` start comments (whole-line or trailing); blank lines and CRLF are fine.
     /// The first bad line is an error naming the line number and its text.
-    pub fn parse(reader: impl Read, source_name: &str, options: &ParseOptions) -> Result<Self, ParseError> {
+    pub fn parse(
+        reader: impl Read,
+        source_name: &str,
+        options: &ParseOptions,
+    ) -> Result<Self, ParseError> {
         let mut reader = BufReader::with_capacity(1 << 16, reader);
         let mut list = Self::new();
         let mut buf = Vec::with_capacity(128);
         let mut line_no = 0u64;
         loop {
             buf.clear();
-            let read = reader.read_until(b'\n', &mut buf).map_err(|error| ParseError::Io {
-                source_name: source_name.to_owned(),
-                error,
-            })?;
+            let read = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|error| ParseError::Io {
+                    source_name: source_name.to_owned(),
+                    error,
+                })?;
             if read == 0 {
                 break;
             }
@@ -252,8 +260,16 @@ impl CidrList {
     /// Counts entries, normalised host bits, duplicates and covered entries.
     /// Sorts a copy of the list: O(n log n).
     pub fn stats(&self) -> ListStats {
-        let (dup4, cov4) = redundancy(self.v4.iter().map(|n| (u128::from(u32::from(n.network())), n.prefix_len(), 32)));
-        let (dup6, cov6) = redundancy(self.v6.iter().map(|n| (u128::from(n.network()), n.prefix_len(), 128)));
+        let (dup4, cov4) = redundancy(
+            self.v4
+                .iter()
+                .map(|n| (u128::from(u32::from(n.network())), n.prefix_len(), 32)),
+        );
+        let (dup6, cov6) = redundancy(
+            self.v6
+                .iter()
+                .map(|n| (u128::from(n.network()), n.prefix_len(), 128)),
+        );
         ListStats {
             entries_v4: self.v4.len() as u64,
             entries_v6: self.v6.len() as u64,
@@ -277,7 +293,10 @@ impl CidrList {
     pub fn covering(&self, addrs: &[IpAddr]) -> Vec<Located> {
         let mut found = Vec::new();
         for (i, net) in self.v4.iter().enumerate() {
-            if addrs.iter().any(|a| matches!(a, IpAddr::V4(a) if net.contains(a))) {
+            if addrs
+                .iter()
+                .any(|a| matches!(a, IpAddr::V4(a) if net.contains(a)))
+            {
                 found.push(Located {
                     line: self.line_of(Family::V4, i),
                     net: IpNet::V4(*net),
@@ -285,7 +304,10 @@ impl CidrList {
             }
         }
         for (i, net) in self.v6.iter().enumerate() {
-            if addrs.iter().any(|a| matches!(a, IpAddr::V6(a) if net.contains(a))) {
+            if addrs
+                .iter()
+                .any(|a| matches!(a, IpAddr::V6(a) if net.contains(a)))
+            {
                 found.push(Located {
                     line: self.line_of(Family::V6, i),
                     net: IpNet::V6(*net),
@@ -301,12 +323,20 @@ impl CidrList {
         let keep4: Vec<bool> = self
             .v4
             .iter()
-            .map(|n| !addrs.iter().any(|a| matches!(a, IpAddr::V4(a) if n.contains(a))))
+            .map(|n| {
+                !addrs
+                    .iter()
+                    .any(|a| matches!(a, IpAddr::V4(a) if n.contains(a)))
+            })
             .collect();
         let keep6: Vec<bool> = self
             .v6
             .iter()
-            .map(|n| !addrs.iter().any(|a| matches!(a, IpAddr::V6(a) if n.contains(a))))
+            .map(|n| {
+                !addrs
+                    .iter()
+                    .any(|a| matches!(a, IpAddr::V6(a) if n.contains(a)))
+            })
             .collect();
         retain_by(&mut self.v4, &keep4);
         retain_by(&mut self.v4_lines, &keep4);
@@ -425,10 +455,16 @@ mod tests {
             "# comment\r\n1.2.3.4\r\n\n10.0.0.0/8 ; SBL123\n  2001:db8::/32  # trailing\n;x\n2001:db8::1\n",
         )
         .unwrap();
-        assert_eq!(list.v4(), &["1.2.3.4/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]);
+        assert_eq!(
+            list.v4(),
+            &["1.2.3.4/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]
+        );
         assert_eq!(
             list.v6(),
-            &["2001:db8::/32".parse().unwrap(), "2001:db8::1/128".parse().unwrap()]
+            &[
+                "2001:db8::/32".parse().unwrap(),
+                "2001:db8::1/128".parse().unwrap()
+            ]
         );
         assert_eq!(list.line_of(Family::V4, 1), Some(4));
         assert_eq!(list.line_of(Family::V6, 1), Some(7));
@@ -437,7 +473,10 @@ mod tests {
     #[test]
     fn bad_lines_name_line_and_text() {
         let err = parse("1.2.3.4\n1.2.3.400\n").unwrap_err();
-        assert!(matches!(&err, ParseError::BadLine { line: 2, text, .. } if text == "1.2.3.400"), "{err}");
+        assert!(
+            matches!(&err, ParseError::BadLine { line: 2, text, .. } if text == "1.2.3.400"),
+            "{err}"
+        );
         let err = parse("1.2.3.0/33\n").unwrap_err();
         assert!(err.to_string().contains("0..=32"), "{err}");
         let err = parse("\n\n1.2.3.4 5.6.7.8\n").unwrap_err();
@@ -469,7 +508,10 @@ mod tests {
         let mut list = parse("198.18.0.0/15\n1.1.1.1\n198.18.0.1\n").unwrap();
         let addr: IpAddr = "198.18.0.1".parse().unwrap();
         let found = list.covering(&[addr]);
-        assert_eq!(found.iter().map(|l| l.line).collect::<Vec<_>>(), vec![Some(1), Some(3)]);
+        assert_eq!(
+            found.iter().map(|l| l.line).collect::<Vec<_>>(),
+            vec![Some(1), Some(3)]
+        );
         assert_eq!(list.remove_covering(&[addr]), 2);
         assert_eq!(list.len(), 1);
         assert_eq!(list.line_of(Family::V4, 0), Some(2));

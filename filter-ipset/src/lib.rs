@@ -65,17 +65,18 @@ impl SetSize {
             });
         }
         let needed = n * BYTES_PER_ENTRY;
-        if let Some(available) = mem_available() {
-            if needed > available / 2 {
-                return Err(Error::Limit {
-                    limit: "kernel memory for the set (half of MemAvailable)",
-                    requested: needed,
-                    max: available / 2,
-                    hint: "free memory, or load a shorter or aggregated list (--aggregate)".into(),
-                });
-            }
+        if let Some(available) = mem_available()
+            && needed > available / 2
+        {
+            return Err(Error::Limit {
+                limit: "kernel memory for the set (half of MemAvailable)",
+                requested: needed,
+                max: available / 2,
+                hint: "free memory, or load a shorter or aggregated list (--aggregate)".into(),
+            });
         }
-        let hashsize = u32::try_from(n.max(64).next_power_of_two()).expect("bounded by MAX_ENTRIES");
+        let hashsize =
+            u32::try_from(n.max(64).next_power_of_two()).expect("bounded by MAX_ENTRIES");
         let maxelem = u32::try_from((n * 2).max(65_536)).expect("bounded by MAX_ENTRIES");
         Ok(Self { hashsize, maxelem })
     }
@@ -157,14 +158,17 @@ impl IpsetFilter {
     }
 
     fn netlink_fill(&mut self, name: &str, entries: Entries<'_>, size: SetSize) -> Result<()> {
-        self.socket.create(name, entries.family(), size.hashsize, size.maxelem)?;
-        self.socket.change(name, entries, true, |_| {}).map_err(|refusal| {
-            let what = refusal
-                .entry
-                .map(|i| format!(" entry {} ({})", i + 1, entries.describe(i)))
-                .unwrap_or_default();
-            refusal.into_error(format!("adding{what} to set {name}"))
-        })
+        self.socket
+            .create(name, entries.family(), size.hashsize, size.maxelem)?;
+        self.socket
+            .change(name, entries, true, |_| {})
+            .map_err(|refusal| {
+                let what = refusal
+                    .entry
+                    .map(|i| format!(" entry {} ({})", i + 1, entries.describe(i)))
+                    .unwrap_or_default();
+                refusal.into_error(format!("adding{what} to set {name}"))
+            })
     }
 
     fn restore_fill(&mut self, name: &str, entries: Entries<'_>, size: SetSize) -> Result<()> {
@@ -172,18 +176,24 @@ impl IpsetFilter {
             Family::V4 => "inet",
             Family::V6 => "inet6",
         };
-        let mut script = format!(
-            "create {name} hash:net family {family} hashsize {} maxelem {}\n",
-            size.hashsize, size.maxelem
-        );
-        match entries {
-            Entries::V4(nets) => nets.iter().for_each(|n| script += &format!("add {name} {n}\n")),
-            Entries::V6(nets) => nets.iter().for_each(|n| script += &format!("add {name} {n}\n")),
-        }
-        self.ipset_restore(&script)
+        self.ipset_restore(|w| {
+            writeln!(
+                w,
+                "create {name} hash:net family {family} hashsize {} maxelem {}",
+                size.hashsize, size.maxelem
+            )?;
+            match entries {
+                Entries::V4(nets) => nets.iter().try_for_each(|n| writeln!(w, "add {name} {n}")),
+                Entries::V6(nets) => nets.iter().try_for_each(|n| writeln!(w, "add {name} {n}")),
+            }
+        })
     }
 
-    fn ipset_restore(&self, script: &str) -> Result<()> {
+    /// Runs `ipset -exist restore` with the script `write` streams into it.
+    fn ipset_restore(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<()> {
         use std::process::Stdio;
         let mut cmd = self.netns.command("ipset");
         cmd.args(["-exist", "restore"]);
@@ -194,8 +204,13 @@ impl IpsetFilter {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::io(format!("start `{line}`"), e))?;
-        let written = child.stdin.take().expect("piped").write_all(script.as_bytes());
-        let out = child.wait_with_output().map_err(|e| Error::io(format!("wait for `{line}`"), e))?;
+        let mut stdin =
+            std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("piped"));
+        let written = write(&mut stdin).and_then(|()| stdin.flush());
+        drop(stdin);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io(format!("wait for `{line}`"), e))?;
         if !out.status.success() {
             return Err(Error::Command {
                 command: line,
@@ -223,7 +238,9 @@ impl IpsetFilter {
         let mut first_error = None;
         for family in Family::BOTH {
             // Rules first: the kernel refuses to destroy a set a rule refers to.
-            if let Err(e) = xtables::remove_chain(&self.netns, self.backend, family, self.tag.as_str()) {
+            if let Err(e) =
+                xtables::remove_chain(&self.netns, self.backend, family, self.tag.as_str())
+            {
                 first_error.get_or_insert(e);
             }
             for name in [self.set_name(family), self.staging_name(family)] {
@@ -261,10 +278,16 @@ impl EgressFilter for IpsetFilter {
     fn backend(&self) -> String {
         let loader = match self.loader {
             Loader::Netlink => "nfnetlink".to_owned(),
-            Loader::Restore => filter_core::run_command(std::process::Command::new("ipset").arg("version"))
-                .map_or_else(|_| "ipset restore".into(), |v| v.trim().to_owned()),
+            Loader::Restore => {
+                filter_core::run_command(std::process::Command::new("ipset").arg("version"))
+                    .map_or_else(|_| "ipset restore".into(), |v| v.trim().to_owned())
+            }
         };
-        format!("hash:net via {loader}; rule: iptables {} ({})", self.backend.name(), self.backend.version())
+        format!(
+            "hash:net via {loader}; rule: iptables {} ({})",
+            self.backend.name(),
+            self.backend.version()
+        )
     }
 
     fn load(&mut self, list: &CidrList) -> Result<()> {
@@ -362,12 +385,21 @@ fn check(list: &CidrList) -> Result<()> {
     for family in Family::BOTH {
         SetSize::for_entries(list.len_of(family))?;
     }
-    let zero_v4 = list.v4().iter().position(|n| n.prefix_len() == 0).map(|i| (Family::V4, i));
-    let zero_v6 = list.v6().iter().position(|n| n.prefix_len() == 0).map(|i| (Family::V6, i));
+    let zero_v4 = list
+        .v4()
+        .iter()
+        .position(|n| n.prefix_len() == 0)
+        .map(|i| (Family::V4, i));
+    let zero_v6 = list
+        .v6()
+        .iter()
+        .position(|n| n.prefix_len() == 0)
+        .map(|i| (Family::V6, i));
     if let Some((family, index)) = zero_v4.or(zero_v6) {
-        let place = list
-            .line_of(family, index)
-            .map_or_else(|| format!("entry {}", index + 1), |line| format!("line {line}"));
+        let place = list.line_of(family, index).map_or_else(
+            || format!("entry {}", index + 1),
+            |line| format!("line {line}"),
+        );
         return Err(Error::InvalidInput(format!(
             "{place}: ipset hash:net cannot hold a /0 prefix (it would match everything); \
              use a /1 pair (0.0.0.0/1 and 128.0.0.0/1, or ::/1 and 8000::/1) instead"
@@ -397,12 +429,11 @@ fn change(filter: &mut IpsetFilter, entries: &[IpNet], add: bool) -> Result<()> 
             })?,
             Loader::Restore => {
                 let verb = if add { "add" } else { "del" };
-                let script: String = list
-                    .iter()
-                    .filter(|n| Family::of(n.addr()) == family)
-                    .map(|n| format!("{verb} {set} {n}\n"))
-                    .collect();
-                filter.ipset_restore(&script)?;
+                filter.ipset_restore(|w| {
+                    list.iter()
+                        .filter(|n| Family::of(n.addr()) == family)
+                        .try_for_each(|n| writeln!(w, "{verb} {set} {n}"))
+                })?;
             }
         }
     }

@@ -133,7 +133,8 @@ impl Message {
     fn begin(&mut self, kind: u16) {
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&[0, 0]);
-        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
     }
 
     fn end(&mut self) {
@@ -288,7 +289,11 @@ impl IpsetSocket {
     ) -> Result<()> {
         let mut last = None;
         for revision in HASH_NET_REVISIONS.rev() {
-            let mut msg = Message::new(IPSET_CMD_CREATE, family, NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE);
+            let mut msg = Message::new(
+                IPSET_CMD_CREATE,
+                family,
+                NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE,
+            );
             msg.attr_name(IPSET_ATTR_SETNAME, name);
             msg.attr_name(IPSET_ATTR_TYPENAME, "hash:net");
             msg.attr(IPSET_ATTR_REVISION, &[revision]);
@@ -309,7 +314,9 @@ impl IpsetSocket {
         }
         Err(last
             .expect("at least one revision tried")
-            .into_error(format!("creating set {name}: no hash:net revision accepted")))
+            .into_error(format!(
+                "creating set {name}: no hash:net revision accepted"
+            )))
     }
 
     /// Destroys a set; a missing set is not an error.
@@ -361,8 +368,16 @@ impl IpsetSocket {
         for index in 0..entries.len() {
             let lineno = u32::try_from(index + 1).unwrap_or(u32::MAX);
             match entries {
-                Entries::V4(nets) => msg.entry(&nets[index].addr().octets(), nets[index].prefix_len(), lineno),
-                Entries::V6(nets) => msg.entry(&nets[index].addr().octets(), nets[index].prefix_len(), lineno),
+                Entries::V4(nets) => msg.entry(
+                    &nets[index].addr().octets(),
+                    nets[index].prefix_len(),
+                    lineno,
+                ),
+                Entries::V6(nets) => msg.entry(
+                    &nets[index].addr().octets(),
+                    nets[index].prefix_len(),
+                    lineno,
+                ),
             }
             pending += 1;
             if msg.buf.len() >= MESSAGE_BYTES {
@@ -409,7 +424,11 @@ impl IpsetSocket {
                     NLMSG_ERROR => {
                         let error = i32::from_ne_bytes(body[0..4].try_into().expect("4 bytes"));
                         if error != 0 {
-                            return Err(Refusal { code: -error, entry: None }.into_error(operation()));
+                            return Err(Refusal {
+                                code: -error,
+                                entry: None,
+                            }
+                            .into_error(operation()));
                         }
                     }
                     _ if body.len() > 4 => {
@@ -419,8 +438,12 @@ impl IpsetSocket {
                             }
                             for (inner, value) in attributes(payload) {
                                 match inner {
-                                    IPSET_ATTR_ELEMENTS => header.elements = be32(value).map_or(0, u64::from),
-                                    IPSET_ATTR_MEMSIZE => header.memsize = be32(value).map_or(0, u64::from),
+                                    IPSET_ATTR_ELEMENTS => {
+                                        header.elements = be32(value).map_or(0, u64::from)
+                                    }
+                                    IPSET_ATTR_MEMSIZE => {
+                                        header.memsize = be32(value).map_or(0, u64::from)
+                                    }
                                     _ => {}
                                 }
                             }
@@ -502,7 +525,10 @@ mod tests {
             b"\x24\x00\x08\x80\x20\x00\x07\x80\x0c\x00\x01\x80\x08\x00\x01\x40\x01\x02\x03\x00\
               \x05\x00\x03\x00\x18\x00\x00\x00\x08\x00\x09\x40\x00\x00\x00\x02"
         );
-        assert_eq!(u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize, bytes.len());
+        assert_eq!(
+            u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize,
+            bytes.len()
+        );
     }
 
     #[test]
@@ -514,6 +540,9 @@ mod tests {
         assert_eq!(bytes[16], NFPROTO_IPV6);
         assert_eq!(refused_entry(&bytes), Some(41));
         let kinds: Vec<u16> = attributes(&bytes[20..]).map(|(k, _)| k).collect();
-        assert_eq!(kinds, [IPSET_ATTR_PROTOCOL, IPSET_ATTR_LINENO, IPSET_ATTR_DATA]);
+        assert_eq!(
+            kinds,
+            [IPSET_ATTR_PROTOCOL, IPSET_ATTR_LINENO, IPSET_ATTR_DATA]
+        );
     }
 }

@@ -11,7 +11,10 @@ fn set_is_sized_so_loading_never_resizes() {
     let size = SetSize::for_entries(1_000_000).unwrap();
     assert_eq!(size.hashsize, 1 << 20);
     assert_eq!(size.maxelem, 2_000_000);
-    assert!(matches!(SetSize::for_entries(1 << 29), Err(Error::Limit { .. })));
+    assert!(matches!(
+        SetSize::for_entries(1 << 29),
+        Err(Error::Limit { .. })
+    ));
 }
 
 #[test]
@@ -23,7 +26,8 @@ fn bad_entry_is_named_and_nothing_is_applied() {
     }
     text += "198.19.255.0/24\n0.0.0.0/0\n";
     let list = CidrList::parse(text.as_bytes(), "t", &ParseOptions::default()).unwrap();
-    let mut filter = IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
+    let mut filter =
+        IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
     let err = filter.load(&list).unwrap_err().to_string();
     assert!(err.contains("line 3002") && err.contains("/0"), "{err}");
     assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
@@ -33,11 +37,15 @@ fn bad_entry_is_named_and_nothing_is_applied() {
 #[test]
 fn stats_report_kernel_memory_and_entries() {
     let bed = Testbed::new().unwrap();
-    let mut filter = IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
+    let mut filter =
+        IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
     let list = generate(20_000, 1, Mix::Hosts, &[Family::V4]);
     filter.load(&list).unwrap();
     let stats = filter.stats().unwrap();
-    assert_eq!(stats.entries_v4, list.stats().entries_v4 - list.stats().duplicates);
+    assert_eq!(
+        stats.entries_v4,
+        list.stats().entries_v4 - list.stats().duplicates
+    );
     let memory = stats.kernel_memory.unwrap();
     assert!(memory.bytes > 20_000 * 8, "{memory:?}");
 }

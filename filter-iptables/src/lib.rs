@@ -48,8 +48,11 @@ pub struct IptablesFilter {
     backend: Backend,
     loader: Loader,
     loaded: bool,
-    /// Rules per entry, so that adding a present entry or removing an absent one is a no-op.
-    rules: HashMap<IpNet, u32>,
+    /// The loaded list, kept so that rule counts are built only when first needed.
+    list: CidrList,
+    /// Rules per entry, so that adding a present entry or removing an absent one is a no-op;
+    /// built from `list` on the first add or remove.
+    rules: Option<HashMap<IpNet, u32>>,
 }
 
 impl IptablesFilter {
@@ -71,7 +74,8 @@ impl IptablesFilter {
             backend,
             loader,
             loaded: false,
-            rules: HashMap::new(),
+            list: CidrList::new(),
+            rules: None,
         }
     }
 
@@ -145,9 +149,10 @@ impl IptablesFilter {
             return Err(filter_core::Error::NotLoaded);
         }
         let adding = op == "-A";
+        let rules = self.rules.get_or_insert_with(|| Self::count(&self.list));
         let mut picked: Vec<IpNet> = Vec::new();
         for net in entries.iter().map(IpNet::trunc) {
-            let present = self.rules.get(&net).copied().unwrap_or(0);
+            let present = rules.get(&net).copied().unwrap_or(0);
             if adding && present == 0 && !picked.contains(&net) {
                 picked.push(net);
             } else if !adding && present > 0 && !picked.contains(&net) {
@@ -161,11 +166,12 @@ impl IptablesFilter {
                 self.transaction(family, header, op, nets, "")?;
             }
         }
+        let rules = self.rules.as_mut().expect("built above");
         for net in picked {
             if adding {
-                self.rules.insert(net, 1);
+                rules.insert(net, 1);
             } else {
-                self.rules.remove(&net);
+                rules.remove(&net);
             }
         }
         Ok(())
@@ -188,9 +194,9 @@ impl EgressFilter for IptablesFilter {
         if self.loaded {
             return Err(filter_core::Error::AlreadyLoaded);
         }
-        let rules = Self::count(list);
         self.fill(list, true)?;
-        self.rules = rules;
+        self.list = list.clone();
+        self.rules = None;
         self.loaded = true;
         Ok(())
     }
@@ -199,10 +205,10 @@ impl EgressFilter for IptablesFilter {
         if !self.loaded {
             return Err(filter_core::Error::NotLoaded);
         }
-        let rules = Self::count(list);
         // Each family's chain is emptied and refilled in one transaction; the jump stays.
         self.fill(list, false)?;
-        self.rules = rules;
+        self.list = list.clone();
+        self.rules = None;
         Ok(())
     }
 
@@ -216,16 +222,25 @@ impl EgressFilter for IptablesFilter {
 
     fn stats(&self) -> Result<FilterStats> {
         let mut stats = FilterStats::default();
-        for (net, count) in &self.rules {
-            match net {
-                IpNet::V4(_) => stats.entries_v4 += u64::from(*count),
-                IpNet::V6(_) => stats.entries_v6 += u64::from(*count),
+        match &self.rules {
+            None => {
+                stats.entries_v4 = self.list.v4().len() as u64;
+                stats.entries_v6 = self.list.v6().len() as u64;
+            }
+            Some(rules) => {
+                for (net, count) in rules {
+                    match net {
+                        IpNet::V4(_) => stats.entries_v4 += u64::from(*count),
+                        IpNet::V6(_) => stats.entries_v6 += u64::from(*count),
+                    }
+                }
             }
         }
         if self.loaded {
             let (mut packets, mut bytes) = (0, 0);
             for family in Family::BOTH {
-                let (p, b) = xtables::chain_counters(&self.netns, self.backend, family, self.chain())?;
+                let (p, b) =
+                    xtables::chain_counters(&self.netns, self.backend, family, self.chain())?;
                 packets += p;
                 bytes += b;
             }
@@ -238,12 +253,15 @@ impl EgressFilter for IptablesFilter {
     fn teardown(&mut self) -> Result<()> {
         let mut first_error = None;
         for family in Family::BOTH {
-            if let Err(e) = xtables::remove_chain(&self.netns, self.backend, family, self.tag.as_str()) {
+            if let Err(e) =
+                xtables::remove_chain(&self.netns, self.backend, family, self.tag.as_str())
+            {
                 first_error.get_or_insert(e);
             }
         }
         self.loaded = false;
-        self.rules.clear();
+        self.list = CidrList::new();
+        self.rules = None;
         first_error.map_or(Ok(()), Err)
     }
 }

@@ -48,10 +48,8 @@ impl Backend {
 
     /// `iptables --version` of this back-end, for records.
     pub fn version(self) -> String {
-        run_command(Command::new(self.program(Family::V4)).arg("--version")).map_or_else(
-            |e| format!("unknown ({e})"),
-            |out| out.trim().to_owned(),
-        )
+        run_command(Command::new(self.program(Family::V4)).arg("--version"))
+            .map_or_else(|e| format!("unknown ({e})"), |out| out.trim().to_owned())
     }
 }
 
@@ -62,7 +60,9 @@ impl FromStr for Backend {
         match s {
             "nft" => Ok(Backend::Nft),
             "legacy" => Ok(Backend::Legacy),
-            _ => Err(format!("unknown iptables back-end {s:?}; expected nft or legacy")),
+            _ => Err(format!(
+                "unknown iptables back-end {s:?}; expected nft or legacy"
+            )),
         }
     }
 }

@@ -37,7 +37,11 @@ fn bed() -> Testbed {
 fn expect_probes(bed: &Testbed, denied: Probe, when: &str) {
     for (deny, allow) in ADDRS {
         assert_eq!(bed.probe(deny).unwrap(), denied, "{deny} {when}");
-        assert_eq!(bed.probe(allow).unwrap(), Probe::Delivered, "{allow} {when}");
+        assert_eq!(
+            bed.probe(allow).unwrap(),
+            Probe::Delivered,
+            "{allow} {when}"
+        );
     }
 }
 
@@ -57,7 +61,10 @@ pub fn load_blocks_denied_passes_allowed(make: MakeFilter) {
     filter.load(&list).unwrap();
     expect_probes(&bed, Probe::Dropped, "after load");
     let stats = filter.stats().unwrap();
-    assert!(stats.entries_v4 > 1_900 && stats.entries_v6 > 1_900, "{stats:?}");
+    assert!(
+        stats.entries_v4 > 1_900 && stats.entries_v6 > 1_900,
+        "{stats:?}"
+    );
     if let Some(packets) = stats.packets_matched {
         assert!(packets > 0, "drops counted: {stats:?}");
     }
@@ -78,7 +85,9 @@ pub fn load_blocks_denied_passes_allowed(make: MakeFilter) {
 pub fn add_and_remove_entries(make: MakeFilter) {
     let bed = bed();
     let mut filter = make(bed.client().clone(), bed.tag().clone());
-    filter.load(&generate(500, 3, Mix::Default, &Family::BOTH)).unwrap();
+    filter
+        .load(&generate(500, 3, Mix::Default, &Family::BOTH))
+        .unwrap();
     expect_probes(&bed, Probe::Delivered, "before add");
     let probes = denied_probe_nets();
     filter.add(&probes).unwrap();
@@ -87,7 +96,11 @@ pub fn add_and_remove_entries(make: MakeFilter) {
     let hosts: Vec<IpNet> = ADDRS.iter().map(|&(d, _)| IpNet::from(d)).collect();
     filter.add(&hosts).unwrap();
     filter.remove(&hosts).unwrap();
-    expect_probes(&bed, Probe::Dropped, "after removing host entries inside denied nets");
+    expect_probes(
+        &bed,
+        Probe::Dropped,
+        "after removing host entries inside denied nets",
+    );
     filter.remove(&probes).unwrap();
     expect_probes(&bed, Probe::Delivered, "after remove");
     filter.remove(&probes).expect("removing absent entries");
@@ -103,24 +116,47 @@ pub fn replace_under_traffic(make: MakeFilter) {
     let mut filter = make(bed.client().clone(), bed.tag().clone());
     filter.load(&list_with_probes(5_000, 1)).unwrap();
     for (deny, allow) in ADDRS {
-        let denied = bed.watch_enforcement(deny, Duration::from_micros(50)).unwrap();
-        let allowed = bed.watch_enforcement(allow, Duration::from_micros(50)).unwrap();
+        let denied = bed
+            .watch_enforcement(deny, Duration::from_micros(50))
+            .unwrap();
+        let allowed = bed
+            .watch_enforcement(allow, Duration::from_micros(50))
+            .unwrap();
         let start = Instant::now();
         for seed in 10..13 {
             filter.replace(&list_with_probes(5_000, seed)).unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
         let (denied, allowed) = (denied.finish(start), allowed.finish(start));
-        assert_eq!(denied.delivered, 0, "denied packets leaked during replace: {denied:?}");
-        assert_eq!(allowed.delivered, allowed.sent, "allowed packets lost during replace: {allowed:?}");
+        assert_eq!(
+            denied.delivered, 0,
+            "denied packets leaked during replace: {denied:?}"
+        );
+        assert_eq!(
+            allowed.delivered, allowed.sent,
+            "allowed packets lost during replace: {allowed:?}"
+        );
         assert!(allowed.sent > 50, "{allowed:?}");
     }
-    filter.replace(&generate(5_000, 20, Mix::Default, &Family::BOTH)).unwrap();
-    expect_probes(&bed, Probe::Delivered, "after replacing with a list without the probes");
+    filter
+        .replace(&generate(5_000, 20, Mix::Default, &Family::BOTH))
+        .unwrap();
+    expect_probes(
+        &bed,
+        Probe::Delivered,
+        "after replacing with a list without the probes",
+    );
     let stats = filter.stats().unwrap();
-    assert!(stats.entries_v4 > 4_900 && stats.entries_v4 <= 5_000, "{stats:?}");
+    assert!(
+        stats.entries_v4 > 4_900 && stats.entries_v4 <= 5_000,
+        "{stats:?}"
+    );
     filter.replace(&list_with_probes(10, 21)).unwrap();
-    expect_probes(&bed, Probe::Dropped, "after replacing with the probes again");
+    expect_probes(
+        &bed,
+        Probe::Dropped,
+        "after replacing with the probes again",
+    );
     let tag = bed.tag().clone();
     filter.teardown().unwrap();
     assert_clean(&bed, &tag);
@@ -133,7 +169,10 @@ pub fn drop_removes_everything(make: MakeFilter) {
     {
         let mut filter = make(bed.client().clone(), tag.clone());
         filter.load(&list_with_probes(100, 4)).unwrap();
-        assert!(!filter_objects(&bed, tag.as_str()).is_empty() || bed.probe(DENIED_V4.into()).unwrap() == Probe::Dropped);
+        assert!(
+            !filter_objects(&bed, tag.as_str()).is_empty()
+                || bed.probe(DENIED_V4.into()).unwrap() == Probe::Dropped
+        );
     }
     assert_clean(&bed, &tag);
     expect_probes(&bed, Probe::Delivered, "after drop");

@@ -165,8 +165,18 @@ impl Testbed {
         let (client, server) = (NetNs::named(&client_name), NetNs::named(&server_name));
         let (c_link, s_link) = (tag.with("c"), tag.with("s"));
         run_command(Command::new("ip").args([
-            "link", "add", &c_link, "netns", &client_name, "type", "veth", "peer", "name", &s_link,
-            "netns", &server_name,
+            "link",
+            "add",
+            &c_link,
+            "netns",
+            &client_name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &s_link,
+            "netns",
+            &server_name,
         ]))?;
         let client_script = format!(
             "link set lo up\nlink set {c_link} up\naddr add {CLIENT_V4}/24 dev {c_link}\n\
@@ -181,8 +191,12 @@ impl Testbed {
         ip_batch(&client_name, &client_script)?;
         ip_batch(&server_name, &server_script)?;
         let bind = |ns: &NetNs, addr: SocketAddr| {
-            ns.run(|| UdpSocket::bind(addr))?
-                .map_err(|e| Error::io(format!("bind UDP {addr} in {}", ns.name().unwrap_or("?")), e))
+            ns.run(|| UdpSocket::bind(addr))?.map_err(|e| {
+                Error::io(
+                    format!("bind UDP {addr} in {}", ns.name().unwrap_or("?")),
+                    e,
+                )
+            })
         };
         let sockets = ProbeSockets {
             client_v4: bind(&client, (Ipv4Addr::UNSPECIFIED, 0).into())?,
@@ -287,7 +301,9 @@ fn ip_batch(netns: &str, script: &str) -> Result<()> {
         .expect("piped")
         .write_all(script.as_bytes())
         .map_err(|e| Error::io("write to ip -batch", e))?;
-    let out = child.wait_with_output().map_err(|e| Error::io("wait for ip -batch", e))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io("wait for ip -batch", e))?;
     if out.status.success() {
         Ok(())
     } else {
@@ -317,7 +333,10 @@ fn parse_datagram(buf: &[u8]) -> Option<(u64, u64)> {
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 fn drain(socket: &UdpSocket) {
@@ -461,17 +480,37 @@ impl EnforcementWatch {
 pub fn filter_objects(bed: &Testbed, prefix: &str) -> Vec<String> {
     let ns = bed.client();
     let mut found = Vec::new();
-    for save in ["iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save"] {
+    for save in [
+        "iptables-legacy-save",
+        "ip6tables-legacy-save",
+        "iptables-nft-save",
+        "ip6tables-nft-save",
+    ] {
         if let Ok(out) = run_command(&mut ns.command(save)) {
-            found.extend(out.lines().filter(|l| l.contains(prefix)).map(|l| format!("{save}: {l}")));
+            found.extend(
+                out.lines()
+                    .filter(|l| l.contains(prefix))
+                    .map(|l| format!("{save}: {l}")),
+            );
         }
     }
     if let Ok(out) = run_command(ns.command("ipset").args(["list", "-n"])) {
-        found.extend(out.lines().filter(|l| l.starts_with(prefix)).map(|l| format!("ipset {l}")));
+        found.extend(
+            out.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(|l| format!("ipset {l}")),
+        );
     }
     let link = bed.tag().with("c");
-    if let Ok(out) = run_command(ns.command("tc").args(["filter", "show", "dev", &link, "egress"])) {
-        found.extend(out.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("tc egress: {l}")));
+    if let Ok(out) = run_command(
+        ns.command("tc")
+            .args(["filter", "show", "dev", &link, "egress"]),
+    ) {
+        found.extend(
+            out.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| format!("tc egress: {l}")),
+        );
     }
     if let Ok(entries) = fs::read_dir("/sys/fs/bpf") {
         for entry in entries.flatten() {

@@ -20,8 +20,17 @@ fn route(bed: &Testbed, args: &str) {
 fn probes_see_delivery_and_drops_in_both_families() {
     let bed = Testbed::new().expect("testbed (run as root)");
     let tag = bed.tag().to_string();
-    for dst in [IpAddr::from(ALLOWED_V4), DENIED_V4.into(), ALLOWED_V6.into(), DENIED_V6.into()] {
-        assert_eq!(bed.probe(dst).unwrap(), Probe::Delivered, "{dst} before any drop");
+    for dst in [
+        IpAddr::from(ALLOWED_V4),
+        DENIED_V4.into(),
+        ALLOWED_V6.into(),
+        DENIED_V6.into(),
+    ] {
+        assert_eq!(
+            bed.probe(dst).unwrap(),
+            Probe::Delivered,
+            "{dst} before any drop"
+        );
     }
     // A blackhole route stands in for a filter: probes must notice the loss.
     route(&bed, "route add blackhole 198.19.255.0/24");
@@ -29,7 +38,10 @@ fn probes_see_delivery_and_drops_in_both_families() {
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
     assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
     assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
-    assert!(bed.probe("192.0.2.1".parse().unwrap()).is_err(), "outside the test range");
+    assert!(
+        bed.probe("192.0.2.1".parse().unwrap()).is_err(),
+        "outside the test range"
+    );
     bed.remove().unwrap();
     assert_eq!(leftovers(&tag), Vec::<String>::new());
 }
@@ -47,7 +59,10 @@ fn enforcement_watch_times_a_change() {
     std::thread::sleep(Duration::from_millis(30));
     let e = watch.finish(start);
     let after = e.after.expect("the route blocks the probes");
-    assert!(after <= changed + e.max_gap, "{e:?} changed after {changed:?}");
+    assert!(
+        after <= changed + e.max_gap,
+        "{e:?} changed after {changed:?}"
+    );
     assert!(e.resolution < Duration::from_micros(200), "{e:?}");
     assert!(e.sent > 100, "{e:?}");
 }

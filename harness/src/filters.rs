@@ -1,0 +1,93 @@
+//! The table of engines the harness can run: a name and a constructor each. A new engine
+//! is one crate and one entry here.
+
+use clap::ValueEnum;
+use filter_core::{CidrList, EgressFilter, FilterStats, NetNs, Result, Tag};
+use filter_ipset::IpsetFilter;
+use filter_iptables::{Backend, IptablesFilter};
+use ipnet::IpNet;
+
+/// A filter the harness can install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FilterKind {
+    /// No filter: the baseline every figure is compared with.
+    None,
+    /// One iptables DROP rule per CIDR, streamed into iptables-restore.
+    Iptables,
+    /// Reference loader: the same rules from a script through iptables-restore.
+    IptablesRestore,
+    /// ipset hash:net filled over nfnetlink, one iptables rule.
+    Ipset,
+    /// Reference loader: the same set filled by `ipset restore`.
+    IpsetRestore,
+}
+
+impl FilterKind {
+    /// The name used on the command line and in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterKind::None => "none",
+            FilterKind::Iptables => "iptables",
+            FilterKind::IptablesRestore => "iptables-restore",
+            FilterKind::Ipset => "ipset",
+            FilterKind::IpsetRestore => "ipset-restore",
+        }
+    }
+
+    /// Whether the filter is expected to drop the denied probes.
+    pub fn filters(self) -> bool {
+        self != FilterKind::None
+    }
+
+    /// Builds the filter in `netns`, naming its objects from `tag`.
+    pub fn build(self, netns: NetNs, tag: Tag, backend: Backend) -> Result<Box<dyn EgressFilter>> {
+        Ok(match self {
+            FilterKind::None => Box::new(NoFilter::default()),
+            FilterKind::Iptables => Box::new(IptablesFilter::new(netns, tag, backend)),
+            FilterKind::IptablesRestore => Box::new(IptablesFilter::reference(netns, tag, backend)),
+            FilterKind::Ipset => Box::new(IpsetFilter::new(netns, tag, backend)?),
+            FilterKind::IpsetRestore => Box::new(IpsetFilter::reference(netns, tag, backend)?),
+        })
+    }
+}
+
+/// The baseline: installs nothing, so every packet passes.
+#[derive(Debug, Default)]
+pub struct NoFilter {
+    entries: (u64, u64),
+}
+
+impl EgressFilter for NoFilter {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+
+    fn backend(&self) -> String {
+        "none".into()
+    }
+
+    fn load(&mut self, list: &CidrList) -> Result<()> {
+        self.entries = (list.v4().len() as u64, list.v6().len() as u64);
+        Ok(())
+    }
+
+    fn replace(&mut self, list: &CidrList) -> Result<()> {
+        self.load(list)
+    }
+
+    fn add(&mut self, _: &[IpNet]) -> Result<()> {
+        Ok(())
+    }
+
+    fn remove(&mut self, _: &[IpNet]) -> Result<()> {
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<FilterStats> {
+        Ok(FilterStats::default())
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The deny-list of a run: generated or read, checked against the testbed, with the
+//! deliberate probe entries added.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use filter_core::generate::{Mix, generate};
+use filter_core::{CidrList, Family, ListStats, ParseOptions};
+use serde::Serialize;
+
+/// Which address families a run loads and checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+pub enum Families {
+    /// IPv4 only.
+    #[value(name = "4")]
+    V4,
+    /// IPv6 only.
+    #[value(name = "6")]
+    V6,
+    /// Both.
+    Both,
+}
+
+impl Families {
+    pub fn list(self) -> &'static [Family] {
+        match self {
+            Families::V4 => &[Family::V4],
+            Families::V6 => &[Family::V6],
+            Families::Both => &Family::BOTH,
+        }
+    }
+}
+
+/// Where the list comes from and how it is read.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Generate this many entries per family (global unicast, never the test range).
+    #[arg(long, conflicts_with = "cidrs", required_unless_present = "cidrs")]
+    pub rules: Option<usize>,
+    /// Seed of the generated list.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Prefix-length mix of the generated list: default (89% /32, 10% /24, 1% /16), hosts, uniform.
+    #[arg(long, default_value_t = Mix::Default, value_parser = parse_mix)]
+    pub mix: Mix,
+    /// Read the list from a file (`-` for stdin): one address or CIDR per line, # and ; comments.
+    #[arg(long)]
+    pub cidrs: Option<PathBuf>,
+    /// Address families to load and check.
+    #[arg(long, value_enum, default_value_t = Families::V4)]
+    pub family: Families,
+    /// Reject entries with host bits set instead of normalising them.
+    #[arg(long)]
+    pub strict: bool,
+    /// Collapse duplicates, covered and adjacent entries before loading.
+    #[arg(long)]
+    pub aggregate: bool,
+    /// Leave out entries that cover the testbed's own addresses instead of stopping.
+    #[arg(long)]
+    pub exclude_conflicting: bool,
+}
+
+fn parse_mix(s: &str) -> Result<Mix, String> {
+    s.parse()
+}
+
+/// What a record says about its list.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListInfo {
+    pub source: String,
+    pub seed: Option<u64>,
+    pub mix: Option<Mix>,
+    pub families: Families,
+    /// Counts before the probe entries were added.
+    pub stats: ListStats,
+    pub aggregated: bool,
+    pub excluded_conflicting: usize,
+    /// Deliberate entries the harness added so that probes can prove the filter blocks.
+    pub probe_entries: Vec<String>,
+    /// Entries handed to the filter.
+    pub loaded_entries: usize,
+}
+
+/// Builds the run's list: generated or read, checked, with probe entries appended.
+pub fn build(args: &ListArgs) -> Result<(CidrList, ListInfo)> {
+    let families = args.family.list();
+    let (mut list, source) = if let Some(path) = &args.cidrs {
+        let options = ParseOptions {
+            strict: args.strict,
+        };
+        let list = CidrList::parse_file(path, &options)
+            .with_context(|| format!("reading deny-list {}", path.display()))?;
+        for family in Family::BOTH {
+            if !families.contains(&family) && list.len_of(family) > 0 {
+                let place = list
+                    .line_of(family, 0)
+                    .map_or_else(String::new, |l| format!(" (first at line {l})"));
+                bail!(
+                    "{}: {} {family:?} entries{place} but --family {:?} was asked for; \
+                     pass --family both, or remove them",
+                    path.display(),
+                    list.len_of(family),
+                    args.family
+                );
+            }
+        }
+        (list, path.display().to_string())
+    } else {
+        let rules = args.rules.expect("clap requires --rules or --cidrs");
+        (
+            generate(rules, args.seed, args.mix, families),
+            "generated".into(),
+        )
+    };
+    let aggregated = args.aggregate;
+    if aggregated {
+        list = list.aggregate();
+    }
+    let protected = testbed::protected_addresses();
+    let conflicts = list.covering(&protected);
+    let mut excluded = 0;
+    if !conflicts.is_empty() {
+        if !args.exclude_conflicting {
+            let shown: Vec<String> = conflicts
+                .iter()
+                .take(10)
+                .map(|c| match c.line {
+                    Some(line) => format!("line {line}: {}", c.net),
+                    None => c.net.to_string(),
+                })
+                .collect();
+            bail!(
+                "{} entries cover the testbed's own addresses and would cut it off \
+                 ({}{}); nothing was changed. Remove them, or pass --exclude-conflicting to leave them out",
+                conflicts.len(),
+                shown.join(", "),
+                if conflicts.len() > 10 { ", ..." } else { "" }
+            );
+        }
+        excluded = list.remove_covering(&protected);
+        eprintln!(
+            "left out {excluded} entries that cover the testbed's addresses (--exclude-conflicting)"
+        );
+    }
+    let stats = list.stats();
+    let probes: Vec<_> = testbed::denied_probe_nets()
+        .into_iter()
+        .filter(|n| families.contains(&Family::of(n.addr())))
+        .collect();
+    list.extend(probes.iter().copied());
+    let info = ListInfo {
+        source,
+        seed: args.cidrs.is_none().then_some(args.seed),
+        mix: args.cidrs.is_none().then_some(args.mix),
+        families: args.family,
+        stats,
+        aggregated,
+        excluded_conflicting: excluded,
+        probe_entries: probes.iter().map(ToString::to_string).collect(),
+        loaded_entries: list.len(),
+    };
+    Ok((list, info))
+}

@@ -1,0 +1,56 @@
+//! The JSON record of one run.
+
+use filter_core::FilterStats;
+use serde::Serialize;
+
+use crate::list::ListInfo;
+use crate::system::Environment;
+
+/// One run of one filter with one list.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub filter: &'static str,
+    pub backend: String,
+    pub run_id: String,
+    pub unix_time: u64,
+    pub list: ListInfo,
+    pub verdict: Verdict,
+    /// Present only when the verdict is ok: figures of a filter that does not work are
+    /// not reported.
+    pub figures: Option<Figures>,
+    pub environment: Environment,
+}
+
+/// Whether the filter did its job, probe by probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub ok: bool,
+    pub probes: Vec<ProbeResult>,
+}
+
+/// One probe: an address, what should happen to packets sent there, and what did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    pub address: String,
+    pub expected: &'static str,
+    pub observed: &'static str,
+}
+
+/// What the run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    /// Wall-clock time of the filter's load call.
+    pub load_seconds: f64,
+    /// From the start of the load until a probe to a denied address stopped getting through.
+    pub enforcement_seconds: Option<f64>,
+    /// The probe stream's median gap between packets: the resolution of enforcement.
+    pub enforcement_resolution_us: f64,
+    /// The probe stream's longest gap.
+    pub enforcement_max_gap_us: f64,
+    /// Wall-clock time of the filter's teardown call.
+    pub teardown_seconds: f64,
+    /// What the filter reports: entries, counters, and its own kernel memory figure.
+    pub stats: FilterStats,
+    /// Change in the kernel's slab + vmalloc + per-CPU memory across the load (approximate).
+    pub kernel_allocations_delta_bytes: Option<i64>,
+}

@@ -1,0 +1,227 @@
+//! `egress-bench run`: one filter, one list, one testbed.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use filter_core::{Family, Tag};
+use filter_iptables::Backend;
+use indicatif::{ProgressBar, ProgressStyle};
+use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed};
+
+use crate::filters::FilterKind;
+use crate::list::{self, ListArgs};
+use crate::record::{Figures, ProbeResult, Record, Verdict};
+use crate::system::{self, Environment};
+
+/// Gap between the probe packets that time enforcement.
+const ENFORCEMENT_INTERVAL: Duration = Duration::from_micros(20);
+
+/// Arguments of `egress-bench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The filter to install.
+    #[arg(long, value_enum)]
+    pub filter: FilterKind,
+    #[command(flatten)]
+    pub list: ListArgs,
+    /// iptables back-end for the rules of iptables and ipset filters.
+    #[arg(long, default_value = "nft", value_parser = parse_backend)]
+    pub backend: Backend,
+    /// Write the JSON record here.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Name the run's kernel objects egb-<ID>-... (1 to 8 letters or digits).
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    s.parse()
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    testbed::install_signal_cleanup()?;
+    let tag = match &args.run_id {
+        Some(id) => Tag::new(id)?,
+        None => Tag::random(),
+    };
+    let (list, list_info) = list::build(&args.list)?;
+    let families = args.list.family.list();
+    let environment = Environment::read();
+
+    let bed = Testbed::with_tag(tag.clone()).context("building the testbed (needs root)")?;
+    let mut filter = args
+        .filter
+        .build(bed.client().clone(), tag.clone(), args.backend)
+        .with_context(|| format!("setting up the {} filter", args.filter.name()))?;
+    let backend = filter.backend();
+
+    let watched: IpAddr = if families.contains(&Family::V4) {
+        DENIED_V4.into()
+    } else {
+        DENIED_V6.into()
+    };
+    let memory_before = system::kernel_allocations();
+    let watch = bed.watch_enforcement(watched, ENFORCEMENT_INTERVAL)?;
+    std::thread::sleep(Duration::from_millis(5));
+    let spinner = spinner(format!(
+        "loading {} entries into {}",
+        list.len(),
+        filter.name()
+    ));
+    let start = Instant::now();
+    let loaded = filter.load(&list);
+    let load_time = start.elapsed();
+    spinner.finish_and_clear();
+    std::thread::sleep(Duration::from_millis(50));
+    let enforcement = watch.finish(start);
+    loaded.with_context(|| format!("loading the list into the {} filter", filter.name()))?;
+
+    let verdict = verify(&bed, args.filter, families)?;
+    let figures = if verdict.ok {
+        let stats = filter.stats().context("reading the filter's statistics")?;
+        let memory_after = system::kernel_allocations();
+        let start = Instant::now();
+        filter.teardown().context("tearing the filter down")?;
+        let teardown_time = start.elapsed();
+        Some(Figures {
+            load_seconds: load_time.as_secs_f64(),
+            enforcement_seconds: enforcement.after.map(|d| d.as_secs_f64()),
+            enforcement_resolution_us: enforcement.resolution.as_secs_f64() * 1e6,
+            enforcement_max_gap_us: enforcement.max_gap.as_secs_f64() * 1e6,
+            teardown_seconds: teardown_time.as_secs_f64(),
+            stats,
+            kernel_allocations_delta_bytes: memory_before
+                .zip(memory_after)
+                .map(|(b, a)| i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(0)),
+        })
+    } else {
+        None
+    };
+    drop(filter);
+    bed.remove().context("removing the testbed")?;
+
+    let record = Record {
+        filter: args.filter.name(),
+        backend,
+        run_id: tag.to_string(),
+        unix_time: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        list: list_info,
+        verdict,
+        figures,
+        environment,
+    };
+    if let Some(path) = &args.output {
+        let json = serde_json::to_vec_pretty(&record)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    print_summary(&record);
+    if !record.verdict.ok {
+        bail!(
+            "the {} filter did not behave as a filter should; no figures reported",
+            record.filter
+        );
+    }
+    Ok(())
+}
+
+fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_message(message);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Probes the denied and allowed addresses of every loaded family.
+fn verify(bed: &Testbed, kind: FilterKind, families: &[Family]) -> Result<Verdict> {
+    let mut probes = Vec::new();
+    for &family in families {
+        let (denied, allowed): (IpAddr, IpAddr) = match family {
+            Family::V4 => (DENIED_V4.into(), ALLOWED_V4.into()),
+            Family::V6 => (DENIED_V6.into(), ALLOWED_V6.into()),
+        };
+        let denied_expected = if kind.filters() {
+            Probe::Dropped
+        } else {
+            Probe::Delivered
+        };
+        for (address, expected) in [(denied, denied_expected), (allowed, Probe::Delivered)] {
+            let observed = bed.probe(address)?;
+            probes.push(ProbeResult {
+                address: address.to_string(),
+                expected: probe_name(expected),
+                observed: probe_name(observed),
+            });
+        }
+    }
+    let ok = probes.iter().all(|p| p.expected == p.observed);
+    Ok(Verdict { ok, probes })
+}
+
+fn probe_name(probe: Probe) -> &'static str {
+    match probe {
+        Probe::Delivered => "delivered",
+        Probe::Dropped => "dropped",
+    }
+}
+
+fn print_summary(record: &Record) {
+    let list = &record.list;
+    println!(
+        "{}: {} entries ({} {}; {} duplicates, {} covered, {} host bits normalised) [{}]",
+        record.filter,
+        list.loaded_entries,
+        list.source,
+        list.mix.map_or_else(String::new, |m| format!(
+            "mix {m} seed {}",
+            list.seed.unwrap_or(0)
+        )),
+        list.stats.duplicates,
+        list.stats.covered,
+        list.stats.host_bits_normalised,
+        record.backend,
+    );
+    for probe in &record.verdict.probes {
+        let mark = if probe.expected == probe.observed {
+            "ok"
+        } else {
+            "WRONG"
+        };
+        println!(
+            "  probe {:<22} {:<9} (expected {}) {mark}",
+            probe.address, probe.observed, probe.expected
+        );
+    }
+    if let Some(f) = &record.figures {
+        let enforcement = f
+            .enforcement_seconds
+            .map_or_else(|| "never".into(), |s| format!("{s:.3} s"));
+        println!(
+            "  load {:.3} s, enforced after {enforcement} (probe every {:.0} us, longest gap {:.0} us), teardown {:.3} s",
+            f.load_seconds,
+            f.enforcement_resolution_us,
+            f.enforcement_max_gap_us,
+            f.teardown_seconds
+        );
+        if let Some(mem) = &f.stats.kernel_memory {
+            println!(
+                "  kernel memory {:.1} MiB ({})",
+                mem.bytes as f64 / (1 << 20) as f64,
+                mem.source
+            );
+        }
+        if let Some(delta) = f.kernel_allocations_delta_bytes {
+            println!(
+                "  kernel allocations changed by {:+.1} MiB across the load (slab+vmalloc+percpu, approximate)",
+                delta as f64 / (1 << 20) as f64
+            );
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! `egress-bench` end to end, as root, in testbeds of its own.
+//!
+//! `egress-bench cleanup` removes every `egb-*` object, so these tests take one lock: no
+//! other testbed of this binary exists while one runs. (Cargo runs test binaries one at a
+//! time.)
+
+use std::io::Write;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use testbed::leftovers;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn bench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_egress-bench"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bench().args(args).output().expect("egress-bench starts")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn list_file(lines: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(lines.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn run_records_a_working_filter_and_leaves_nothing() {
+    let _lock = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--rules",
+        "5000",
+        "--family",
+        "both",
+        "--run-id",
+        "clirec",
+        "--output",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(record["verdict"]["ok"], true, "{record:#}");
+    assert_eq!(record["verdict"]["probes"].as_array().unwrap().len(), 4);
+    let figures = &record["figures"];
+    assert!(figures["load_seconds"].as_f64().unwrap() > 0.0);
+    let enforced = figures["enforcement_seconds"]
+        .as_f64()
+        .expect("enforcement measured");
+    assert!(
+        enforced <= figures["load_seconds"].as_f64().unwrap() + 0.01,
+        "{figures:#}"
+    );
+    assert_eq!(record["list"]["loaded_entries"], 10_002);
+    assert!(figures["stats"]["kernel_memory"]["bytes"].as_u64().unwrap() > 0);
+    assert!(leftovers("egb-clirec").is_empty());
+}
+
+#[test]
+fn bad_line_is_named_and_nothing_is_created() {
+    let _lock = serial();
+    let file = list_file("# feed\n1.2.3.4\n1.2.3.999\n");
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--run-id",
+        "clibad",
+        "--cidrs",
+        file.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("line 3") && said.contains("1.2.3.999"),
+        "{said}"
+    );
+    assert!(leftovers("egb-clibad").is_empty());
+}
+
+#[test]
+fn wrong_family_is_named() {
+    let _lock = serial();
+    let file = list_file("1.2.3.4\n2001:db8::/32\n");
+    let out = run(&[
+        "run",
+        "--filter",
+        "iptables",
+        "--cidrs",
+        file.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("line 2") && said.contains("--family"),
+        "{said}"
+    );
+}
+
+#[test]
+fn list_covering_the_testbed_stops_unless_excluded() {
+    let _lock = serial();
+    let file = list_file("1.2.3.4\n198.18.0.0/15\n5.6.7.0/24\n198.19.0.1\n");
+    let path = file.path().to_str().unwrap();
+    let out = run(&[
+        "run", "--filter", "ipset", "--run-id", "cliconf", "--cidrs", path,
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("line 2: 198.18.0.0/15") && said.contains("line 4"),
+        "{said}"
+    );
+    assert!(leftovers("egb-cliconf").is_empty());
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--cidrs",
+        path,
+        "--exclude-conflicting",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("left out 2 entries"), "{}", text(&out));
+}
+
+fn wait_for_namespace(prefix: &str) {
+    let start = Instant::now();
+    while leftovers(prefix).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the run never built its testbed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
+    let _lock = serial();
+    // ipset restore takes seconds for 2M entries: long enough to be killed mid-load.
+    let mut child = bench()
+        .args([
+            "run",
+            "--filter",
+            "ipset-restore",
+            "--rules",
+            "2000000",
+            "--run-id",
+            "clikill",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_namespace("egb-clikill");
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !leftovers("egb-clikill").is_empty(),
+        "a killed run leaves its testbed"
+    );
+    let out = run(&["cleanup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("egb-clikill-client"), "{}", text(&out));
+    assert!(leftovers("egb-").is_empty(), "{:?}", leftovers("egb-"));
+    let out = run(&["cleanup"]);
+    assert!(text(&out).contains("nothing to clean up"));
+}
+
+#[test]
+fn sigterm_mid_load_removes_the_testbed() {
+    let _lock = serial();
+    let mut child = bench()
+        .args([
+            "run",
+            "--filter",
+            "iptables",
+            "--backend",
+            "legacy",
+            "--rules",
+            "1000000",
+            "--run-id",
+            "cliterm",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_namespace("egb-cliterm");
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(!exit.success());
+    assert!(
+        leftovers("egb-cliterm").is_empty(),
+        "{:?}",
+        leftovers("egb-cliterm")
+    );
+}

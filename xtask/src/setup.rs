@@ -1,0 +1,127 @@
+//! Installing what the project needs on a fresh Debian machine, and running the pinned
+//! toolchain's cargo.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The toolchain the workspace builds with (aya 0.16 needs Rust 1.98 or newer).
+pub const TOOLCHAIN: &str = "1.99";
+
+/// Debian packages the tests and benchmarks drive.
+const PACKAGES: &[&str] = &["iproute2", "iptables", "ipset", "iperf3", "bpftool"];
+
+/// Installs missing Debian packages and the pinned toolchain, saying what it installs.
+pub fn prerequisites() -> Result<()> {
+    packages()?;
+    toolchain()
+}
+
+fn is_root() -> bool {
+    // SAFETY-free check: the effective uid is in /proc/self/status ("Uid: real effective ...").
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Fails unless running as root: the tests and benchmarks create network namespaces.
+pub fn require_root(what: &str) -> Result<()> {
+    if !is_root() {
+        bail!(
+            "{what} creates network namespaces and firewall rules: run it as root (for example `sudo -E cargo xtask ...`)"
+        );
+    }
+    Ok(())
+}
+
+fn packages() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output();
+            !out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    require_root("installing Debian packages")?;
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    exec(Command::new("apt-get").args(["update", "-qq"]))?;
+    exec(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn toolchain() -> Result<()> {
+    let installed = Command::new("rustup")
+        .args(["run", TOOLCHAIN, "cargo", "clippy", "--version"])
+        .env("RUSTUP_AUTO_INSTALL", "0")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && Command::new("rustup")
+            .args(["run", TOOLCHAIN, "rustfmt", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if installed {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Rust {TOOLCHAIN} (minimal profile, with clippy and rustfmt)");
+    exec(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        TOOLCHAIN,
+        "--profile",
+        "minimal",
+        "--component",
+        "clippy,rustfmt",
+    ]))
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// `cargo` of the pinned toolchain, run in the workspace root, with the environment the
+/// outer `cargo run` set for xtask removed.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", TOOLCHAIN, "cargo"]).current_dir(root());
+    for var in [
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_TARGET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs a command, failing with its command line if it fails.
+pub fn exec(cmd: &mut Command) -> Result<()> {
+    let line = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {line}"))?;
+    if !status.success() {
+        bail!("{line} failed ({status})");
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `cargo xtask test`: everything CI checks.
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::setup::{self, cargo, exec};
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Args)]
+pub struct Options {
+    /// Arguments passed on to `cargo test` (for example a test name filter).
+    #[arg(trailing_var_arg = true)]
+    pub cargo_test_args: Vec<String>,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    setup::prerequisites()?;
+    setup::require_root("the test suite")?;
+    eprintln!("xtask: cargo fmt --check");
+    exec(cargo().args(["fmt", "--all", "--check"]))?;
+    eprintln!("xtask: cargo clippy --workspace --all-targets -- -D warnings");
+    exec(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    eprintln!("xtask: cargo test --workspace (kernel tests in network namespaces of their own)");
+    exec(
+        cargo()
+            .args(["test", "--workspace"])
+            .args(&options.cargo_test_args),
+    )
+}
