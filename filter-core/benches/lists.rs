@@ -1,5 +1,8 @@
 //! Generating and parsing 1M-entry deny-lists.
-#![expect(missing_docs, reason = "criterion_group! generates an undocumented public function")]
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented public function"
+)]
 
 use std::io::Write;
 

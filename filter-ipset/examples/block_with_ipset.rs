@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! ip netns add demo
-//! cargo run -p filter-ipset --example block -- demo blocklist.txt
+//! cargo run -p filter-ipset --example block_with_ipset -- demo blocklist.txt
 //! ```
 
 use std::path::Path;
@@ -15,7 +15,7 @@ use filter_iptables::Backend;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, netns, file] = &args[..] else {
-        return Err("usage: block <network namespace> <deny-list file>".into());
+        return Err("usage: block_with_ipset <network namespace> <deny-list file>".into());
     };
     let list = CidrList::parse_file(Path::new(file), &ParseOptions::default())?;
     println!("{file}: {:?}", list.stats());
