@@ -16,7 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (netns, file, backend) = match &args[..] {
         [_, netns, file] => (netns, file, Backend::Nft),
         [_, netns, file, backend] => (netns, file, backend.parse()?),
-        _ => return Err("usage: block_with_iptables <network namespace> <deny-list file> [nft|legacy]".into()),
+        _ => {
+            return Err(
+                "usage: block_with_iptables <network namespace> <deny-list file> [nft|legacy]"
+                    .into(),
+            );
+        }
     };
     let list = CidrList::parse_file(Path::new(file), &ParseOptions::default())?;
     let mut filter = IptablesFilter::new(NetNs::named(netns), Tag::new("example")?, backend);
