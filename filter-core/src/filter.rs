@@ -1,4 +1,5 @@
 use std::fmt;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -124,4 +125,29 @@ pub trait EgressFilter: Send {
 
     /// Removes everything the filter created. Safe to call more than once.
     fn teardown(&mut self) -> Result<()>;
+
+    /// Times the engine's own packet program in isolation (for example with
+    /// `BPF_PROG_TEST_RUN`), for each `(case, destination)` probe, beside the engine's own
+    /// floor and cold-cache cases. Engines without such a program return nothing.
+    fn program_costs(&mut self, probes: &[(String, IpAddr)]) -> Result<Vec<ProgramCost>> {
+        let _ = probes;
+        Ok(Vec::new())
+    }
+}
+
+/// The time one run of an engine's packet program takes, over repeated timed rounds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProgramCost {
+    /// What was timed (`v4 hit`, `empty program (floor)`, ...).
+    pub case: String,
+    /// Median over rounds of the mean time per run, in nanoseconds.
+    pub median_ns: f64,
+    /// Fastest round.
+    pub min_ns: f64,
+    /// Slowest round.
+    pub max_ns: f64,
+    /// Program runs per round.
+    pub repeat: u32,
+    /// Rounds.
+    pub rounds: u32,
 }

@@ -1,25 +1,28 @@
 //! The shared engine checks against the real kernel, for both back-ends and the reference.
 
 mod nft {
-    use filter_core::{EgressFilter, NetNs, Tag};
+    use filter_core::EgressFilter;
+    use testbed::Testbed;
     use filter_iptables::{Backend, IptablesFilter};
-    testbed::conformance_tests!(|ns: NetNs, tag: Tag| -> Box<dyn EgressFilter> {
-        Box::new(IptablesFilter::new(ns, tag, Backend::Nft))
+    testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
+        Box::new(IptablesFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft))
     });
 }
 
 mod legacy {
-    use filter_core::{EgressFilter, NetNs, Tag};
+    use filter_core::EgressFilter;
+    use testbed::Testbed;
     use filter_iptables::{Backend, IptablesFilter};
-    testbed::conformance_tests!(|ns: NetNs, tag: Tag| -> Box<dyn EgressFilter> {
-        Box::new(IptablesFilter::new(ns, tag, Backend::Legacy))
+    testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
+        Box::new(IptablesFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Legacy))
     });
 }
 
 mod reference {
-    use filter_core::{EgressFilter, NetNs, Tag};
+    use filter_core::EgressFilter;
+    use testbed::Testbed;
     use filter_iptables::{Backend, IptablesFilter};
-    testbed::conformance_tests!(|ns: NetNs, tag: Tag| -> Box<dyn EgressFilter> {
-        Box::new(IptablesFilter::reference(ns, tag, Backend::Legacy))
+    testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
+        Box::new(IptablesFilter::reference(bed.client().clone(), bed.tag().clone(), Backend::Legacy))
     });
 }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use filter_core::generate::{Mix, generate};
-use filter_core::{CidrList, EgressFilter, Error, Family, NetNs, Tag};
+use filter_core::{CidrList, EgressFilter, Error, Family, Tag};
 use ipnet::IpNet;
 
 use crate::{
@@ -15,8 +15,8 @@ use crate::{
     filter_objects, leftovers,
 };
 
-/// Makes the engine under test in a namespace, naming its objects from a tag.
-pub type MakeFilter = fn(NetNs, Tag) -> Box<dyn EgressFilter>;
+/// Makes the engine under test for a testbed's client (its namespace, tag and link).
+pub type MakeFilter = fn(&Testbed) -> Box<dyn EgressFilter>;
 
 const ADDRS: [(IpAddr, IpAddr); 2] = [
     (IpAddr::V4(DENIED_V4), IpAddr::V4(ALLOWED_V4)),
@@ -55,7 +55,7 @@ fn assert_clean(bed: &Testbed, tag: &Tag) {
 pub fn load_blocks_denied_passes_allowed(make: MakeFilter) {
     let bed = bed();
     let tag = bed.tag().clone();
-    let mut filter = make(bed.client().clone(), tag.clone());
+    let mut filter = make(&bed);
     expect_probes(&bed, Probe::Delivered, "before load");
     let list = list_with_probes(2_000, 1);
     filter.load(&list).unwrap();
@@ -84,7 +84,7 @@ pub fn load_blocks_denied_passes_allowed(make: MakeFilter) {
 /// not an error; removing a narrow entry inside a broad one leaves the broad one working.
 pub fn add_and_remove_entries(make: MakeFilter) {
     let bed = bed();
-    let mut filter = make(bed.client().clone(), bed.tag().clone());
+    let mut filter = make(&bed);
     filter
         .load(&generate(500, 3, Mix::Default, &Family::BOTH))
         .unwrap();
@@ -113,7 +113,7 @@ pub fn add_and_remove_entries(make: MakeFilter) {
 /// stream loses nothing, the denied stream gets nothing through, and the new list applies.
 pub fn replace_under_traffic(make: MakeFilter) {
     let bed = bed();
-    let mut filter = make(bed.client().clone(), bed.tag().clone());
+    let mut filter = make(&bed);
     filter.load(&list_with_probes(5_000, 1)).unwrap();
     for (deny, allow) in ADDRS {
         let denied = bed
@@ -167,7 +167,7 @@ pub fn drop_removes_everything(make: MakeFilter) {
     let bed = bed();
     let tag = bed.tag().clone();
     {
-        let mut filter = make(bed.client().clone(), tag.clone());
+        let mut filter = make(&bed);
         filter.load(&list_with_probes(100, 4)).unwrap();
         assert!(
             !filter_objects(&bed, tag.as_str()).is_empty()

@@ -223,6 +223,11 @@ impl Testbed {
         &self.client
     }
 
+    /// The client's end of the veth pair, whose egress filters hook (`egb-<id>-c`).
+    pub fn client_link(&self) -> String {
+        self.tag.with("c")
+    }
+
     /// The server namespace.
     pub fn server(&self) -> &NetNs {
         &self.server

@@ -1,0 +1,132 @@
+//! The program's own cost per packet, from `BPF_PROG_TEST_RUN`: the kernel runs the program
+//! on one packet many times and reports the mean time per run.
+//!
+//! Test runs repeat one packet, so lookups hit warm caches. The cold case (real traffic to
+//! the whole Internet) is timed with a benchmark-only program that looks up
+//! [`COLD_LOOKUPS`](filter_tcbpf_common::COLD_LOOKUPS) pseudo-random IPv4 addresses per run,
+//! less the same program without the lookups.
+
+use std::net::IpAddr;
+
+use aya::Ebpf;
+use aya::programs::{TestRun, TestRunOptions};
+use filter_core::{ProgramCost, Result};
+use filter_tcbpf_common as common;
+
+use crate::{kernel, program_mut};
+
+/// How long to time.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Program runs per timed round.
+    pub repeat: u32,
+    /// Timed rounds per case (the median is reported).
+    pub rounds: u32,
+    /// Runs per round of the cold-cache program (each does many lookups).
+    pub cold_repeat: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            repeat: 200_000,
+            rounds: 9,
+            cold_repeat: 2_000,
+        }
+    }
+}
+
+/// A 64-byte UDP packet from the testbed's client to `dst`, with its Ethernet header.
+pub fn udp_packet(dst: IpAddr) -> Vec<u8> {
+    let mut p = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    let payload = [0u8; 18];
+    match dst {
+        IpAddr::V4(dst) => {
+            p.extend_from_slice(&0x0800u16.to_be_bytes());
+            let total = (20 + 8 + payload.len()) as u16;
+            p.extend_from_slice(&[0x45, 0]);
+            p.extend_from_slice(&total.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+            p.extend_from_slice(&[198, 18, 0, 1]);
+            p.extend_from_slice(&dst.octets());
+        }
+        IpAddr::V6(dst) => {
+            p.extend_from_slice(&0x86DDu16.to_be_bytes());
+            p.extend_from_slice(&[0x60, 0, 0, 0]);
+            p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+            p.extend_from_slice(&[17, 64]);
+            p.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            p.extend_from_slice(&dst.octets());
+        }
+    }
+    p.extend_from_slice(&[0x9c, 0x40, 0x23, 0x28]); // ports 40000 -> 9000
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&payload);
+    p
+}
+
+fn time(ebpf: &mut Ebpf, program: &str, packet: &[u8], repeat: u32, rounds: u32) -> Result<Vec<f64>> {
+    let prog = program_mut(ebpf, program)?;
+    if prog.fd().is_err() {
+        prog.load().map_err(|e| kernel(format!("loading {program}"), e))?;
+    }
+    let mut samples = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
+        let result = prog
+            .test_run(TestRunOptions {
+                data_in: Some(packet),
+                repeat,
+                ..TestRunOptions::default()
+            })
+            .map_err(|e| kernel(format!("BPF_PROG_TEST_RUN of {program}"), e))?;
+        samples.push(result.duration.as_secs_f64() * 1e9);
+    }
+    Ok(samples)
+}
+
+fn summary(case: &str, mut samples: Vec<f64>, repeat: u32) -> ProgramCost {
+    samples.sort_by(f64::total_cmp);
+    ProgramCost {
+        case: case.to_owned(),
+        median_ns: samples[samples.len() / 2],
+        min_ns: samples[0],
+        max_ns: samples[samples.len() - 1],
+        repeat,
+        rounds: u32::try_from(samples.len()).unwrap_or(u32::MAX),
+    }
+}
+
+/// Times the empty program (the method's floor), the filter for each probe, and the cold
+/// lookup, rounds interleaved so that a change in machine speed hits every case alike.
+pub fn measure(ebpf: &mut Ebpf, probes: &[(String, IpAddr)], settings: &Settings) -> Result<Vec<ProgramCost>> {
+    let floor_packet = udp_packet(IpAddr::from([198, 19, 0, 1]));
+    let mut cases: Vec<(String, &str, Vec<u8>, u32)> = vec![(
+        "empty program (floor)".into(),
+        common::PROG_EMPTY,
+        floor_packet.clone(),
+        settings.repeat,
+    )];
+    for (name, dst) in probes {
+        cases.push((name.clone(), common::PROG_FILTER, udp_packet(*dst), settings.repeat));
+    }
+    cases.push(("cold: 64 random lookups".into(), common::PROG_COLD, floor_packet.clone(), settings.cold_repeat));
+    cases.push(("cold: 64 random addresses, no lookup".into(), common::PROG_COLD_BASE, floor_packet, settings.cold_repeat));
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..settings.rounds {
+        for (i, (_, program, packet, repeat)) in cases.iter().enumerate() {
+            samples[i].extend(time(ebpf, program, packet, *repeat, 1)?);
+        }
+    }
+    let mut costs: Vec<ProgramCost> = cases
+        .iter()
+        .zip(samples.iter())
+        .map(|((case, _, _, repeat), s)| summary(case, s.clone(), *repeat))
+        .collect();
+    // Per cold lookup: the difference of the two cold programs, round by round.
+    let lookups = f64::from(common::COLD_LOOKUPS);
+    let (cold, base) = (&samples[cases.len() - 2], &samples[cases.len() - 1]);
+    let per_lookup: Vec<f64> = cold.iter().zip(base).map(|(c, b)| (c - b) / lookups).collect();
+    costs.push(summary("cold: per random IPv4 lookup", per_lookup, settings.cold_repeat));
+    Ok(costs)
+}

@@ -1,0 +1,523 @@
+//! Egress filter engine with a tc eBPF program: the destination of every IP packet leaving
+//! an interface is looked up in an LPM trie per family (`BPF_MAP_TYPE_LPM_TRIE`,
+//! `BPF_F_NO_PREALLOC`) and the packet is dropped on a match.
+//!
+//! - The program (crate `filter-tcbpf-ebpf`) is built at build time and embedded.
+//! - It is attached with TCX on Linux 6.6+ (a BPF link: it goes away with the process),
+//!   otherwise with a `clsact` qdisc and a direct-action filter. [`Attach`] picks.
+//! - Maps are sized to the list (`max_entries` = twice the entries, at least 1,024) and filled
+//!   with `BPF_MAP_UPDATE_BATCH` where the kernel has it, else one update per entry.
+//! - [`replace`](EgressFilter::replace) loads a second instance of the program with maps
+//!   filled with the new list, then swaps programs on the hook in one kernel operation
+//!   (`BPF_LINK_UPDATE` for TCX, a netlink filter replace for clsact): every packet sees the
+//!   old list or the new one.
+//!
+//! Requires Linux 5.6+ with BTF-free BPF (CAP_BPF and CAP_NET_ADMIN, or root).
+//!
+//! ```no_run
+//! use filter_core::{CidrList, EgressFilter, NetNs, Tag};
+//! use filter_tcbpf::{Attach, TcbpfFilter};
+//!
+//! let list: CidrList = ["203.0.113.0/24".parse()?].into_iter().collect();
+//! let mut filter = TcbpfFilter::new(NetNs::named("blue"), Tag::new("demo")?, "eth0", Attach::Auto);
+//! filter.load(&list)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod cost;
+mod sys;
+
+use std::ffi::CString;
+use std::os::fd::AsFd;
+
+use aya::maps::lpm_trie::Key;
+use aya::maps::{LpmTrie, Map, MapData, MapError, PerCpuArray};
+use aya::programs::tc::{NlOptions, SchedClassifierLinkId, TcAttach, TcAttachType};
+use aya::programs::{LinkOrder, SchedClassifier};
+use aya::util::KernelVersion;
+use aya::{Ebpf, EbpfLoader};
+use filter_core::{CidrList, EgressFilter, Error, FilterStats, KernelMemory, NetNs, ProgramCost, Result, Tag};
+use filter_tcbpf_common as common;
+use ipnet::IpNet;
+
+/// The kernel-side program, built by `build.rs`.
+static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/filter-tcbpf-ebpf"));
+
+/// The kernel's internal "operation not supported" (not in libc): what old kernels return
+/// for batch operations on maps without them.
+const ENOTSUPP: i32 = 524;
+
+/// Entries per `BPF_MAP_UPDATE_BATCH` call.
+const BATCH: usize = 65_536;
+
+/// How the program is hooked to the interface's egress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Attach {
+    /// TCX where the kernel has it (6.6+), else clsact.
+    #[default]
+    Auto,
+    /// TCX: a BPF link on the egress hook; removed when the process exits.
+    Tcx,
+    /// A `clsact` qdisc with a direct-action filter (any kernel with tc BPF).
+    Clsact,
+}
+
+impl Attach {
+    /// The name used in records (`tcx`, `clsact`, `auto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Attach::Auto => "auto",
+            Attach::Tcx => "tcx",
+            Attach::Clsact => "clsact",
+        }
+    }
+
+    fn resolve(self) -> Self {
+        match self {
+            Attach::Auto if KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)) => {
+                Attach::Tcx
+            }
+            Attach::Auto => Attach::Clsact,
+            other => other,
+        }
+    }
+}
+
+impl std::str::FromStr for Attach {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Attach::Auto),
+            "tcx" => Ok(Attach::Tcx),
+            "clsact" => Ok(Attach::Clsact),
+            _ => Err(format!("unknown attach mode {s:?}; expected auto, tcx or clsact")),
+        }
+    }
+}
+
+/// One loaded copy of the program with its maps.
+struct Instance {
+    ebpf: Ebpf,
+    link: Option<SchedClassifierLinkId>,
+    capacity: [u32; 2],
+    entries: [u64; 2],
+    /// Whether the maps were filled in batches (else one update per entry).
+    batched: bool,
+}
+
+/// The tc eBPF LPM-trie filter; see the [crate docs](crate).
+pub struct TcbpfFilter {
+    netns: NetNs,
+    #[expect(dead_code, reason = "kept for object names once maps are pinned")]
+    tag: Tag,
+    interface: String,
+    attach: Attach,
+    created_qdisc: bool,
+    current: Option<Instance>,
+}
+
+/// A kernel refusal as an [`Error::Kernel`]: the whole error chain in words, the errno
+/// where there is one, and a hint for the common limits.
+fn kernel(operation: impl Into<String>, err: impl std::error::Error) -> Error {
+    let mut message = err.to_string();
+    let mut code = 0;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            code = io.raw_os_error().unwrap_or(code);
+        }
+        source = cause.source();
+    }
+    let hint = match code {
+        libc::EPERM => " (needs root, or CAP_BPF and CAP_NET_ADMIN)",
+        libc::E2BIG | libc::ENOSPC => " (the map is full: replace() sizes new maps to the list)",
+        libc::ENOMEM => " (not enough kernel memory for the maps: use a shorter or aggregated list)",
+        _ => "",
+    };
+    Error::Kernel {
+        operation: operation.into(),
+        code,
+        message: format!("{message}{hint}"),
+    }
+}
+
+fn capacity(entries: usize) -> Result<u32> {
+    let wanted = (entries as u64 * 2).max(1_024);
+    u32::try_from(wanted).map_err(|_| Error::Limit {
+        limit: "BPF map max_entries",
+        requested: wanted,
+        max: u64::from(u32::MAX),
+        hint: "split the list".into(),
+    })
+}
+
+fn v4_key(net: &ipnet::Ipv4Net) -> Key<[u8; 4]> {
+    Key::new(u32::from(net.prefix_len()), net.network().octets())
+}
+
+fn v6_key(net: &ipnet::Ipv6Net) -> Key<[u8; 16]> {
+    Key::new(u32::from(net.prefix_len()), net.network().octets())
+}
+
+fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Map {
+    ebpf.map_mut(name)
+        .unwrap_or_else(|| panic!("the embedded program defines map {name}"))
+}
+
+fn map_data(map: &Map) -> &MapData {
+    match map {
+        Map::LpmTrie(data) | Map::PerCpuArray(data) => data,
+        _ => unreachable!("the filter only has LPM tries and per-CPU arrays"),
+    }
+}
+
+/// Packs LPM keys (`u32` prefix length in host order, then the address) for a batch update.
+fn pack<const N: usize>(keys: impl Iterator<Item = Key<[u8; N]>>, out: &mut Vec<u8>) -> u32 {
+    out.clear();
+    let mut count = 0;
+    for key in keys {
+        out.extend_from_slice(&key.prefix_len().to_ne_bytes());
+        out.extend_from_slice(&key.data());
+        count += 1;
+    }
+    count
+}
+
+/// Fills a trie: batches where the kernel supports them, else one update per entry.
+/// Returns whether batches were used.
+fn fill<const N: usize>(
+    map: &mut Map,
+    name: &str,
+    keys: &[Key<[u8; N]>],
+) -> Result<bool> {
+    let mut packed = Vec::with_capacity(BATCH.min(keys.len()) * (4 + N));
+    let values = vec![0u8; BATCH.min(keys.len())];
+    let mut batched = true;
+    for (chunk_index, chunk) in keys.chunks(BATCH).enumerate() {
+        if batched {
+            let count = pack(chunk.iter().copied(), &mut packed);
+            match sys::update_batch(map_data(map).fd().as_fd(), &packed, &values[..chunk.len()], count) {
+                Ok(_) => continue,
+                Err((e, 0)) if chunk_index == 0 && matches!(e.raw_os_error(), Some(libc::EINVAL | ENOTSUPP | libc::EOPNOTSUPP)) => {
+                    batched = false;
+                }
+                Err((e, done)) => {
+                    return Err(kernel(
+                        format!("BPF_MAP_UPDATE_BATCH on {name} at entry {}", chunk_index * BATCH + done as usize + 1),
+                        e,
+                    ));
+                }
+            }
+        }
+        let mut trie: LpmTrie<&mut MapData, [u8; N], u8> =
+            LpmTrie::try_from(&mut *map).map_err(|e| kernel(format!("open map {name}"), e))?;
+        for (i, key) in chunk.iter().enumerate() {
+            trie.insert(key, &0, 0)
+                .map_err(|e| kernel(format!("update {name} entry {}", chunk_index * BATCH + i + 1), e))?;
+        }
+    }
+    Ok(batched)
+}
+
+/// Distinct keys of a list: what the trie will hold.
+fn distinct<T: Ord + Copy>(items: impl Iterator<Item = T>) -> u64 {
+    let mut v: Vec<T> = items.collect();
+    v.sort_unstable();
+    v.dedup();
+    v.len() as u64
+}
+
+impl TcbpfFilter {
+    /// A filter for the egress of `interface` in `netns`.
+    pub fn new(netns: NetNs, tag: Tag, interface: &str, attach: Attach) -> Self {
+        Self {
+            netns,
+            tag,
+            interface: interface.to_owned(),
+            attach: attach.resolve(),
+            created_qdisc: false,
+            current: None,
+        }
+    }
+
+    /// The attach mode in use (`tcx` or `clsact`).
+    pub fn attach_mode(&self) -> Attach {
+        self.attach
+    }
+
+    /// Loads a fresh program instance with maps sized for and filled with `list`.
+    fn instance(list: &CidrList) -> Result<Instance> {
+        let capacity = [capacity(list.v4().len())?, capacity(list.v6().len())?];
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(common::MAP_DENY_V4, capacity[0])
+            .map_max_entries(common::MAP_DENY_V6, capacity[1])
+            .load(PROGRAM)
+            .map_err(|e| kernel("creating the BPF maps", e))?;
+        let v4: Vec<_> = list.v4().iter().map(v4_key).collect();
+        let v6: Vec<_> = list.v6().iter().map(v6_key).collect();
+        let batched_v4 = fill(map_mut(&mut ebpf, common::MAP_DENY_V4), common::MAP_DENY_V4, &v4)?;
+        let batched_v6 = fill(map_mut(&mut ebpf, common::MAP_DENY_V6), common::MAP_DENY_V6, &v6)?;
+        let program = program_mut(&mut ebpf, common::PROG_FILTER)?;
+        program.load().map_err(|e| kernel("loading the filter program (verifier)", e))?;
+        Ok(Instance {
+            ebpf,
+            link: None,
+            capacity,
+            entries: [
+                distinct(v4.iter().map(|k| (k.prefix_len(), k.data()))),
+                distinct(v6.iter().map(|k| (k.prefix_len(), k.data()))),
+            ],
+            batched: batched_v4 && batched_v6,
+        })
+    }
+
+    /// Hooks a loaded instance to the interface, inside the namespace.
+    fn hook(&mut self, instance: &mut Instance) -> Result<()> {
+        let interface = CString::new(self.interface.clone())
+            .map_err(|_| Error::InvalidInput(format!("interface name {:?}", self.interface)))?;
+        let attach = self.attach;
+        let ebpf = &mut instance.ebpf;
+        let (link, created) = self.netns.run(move || -> Result<_> {
+            let mut created = false;
+            if attach == Attach::Clsact {
+                match aya::programs::tc::qdisc_add_clsact(interface.as_c_str()) {
+                    Ok(()) => created = true,
+                    Err(e) if e.to_string().contains("exists") => {}
+                    Err(e) => return Err(kernel(format!("adding a clsact qdisc to {interface:?}"), e)),
+                }
+            }
+            let program = program_mut(ebpf, common::PROG_FILTER)?;
+            let how = match attach {
+                Attach::Clsact => TcAttach::Netlink {
+                    parent: TcAttachType::Egress.into(),
+                    options: NlOptions::default(),
+                },
+                _ => TcAttach::Tcx {
+                    attach_type: TcAttachType::Egress,
+                    order: LinkOrder::default(),
+                },
+            };
+            let link = program
+                .attach(interface.as_c_str(), how)
+                .map_err(|e| kernel(format!("attaching to the egress of {interface:?} ({})", attach.name()), e))?;
+            Ok((link, created))
+        })??;
+        self.created_qdisc |= created;
+        instance.link = Some(link);
+        Ok(())
+    }
+
+    /// Drops an instance (detaching it) inside the namespace: a clsact filter is removed by
+    /// interface index, which only means the right interface there.
+    fn discard(&self, instance: Instance) {
+        let _ = self.netns.run(move || drop(instance));
+    }
+
+    fn current(&mut self) -> Result<&mut Instance> {
+        self.current.as_mut().ok_or(Error::NotLoaded)
+    }
+
+    fn change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
+        let instance = self.current()?;
+        for net in entries.iter().map(IpNet::trunc) {
+            let (name, slot) = match net {
+                IpNet::V4(_) => (common::MAP_DENY_V4, 0),
+                IpNet::V6(_) => (common::MAP_DENY_V6, 1),
+            };
+            let capacity = instance.capacity[slot];
+            let map = map_mut(&mut instance.ebpf, name);
+            let result = match net {
+                IpNet::V4(n) => update(map, &v4_key(&n), add),
+                IpNet::V6(n) => update(map, &v6_key(&n), add),
+            };
+            match result {
+                Ok(true) if add => instance.entries[slot] += 1,
+                Ok(true) => instance.entries[slot] -= 1,
+                Ok(false) => {}
+                Err(e) if add && instance.entries[slot] >= u64::from(capacity) => {
+                    return Err(Error::Limit {
+                        limit: "BPF LPM trie max_entries",
+                        requested: instance.entries[slot] + 1,
+                        max: u64::from(capacity),
+                        hint: format!("replace() the list to get maps sized for it ({e})"),
+                    });
+                }
+                Err(e) => return Err(kernel(format!("{} {net} in {name}", if add { "adding" } else { "removing" }), e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Inserts (if absent) or removes one key; returns whether the map changed.
+fn update<const N: usize>(map: &mut Map, key: &Key<[u8; N]>, add: bool) -> std::result::Result<bool, MapError> {
+    let mut trie: LpmTrie<&mut MapData, [u8; N], u8> = LpmTrie::try_from(map)?;
+    let result = if add {
+        trie.insert(key, &0, u64::from(aya_obj_noexist()))
+    } else {
+        trie.remove(key)
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(MapError::KeyNotFound) => Ok(false),
+        Err(MapError::SyscallError(e))
+            if matches!(e.io_error.raw_os_error(), Some(libc::EEXIST | libc::ENOENT)) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_NOEXIST`: add only if absent.
+const fn aya_obj_noexist() -> u32 {
+    1
+}
+
+fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| Error::InvalidInput(format!("the embedded object has no program {name}")))?
+        .try_into()
+        .map_err(|e| kernel(format!("program {name}"), e))
+}
+
+impl EgressFilter for TcbpfFilter {
+    fn name(&self) -> &'static str {
+        "tcbpf"
+    }
+
+    fn backend(&self) -> String {
+        let fill = match &self.current {
+            Some(i) if !i.batched => "per-entry updates",
+            _ => "BPF_MAP_UPDATE_BATCH",
+        };
+        format!("tc eBPF LPM trie, {} attach, {fill}, aya", self.attach.name())
+    }
+
+    fn load(&mut self, list: &CidrList) -> Result<()> {
+        if self.current.is_some() {
+            return Err(Error::AlreadyLoaded);
+        }
+        let mut instance = Self::instance(list)?;
+        if let Err(e) = self.hook(&mut instance) {
+            self.discard(instance);
+            let _ = self.teardown();
+            return Err(e);
+        }
+        self.current = Some(instance);
+        Ok(())
+    }
+
+    fn replace(&mut self, list: &CidrList) -> Result<()> {
+        if self.current.is_none() {
+            return Err(Error::NotLoaded);
+        }
+        let mut next = Self::instance(list)?;
+        let mut old = self.current.take().expect("checked above");
+        let taken = old
+            .link
+            .take()
+            .ok_or_else(|| Error::InvalidInput("the loaded program is not hooked".into()))
+            .and_then(|id| {
+                program_mut(&mut old.ebpf, common::PROG_FILTER)?
+                    .take_link(id)
+                    .map_err(|e| kernel("taking the hook's link", e))
+            });
+        let link = match taken {
+            Ok(link) => link,
+            Err(e) => {
+                // Still attached (the program keeps its links); only replace is refused.
+                self.current = Some(old);
+                return Err(e);
+            }
+        };
+        let ebpf = &mut next.ebpf;
+        let swapped = self.netns.run(move || {
+            program_mut(ebpf, common::PROG_FILTER)?
+                .attach_to_link(link)
+                .map_err(|e| kernel("swapping programs on the hook (BPF_LINK_UPDATE / tc replace)", e))
+        })?;
+        match swapped {
+            Ok(id) => {
+                next.link = Some(id);
+                self.current = Some(next);
+                self.discard(old);
+                Ok(())
+            }
+            Err(e) => {
+                // The link went with the failed update: hook the old program again.
+                self.discard(next);
+                self.hook(&mut old)?;
+                self.current = Some(old);
+                Err(e)
+            }
+        }
+    }
+
+    fn add(&mut self, entries: &[IpNet]) -> Result<()> {
+        self.change(entries, true)
+    }
+
+    fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
+        self.change(entries, false)
+    }
+
+    fn stats(&self) -> Result<FilterStats> {
+        let instance = self.current.as_ref().ok_or(Error::NotLoaded)?;
+        let counters: PerCpuArray<&MapData, u64> = instance
+            .ebpf
+            .map(common::MAP_COUNTERS)
+            .ok_or_else(|| Error::InvalidInput("no counters map".into()))?
+            .try_into()
+            .map_err(|e| kernel("open counters", e))?;
+        let sum = |slot: u32| -> Result<u64> {
+            Ok(counters
+                .get(&slot, 0)
+                .map_err(|e| kernel("read counters", e))?
+                .iter()
+                .sum())
+        };
+        let mut memory = 0;
+        for name in [common::MAP_DENY_V4, common::MAP_DENY_V6, common::MAP_COUNTERS] {
+            if let Some(map) = instance.ebpf.map(name) {
+                memory += sys::memlock(map_data(map).fd().as_fd()).unwrap_or(0);
+            }
+        }
+        Ok(FilterStats {
+            entries_v4: instance.entries[0],
+            entries_v6: instance.entries[1],
+            packets_matched: Some(sum(common::COUNTER_DROPPED_PACKETS)?),
+            bytes_matched: Some(sum(common::COUNTER_DROPPED_BYTES)?),
+            kernel_memory: Some(KernelMemory {
+                bytes: memory,
+                source: "memlock of the maps in /proc/self/fdinfo (the kernel's map_mem_usage)".into(),
+            }),
+        })
+    }
+
+    fn program_costs(&mut self, probes: &[(String, std::net::IpAddr)]) -> Result<Vec<ProgramCost>> {
+        let instance = self.current.as_mut().ok_or(Error::NotLoaded)?;
+        cost::measure(&mut instance.ebpf, probes, &cost::Settings::default())
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        if let Some(instance) = self.current.take() {
+            self.discard(instance);
+        }
+        if self.created_qdisc {
+            self.created_qdisc = false;
+            let mut cmd = self.netns.command("tc");
+            cmd.args(["qdisc", "del", "dev", &self.interface, "clsact"]);
+            filter_core::run_command(&mut cmd)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TcbpfFilter {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
