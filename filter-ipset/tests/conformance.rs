@@ -2,9 +2,9 @@
 
 mod netlink {
     use filter_core::EgressFilter;
-    use testbed::Testbed;
     use filter_ipset::IpsetFilter;
     use filter_iptables::Backend;
+    use testbed::Testbed;
     testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
         Box::new(IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap())
     });
@@ -12,20 +12,24 @@ mod netlink {
 
 mod legacy_rule {
     use filter_core::EgressFilter;
-    use testbed::Testbed;
     use filter_ipset::IpsetFilter;
     use filter_iptables::Backend;
+    use testbed::Testbed;
     testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
-        Box::new(IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Legacy).unwrap())
+        Box::new(
+            IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Legacy).unwrap(),
+        )
     });
 }
 
 mod reference {
     use filter_core::EgressFilter;
-    use testbed::Testbed;
     use filter_ipset::IpsetFilter;
     use filter_iptables::Backend;
+    use testbed::Testbed;
     testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
-        Box::new(IpsetFilter::reference(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap())
+        Box::new(
+            IpsetFilter::reference(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap(),
+        )
     });
 }

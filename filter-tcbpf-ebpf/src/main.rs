@@ -5,8 +5,14 @@
 //! skbs), one trie lookup, two per-CPU counter updates. No logging.
 #![no_std]
 #![no_main]
-#![allow(unsafe_code, reason = "eBPF programs read the skb and per-CPU slots through raw pointers")]
-#![allow(missing_docs, reason = "#[classifier] generates an undocumented wrapper")]
+#![allow(
+    unsafe_code,
+    reason = "eBPF programs read the skb and per-CPU slots through raw pointers"
+)]
+#![allow(
+    missing_docs,
+    reason = "#[classifier] generates an undocumented wrapper"
+)]
 
 use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use aya_ebpf::macros::{classifier, map};
@@ -50,7 +56,10 @@ fn count(packets: u32, bytes: u32, len: u32) {
 #[inline(always)]
 fn denied(ctx: &TcContext) -> Option<bool> {
     // skb->protocol is the EtherType in network order.
-    #[expect(clippy::cast_possible_truncation, reason = "the EtherType is the low 16 bits")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the EtherType is the low 16 bits"
+    )]
     let proto = u16::from_be(ctx.skb.protocol() as u16);
     match proto {
         ETH_P_IP => {
@@ -70,11 +79,19 @@ fn denied(ctx: &TcContext) -> Option<bool> {
 pub fn egb_filter(ctx: TcContext) -> i32 {
     match denied(&ctx) {
         Some(true) => {
-            count(common::COUNTER_DROPPED_PACKETS, common::COUNTER_DROPPED_BYTES, ctx.len());
+            count(
+                common::COUNTER_DROPPED_PACKETS,
+                common::COUNTER_DROPPED_BYTES,
+                ctx.len(),
+            );
             DROP
         }
         Some(false) => {
-            count(common::COUNTER_PASSED_PACKETS, common::COUNTER_PASSED_BYTES, ctx.len());
+            count(
+                common::COUNTER_PASSED_PACKETS,
+                common::COUNTER_PASSED_BYTES,
+                ctx.len(),
+            );
             PASS
         }
         None => PASS,
@@ -104,18 +121,16 @@ fn seed() -> u32 {
 }
 
 /// Benchmark only: looks up `COLD_LOOKUPS` pseudo-random IPv4 destinations, so the trie's
-/// nodes are mostly not in cache (real traffic to the whole Internet).
+/// nodes are mostly not in cache (real traffic to the whole Internet). The results are
+/// ignored: a branch on each would multiply the verifier's states.
 #[classifier]
 pub fn egb_cold(_ctx: TcContext) -> i32 {
     let base = seed();
-    let mut hits = 0u32;
     for i in 0..common::COLD_LOOKUPS {
         let addr = mix(base.wrapping_add(i)).to_be_bytes();
-        if DENY_V4.get(&Key::new(32, addr)).is_some() {
-            hits += 1;
-        }
+        let _ = DENY_V4.get(&Key::new(32, addr));
     }
-    if hits > common::COLD_LOOKUPS { DROP } else { PASS }
+    PASS
 }
 
 /// Benchmark only: `egb_cold` without the lookups.

@@ -66,10 +66,17 @@ pub fn udp_packet(dst: IpAddr) -> Vec<u8> {
     p
 }
 
-fn time(ebpf: &mut Ebpf, program: &str, packet: &[u8], repeat: u32, rounds: u32) -> Result<Vec<f64>> {
+fn time(
+    ebpf: &mut Ebpf,
+    program: &str,
+    packet: &[u8],
+    repeat: u32,
+    rounds: u32,
+) -> Result<Vec<f64>> {
     let prog = program_mut(ebpf, program)?;
     if prog.fd().is_err() {
-        prog.load().map_err(|e| kernel(format!("loading {program}"), e))?;
+        prog.load()
+            .map_err(|e| kernel(format!("loading {program}"), e))?;
     }
     let mut samples = Vec::with_capacity(rounds as usize);
     for _ in 0..rounds {
@@ -99,7 +106,11 @@ fn summary(case: &str, mut samples: Vec<f64>, repeat: u32) -> ProgramCost {
 
 /// Times the empty program (the method's floor), the filter for each probe, and the cold
 /// lookup, rounds interleaved so that a change in machine speed hits every case alike.
-pub fn measure(ebpf: &mut Ebpf, probes: &[(String, IpAddr)], settings: &Settings) -> Result<Vec<ProgramCost>> {
+pub fn measure(
+    ebpf: &mut Ebpf,
+    probes: &[(String, IpAddr)],
+    settings: &Settings,
+) -> Result<Vec<ProgramCost>> {
     let floor_packet = udp_packet(IpAddr::from([198, 19, 0, 1]));
     let mut cases: Vec<(String, &str, Vec<u8>, u32)> = vec![(
         "empty program (floor)".into(),
@@ -108,10 +119,25 @@ pub fn measure(ebpf: &mut Ebpf, probes: &[(String, IpAddr)], settings: &Settings
         settings.repeat,
     )];
     for (name, dst) in probes {
-        cases.push((name.clone(), common::PROG_FILTER, udp_packet(*dst), settings.repeat));
+        cases.push((
+            name.clone(),
+            common::PROG_FILTER,
+            udp_packet(*dst),
+            settings.repeat,
+        ));
     }
-    cases.push(("cold: 64 random lookups".into(), common::PROG_COLD, floor_packet.clone(), settings.cold_repeat));
-    cases.push(("cold: 64 random addresses, no lookup".into(), common::PROG_COLD_BASE, floor_packet, settings.cold_repeat));
+    cases.push((
+        "cold: 64 random lookups".into(),
+        common::PROG_COLD,
+        floor_packet.clone(),
+        settings.cold_repeat,
+    ));
+    cases.push((
+        "cold: 64 random addresses, no lookup".into(),
+        common::PROG_COLD_BASE,
+        floor_packet,
+        settings.cold_repeat,
+    ));
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..settings.rounds {
         for (i, (_, program, packet, repeat)) in cases.iter().enumerate() {
@@ -126,7 +152,15 @@ pub fn measure(ebpf: &mut Ebpf, probes: &[(String, IpAddr)], settings: &Settings
     // Per cold lookup: the difference of the two cold programs, round by round.
     let lookups = f64::from(common::COLD_LOOKUPS);
     let (cold, base) = (&samples[cases.len() - 2], &samples[cases.len() - 1]);
-    let per_lookup: Vec<f64> = cold.iter().zip(base).map(|(c, b)| (c - b) / lookups).collect();
-    costs.push(summary("cold: per random IPv4 lookup", per_lookup, settings.cold_repeat));
+    let per_lookup: Vec<f64> = cold
+        .iter()
+        .zip(base)
+        .map(|(c, b)| (c - b) / lookups)
+        .collect();
+    costs.push(summary(
+        "cold: per random IPv4 lookup",
+        per_lookup,
+        settings.cold_repeat,
+    ));
     Ok(costs)
 }

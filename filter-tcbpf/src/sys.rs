@@ -36,8 +36,16 @@ pub fn update_batch(
 ) -> Result<u32, (io::Error, u32)> {
     let key_size = keys.len() / count.max(1) as usize;
     let value_size = values.len() / count.max(1) as usize;
-    assert_eq!(key_size * count as usize, keys.len(), "keys must hold count keys");
-    assert_eq!(value_size * count as usize, values.len(), "values must hold count values");
+    assert_eq!(
+        key_size * count as usize,
+        keys.len(),
+        "keys must hold count keys"
+    );
+    assert_eq!(
+        value_size * count as usize,
+        values.len(),
+        "values must hold count values"
+    );
     let mut attr = BatchAttr {
         keys: keys.as_ptr() as u64,
         values: values.as_ptr() as u64,

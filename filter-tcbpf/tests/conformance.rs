@@ -5,7 +5,12 @@ mod tcx {
     use filter_tcbpf::{Attach, TcbpfFilter};
     use testbed::Testbed;
     testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
-        Box::new(TcbpfFilter::new(bed.client().clone(), bed.tag().clone(), &bed.client_link(), Attach::Tcx))
+        Box::new(TcbpfFilter::new(
+            bed.client().clone(),
+            bed.tag().clone(),
+            &bed.client_link(),
+            Attach::Tcx,
+        ))
     });
 }
 
@@ -14,6 +19,11 @@ mod clsact {
     use filter_tcbpf::{Attach, TcbpfFilter};
     use testbed::Testbed;
     testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
-        Box::new(TcbpfFilter::new(bed.client().clone(), bed.tag().clone(), &bed.client_link(), Attach::Clsact))
+        Box::new(TcbpfFilter::new(
+            bed.client().clone(),
+            bed.tag().clone(),
+            &bed.client_link(),
+            Attach::Clsact,
+        ))
     });
 }

@@ -5,6 +5,7 @@ use clap::ValueEnum;
 use filter_core::{CidrList, EgressFilter, FilterStats, NetNs, Result, Tag};
 use filter_ipset::IpsetFilter;
 use filter_iptables::{Backend, IptablesFilter};
+use filter_tcbpf::{Attach, Fill, TcbpfFilter};
 use ipnet::IpNet;
 
 /// A filter the harness can install.
@@ -20,6 +21,25 @@ pub enum FilterKind {
     Ipset,
     /// Reference loader: the same set filled by `ipset restore`.
     IpsetRestore,
+    /// tc eBPF program with an LPM trie per family (TCX or clsact), filled in batches.
+    Tcbpf,
+    /// Reference loader: the same program and maps, filled with one update per entry.
+    TcbpfPerEntry,
+}
+
+/// Where and how a filter is installed.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The namespace.
+    pub netns: NetNs,
+    /// Names of the filter's kernel objects.
+    pub tag: Tag,
+    /// The interface whose egress tc programs hook.
+    pub interface: String,
+    /// iptables back-end for rule-based filters.
+    pub backend: Backend,
+    /// tc attach mode for eBPF filters.
+    pub attach: Attach,
 }
 
 impl FilterKind {
@@ -31,6 +51,8 @@ impl FilterKind {
             FilterKind::IptablesRestore => "iptables-restore",
             FilterKind::Ipset => "ipset",
             FilterKind::IpsetRestore => "ipset-restore",
+            FilterKind::Tcbpf => "tcbpf",
+            FilterKind::TcbpfPerEntry => "tcbpf-per-entry",
         }
     }
 
@@ -39,14 +61,19 @@ impl FilterKind {
         self != FilterKind::None
     }
 
-    /// Builds the filter in `netns`, naming its objects from `tag`.
-    pub fn build(self, netns: NetNs, tag: Tag, backend: Backend) -> Result<Box<dyn EgressFilter>> {
+    /// Builds the filter.
+    pub fn build(self, at: &Placement) -> Result<Box<dyn EgressFilter>> {
+        let (netns, tag, backend) = (at.netns.clone(), at.tag.clone(), at.backend);
         Ok(match self {
             FilterKind::None => Box::new(NoFilter::default()),
             FilterKind::Iptables => Box::new(IptablesFilter::new(netns, tag, backend)),
             FilterKind::IptablesRestore => Box::new(IptablesFilter::reference(netns, tag, backend)),
             FilterKind::Ipset => Box::new(IpsetFilter::new(netns, tag, backend)?),
             FilterKind::IpsetRestore => Box::new(IpsetFilter::reference(netns, tag, backend)?),
+            FilterKind::Tcbpf => Box::new(TcbpfFilter::new(netns, tag, &at.interface, at.attach)),
+            FilterKind::TcbpfPerEntry => Box::new(
+                TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_fill(Fill::PerEntry),
+            ),
         })
     }
 }

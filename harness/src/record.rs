@@ -1,6 +1,6 @@
 //! The JSON record of one run.
 
-use filter_core::FilterStats;
+use filter_core::{FilterStats, ProgramCost};
 use serde::Serialize;
 
 use crate::list::ListInfo;
@@ -51,6 +51,9 @@ pub struct Figures {
     pub teardown_seconds: f64,
     /// What the filter reports: entries, counters, and its own kernel memory figure.
     pub stats: FilterStats,
+    /// The filter program's own time per run, from BPF_PROG_TEST_RUN (eBPF filters only):
+    /// the empty program (the method's floor), hit and miss per family, and cold lookups.
+    pub program_costs: Vec<ProgramCost>,
     /// Change in the kernel's slab + vmalloc + per-CPU memory across the load (approximate).
     pub kernel_allocations_delta_bytes: Option<i64>,
 }

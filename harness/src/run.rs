@@ -8,10 +8,11 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use filter_core::{Family, Tag};
 use filter_iptables::Backend;
+use filter_tcbpf::Attach;
 use indicatif::{ProgressBar, ProgressStyle};
 use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed};
 
-use crate::filters::FilterKind;
+use crate::filters::{FilterKind, Placement};
 use crate::list::{self, ListArgs};
 use crate::record::{Figures, ProbeResult, Record, Verdict};
 use crate::system::{self, Environment};
@@ -30,6 +31,12 @@ pub struct RunArgs {
     /// iptables back-end for the rules of iptables and ipset filters.
     #[arg(long, default_value = "nft", value_parser = parse_backend)]
     pub backend: Backend,
+    /// tc attach mode of eBPF filters: auto (TCX on 6.6+, else clsact), tcx, clsact.
+    #[arg(long, default_value = "auto", value_parser = parse_attach)]
+    pub attach: Attach,
+    /// Skip timing the eBPF program with BPF_PROG_TEST_RUN (a few seconds).
+    #[arg(long)]
+    pub no_program_cost: bool,
     /// Write the JSON record here.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -39,6 +46,10 @@ pub struct RunArgs {
 }
 
 fn parse_backend(s: &str) -> Result<Backend, String> {
+    s.parse()
+}
+
+fn parse_attach(s: &str) -> Result<Attach, String> {
     s.parse()
 }
 
@@ -53,9 +64,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let environment = Environment::read();
 
     let bed = Testbed::with_tag(tag.clone()).context("building the testbed (needs root)")?;
+    let placement = Placement {
+        netns: bed.client().clone(),
+        tag: tag.clone(),
+        interface: bed.client_link(),
+        backend: args.backend,
+        attach: args.attach,
+    };
     let mut filter = args
         .filter
-        .build(bed.client().clone(), tag.clone(), args.backend)
+        .build(&placement)
         .with_context(|| format!("setting up the {} filter", args.filter.name()))?;
     let backend = filter.backend();
 
@@ -67,7 +85,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let memory_before = system::kernel_allocations();
     let watch = bed.watch_enforcement(watched, ENFORCEMENT_INTERVAL)?;
     std::thread::sleep(Duration::from_millis(5));
-    let spinner = spinner(format!(
+    let spinner = new_spinner(format!(
         "loading {} entries into {}",
         list.len(),
         filter.name()
@@ -83,6 +101,20 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let verdict = verify(&bed, args.filter, families)?;
     let figures = if verdict.ok {
         let stats = filter.stats().context("reading the filter's statistics")?;
+        let program_costs = if args.no_program_cost {
+            Vec::new()
+        } else {
+            let probes = cost_probes(families);
+            let timing = new_spinner(format!(
+                "timing the {} program (BPF_PROG_TEST_RUN)",
+                filter.name()
+            ));
+            let costs = filter
+                .program_costs(&probes)
+                .context("timing the filter program")?;
+            timing.finish_and_clear();
+            costs
+        };
         let memory_after = system::kernel_allocations();
         let start = Instant::now();
         filter.teardown().context("tearing the filter down")?;
@@ -94,6 +126,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             enforcement_max_gap_us: enforcement.max_gap.as_secs_f64() * 1e6,
             teardown_seconds: teardown_time.as_secs_f64(),
             stats,
+            program_costs,
             kernel_allocations_delta_bytes: memory_before
                 .zip(memory_after)
                 .map(|(b, a)| i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(0)),
@@ -130,7 +163,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn spinner(message: String) -> ProgressBar {
+fn new_spinner(message: String) -> ProgressBar {
     let bar = ProgressBar::new_spinner().with_message(message);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
@@ -163,6 +196,25 @@ fn verify(bed: &Testbed, kind: FilterKind, families: &[Family]) -> Result<Verdic
     }
     let ok = probes.iter().all(|p| p.expected == p.observed);
     Ok(Verdict { ok, probes })
+}
+
+/// The destinations the program is timed with: a denied one (hit) and an allowed one (miss)
+/// per loaded family.
+fn cost_probes(families: &[Family]) -> Vec<(String, IpAddr)> {
+    let mut probes = Vec::new();
+    for &family in families {
+        match family {
+            Family::V4 => {
+                probes.push(("v4 hit".to_owned(), DENIED_V4.into()));
+                probes.push(("v4 miss".to_owned(), ALLOWED_V4.into()));
+            }
+            Family::V6 => {
+                probes.push(("v6 hit".to_owned(), DENIED_V6.into()));
+                probes.push(("v6 miss".to_owned(), ALLOWED_V6.into()));
+            }
+        }
+    }
+    probes
 }
 
 fn probe_name(probe: Probe) -> &'static str {
@@ -216,6 +268,15 @@ fn print_summary(record: &Record) {
                 mem.bytes as f64 / (1 << 20) as f64,
                 mem.source
             );
+        }
+        if !f.program_costs.is_empty() {
+            println!("  program cost per run (BPF_PROG_TEST_RUN, median of rounds [min..max]):");
+            for c in &f.program_costs {
+                println!(
+                    "    {:<40} {:>8.1} ns [{:.1}..{:.1}]",
+                    c.case, c.median_ns, c.min_ns, c.max_ns
+                );
+            }
         }
         if let Some(delta) = f.kernel_allocations_delta_bytes {
             println!(

@@ -506,7 +506,7 @@ pub fn filter_objects(bed: &Testbed, prefix: &str) -> Vec<String> {
                 .map(|l| format!("ipset {l}")),
         );
     }
-    let link = bed.tag().with("c");
+    let link = bed.client_link();
     if let Ok(out) = run_command(
         ns.command("tc")
             .args(["filter", "show", "dev", &link, "egress"]),
@@ -515,6 +515,28 @@ pub fn filter_objects(bed: &Testbed, prefix: &str) -> Vec<String> {
             out.lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| format!("tc egress: {l}")),
+        );
+    }
+    if let Ok(out) = run_command(ns.command("tc").args(["qdisc", "show", "dev", &link])) {
+        found.extend(
+            out.lines()
+                .filter(|l| l.contains("clsact"))
+                .map(|l| format!("qdisc: {l}")),
+        );
+    }
+    // TCX programs show neither in tc nor in Debian 12's bpftool: ask the kernel.
+    if let Ok(name) = std::ffi::CString::new(link)
+        && let Ok(Ok((_, programs))) = ns.run(move || {
+            aya::programs::SchedClassifier::query_tcx(
+                name.as_c_str(),
+                aya::programs::tc::TcAttachType::Egress,
+            )
+        })
+    {
+        found.extend(
+            programs
+                .iter()
+                .map(|p| format!("tcx egress program id {}", p.id())),
         );
     }
     if let Ok(entries) = fs::read_dir("/sys/fs/bpf") {

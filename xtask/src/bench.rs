@@ -20,7 +20,7 @@ pub struct Options {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,iptables,iptables-restore,ipset,ipset-restore"
+        default_value = "none,iptables,iptables-restore,ipset,ipset-restore,tcbpf,tcbpf-per-entry"
     )]
     pub filters: Vec<String>,
     /// List sizes (entries), in increasing order.
@@ -48,8 +48,11 @@ pub struct Options {
 }
 
 /// The yardstick of each engine's load time, measured in the same sweep.
-const REFERENCES: [(&str, &str); 2] =
-    [("iptables", "iptables-restore"), ("ipset", "ipset-restore")];
+const REFERENCES: [(&str, &str); 3] = [
+    ("iptables", "iptables-restore"),
+    ("ipset", "ipset-restore"),
+    ("tcbpf", "tcbpf-per-entry"),
+];
 
 pub fn run(options: &Options) -> Result<()> {
     setup::prerequisites()?;
@@ -153,6 +156,12 @@ fn one_run(
         ])
         .args(["--backend", &options.backend, "--output"])
         .arg(path)
+        // The program is the same whatever fills its maps: time it once per size.
+        .args(if filter == "tcbpf" {
+            &[][..]
+        } else {
+            &["--no-program-cost"][..]
+        })
         .stdout(std::process::Stdio::inherit())
         .spawn()
         .context("starting egress-bench")?;
@@ -262,10 +271,59 @@ fn summary(records: &[Value], options: &Options) -> String {
             fmt(memory.map(|b| b / f64::from(1 << 20)), 1),
         );
     }
+    program_costs(&mut md, records);
     let _ = writeln!(
         md,
         "\nKernel memory: ipset's own set size where the filter reports it, otherwise the change in \
          slab + vmalloc + per-CPU memory across the load (approximate)."
     );
     md
+}
+
+/// The eBPF program's own time per run (BPF_PROG_TEST_RUN), per list size.
+fn program_costs(md: &mut String, records: &[Value]) {
+    let mut rows: BTreeMap<u64, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r["status"] == "ok") {
+        let size = r["size"].as_u64().unwrap_or(0);
+        for cost in r["record"]["figures"]["program_costs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(case), Some(ns)) = (cost["case"].as_str(), cost["median_ns"].as_f64()) {
+                rows.entry(size)
+                    .or_default()
+                    .entry(case.to_owned())
+                    .or_default()
+                    .push(ns);
+            }
+        }
+    }
+    let Some(cases) = rows
+        .values()
+        .next()
+        .map(|c| c.keys().cloned().collect::<Vec<_>>())
+    else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\n## tcbpf program cost per run (BPF_PROG_TEST_RUN, ns, median)\n\n\
+         Warm cache: one packet repeated. The cold rows look up 64 pseudo-random IPv4 addresses per \
+         run; the per-lookup row is their difference divided by 64.\n"
+    );
+    let _ = writeln!(md, "| entries | {} |", cases.join(" | "));
+    let _ = writeln!(md, "|---:|{}", "---:|".repeat(cases.len()));
+    for (size, by_case) in &rows {
+        let cells: Vec<String> = cases
+            .iter()
+            .map(|c| {
+                by_case
+                    .get(c)
+                    .and_then(|v| median(v.clone()))
+                    .map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+            })
+            .collect();
+        let _ = writeln!(md, "| {size} | {} |", cells.join(" | "));
+    }
 }

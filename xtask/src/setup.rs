@@ -9,13 +9,23 @@ use anyhow::{Context, Result, bail};
 /// The toolchain the workspace builds with (aya 0.16 needs Rust 1.98 or newer).
 pub const TOOLCHAIN: &str = "1.99";
 
+/// The nightly that builds the eBPF program (keep in step with filter-tcbpf/build.rs).
+pub const EBPF_TOOLCHAIN: &str = "nightly-2026-10-30";
+
+/// bpf-linker, linked against [`EBPF_TOOLCHAIN`]'s own LLVM.
+const BPF_LINKER: &str = "bpf-linker@0.13.0";
+
+/// The eBPF crate: it only builds for bpfel-unknown-none, through filter-tcbpf's build script.
+pub const EBPF_CRATE: &str = "filter-tcbpf-ebpf";
+
 /// Debian packages the tests and benchmarks drive.
 const PACKAGES: &[&str] = &["iproute2", "iptables", "ipset", "iperf3", "bpftool"];
 
 /// Installs missing Debian packages and the pinned toolchain, saying what it installs.
 pub fn prerequisites() -> Result<()> {
     packages()?;
-    toolchain()
+    toolchain()?;
+    ebpf_toolchain()
 }
 
 fn is_root() -> bool {
@@ -88,6 +98,75 @@ fn toolchain() -> Result<()> {
         "--component",
         "clippy,rustfmt",
     ]))
+}
+
+/// The pinned nightly with rust-src (for `-Z build-std=core`), and bpf-linker built against
+/// that nightly's LLVM (without changing any file of the toolchain).
+fn ebpf_toolchain() -> Result<()> {
+    let nightly_ready = Command::new("rustup")
+        .args(["run", EBPF_TOOLCHAIN, "rustc", "--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|sysroot| sysroot.join("lib/rustlib/src/rust/library/core").exists());
+    let sysroot = match nightly_ready {
+        Some(sysroot) => sysroot,
+        None => {
+            eprintln!(
+                "xtask: installing Rust {EBPF_TOOLCHAIN} with rust-src (builds the eBPF program)"
+            );
+            exec(Command::new("rustup").args([
+                "toolchain",
+                "install",
+                EBPF_TOOLCHAIN,
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+            ]))?;
+            let out = Command::new("rustup")
+                .args(["run", EBPF_TOOLCHAIN, "rustc", "--print", "sysroot"])
+                .output()
+                .context("asking the nightly for its sysroot")?;
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        }
+    };
+    let linker_ok = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if linker_ok {
+        return Ok(());
+    }
+    // rustup ships the nightly's LLVM as lib/libLLVM-<major>-rust-<version>.so (a linker
+    // script); link bpf-linker against it and record the path as its RUNPATH.
+    let lib = sysroot.join("lib");
+    let llvm = std::fs::read_dir(&lib)
+        .with_context(|| format!("listing {}", lib.display()))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("libLLVM-") && name.ends_with(".so"))
+        .with_context(|| format!("no libLLVM-*.so in {}", lib.display()))?;
+    let llvm = llvm.trim_start_matches("lib").trim_end_matches(".so");
+    let lib = lib.display();
+    eprintln!(
+        "xtask: installing {BPF_LINKER} linked to {EBPF_TOOLCHAIN}'s {llvm} (about a minute)"
+    );
+    exec(
+        cargo()
+            .args([
+                "install",
+                BPF_LINKER,
+                "--locked",
+                "--features",
+                "no-llvm-linking",
+            ])
+            .env(
+                "RUSTFLAGS",
+                format!("-C link-arg=-L{lib} -C link-arg=-l{llvm} -C link-arg=-Wl,-rpath,{lib}"),
+            ),
+    )
 }
 
 /// The workspace root.

@@ -1,0 +1,111 @@
+//! tc eBPF engine specifics against the real kernel.
+
+use std::net::IpAddr;
+
+use filter_core::generate::{Mix, generate};
+use filter_core::{EgressFilter, Family};
+use filter_tcbpf::{Attach, Fill, TcbpfFilter};
+use testbed::{ALLOWED_V4, DENIED_V4, Probe, Testbed, denied_probe_nets, filter_objects};
+
+fn list(n: usize) -> filter_core::CidrList {
+    let mut list = generate(n, 9, Mix::Default, &Family::BOTH);
+    list.extend(denied_probe_nets());
+    list
+}
+
+#[test]
+fn attached_program_is_visible_then_gone() {
+    for attach in [Attach::Tcx, Attach::Clsact] {
+        let bed = Testbed::new().unwrap();
+        let tag = bed.tag().clone();
+        let mut filter = TcbpfFilter::new(
+            bed.client().clone(),
+            tag.clone(),
+            &bed.client_link(),
+            attach,
+        );
+        assert_eq!(filter.attach_mode(), attach);
+        filter.load(&list(100)).unwrap();
+        // The leftover check must see a live hook, or it could never fail.
+        let live = filter_objects(&bed, tag.as_str());
+        assert!(
+            !live.is_empty(),
+            "{attach:?}: nothing visible while attached"
+        );
+        assert!(
+            filter.backend().contains(attach.name()),
+            "{}",
+            filter.backend()
+        );
+        filter.teardown().unwrap();
+        assert!(filter_objects(&bed, tag.as_str()).is_empty(), "{attach:?}");
+    }
+}
+
+#[test]
+fn stats_count_entries_drops_and_memory() {
+    let bed = Testbed::new().unwrap();
+    let mut filter = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    )
+    .with_fill(Fill::PerEntry);
+    let list = list(10_000);
+    filter.load(&list).unwrap();
+    let before = filter.stats().unwrap();
+    let expected = list.stats();
+    assert_eq!(
+        before.entries_v4 + before.entries_v6,
+        expected.entries_v4 + expected.entries_v6 - expected.duplicates
+    );
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+    let after = filter.stats().unwrap();
+    assert!(
+        after.packets_matched.unwrap() >= before.packets_matched.unwrap() + 3,
+        "{after:?}"
+    );
+    assert!(after.bytes_matched.unwrap() > before.bytes_matched.unwrap());
+    let memory = after.kernel_memory.unwrap();
+    assert!(memory.bytes > 20_000 * 16, "{memory:?}");
+    assert!(
+        filter.backend().contains("per-entry"),
+        "{}",
+        filter.backend()
+    );
+}
+
+#[test]
+fn program_costs_are_timed_against_the_floor() {
+    let bed = Testbed::new().unwrap();
+    let mut filter = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    );
+    filter.load(&list(50_000)).unwrap();
+    let probes = vec![
+        ("v4 hit".to_owned(), IpAddr::from(DENIED_V4)),
+        ("v4 miss".to_owned(), IpAddr::from(ALLOWED_V4)),
+    ];
+    let costs = filter.program_costs(&probes).unwrap();
+    let get = |case: &str| {
+        costs
+            .iter()
+            .find(|c| c.case == case)
+            .unwrap_or_else(|| panic!("{case}: {costs:?}"))
+    };
+    let floor = get("empty program (floor)");
+    let hit = get("v4 hit");
+    assert!(
+        floor.median_ns > 0.0 && hit.median_ns > floor.median_ns,
+        "{costs:#?}"
+    );
+    assert!(
+        get("cold: per random IPv4 lookup").median_ns > 0.0,
+        "{costs:#?}"
+    );
+}
