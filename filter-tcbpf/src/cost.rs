@@ -7,13 +7,64 @@
 //! less the same program without the lookups.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use aya::Ebpf;
 use aya::programs::{TestRun, TestRunOptions};
-use filter_core::{ProgramCost, Result};
+use filter_core::{CidrList, ProgramCost, Result};
 use filter_tcbpf_common as common;
 
-use crate::{kernel, program_mut};
+use crate::{Fill, TcbpfFilter, kernel, program_mut};
+
+/// What to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    /// The program that passes every packet at once (the floor).
+    Empty,
+    /// The filter program on a packet to this destination.
+    Filter(IpAddr),
+    /// [`COLD_LOOKUPS`](common::COLD_LOOKUPS) lookups of pseudo-random IPv4 addresses.
+    ColdLookups,
+    /// The same pseudo-random addresses without the lookups.
+    ColdBase,
+}
+
+/// The filter program and its maps loaded with a list, attached nowhere: for timing the
+/// program alone (benchmarks). Needs the same privileges as loading the filter.
+pub struct Standalone {
+    ebpf: Ebpf,
+}
+
+impl Standalone {
+    /// Loads the program with maps filled with `list`.
+    pub fn load(list: &CidrList) -> Result<Self> {
+        Ok(Self {
+            ebpf: TcbpfFilter::instance(list, Fill::Batch)?.ebpf,
+        })
+    }
+
+    /// Runs `case` `repeat` times in the kernel and returns the mean time per run.
+    pub fn time(&mut self, case: Case, repeat: u32) -> Result<Duration> {
+        let floor = IpAddr::from([198, 19, 0, 1]);
+        let (program, dst) = match case {
+            Case::Empty => (common::PROG_EMPTY, floor),
+            Case::Filter(dst) => (common::PROG_FILTER, dst),
+            Case::ColdLookups => (common::PROG_COLD, floor),
+            Case::ColdBase => (common::PROG_COLD_BASE, floor),
+        };
+        let ns = time(&mut self.ebpf, program, &udp_packet(dst), repeat, 1)?;
+        Ok(Duration::from_secs_f64(ns[0] / 1e9))
+    }
+
+    /// [`measure`] on this program.
+    pub fn measure(
+        &mut self,
+        probes: &[(String, IpAddr)],
+        settings: &Settings,
+    ) -> Result<Vec<ProgramCost>> {
+        measure(&mut self.ebpf, probes, settings)
+    }
+}
 
 /// How long to time.
 #[derive(Debug, Clone)]

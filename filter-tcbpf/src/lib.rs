@@ -114,8 +114,8 @@ pub enum Fill {
 }
 
 /// One loaded copy of the program with its maps.
-struct Instance {
-    ebpf: Ebpf,
+pub(crate) struct Instance {
+    pub(crate) ebpf: Ebpf,
     link: Option<SchedClassifierLinkId>,
     capacity: [u32; 2],
     entries: [u64; 2],
@@ -304,7 +304,7 @@ impl TcbpfFilter {
     }
 
     /// Loads a fresh program instance with maps sized for and filled with `list`.
-    fn instance(list: &CidrList, fill_mode: Fill) -> Result<Instance> {
+    pub(crate) fn instance(list: &CidrList, fill_mode: Fill) -> Result<Instance> {
         let capacity = [capacity(list.v4().len())?, capacity(list.v6().len())?];
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(common::MAP_DENY_V4, capacity[0])
