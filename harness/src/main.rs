@@ -4,6 +4,8 @@ mod filters;
 mod list;
 mod record;
 mod run;
+mod sendpath;
+mod sys;
 mod system;
 
 use std::process::ExitCode;

@@ -54,6 +54,9 @@ pub struct Figures {
     /// The filter program's own time per run, from BPF_PROG_TEST_RUN (eBPF filters only):
     /// the empty program (the method's floor), hit and miss per family, and cold lookups.
     pub program_costs: Vec<ProgramCost>,
+    /// What the filter adds to the cost of sending a packet (paired rounds through sinks),
+    /// when asked for with `--send-path`.
+    pub send_path: Option<crate::sendpath::SendPath>,
     /// Change in the kernel's slab + vmalloc + per-CPU memory across the load (approximate).
     pub kernel_allocations_delta_bytes: Option<i64>,
 }

@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Skip timing the eBPF program with BPF_PROG_TEST_RUN (a few seconds).
     #[arg(long)]
     pub no_program_cost: bool,
+    /// Also measure what the filter adds to the cost of sending a packet (paired rounds
+    /// through sink devices, one and many destinations, with a none-vs-none check; ~15 s).
+    #[arg(long)]
+    pub send_path: bool,
     /// Write the JSON record here.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -119,6 +123,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let start = Instant::now();
         filter.teardown().context("tearing the filter down")?;
         let teardown_time = start.elapsed();
+        let send_path = if args.send_path {
+            Some(measure_send_path(args, &tag, &list)?)
+        } else {
+            None
+        };
         Some(Figures {
             load_seconds: load_time.as_secs_f64(),
             enforcement_seconds: enforcement.after.map(|d| d.as_secs_f64()),
@@ -127,6 +136,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             teardown_seconds: teardown_time.as_secs_f64(),
             stats,
             program_costs,
+            send_path,
             kernel_allocations_delta_bytes: memory_before
                 .zip(memory_after)
                 .map(|(b, a)| i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(0)),
@@ -161,6 +171,40 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Builds a sink pair, checks none against none, loads the list into one side and measures
+/// what the filter adds per packet.
+fn measure_send_path(
+    args: &RunArgs,
+    tag: &Tag,
+    list: &filter_core::CidrList,
+) -> Result<crate::sendpath::SendPath> {
+    use crate::sendpath;
+    let spinner = new_spinner(format!(
+        "measuring the send path with and without {}",
+        args.filter.name()
+    ));
+    let pair = testbed::sink::SinkPair::new(tag.clone()).context("building the sink namespaces")?;
+    let settings = sendpath::Settings::default();
+    let none = sendpath::baseline(pair.filtered(), pair.bare(), &settings)?;
+    let placement = Placement {
+        netns: pair.filtered().clone(),
+        tag: tag.clone(),
+        interface: pair.filtered_link(),
+        backend: args.backend,
+        attach: args.attach,
+    };
+    let mut filter = args.filter.build(&placement)?;
+    filter
+        .load(list)
+        .context("loading the list into the sink namespace")?;
+    let result = sendpath::with_filter(pair.filtered(), pair.bare(), none, &settings);
+    filter.teardown()?;
+    drop(filter);
+    pair.remove()?;
+    spinner.finish_and_clear();
+    result
 }
 
 fn new_spinner(message: String) -> ProgressBar {
@@ -276,6 +320,31 @@ fn print_summary(record: &Record) {
                     "    {:<40} {:>8.1} ns [{:.1}..{:.1}]",
                     c.case, c.median_ns, c.min_ns, c.max_ns
                 );
+            }
+        }
+        if let Some(sp) = &f.send_path {
+            println!(
+                "  send path, 64-byte UDP, added per packet (median of runs [min..max]), ratio to no filter:"
+            );
+            for p in [&sp.none_vs_none, &sp.one_destination, &sp.many_destinations] {
+                let label = if std::ptr::eq(p, &sp.none_vs_none) {
+                    "none vs none (the method's zero)".to_owned()
+                } else {
+                    format!("{:?} destination(s)", p.destinations)
+                };
+                println!(
+                    "    {label:<34} {:>+9.1} ns [{:+.1}..{:+.1}]  x{:.3} [{:.3}..{:.3}]  (no filter: {:.0} ns/packet)",
+                    p.added_ns,
+                    p.added_ns_min,
+                    p.added_ns_max,
+                    p.ratio,
+                    p.ratio_min,
+                    p.ratio_max,
+                    p.baseline_ns
+                );
+            }
+            for w in &sp.warnings {
+                println!("  warning: {w}");
             }
         }
         if let Some(delta) = f.kernel_allocations_delta_bytes {

@@ -11,6 +11,7 @@
 //! run that was killed.
 
 pub mod conformance;
+pub mod sink;
 
 use std::collections::HashSet;
 use std::fs;
