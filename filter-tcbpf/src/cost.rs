@@ -39,7 +39,7 @@ impl Standalone {
     /// Loads the program with maps filled with `list`.
     pub fn load(list: &CidrList) -> Result<Self> {
         Ok(Self {
-            ebpf: TcbpfFilter::instance(list, Fill::Batch)?.ebpf,
+            ebpf: TcbpfFilter::instance(list, Fill::Batch, common::PROG_FILTER)?.ebpf,
         })
     }
 

@@ -113,6 +113,17 @@ pub enum Fill {
     PerEntry,
 }
 
+/// Which program goes on the hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Program {
+    /// The filter: LPM-trie lookups, drop on a match.
+    #[default]
+    Filter,
+    /// A program that passes every packet at once: what being attached costs (the floor
+    /// that filter costs are read against). Maps are still filled, but never read.
+    Empty,
+}
+
 /// One loaded copy of the program with its maps.
 pub(crate) struct Instance {
     pub(crate) ebpf: Ebpf,
@@ -131,6 +142,7 @@ pub struct TcbpfFilter {
     interface: String,
     attach: Attach,
     fill: Fill,
+    program: Program,
     created_qdisc: bool,
     current: Option<Instance>,
 }
@@ -286,6 +298,7 @@ impl TcbpfFilter {
             interface: interface.to_owned(),
             attach: attach.resolve(),
             fill: Fill::Batch,
+            program: Program::Filter,
             created_qdisc: false,
             current: None,
         }
@@ -298,13 +311,27 @@ impl TcbpfFilter {
         self
     }
 
+    /// Hooks the given program (the filter by default).
+    #[must_use]
+    pub fn with_program(mut self, program: Program) -> Self {
+        self.program = program;
+        self
+    }
+
+    fn program_name(&self) -> &'static str {
+        match self.program {
+            Program::Filter => common::PROG_FILTER,
+            Program::Empty => common::PROG_EMPTY,
+        }
+    }
+
     /// The attach mode in use (`tcx` or `clsact`).
     pub fn attach_mode(&self) -> Attach {
         self.attach
     }
 
     /// Loads a fresh program instance with maps sized for and filled with `list`.
-    pub(crate) fn instance(list: &CidrList, fill_mode: Fill) -> Result<Instance> {
+    pub(crate) fn instance(list: &CidrList, fill_mode: Fill, hooked: &str) -> Result<Instance> {
         let capacity = [capacity(list.v4().len())?, capacity(list.v6().len())?];
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(common::MAP_DENY_V4, capacity[0])
@@ -330,10 +357,10 @@ impl TcbpfFilter {
             &v6,
             batch,
         )?;
-        let program = program_mut(&mut ebpf, common::PROG_FILTER)?;
+        let program = program_mut(&mut ebpf, hooked)?;
         program
             .load()
-            .map_err(|e| kernel("loading the filter program (verifier)", e))?;
+            .map_err(|e| kernel(format!("loading program {hooked} (verifier)"), e))?;
         Ok(Instance {
             ebpf,
             link: None,
@@ -351,6 +378,7 @@ impl TcbpfFilter {
         let interface = CString::new(self.interface.clone())
             .map_err(|_| Error::InvalidInput(format!("interface name {:?}", self.interface)))?;
         let attach = self.attach;
+        let hooked = self.program_name();
         let ebpf = &mut instance.ebpf;
         let (link, created) = self.netns.run(move || -> Result<_> {
             let mut created = false;
@@ -363,7 +391,7 @@ impl TcbpfFilter {
                     }
                 }
             }
-            let program = program_mut(ebpf, common::PROG_FILTER)?;
+            let program = program_mut(ebpf, hooked)?;
             let how = match attach {
                 Attach::Clsact => TcAttach::Netlink {
                     parent: TcAttachType::Egress.into(),
@@ -478,9 +506,10 @@ fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassi
 
 impl EgressFilter for TcbpfFilter {
     fn name(&self) -> &'static str {
-        match self.fill {
-            Fill::Batch => "tcbpf",
-            Fill::PerEntry => "tcbpf-per-entry",
+        match (self.program, self.fill) {
+            (Program::Empty, _) => "tcbpf-empty",
+            (_, Fill::Batch) => "tcbpf",
+            (_, Fill::PerEntry) => "tcbpf-per-entry",
         }
     }
 
@@ -499,7 +528,7 @@ impl EgressFilter for TcbpfFilter {
         if self.current.is_some() {
             return Err(Error::AlreadyLoaded);
         }
-        let mut instance = Self::instance(list, self.fill)?;
+        let mut instance = Self::instance(list, self.fill, self.program_name())?;
         if let Err(e) = self.hook(&mut instance) {
             self.discard(instance);
             let _ = self.teardown();
@@ -513,14 +542,15 @@ impl EgressFilter for TcbpfFilter {
         if self.current.is_none() {
             return Err(Error::NotLoaded);
         }
-        let mut next = Self::instance(list, self.fill)?;
+        let hooked = self.program_name();
+        let mut next = Self::instance(list, self.fill, hooked)?;
         let mut old = self.current.take().expect("checked above");
         let taken = old
             .link
             .take()
             .ok_or_else(|| Error::InvalidInput("the loaded program is not hooked".into()))
             .and_then(|id| {
-                program_mut(&mut old.ebpf, common::PROG_FILTER)?
+                program_mut(&mut old.ebpf, hooked)?
                     .take_link(id)
                     .map_err(|e| kernel("taking the hook's link", e))
             });
@@ -534,7 +564,7 @@ impl EgressFilter for TcbpfFilter {
         };
         let ebpf = &mut next.ebpf;
         let swapped = self.netns.run(move || {
-            program_mut(ebpf, common::PROG_FILTER)?
+            program_mut(ebpf, hooked)?
                 .attach_to_link(link)
                 .map_err(|e| {
                     kernel(

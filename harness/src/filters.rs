@@ -5,7 +5,7 @@ use clap::ValueEnum;
 use filter_core::{CidrList, EgressFilter, FilterStats, NetNs, Result, Tag};
 use filter_ipset::IpsetFilter;
 use filter_iptables::{Backend, IptablesFilter};
-use filter_tcbpf::{Attach, Fill, TcbpfFilter};
+use filter_tcbpf::{Attach, Fill, Program, TcbpfFilter};
 use ipnet::IpNet;
 
 /// A filter the harness can install.
@@ -25,6 +25,8 @@ pub enum FilterKind {
     Tcbpf,
     /// Reference loader: the same program and maps, filled with one update per entry.
     TcbpfPerEntry,
+    /// An eBPF program that passes everything, hooked the same way: the attach floor.
+    TcbpfEmpty,
 }
 
 /// Where and how a filter is installed.
@@ -53,12 +55,13 @@ impl FilterKind {
             FilterKind::IpsetRestore => "ipset-restore",
             FilterKind::Tcbpf => "tcbpf",
             FilterKind::TcbpfPerEntry => "tcbpf-per-entry",
+            FilterKind::TcbpfEmpty => "tcbpf-empty",
         }
     }
 
     /// Whether the filter is expected to drop the denied probes.
     pub fn filters(self) -> bool {
-        self != FilterKind::None
+        !matches!(self, FilterKind::None | FilterKind::TcbpfEmpty)
     }
 
     /// Builds the filter.
@@ -73,6 +76,9 @@ impl FilterKind {
             FilterKind::Tcbpf => Box::new(TcbpfFilter::new(netns, tag, &at.interface, at.attach)),
             FilterKind::TcbpfPerEntry => Box::new(
                 TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_fill(Fill::PerEntry),
+            ),
+            FilterKind::TcbpfEmpty => Box::new(
+                TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_program(Program::Empty),
             ),
         })
     }
