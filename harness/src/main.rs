@@ -3,6 +3,7 @@
 mod filters;
 mod list;
 mod record;
+mod report;
 mod run;
 mod sendpath;
 mod sys;
@@ -28,6 +29,9 @@ enum Command {
     Run(run::RunArgs),
     /// Remove what killed runs left behind: every namespace and link named `egb-*`.
     Cleanup,
+    /// Render a sweep's results.json (from `cargo xtask bench`) as CSV files, summary.md and
+    /// plots, optionally against a baseline sweep.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Cleanup => cleanup(),
+        Command::Report(args) => report::report(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,7 @@
 //! `cargo xtask bench`: every filter at every list size through `egress-bench run`, with a
-//! time budget per run, then `results.json` and `summary.md` in the output folder.
+//! time budget per run; then `egress-bench report` renders results.json as CSV files,
+//! summary.md and plots.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,39 +19,55 @@ pub struct Options {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,iptables,iptables-restore,ipset,ipset-restore,tcbpf,tcbpf-per-entry"
+        default_value = "none,iptables,iptables-restore,ipset,ipset-restore,tcbpf,tcbpf-per-entry,tcbpf-empty"
     )]
     pub filters: Vec<String>,
-    /// List sizes (entries), in increasing order.
+    /// List sizes (entries per family), in increasing order.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "1000,10000,100000,1000000"
+        default_value = "10,100,1000,10000,100000,1000000"
     )]
     pub sizes: Vec<u64>,
     /// Runs of each filter at each size.
     #[arg(long, default_value_t = 1)]
     pub repeats: u32,
-    /// Prefix-length mix of the generated lists.
-    #[arg(long, default_value = "default")]
-    pub mix: String,
+    /// Prefix-length mixes of the generated lists (default, hosts, uniform).
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub mix: Vec<String>,
+    /// Address families (4, 6 or both).
+    #[arg(long, default_value = "4")]
+    pub family: String,
+    /// A real deny-list instead of generated ones (sizes and mixes are then ignored).
+    #[arg(long)]
+    pub cidrs: Option<PathBuf>,
+    /// Up to 10M entries, both families, every mix.
+    #[arg(long)]
+    pub full: bool,
     /// iptables back-end (legacy, as in the published benchmarks, or nft).
     #[arg(long, default_value = "legacy")]
     pub backend: String,
+    /// Skip the send-path measurement (what each filter adds per packet).
+    #[arg(long)]
+    pub no_send_path: bool,
     /// Seconds one run may take; a filter over budget is not run at larger sizes.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 150)]
     pub budget: u64,
     /// Output folder (default: bench-results/<unix time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
-/// The yardstick of each engine's load time, measured in the same sweep.
-const REFERENCES: [(&str, &str); 3] = [
-    ("iptables", "iptables-restore"),
-    ("ipset", "ipset-restore"),
-    ("tcbpf", "tcbpf-per-entry"),
-];
+/// Filters whose send path is measured: the reference loaders build the same kernel state
+/// as their engines, so measuring them again would say nothing new.
+const SEND_PATH: [&str; 5] = ["none", "iptables", "ipset", "tcbpf", "tcbpf-empty"];
+
+struct Job {
+    filter: String,
+    label: String,
+    size: u64,
+    mix: String,
+}
 
 pub fn run(options: &Options) -> Result<()> {
     setup::prerequisites()?;
@@ -69,56 +84,117 @@ pub fn run(options: &Options) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let _ = Command::new(&binary).arg("cleanup").status();
 
-    let total = options.filters.len() * options.sizes.len() * options.repeats as usize;
-    let started = Instant::now();
-    let mut done = 0;
-    let mut over_budget: BTreeMap<String, u64> = BTreeMap::new();
-    let mut records = Vec::new();
-    for &size in &options.sizes {
-        for repeat in 0..options.repeats {
-            for filter in &options.filters {
-                done += 1;
-                if let Some(limit) = over_budget.get(filter) {
-                    eprintln!(
-                        "[{done}/{total}] {filter} at {size}: skipped (over budget at {limit})"
-                    );
-                    records.push(serde_json::json!({"filter": filter, "size": size, "status": "over budget"}));
-                    continue;
-                }
-                let eta = eta(started.elapsed(), done - 1, total);
-                eprintln!(
-                    "[{done}/{total}] {filter} at {size} entries, run {} ({eta})",
-                    repeat + 1
-                );
-                let path = out.join(format!("{filter}-{size}-{repeat}.json"));
-                match one_run(&binary, filter, size, options, &path)? {
-                    Outcome::Done(record) => records.push(serde_json::json!({"filter": filter, "size": size, "status": "ok", "record": record})),
-                    Outcome::Failed(why) => {
-                        eprintln!("  failed: {why}");
-                        records.push(serde_json::json!({"filter": filter, "size": size, "status": "failed", "error": why}));
-                    }
-                    Outcome::OverBudget => {
-                        eprintln!("  over the {} s budget: not run at larger sizes", options.budget);
-                        over_budget.insert(filter.clone(), size);
-                        records.push(serde_json::json!({"filter": filter, "size": size, "status": "over budget"}));
-                    }
+    let (sizes, mixes, family) = if options.full {
+        let mut sizes = options.sizes.clone();
+        sizes.push(10_000_000);
+        (
+            sizes,
+            vec!["default".into(), "hosts".into(), "uniform".into()],
+            "both".to_owned(),
+        )
+    } else if options.cidrs.is_some() {
+        (vec![0], vec!["default".into()], options.family.clone())
+    } else {
+        (
+            options.sizes.clone(),
+            options.mix.clone(),
+            options.family.clone(),
+        )
+    };
+    let mut jobs = Vec::new();
+    for mix in &mixes {
+        for &size in &sizes {
+            for _ in 0..options.repeats {
+                for filter in &options.filters {
+                    let label = if mix == "default" {
+                        filter.clone()
+                    } else {
+                        format!("{filter}/{mix}")
+                    };
+                    jobs.push(Job {
+                        filter: filter.clone(),
+                        label,
+                        size,
+                        mix: mix.clone(),
+                    });
                 }
             }
         }
     }
-    let results = serde_json::json!({ "options": format!("{options:?}"), "runs": records });
+    let started = Instant::now();
+    let mut over_budget: Vec<(String, u64)> = Vec::new();
+    let mut runs = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let progress = format!(
+            "[{}/{}] {} at {} entries",
+            i + 1,
+            jobs.len(),
+            job.label,
+            job.size
+        );
+        if let Some((_, at)) = over_budget.iter().find(|(l, _)| *l == job.label) {
+            eprintln!("{progress}: skipped (over budget at {at})");
+            runs.push(
+                serde_json::json!({"filter": job.label, "size": job.size, "status": "over budget"}),
+            );
+            continue;
+        }
+        eprintln!("{progress} ({})", eta(started.elapsed(), i, jobs.len()));
+        let path = out.join(format!(
+            "{}-{}-{i}.json",
+            job.label.replace('/', "-"),
+            job.size
+        ));
+        let (status, record) = match one_run(&binary, job, options, &family, &path)? {
+            Outcome::Done(record) => ("ok", record),
+            Outcome::Failed(why) => {
+                eprintln!("  failed: {why}");
+                ("failed", serde_json::json!({ "error": why }))
+            }
+            Outcome::OverBudget => {
+                eprintln!(
+                    "  over the {} s budget: not run at larger sizes",
+                    options.budget
+                );
+                over_budget.push((job.label.clone(), job.size));
+                ("over budget", Value::Null)
+            }
+        };
+        let size = if job.size == 0 {
+            record["list"]["loaded_entries"].as_u64().unwrap_or(0)
+        } else {
+            job.size
+        };
+        runs.push(serde_json::json!({"filter": job.label, "size": size, "status": status, "record": record}));
+        // Rewritten after every run: a sweep cut short keeps what it measured.
+        write_results(&out, options, &family, &runs)?;
+    }
+    write_results(&out, options, &family, &runs)?;
+    exec(Command::new(&binary).arg("report").arg(&out))?;
+    eprintln!(
+        "xtask: sweep done in {:.0} s; results in {}",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn write_results(out: &Path, options: &Options, family: &str, runs: &[Value]) -> Result<()> {
+    let description = format!(
+        "Lists: {}; family {family}; iptables back-end {}; {} run(s) per cell; time budget {} s per run.",
+        options.cidrs.as_ref().map_or_else(
+            || "generated (seed 1), prefix mix given after the filter name when not the default 89/10/1".to_owned(),
+            |p| p.display().to_string()
+        ),
+        options.backend,
+        options.repeats,
+        options.budget
+    );
+    let results = serde_json::json!({ "description": description, "options": format!("{options:?}"), "runs": runs });
     std::fs::write(
         out.join("results.json"),
         serde_json::to_vec_pretty(&results)?,
     )?;
-    let summary = summary(&records, options);
-    std::fs::write(out.join("summary.md"), &summary)?;
-    println!("{summary}");
-    println!(
-        "results in {} ({:.0} s)",
-        out.display(),
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 
@@ -126,9 +202,12 @@ fn eta(elapsed: Duration, done: usize, total: usize) -> String {
     if done == 0 {
         return "estimating time left".into();
     }
-    // Sizes grow tenfold, so later runs dominate; this underestimates, and says so.
+    // Sizes grow tenfold, so later runs take longer: this is a lower bound.
     let left = elapsed.as_secs_f64() / done as f64 * (total - done) as f64;
-    format!("at least {left:.0} s left")
+    format!(
+        "{:.0} s so far, at least {left:.0} s left",
+        elapsed.as_secs_f64()
+    )
 }
 
 enum Outcome {
@@ -139,29 +218,35 @@ enum Outcome {
 
 fn one_run(
     binary: &Path,
-    filter: &str,
-    size: u64,
+    job: &Job,
     options: &Options,
+    family: &str,
     path: &Path,
 ) -> Result<Outcome> {
-    let mut child = Command::new(binary)
-        .args([
-            "run",
-            "--filter",
-            filter,
-            "--rules",
-            &size.to_string(),
-            "--mix",
-            &options.mix,
-        ])
-        .args(["--backend", &options.backend, "--output"])
+    let mut cmd = Command::new(binary);
+    cmd.args([
+        "run",
+        "--filter",
+        &job.filter,
+        "--family",
+        family,
+        "--backend",
+        &options.backend,
+    ]);
+    match &options.cidrs {
+        Some(file) => cmd.arg("--cidrs").arg(file).arg("--exclude-conflicting"),
+        None => cmd.args(["--rules", &job.size.to_string(), "--mix", &job.mix]),
+    };
+    if !options.no_send_path && SEND_PATH.contains(&job.filter.as_str()) {
+        cmd.arg("--send-path");
+    }
+    // The program is the same whatever fills its maps: time it once per size.
+    if job.filter != "tcbpf" {
+        cmd.arg("--no-program-cost");
+    }
+    let mut child = cmd
+        .arg("--output")
         .arg(path)
-        // The program is the same whatever fills its maps: time it once per size.
-        .args(if filter == "tcbpf" {
-            &[][..]
-        } else {
-            &["--no-program-cost"][..]
-        })
         .stdout(std::process::Stdio::inherit())
         .spawn()
         .context("starting egress-bench")?;
@@ -178,7 +263,7 @@ fn one_run(
             return Ok(Outcome::Done(serde_json::from_str(&text)?));
         }
         if Instant::now() > deadline {
-            // SIGTERM lets egress-bench remove its testbed before it exits.
+            // SIGTERM lets egress-bench remove its namespaces before it exits.
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
@@ -186,144 +271,5 @@ fn one_run(
             return Ok(Outcome::OverBudget);
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    (!values.is_empty()).then(|| values[values.len() / 2])
-}
-
-fn summary(records: &[Value], options: &Options) -> String {
-    // (filter, size) -> figures of every ok run
-    let mut table: BTreeMap<(u64, usize), (String, Vec<Value>, bool)> = BTreeMap::new();
-    for r in records {
-        let filter = r["filter"].as_str().unwrap_or("?").to_owned();
-        let size = r["size"].as_u64().unwrap_or(0);
-        let order = options
-            .filters
-            .iter()
-            .position(|f| *f == filter)
-            .unwrap_or(usize::MAX);
-        let entry = table
-            .entry((size, order))
-            .or_insert_with(|| (filter, Vec::new(), false));
-        match r["status"].as_str() {
-            Some("ok") => entry.1.push(r["record"]["figures"].clone()),
-            Some("over budget") => entry.2 = true,
-            _ => {}
-        }
-    }
-    let load_median = |filter: &str, size: u64| -> Option<f64> {
-        median(
-            records
-                .iter()
-                .filter(|r| r["filter"] == filter && r["size"] == size && r["status"] == "ok")
-                .filter_map(|r| r["record"]["figures"]["load_seconds"].as_f64())
-                .collect(),
-        )
-    };
-    let mut md = String::new();
-    let _ = writeln!(md, "# Load benchmark\n");
-    let _ = writeln!(
-        md,
-        "Generated lists (mix {}, seed 1), IPv4, iptables back-end {}; {} run(s) per cell, medians. \
-         Enforcement: from the start of the load until a probe stream to a denied address stopped getting through.\n",
-        options.mix, options.backend, options.repeats
-    );
-    let _ = writeln!(
-        md,
-        "| filter | entries | load (s) | enforced (s) | teardown (s) | kernel memory (MiB) | load vs reference |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-    for ((size, _), (filter, runs, over)) in &table {
-        if runs.is_empty() {
-            let why = if *over { "over budget" } else { "failed" };
-            let _ = writeln!(md, "| {filter} | {size} | {why} | | | | |");
-            continue;
-        }
-        let pick = |key: &str| median(runs.iter().filter_map(|f| f[key].as_f64()).collect());
-        let memory = median(
-            runs.iter()
-                .filter_map(|f| {
-                    f["stats"]["kernel_memory"]["bytes"]
-                        .as_f64()
-                        .or_else(|| f["kernel_allocations_delta_bytes"].as_f64())
-                })
-                .collect(),
-        );
-        let ratio = REFERENCES
-            .iter()
-            .find(|(engine, _)| engine == filter)
-            .and_then(|(_, reference)| {
-                Some(load_median(filter, *size)? / load_median(reference, *size)?)
-            })
-            .map_or_else(String::new, |r| format!("{r:.2}x"));
-        let fmt = |v: Option<f64>, digits: usize| {
-            v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
-        };
-        let _ = writeln!(
-            md,
-            "| {filter} | {size} | {} | {} | {} | {} | {ratio} |",
-            fmt(pick("load_seconds"), 3),
-            fmt(pick("enforcement_seconds"), 3),
-            fmt(pick("teardown_seconds"), 3),
-            fmt(memory.map(|b| b / f64::from(1 << 20)), 1),
-        );
-    }
-    program_costs(&mut md, records);
-    let _ = writeln!(
-        md,
-        "\nKernel memory: ipset's own set size where the filter reports it, otherwise the change in \
-         slab + vmalloc + per-CPU memory across the load (approximate)."
-    );
-    md
-}
-
-/// The eBPF program's own time per run (BPF_PROG_TEST_RUN), per list size.
-fn program_costs(md: &mut String, records: &[Value]) {
-    let mut rows: BTreeMap<u64, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r["status"] == "ok") {
-        let size = r["size"].as_u64().unwrap_or(0);
-        for cost in r["record"]["figures"]["program_costs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(case), Some(ns)) = (cost["case"].as_str(), cost["median_ns"].as_f64()) {
-                rows.entry(size)
-                    .or_default()
-                    .entry(case.to_owned())
-                    .or_default()
-                    .push(ns);
-            }
-        }
-    }
-    let Some(cases) = rows
-        .values()
-        .next()
-        .map(|c| c.keys().cloned().collect::<Vec<_>>())
-    else {
-        return;
-    };
-    let _ = writeln!(
-        md,
-        "\n## tcbpf program cost per run (BPF_PROG_TEST_RUN, ns, median)\n\n\
-         Warm cache: one packet repeated. The cold rows look up 64 pseudo-random IPv4 addresses per \
-         run; the per-lookup row is their difference divided by 64.\n"
-    );
-    let _ = writeln!(md, "| entries | {} |", cases.join(" | "));
-    let _ = writeln!(md, "|---:|{}", "---:|".repeat(cases.len()));
-    for (size, by_case) in &rows {
-        let cells: Vec<String> = cases
-            .iter()
-            .map(|c| {
-                by_case
-                    .get(c)
-                    .and_then(|v| median(v.clone()))
-                    .map_or_else(|| "-".into(), |v| format!("{v:.1}"))
-            })
-            .collect();
-        let _ = writeln!(md, "| {size} | {} |", cells.join(" | "));
     }
 }

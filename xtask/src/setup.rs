@@ -19,7 +19,14 @@ const BPF_LINKER: &str = "bpf-linker@0.13.0";
 pub const EBPF_CRATE: &str = "filter-tcbpf-ebpf";
 
 /// Debian packages the tests and benchmarks drive.
-const PACKAGES: &[&str] = &["iproute2", "iptables", "ipset", "iperf3", "bpftool"];
+const PACKAGES: &[&str] = &[
+    "iproute2",
+    "iptables",
+    "ipset",
+    "iperf3",
+    "bpftool",
+    "fonts-dejavu-core",
+];
 
 /// Installs missing Debian packages and the pinned toolchain, saying what it installs.
 pub fn prerequisites() -> Result<()> {

@@ -1,0 +1,256 @@
+//! summary.md: a table per metric, with ratios to the reference loaders and to no filter.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{Sweep, load_seconds, median, memory_bytes, send_path};
+
+/// Each engine's yardstick, measured in the same sweep.
+const REFERENCES: [(&str, &str); 3] = [
+    ("iptables", "iptables-restore"),
+    ("ipset", "ipset-restore"),
+    ("tcbpf", "tcbpf-per-entry"),
+];
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
+}
+
+/// The whole summary.
+pub fn summary(sweep: &Sweep, baseline: Option<&Sweep>, plots: &[String]) -> String {
+    let mut md = String::from("# egress-bench sweep\n\n");
+    if !sweep.description.is_empty() {
+        let _ = writeln!(md, "{}\n", sweep.description);
+    }
+    load_table(&mut md, sweep);
+    send_path_table(&mut md, sweep);
+    program_cost_table(&mut md, sweep);
+    if let Some(base) = baseline {
+        comparison(&mut md, sweep, base);
+    }
+    warnings(&mut md, sweep);
+    if !plots.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Plots\n\n{}",
+            plots
+                .iter()
+                .map(|p| format!("- `{p}`"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    md
+}
+
+fn load_table(md: &mut String, sweep: &Sweep) {
+    let _ = writeln!(
+        md,
+        "## Set-up\n\nMedians over runs. Enforcement: from the start of the load until a probe stream \
+         (one packet every ~30 us) to a denied address stopped getting through. Kernel memory: the \
+         filter's own figure (ipset memsize, BPF map memlock) where it has one, else the slab + vmalloc \
+         + per-CPU change across the load (approximate).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| filter | entries | load (s) | enforced (s) | teardown (s) | kernel memory (MiB) | load vs reference |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for size in sweep.sizes() {
+        for filter in &sweep.filters {
+            if let Some(why) = sweep.missing(filter, size) {
+                let _ = writeln!(md, "| {filter} | {size} | {why} | | | | |");
+                continue;
+            }
+            let get = |key: &str| sweep.median_of(filter, size, |f| f[key].as_f64());
+            let ratio = REFERENCES
+                .iter()
+                .find(|(engine, _)| engine == filter)
+                .and_then(|(_, reference)| {
+                    Some(
+                        sweep.median_of(filter, size, load_seconds)?
+                            / sweep.median_of(reference, size, load_seconds)?,
+                    )
+                })
+                .map_or_else(String::new, |r| format!("{r:.2}x"));
+            let memory = sweep
+                .median_of(filter, size, memory_bytes)
+                .map(|b| b / f64::from(1 << 20));
+            let _ = writeln!(
+                md,
+                "| {filter} | {size} | {} | {} | {} | {} | {ratio} |",
+                fmt(get("load_seconds"), 3),
+                fmt(get("enforcement_seconds"), 3),
+                fmt(get("teardown_seconds"), 3),
+                fmt(memory, 1),
+            );
+        }
+    }
+}
+
+fn cell(sweep: &Sweep, filter: &str, size: u64, case: &str) -> Option<String> {
+    let run = sweep.ok_runs(filter, size).next()?;
+    let p = send_path(&run.record["figures"], case);
+    let added = p["added_ns"].as_f64()?;
+    Some(format!(
+        "{added:+.0} [{:+.0}..{:+.0}] x{:.3}",
+        p["added_ns_min"].as_f64()?,
+        p["added_ns_max"].as_f64()?,
+        p["ratio"].as_f64()?
+    ))
+}
+
+fn send_path_table(md: &mut String, sweep: &Sweep) {
+    let has = |filter: &str, size: u64| {
+        sweep
+            .ok_runs(filter, size)
+            .any(|r| !r.record["figures"]["send_path"].is_null())
+    };
+    if !sweep
+        .sizes()
+        .into_iter()
+        .any(|s| sweep.filters.iter().any(|f| has(f, s)))
+    {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Send path: cost added per packet\n\n64-byte UDP through sink devices, one pinned sender alternating \
+         chunks between a namespace with the filter and one without (ABBA); ns per packet, median of runs \
+         [min..max], and the ratio to no filter. Many destinations: 32,768 addresses of 198.19.0.0/17 through \
+         one gateway. `none vs none` is the method's zero, measured in the same run. For eBPF filters, \
+         `above floor` subtracts `tcbpf-empty` (the same hook with a program that returns at once).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| filter | entries | none vs none | one destination | many destinations | above floor (one / many) |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for size in sweep.sizes() {
+        for filter in sweep.filters.iter().filter(|f| has(f, size)) {
+            let floor = |case: &str| {
+                if !filter.starts_with("tcbpf") || filter == "tcbpf-empty" {
+                    return None;
+                }
+                let mine =
+                    sweep.median_of(filter, size, |f| send_path(f, case)["added_ns"].as_f64())?;
+                let empty = sweep.median_of("tcbpf-empty", size, |f| {
+                    send_path(f, case)["added_ns"].as_f64()
+                })?;
+                Some(mine - empty)
+            };
+            let above = match (floor("one_destination"), floor("many_destinations")) {
+                (Some(a), Some(b)) => format!("{a:+.0} / {b:+.0}"),
+                _ => String::new(),
+            };
+            let nvn = sweep
+                .median_of(filter, size, |f| {
+                    send_path(f, "none_vs_none")["added_ns"].as_f64()
+                })
+                .map_or_else(|| "-".into(), |v| format!("{v:+.1}"));
+            let _ = writeln!(
+                md,
+                "| {filter} | {size} | {nvn} | {} | {} | {above} |",
+                cell(sweep, filter, size, "one_destination").unwrap_or_default(),
+                cell(sweep, filter, size, "many_destinations").unwrap_or_default(),
+            );
+        }
+    }
+}
+
+fn program_cost_table(md: &mut String, sweep: &Sweep) {
+    let costs = |run: &super::Run| -> Vec<(String, f64)> {
+        run.record["figures"]["program_costs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| Some((c["case"].as_str()?.to_owned(), c["median_ns"].as_f64()?)))
+            .collect()
+    };
+    let Some(first) = sweep.runs.iter().find(|r| r.ok() && !costs(r).is_empty()) else {
+        return;
+    };
+    let cases: Vec<String> = costs(first).into_iter().map(|(c, _)| c).collect();
+    let _ = writeln!(
+        md,
+        "\n## eBPF program cost per run (BPF_PROG_TEST_RUN, ns, median of rounds)\n\n\
+         Warm cache: one packet repeated. The cold rows look up 64 pseudo-random IPv4 addresses per run; \
+         the per-lookup row is their difference over 64.\n"
+    );
+    let _ = writeln!(md, "| filter | entries | {} |", cases.join(" | "));
+    let _ = writeln!(md, "|---|---:|{}", "---:|".repeat(cases.len()));
+    for size in sweep.sizes() {
+        for filter in &sweep.filters {
+            let runs: Vec<_> = sweep
+                .ok_runs(filter, size)
+                .filter(|r| !costs(r).is_empty())
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let cells: Vec<String> = cases
+                .iter()
+                .map(|case| {
+                    let v: Vec<f64> = runs
+                        .iter()
+                        .flat_map(|r| costs(r))
+                        .filter(|(c, _)| c == case)
+                        .map(|(_, ns)| ns)
+                        .collect();
+                    fmt((!v.is_empty()).then(|| median(v)), 1)
+                })
+                .collect();
+            let _ = writeln!(md, "| {filter} | {size} | {} |", cells.join(" | "));
+        }
+    }
+}
+
+fn comparison(md: &mut String, sweep: &Sweep, base: &Sweep) {
+    let _ = writeln!(
+        md,
+        "\n## Against the baseline\n\nThis sweep over the baseline (below 1: faster now).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| filter | entries | load | added per packet, one destination |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|");
+    let one = |f: &Value| send_path(f, "one_destination")["added_ns"].as_f64();
+    for size in sweep.sizes() {
+        for filter in &sweep.filters {
+            let ratio = |pick: &dyn Fn(&Value) -> Option<f64>| {
+                Some(sweep.median_of(filter, size, pick)? / base.median_of(filter, size, pick)?)
+            };
+            let (load, send) = (ratio(&load_seconds), ratio(&one));
+            if load.is_none() && send.is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {filter} | {size} | {} | {} |",
+                load.map_or_else(|| "-".into(), |r| format!("{r:.2}x")),
+                send.map_or_else(|| "-".into(), |r| format!("{r:.2}x")),
+            );
+        }
+    }
+}
+
+fn warnings(md: &mut String, sweep: &Sweep) {
+    let mut all = Vec::new();
+    for run in sweep.runs.iter().filter(|r| r.ok()) {
+        for w in run.record["figures"]["send_path"]["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(w) = w.as_str() {
+                all.push(format!("- {} at {}: {w}", run.filter, run.size));
+            }
+        }
+    }
+    if !all.is_empty() {
+        let _ = writeln!(md, "\n## Warnings\n\n{}", all.join("\n"));
+    }
+}
