@@ -8,6 +8,7 @@ mod run;
 mod sendpath;
 mod sys;
 mod system;
+mod traffic;
 
 use std::process::ExitCode;
 

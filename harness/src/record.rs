@@ -57,6 +57,8 @@ pub struct Figures {
     /// What the filter adds to the cost of sending a packet (paired rounds through sinks),
     /// when asked for with `--send-path`.
     pub send_path: Option<crate::sendpath::SendPath>,
+    /// Traffic through the filter on the testbed (`--traffic`).
+    pub traffic: Option<crate::traffic::Traffic>,
     /// Change in the kernel's slab + vmalloc + per-CPU memory across the load (approximate).
     pub kernel_allocations_delta_bytes: Option<i64>,
 }

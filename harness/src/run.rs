@@ -41,6 +41,11 @@ pub struct RunArgs {
     /// through sink devices, one and many destinations, with a none-vs-none check; ~15 s).
     #[arg(long)]
     pub send_path: bool,
+    /// Also measure traffic through the filter to an allowed address: UDP throughput (1470-
+    /// and 18-byte payloads, and at 1 Gbit/s offered), CPU time per packet, UDP and TCP
+    /// round-trip percentiles, and iperf3 as a cross-check (~8 s).
+    #[arg(long)]
+    pub traffic: bool,
     /// Write the JSON record here.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -104,6 +109,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     let verdict = verify(&bed, args.filter, families)?;
     let figures = if verdict.ok {
+        let traffic = if args.traffic {
+            let spinner = new_spinner("sending traffic through the filter".into());
+            let traffic = crate::traffic::measure(&bed, &crate::traffic::Settings::default())
+                .context("measuring traffic through the filter")?;
+            spinner.finish_and_clear();
+            Some(traffic)
+        } else {
+            None
+        };
         let stats = filter.stats().context("reading the filter's statistics")?;
         let program_costs = if args.no_program_cost {
             Vec::new()
@@ -137,6 +151,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             stats,
             program_costs,
             send_path,
+            traffic,
             kernel_allocations_delta_bytes: memory_before
                 .zip(memory_after)
                 .map(|(b, a)| i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(0)),
@@ -345,6 +360,35 @@ fn print_summary(record: &Record) {
             }
             for w in &sp.warnings {
                 println!("  warning: {w}");
+            }
+        }
+        if let Some(t) = &f.traffic {
+            for x in &t.throughput {
+                let offered = x
+                    .offered_bps
+                    .map_or_else(|| "max".into(), |b| format!("{:.1} Gbit/s", b / 1e9));
+                println!(
+                    "  UDP {:>4}-byte payload, offered {offered}: {:.3} Gbit/s, {:.0} packets/s received of {} sent; CPU {} ns/packet",
+                    x.payload_bytes,
+                    x.received_gbps,
+                    x.received_pps,
+                    x.sent_packets,
+                    x.cpu_ns_per_packet
+                        .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
+                );
+            }
+            for l in &t.latency {
+                println!(
+                    "  {} round trip (us): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} round trips)",
+                    l.protocol, l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, l.round_trips
+                );
+            }
+            if let Some(i) = &t.iperf3 {
+                println!(
+                    "  iperf3 UDP cross-check: {:.3} Gbit/s, {} % lost",
+                    i["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9,
+                    i["lost_percent"].as_f64().unwrap_or(f64::NAN)
+                );
             }
         }
         if let Some(delta) = f.kernel_allocations_delta_bytes {

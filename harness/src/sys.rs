@@ -104,6 +104,63 @@ impl Sender {
     }
 }
 
+/// Receives up to [`BATCH`] datagrams per call and counts them.
+pub struct Receiver {
+    buffers: Vec<Vec<u8>>,
+    iovs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: as for Sender: the pointers point into the struct's own heap buffers.
+unsafe impl Send for Receiver {}
+
+impl Receiver {
+    /// Room for [`BATCH`] datagrams of up to `size` bytes.
+    pub fn new(size: usize) -> Self {
+        let mut buffers: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; size]).collect();
+        let iovs: Vec<libc::iovec> = buffers
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        Self {
+            buffers,
+            iovs,
+            headers: (0..BATCH).map(|_| zeroed_header()).collect(),
+        }
+    }
+
+    /// Waits for datagrams (up to the socket's read timeout); returns (datagrams, bytes).
+    pub fn receive(&mut self, socket: &UdpSocket) -> io::Result<(usize, usize)> {
+        for (header, iov) in self.headers.iter_mut().zip(self.iovs.iter_mut()) {
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_len = 0;
+        }
+        let _ = &self.buffers;
+        // SAFETY: every header points at one iovec, which points at a buffer of its stated
+        // length, all owned by self and alive for the call; MSG_WAITFORONE returns after the
+        // first datagram once more are not immediately there.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let bytes = self.headers[..n].iter().map(|h| h.msg_len as usize).sum();
+        Ok((n, bytes))
+    }
+}
+
 /// CPU time the calling thread has used.
 pub fn thread_cpu_time() -> Duration {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)

@@ -40,6 +40,27 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
             .as_f64()
     };
     let memory = |f: &Value| memory_bytes(f).map(|b| b / f64::from(1 << 20));
+    let gbps = |f: &Value| {
+        f["traffic"]["throughput"]
+            .as_array()?
+            .iter()
+            .find(|t| t["payload_bytes"] == 1470 && t["offered_bps"].is_null())?["received_gbps"]
+            .as_f64()
+    };
+    let cpu = |f: &Value| {
+        f["traffic"]["throughput"]
+            .as_array()?
+            .iter()
+            .find(|t| t["payload_bytes"] == 1470 && !t["offered_bps"].is_null())?["cpu_ns_per_packet"]
+            .as_f64()
+    };
+    let p99 = |f: &Value| {
+        f["traffic"]["latency"]
+            .as_array()?
+            .iter()
+            .find(|l| l["protocol"] == "udp")?["p99_us"]
+            .as_f64()
+    };
     let charts = [
         Chart {
             file: "load_time",
@@ -75,6 +96,27 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
             y_label: "MiB",
             log_y: true,
             pick: &memory,
+        },
+        Chart {
+            file: "throughput",
+            title: "UDP throughput, 1470-byte payload",
+            y_label: "Gbit/s",
+            log_y: false,
+            pick: &gbps,
+        },
+        Chart {
+            file: "cpu_per_packet",
+            title: "CPU per packet at 1 Gbit/s offered (all cores)",
+            y_label: "ns",
+            log_y: true,
+            pick: &cpu,
+        },
+        Chart {
+            file: "latency_p99",
+            title: "UDP round trip, 99th percentile",
+            y_label: "microseconds",
+            log_y: true,
+            pick: &p99,
         },
     ];
     let png = font();
