@@ -82,8 +82,23 @@ pub struct ListInfo {
     pub loaded_entries: usize,
 }
 
-/// Builds the run's list: generated or read, checked, with probe entries appended.
+/// Builds the run's list for the testbed: generated or read, checked against the testbed's
+/// addresses, with the testbed's denied probe networks appended.
 pub fn build(args: &ListArgs) -> Result<(CidrList, ListInfo)> {
+    build_for(
+        args,
+        &testbed::protected_addresses(),
+        &testbed::denied_probe_nets(),
+    )
+}
+
+/// Builds the run's list: generated or read, refused (or trimmed) if it covers any of
+/// `protected`, with `probes` appended for the families in use.
+pub fn build_for(
+    args: &ListArgs,
+    protected: &[std::net::IpAddr],
+    probes: &[ipnet::IpNet],
+) -> Result<(CidrList, ListInfo)> {
     let families = args.family.list();
     let (mut list, source) = if let Some(path) = &args.cidrs {
         let options = ParseOptions {
@@ -117,8 +132,7 @@ pub fn build(args: &ListArgs) -> Result<(CidrList, ListInfo)> {
     if aggregated {
         list = list.aggregate();
     }
-    let protected = testbed::protected_addresses();
-    let conflicts = list.covering(&protected);
+    let conflicts = list.covering(protected);
     let mut excluded = 0;
     if !conflicts.is_empty() {
         if !args.exclude_conflicting {
@@ -131,21 +145,22 @@ pub fn build(args: &ListArgs) -> Result<(CidrList, ListInfo)> {
                 })
                 .collect();
             bail!(
-                "{} entries cover the testbed's own addresses and would cut it off \
+                "{} entries cover the test hosts' own addresses and would cut them off \
                  ({}{}); nothing was changed. Remove them, or pass --exclude-conflicting to leave them out",
                 conflicts.len(),
                 shown.join(", "),
                 if conflicts.len() > 10 { ", ..." } else { "" }
             );
         }
-        excluded = list.remove_covering(&protected);
+        excluded = list.remove_covering(protected);
         eprintln!(
             "left out {excluded} entries that cover the testbed's addresses (--exclude-conflicting)"
         );
     }
     let stats = list.stats();
-    let probes: Vec<_> = testbed::denied_probe_nets()
-        .into_iter()
+    let probes: Vec<_> = probes
+        .iter()
+        .copied()
         .filter(|n| families.contains(&Family::of(n.addr())))
         .collect();
     list.extend(probes.iter().copied());

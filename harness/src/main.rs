@@ -1,8 +1,10 @@
 //! `egress-bench`: load deny-lists into Linux egress filters and measure what they cost.
 
 mod filters;
+mod hostclean;
 mod list;
 mod record;
+mod remote;
 mod report;
 mod run;
 mod sendpath;
@@ -33,6 +35,9 @@ enum Command {
     /// Render a sweep's results.json (from `cargo xtask bench`) as CSV files, summary.md and
     /// plots, optionally against a baseline sweep.
     Report(report::ReportArgs),
+    /// Run the receiving side of two-host mode (`run --server`): UDP counting, UDP and TCP
+    /// echo, and a control port.
+    Serve(remote::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Cleanup => cleanup(),
         Command::Report(args) => report::report(&args),
+        Command::Serve(args) => remote::serve(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,7 +58,8 @@ fn main() -> ExitCode {
 }
 
 fn cleanup() -> anyhow::Result<()> {
-    let removed = testbed::cleanup()?;
+    let mut removed = testbed::cleanup()?;
+    removed.extend(hostclean::remove(filter_core::OBJECT_PREFIX));
     if removed.is_empty() {
         println!("nothing to clean up");
     }

@@ -11,6 +11,8 @@ use crate::system::Environment;
 pub struct Record {
     pub filter: &'static str,
     pub backend: String,
+    /// Two-host mode: the server and the client interface toward it (`None`: the testbed).
+    pub two_hosts: Option<crate::remote::TwoHosts>,
     pub run_id: String,
     pub unix_time: u64,
     pub list: ListInfo,

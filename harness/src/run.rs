@@ -46,6 +46,18 @@ pub struct RunArgs {
     /// round-trip percentiles, and iperf3 as a cross-check (~8 s).
     #[arg(long)]
     pub traffic: bool,
+    /// Two hosts: drive `egress-bench serve` at ADDR[:PORT] instead of building a testbed,
+    /// with the filter in this host's own network stack (needs --on-host).
+    #[arg(long, requires = "on_host")]
+    pub server: Option<String>,
+    /// Allow changing this host's own firewall and tc hooks (two-host mode). Everything is
+    /// named egb-<run id> and removed on exit, error and Ctrl-C.
+    #[arg(long)]
+    pub on_host: bool,
+    /// Two-host mode: another address of the server, which the run adds to the list to prove
+    /// that the filter blocks (it must reach the server before the filter is loaded).
+    #[arg(long, requires = "server")]
+    pub denied_probe: Option<IpAddr>,
     /// Write the JSON record here.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -64,6 +76,9 @@ fn parse_attach(s: &str) -> Result<Attach, String> {
 
 pub fn run(args: &RunArgs) -> Result<()> {
     testbed::install_signal_cleanup()?;
+    if let Some(server) = &args.server {
+        return run_two_hosts(args, server);
+    }
     let tag = match &args.run_id {
         Some(id) => Tag::new(id)?,
         None => Tag::random(),
@@ -165,6 +180,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let record = Record {
         filter: args.filter.name(),
         backend,
+        two_hosts: None,
         run_id: tag.to_string(),
         unix_time: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -174,11 +190,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
         figures,
         environment,
     };
+    finish(args, &record)
+}
+
+fn finish(args: &RunArgs, record: &Record) -> Result<()> {
     if let Some(path) = &args.output {
-        let json = serde_json::to_vec_pretty(&record)?;
+        let json = serde_json::to_vec_pretty(record)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
-    print_summary(&record);
+    print_summary(record);
     if !record.verdict.ok {
         bail!(
             "the {} filter did not behave as a filter should; no figures reported",
@@ -186,6 +206,146 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Two hosts: the filter goes into this host's own stack, traffic goes to `egress-bench serve`.
+fn run_two_hosts(args: &RunArgs, server_address: &str) -> Result<()> {
+    use crate::{hostclean, remote};
+    let denied = args.denied_probe.context(
+        "--denied-probe ADDR is needed: another address of the server, which the run adds to the list \
+         to prove that the filter blocks",
+    )?;
+    let tag = match &args.run_id {
+        Some(id) => Tag::new(id)?,
+        None => Tag::random(),
+    };
+    let mut server = remote::Server::connect(server_address)?;
+    let probe_net = ipnet::IpNet::from(denied);
+    let (list, list_info) = list::build_for(&args.list, &[server.ip], &[probe_net])?;
+    if !list.iter().any(|n| n == probe_net) {
+        bail!("--denied-probe {denied} is not of a family the run loads (--family)");
+    }
+    let interface = remote::route_interface(server.ip)?;
+    let environment = Environment::read();
+    println!(
+        "egress-bench will change this host's network stack: the {} filter on egress of {interface} \
+         (iptables chains, ipsets or tc programs named {tag}*), and remove it all on exit.",
+        args.filter.name()
+    );
+    if !server.probe(server.ip)? {
+        bail!(
+            "UDP to {} port {} does not arrive: is something between the hosts blocking it?",
+            server.ip,
+            remote::DEFAULT_PORT + 1
+        );
+    }
+    if !server.probe(denied)? {
+        bail!(
+            "--denied-probe {denied} does not reach the server before any filter: give an address the server receives"
+        );
+    }
+    {
+        let tag = tag.to_string();
+        testbed::on_signal(move || {
+            for item in hostclean::remove(&tag) {
+                eprintln!("removed {item}");
+            }
+        });
+    }
+    let placement = Placement {
+        netns: filter_core::NetNs::current(),
+        tag: tag.clone(),
+        interface: interface.clone(),
+        backend: args.backend,
+        attach: args.attach,
+    };
+    let mut filter = args.filter.build(&placement)?;
+    let backend = filter.backend();
+    let result = (|| -> Result<(Verdict, Option<Figures>)> {
+        let start = Instant::now();
+        filter
+            .load(&list)
+            .with_context(|| format!("loading the list into the {} filter", filter.name()))?;
+        let load_time = start.elapsed();
+        let expect_denied = if args.filter.filters() {
+            Probe::Dropped
+        } else {
+            Probe::Delivered
+        };
+        let mut probes = Vec::new();
+        for (address, expected) in [(denied, expect_denied), (server.ip, Probe::Delivered)] {
+            let observed = if server.probe(address)? {
+                Probe::Delivered
+            } else {
+                Probe::Dropped
+            };
+            probes.push(ProbeResult {
+                address: address.to_string(),
+                expected: probe_name(expected),
+                observed: probe_name(observed),
+            });
+        }
+        let ok = probes.iter().all(|p| p.expected == p.observed);
+        let verdict = Verdict { ok, probes };
+        if !ok {
+            return Ok((verdict, None));
+        }
+        let traffic = if args.traffic {
+            let d = Duration::from_secs(1);
+            Some(crate::traffic::Traffic {
+                throughput: vec![server.throughput(1470, d)?, server.throughput(18, d)?],
+                latency: server.latency(2_000, Duration::from_micros(100))?,
+                iperf3: None,
+            })
+        } else {
+            None
+        };
+        let stats = filter.stats()?;
+        let start = Instant::now();
+        filter.teardown()?;
+        Ok((
+            verdict,
+            Some(Figures {
+                load_seconds: load_time.as_secs_f64(),
+                enforcement_seconds: None,
+                enforcement_resolution_us: 0.0,
+                enforcement_max_gap_us: 0.0,
+                teardown_seconds: start.elapsed().as_secs_f64(),
+                stats,
+                program_costs: Vec::new(),
+                send_path: None,
+                traffic,
+                kernel_allocations_delta_bytes: None,
+            }),
+        ))
+    })();
+    drop(filter);
+    let left = hostclean::remove(tag.as_str());
+    let (verdict, figures) = result?;
+    if !left.is_empty() {
+        bail!(
+            "the filter left objects behind on this host (now removed): {}",
+            left.join(", ")
+        );
+    }
+    let record = Record {
+        filter: args.filter.name(),
+        backend,
+        two_hosts: Some(remote::TwoHosts {
+            server: server.ip.to_string(),
+            interface,
+            denied_probe: denied.to_string(),
+        }),
+        run_id: tag.to_string(),
+        unix_time: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        list: list_info,
+        verdict,
+        figures,
+        environment,
+    };
+    finish(args, &record)
 }
 
 /// Builds a sink pair, checks none against none, loads the list into one side and measures

@@ -66,6 +66,13 @@ impl Sender {
         }
     }
 
+    /// Messages carrying `payload` to the socket's connected peer.
+    pub fn with_payload(payload: Vec<u8>) -> Self {
+        let mut sender = Self::new(0, &[], &[]);
+        sender.payload = payload;
+        sender
+    }
+
     /// Sends `count` packets on `socket`, `BATCH` per call.
     pub fn send(&mut self, socket: &UdpSocket, count: usize) -> io::Result<()> {
         self.iov.iov_base = self.payload.as_mut_ptr().cast();

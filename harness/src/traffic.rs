@@ -190,7 +190,7 @@ fn throughput(
     })
 }
 
-fn percentiles(protocol: &'static str, h: &Histogram<u64>) -> Latency {
+pub fn percentiles(protocol: &'static str, h: &Histogram<u64>) -> Latency {
     let us = |ns: u64| ns as f64 / 1_000.0;
     Latency {
         protocol,
@@ -204,7 +204,7 @@ fn percentiles(protocol: &'static str, h: &Histogram<u64>) -> Latency {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds")
 }
 

@@ -117,6 +117,99 @@ fn send_path_sees_what_a_filter_costs() {
     assert!(leftovers("egb-").is_empty(), "{:?}", leftovers("egb-"));
 }
 
+/// Two hosts, played by the testbed's two namespaces: `serve` in one, `run --server
+/// --on-host` in the other, each in its namespace's own stack: the code path real hosts take.
+#[test]
+fn two_hosts_across_namespaces_leave_nothing_behind() {
+    let _lock = serial();
+    let bed = testbed::Testbed::new().unwrap();
+    let in_ns = |ns: &filter_core::NetNs| {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            ns.name().unwrap(),
+            env!("CARGO_BIN_EXE_egress-bench"),
+        ]);
+        cmd
+    };
+    let mut serve = in_ns(bed.server())
+        .args(["serve", "--listen", "198.18.0.2:9200"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let client = |args: &[&str]| in_ns(bed.client()).args(args).output().unwrap();
+    let out = client(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--rules",
+        "100",
+        "--server",
+        "198.18.0.2",
+    ]);
+    assert!(
+        !out.status.success(),
+        "two-host mode without --on-host must refuse"
+    );
+    assert!(text(&out).contains("--on-host"), "{}", text(&out));
+    for filter in ["ipset", "tcbpf", "iptables"] {
+        let json = dir.path().join(format!("{filter}.json"));
+        let out = client(&[
+            "run",
+            "--filter",
+            filter,
+            "--rules",
+            "1000",
+            "--server",
+            "198.18.0.2",
+            "--on-host",
+            "--denied-probe",
+            "198.19.255.1",
+            "--traffic",
+            "--output",
+            json.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{filter}: {}", text(&out));
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(record["verdict"]["ok"], true, "{record:#}");
+        assert_eq!(record["two_hosts"]["interface"], bed.client_link().as_str());
+        let received = record["figures"]["traffic"]["throughput"][0]["received_packets"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            received > 100,
+            "{filter}: traffic reached the server: {record:#}"
+        );
+        let left = testbed::filter_objects(&bed, "egb-");
+        assert!(left.is_empty(), "{filter} left {left:?}");
+    }
+    let conflicting = list_file("1.2.3.4\n198.18.0.0/24\n");
+    let out = client(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--cidrs",
+        conflicting.path().to_str().unwrap(),
+        "--server",
+        "198.18.0.2",
+        "--on-host",
+        "--denied-probe",
+        "198.19.255.1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("line 2: 198.18.0.0/24"),
+        "{}",
+        text(&out)
+    );
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
+
 #[test]
 fn bad_line_is_named_and_nothing_is_created() {
     let _lock = serial();

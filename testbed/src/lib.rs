@@ -593,14 +593,33 @@ pub fn leftovers(prefix: &str) -> Vec<String> {
     found
 }
 
-/// On SIGINT, SIGTERM or SIGHUP, removes every testbed of this process and exits with
-/// status 130 (SIGINT) or 143. Call once, early in `main`.
+type Hook = Box<dyn Fn() + Send>;
+static SIGNAL_HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+
+/// Runs `hook` on SIGINT, SIGTERM or SIGHUP, before the namespaces are removed: for objects
+/// outside testbed namespaces (a filter on the host's own firewall).
+pub fn on_signal(hook: impl Fn() + Send + 'static) {
+    SIGNAL_HOOKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(hook));
+}
+
+/// On SIGINT, SIGTERM or SIGHUP, runs the [`on_signal`] hooks, removes every testbed of this
+/// process and exits with status 130 (SIGINT) or 143. Call once, early in `main`.
 pub fn install_signal_cleanup() -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| Error::io("install signal handlers", e))?;
     thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
+            for hook in SIGNAL_HOOKS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+            {
+                hook();
+            }
             let names: Vec<String> = live().clone();
             eprintln!("\ninterrupted: removing {}", names.join(", "));
             for name in names {
