@@ -19,6 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod legacy;
 pub mod xtables;
 
 use std::collections::HashMap;
@@ -126,7 +127,12 @@ impl IptablesFilter {
         } else {
             String::new()
         };
-        self.transaction(Family::V4, &header, "-A", list.v4().iter(), &footer)?;
+        if hook && self.loader == Loader::Streamed && self.backend == Backend::Legacy {
+            // The whole IPv4 chain in one IPT_SO_SET_REPLACE, no text in between.
+            legacy::load_chain(&self.netns, chain, list.v4())?;
+        } else {
+            self.transaction(Family::V4, &header, "-A", list.v4().iter(), &footer)?;
+        }
         if let Err(e) = self.transaction(Family::V6, &header, "-A", list.v6().iter(), &footer) {
             if hook {
                 let _ = xtables::remove_chain(&self.netns, self.backend, Family::V4, chain);
@@ -187,7 +193,18 @@ impl EgressFilter for IptablesFilter {
     }
 
     fn backend(&self) -> String {
-        format!("{} ({})", self.backend.name(), self.backend.version())
+        let how = match (self.loader, self.backend) {
+            (Loader::Streamed, Backend::Legacy) => {
+                "IPv4 loads as one IPT_SO_SET_REPLACE, the rest via restore"
+            }
+            (Loader::Streamed, Backend::Nft) => "rules streamed into iptables-nft-restore",
+            (Loader::Script, _) => "script through iptables-restore",
+        };
+        format!(
+            "{} ({}); {how}",
+            self.backend.name(),
+            self.backend.version()
+        )
     }
 
     fn load(&mut self, list: &CidrList) -> Result<()> {

@@ -31,7 +31,7 @@ pub struct Options {
     pub sizes: Vec<u64>,
     /// Runs of each filter at each size; the send path and the program cost (each already
     /// the median of several runs inside one) are measured in the first only.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     pub repeats: u32,
     /// Prefix-length mixes of the generated lists (default, hosts, uniform).
     #[arg(long, value_delimiter = ',', default_value = "default")]
