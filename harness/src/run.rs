@@ -124,6 +124,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     let verdict = verify(&bed, args.filter, families)?;
     let figures = if verdict.ok {
+        // Read before traffic runs: sockets and queues would count as the filter's memory.
+        let memory_after = system::kernel_allocations();
         let traffic = if args.traffic {
             let spinner = new_spinner("sending traffic through the filter".into());
             let traffic = crate::traffic::measure(&bed, &crate::traffic::Settings::default())
@@ -148,7 +150,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
             timing.finish_and_clear();
             costs
         };
-        let memory_after = system::kernel_allocations();
         let start = Instant::now();
         filter.teardown().context("tearing the filter down")?;
         let teardown_time = start.elapsed();

@@ -210,7 +210,9 @@ pub fn histogram() -> Histogram<u64> {
 
 /// UDP echo: one datagram out, the same back, `count` times at a fixed interval.
 fn udp_latency(bed: &Testbed, settings: &Settings) -> Result<Latency> {
-    let server = udp_in(bed.server(), (Ipv4Addr::UNSPECIFIED, PORT_ECHO).into())?;
+    // Bound to the address the client sends to, so replies come from it (the client's
+    // connected socket takes no others).
+    let server = udp_in(bed.server(), (ALLOWED_V4, PORT_ECHO).into())?;
     server.set_read_timeout(Some(Duration::from_millis(100)))?;
     let stop = Arc::new(AtomicBool::new(false));
     let echo = {
