@@ -25,30 +25,35 @@ pub const DEFAULT_PORT: u16 = 9_200;
 /// Arguments of `egress-bench serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and control port to listen on (UDP uses the next two ports).
+    /// Address and control port to listen on (UDP uses the next two ports). On 0.0.0.0 the
+    /// UDP and echo ports take every address of the host, IPv6 included, so that any of them
+    /// can serve as the client's --denied-probe.
     #[arg(long, default_value = "0.0.0.0:9200")]
     pub listen: SocketAddr,
 }
 
 type Counts = Arc<Mutex<HashMap<u64, (u64, u64)>>>;
 
+/// A UDP socket on `ip`; on an unspecified address, a dual-stack IPv6 socket (it takes IPv4
+/// too) where the host has IPv6, so that every address of the server counts.
 fn udp_any(ip: IpAddr, port: u16) -> Result<Vec<UdpSocket>> {
-    // On an unspecified address, listen on both families.
-    let addrs: Vec<SocketAddr> = if ip.is_unspecified() {
-        vec![(ip, port).into(), (Ipv6Addr::UNSPECIFIED, port).into()]
-    } else {
-        vec![(ip, port).into()]
-    };
-    let mut sockets = Vec::new();
-    for addr in addrs {
-        match UdpSocket::bind(addr) {
-            Ok(s) => sockets.push(s),
-            // A v4 wildcard already takes v6 on dual-stack hosts: fine.
-            Err(e) if addr.is_ipv6() && !sockets.is_empty() => eprintln!("note: {addr}: {e}"),
-            Err(e) => return Err(e).with_context(|| format!("binding UDP {addr}")),
-        }
+    if ip.is_unspecified()
+        && let Ok(socket) = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port))
+    {
+        return Ok(vec![socket]);
     }
-    Ok(sockets)
+    Ok(vec![
+        UdpSocket::bind((ip, port)).with_context(|| format!("binding UDP {ip}:{port}"))?,
+    ])
+}
+
+fn tcp_any(ip: IpAddr, port: u16) -> Result<TcpListener> {
+    if ip.is_unspecified()
+        && let Ok(listener) = TcpListener::bind((Ipv6Addr::UNSPECIFIED, port))
+    {
+        return Ok(listener);
+    }
+    TcpListener::bind((ip, port)).with_context(|| format!("binding TCP {ip}:{port}"))
 }
 
 /// Runs the server until killed.

@@ -133,11 +133,21 @@ fn two_hosts_across_namespaces_leave_nothing_behind() {
         ]);
         cmd
     };
-    let mut serve = in_ns(bed.server())
-        .args(["serve", "--listen", "198.18.0.2:9200"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serve = KillOnDrop(
+        in_ns(bed.server())
+            .args(["serve", "--listen", "0.0.0.0:9200"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let dir = tempfile::tempdir().unwrap();
     let client = |args: &[&str]| in_ns(bed.client()).args(args).output().unwrap();
@@ -206,8 +216,6 @@ fn two_hosts_across_namespaces_leave_nothing_behind() {
         "{}",
         text(&out)
     );
-    serve.kill().unwrap();
-    serve.wait().unwrap();
 }
 
 #[test]
