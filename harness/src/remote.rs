@@ -97,8 +97,7 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
             }
         });
     }
-    let echo = TcpListener::bind((ip, port + 2))
-        .with_context(|| format!("binding TCP {ip}:{}", port + 2))?;
+    let echo = tcp_any(ip, port + 2)?;
     std::thread::spawn(move || {
         for stream in echo.incoming().flatten() {
             std::thread::spawn(move || {
