@@ -25,4 +25,4 @@ mod netns;
 pub use cidr::{CidrList, Family, ListStats, Located, ParseError, ParseOptions};
 pub use error::{Error, Result};
 pub use filter::{EgressFilter, FilterStats, KernelMemory, OBJECT_PREFIX, ProgramCost, Tag};
-pub use netns::{NetNs, command_line, run_command};
+pub use netns::{NetNs, command_line, run_command, run_with_input};

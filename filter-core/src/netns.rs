@@ -89,6 +89,39 @@ pub fn run_command(cmd: &mut Command) -> Result<String> {
     }
 }
 
+/// Runs a command with what `write` produces streamed into its standard input (through a
+/// 1 MiB buffer, so the text is never held whole), and waits for it; a failure becomes
+/// [`Error::Command`] with the command line and its standard error.
+pub fn run_with_input(
+    cmd: &mut Command,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let line = command_line(cmd);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(format!("start `{line}`"), e))?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, stdin);
+    let written = write(&mut writer).and_then(|()| writer.flush());
+    drop(writer);
+    let output = child
+        .wait_with_output()
+        .map_err(|e| Error::io(format!("wait for `{line}`"), e))?;
+    if !output.status.success() {
+        return Err(Error::Command {
+            command: line,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    written.map_err(|e| Error::io(format!("write to `{line}`"), e))
+}
+
 /// A command as a shell-like line, for error messages.
 pub fn command_line(cmd: &Command) -> String {
     std::iter::once(cmd.get_program())

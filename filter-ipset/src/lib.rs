@@ -194,31 +194,9 @@ impl IpsetFilter {
         &self,
         write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<()> {
-        use std::process::Stdio;
         let mut cmd = self.netns.command("ipset");
         cmd.args(["-exist", "restore"]);
-        let line = filter_core::command_line(&cmd);
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::io(format!("start `{line}`"), e))?;
-        let mut stdin =
-            std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("piped"));
-        let written = write(&mut stdin).and_then(|()| stdin.flush());
-        drop(stdin);
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::io(format!("wait for `{line}`"), e))?;
-        if !out.status.success() {
-            return Err(Error::Command {
-                command: line,
-                status: out.status.to_string(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
-        written.map_err(|e| Error::io(format!("write to `{line}`"), e))
+        filter_core::run_with_input(&mut cmd, write)
     }
 
     fn hook(&self, family: Family) -> Result<()> {

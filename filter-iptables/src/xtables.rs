@@ -1,11 +1,11 @@
 //! Driving `iptables-restore` and `ip6tables-restore` in a network namespace: one process
 //! per transaction, whatever its size, on either back-end.
 
-use std::io::{self, BufWriter, Write};
-use std::process::{Command, Stdio};
+use std::io::{self, Write};
+use std::process::Command;
 use std::str::FromStr;
 
-use filter_core::{Error, Family, NetNs, Result, command_line, run_command};
+use filter_core::{Family, NetNs, Result, run_command, run_with_input};
 
 /// The kernel interface iptables drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -78,28 +78,7 @@ pub fn restore_with(
 ) -> Result<()> {
     let mut cmd = netns.command(backend.restore_program(family));
     cmd.args(["--noflush", "--wait"]);
-    let line = command_line(&cmd);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io(format!("start `{line}`"), e))?;
-    let stdin = child.stdin.take().expect("stdin is piped");
-    let mut writer = BufWriter::with_capacity(1 << 20, stdin);
-    let written = write(&mut writer).and_then(|()| writer.flush());
-    drop(writer);
-    let output = child
-        .wait_with_output()
-        .map_err(|e| Error::io(format!("wait for `{line}`"), e))?;
-    if !output.status.success() {
-        return Err(Error::Command {
-            command: line,
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        });
-    }
-    written.map_err(|e| Error::io(format!("write rules to `{line}`"), e))
+    run_with_input(&mut cmd, write)
 }
 
 /// Applies a small `iptables-restore --noflush` transaction given as text.
