@@ -17,6 +17,11 @@ pub const PROG_EMPTY: &str = "egb_empty";
 pub const PROG_COLD: &str = "egb_cold";
 /// Benchmark only: [`PROG_COLD`] without the lookups, to subtract its own cost.
 pub const PROG_COLD_BASE: &str = "egb_cold_base";
+/// Benchmark only, hooked like the filter: looks up each packet's destination mixed with a
+/// counter into a pseudo-random address (cache-cold lookups on the real send path); passes all.
+pub const PROG_FILTER_COLD: &str = "egb_filter_cold";
+/// Benchmark only: [`PROG_FILTER_COLD`] without the lookup.
+pub const PROG_MIX_ONLY: &str = "egb_mix_only";
 /// Lookups per run of [`PROG_COLD`].
 pub const COLD_LOOKUPS: u32 = 64;
 
@@ -28,5 +33,9 @@ pub const COUNTER_DROPPED_BYTES: u32 = 1;
 pub const COUNTER_PASSED_PACKETS: u32 = 2;
 /// Bytes of IP packets checked and passed.
 pub const COUNTER_PASSED_BYTES: u32 = 3;
+/// Packets seen by the benchmark-only mixing programs (their per-CPU sequence).
+pub const COUNTER_MIX: u32 = 4;
+/// Where the mixing-only program stores its result.
+pub const COUNTER_MIX_SINK: u32 = 5;
 /// Slots in the counters map.
-pub const COUNTERS: u32 = 4;
+pub const COUNTERS: u32 = 6;

@@ -120,6 +120,54 @@ fn seed() -> u32 {
     unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() as u32 }
 }
 
+/// Benchmark only, on a real hook: mixes each IPv4 packet's destination with a per-CPU
+/// counter into a pseudo-random address and looks that up, as traffic to the whole Internet
+/// would (the test range shares one path down the trie and stays in cache). Never drops.
+#[classifier]
+pub fn egb_filter_cold(ctx: TcContext) -> i32 {
+    if let Some(addr) = mixed_destination(&ctx) {
+        let _ = DENY_V4.get(&Key::new(32, addr));
+    }
+    PASS
+}
+
+/// Benchmark only: `egb_filter_cold` without the lookup, to subtract the mixing.
+#[classifier]
+pub fn egb_mix_only(ctx: TcContext) -> i32 {
+    // Stored, so that the mixing is not optimised away.
+    if let Some(addr) = mixed_destination(&ctx)
+        && let Some(sink) = COUNTERS.get_ptr_mut(common::COUNTER_MIX_SINK)
+    {
+        // SAFETY: a per-CPU slot, written only by this CPU while the program runs.
+        unsafe { *sink = u64::from(u32::from_ne_bytes(addr)) };
+    }
+    PASS
+}
+
+#[inline(always)]
+fn mixed_destination(ctx: &TcContext) -> Option<[u8; 4]> {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the EtherType is the low 16 bits"
+    )]
+    let proto = u16::from_be(ctx.skb.protocol() as u16);
+    if proto != ETH_P_IP {
+        return None;
+    }
+    let dst: [u8; 4] = ctx.load(ETH_HLEN + IPV4_DST).ok()?;
+    let counter = COUNTERS.get_ptr_mut(common::COUNTER_MIX)?;
+    // SAFETY: a per-CPU slot, written only by this CPU while the program runs.
+    let n = unsafe {
+        *counter += 1;
+        *counter
+    };
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "any 32 bits of the counter will do"
+    )]
+    Some(mix(u32::from_be_bytes(dst) ^ (n as u32)).to_be_bytes())
+}
+
 /// Benchmark only: looks up `COLD_LOOKUPS` pseudo-random IPv4 destinations, so the trie's
 /// nodes are mostly not in cache (real traffic to the whole Internet). The results are
 /// ignored: a branch on each would multiply the verifier's states.

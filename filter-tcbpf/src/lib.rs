@@ -122,6 +122,11 @@ pub enum Program {
     /// A program that passes every packet at once: what being attached costs (the floor
     /// that filter costs are read against). Maps are still filled, but never read.
     Empty,
+    /// Benchmark only: looks up each IPv4 destination mixed with a counter into a
+    /// pseudo-random address (the cache-cold trie of traffic to the whole Internet); never drops.
+    ColdLookup,
+    /// Benchmark only: [`Program::ColdLookup`] without the lookup.
+    MixOnly,
 }
 
 /// One loaded copy of the program with its maps.
@@ -322,6 +327,8 @@ impl TcbpfFilter {
         match self.program {
             Program::Filter => common::PROG_FILTER,
             Program::Empty => common::PROG_EMPTY,
+            Program::ColdLookup => common::PROG_FILTER_COLD,
+            Program::MixOnly => common::PROG_MIX_ONLY,
         }
     }
 
@@ -508,6 +515,8 @@ impl EgressFilter for TcbpfFilter {
     fn name(&self) -> &'static str {
         match (self.program, self.fill) {
             (Program::Empty, _) => "tcbpf-empty",
+            (Program::ColdLookup, _) => "tcbpf-cold",
+            (Program::MixOnly, _) => "tcbpf-mix",
             (_, Fill::Batch) => "tcbpf",
             (_, Fill::PerEntry) => "tcbpf-per-entry",
         }

@@ -27,6 +27,11 @@ pub enum FilterKind {
     TcbpfPerEntry,
     /// An eBPF program that passes everything, hooked the same way: the attach floor.
     TcbpfEmpty,
+    /// Benchmark only: a trie lookup of each destination mixed into a pseudo-random address
+    /// (cache-cold, as for traffic to the whole Internet); drops nothing.
+    TcbpfCold,
+    /// Benchmark only: `tcbpf-cold` without the lookup.
+    TcbpfMix,
 }
 
 /// Where and how a filter is installed.
@@ -56,12 +61,20 @@ impl FilterKind {
             FilterKind::Tcbpf => "tcbpf",
             FilterKind::TcbpfPerEntry => "tcbpf-per-entry",
             FilterKind::TcbpfEmpty => "tcbpf-empty",
+            FilterKind::TcbpfCold => "tcbpf-cold",
+            FilterKind::TcbpfMix => "tcbpf-mix",
         }
     }
 
     /// Whether the filter is expected to drop the denied probes.
     pub fn filters(self) -> bool {
-        !matches!(self, FilterKind::None | FilterKind::TcbpfEmpty)
+        !matches!(
+            self,
+            FilterKind::None
+                | FilterKind::TcbpfEmpty
+                | FilterKind::TcbpfCold
+                | FilterKind::TcbpfMix
+        )
     }
 
     /// Builds the filter.
@@ -79,6 +92,14 @@ impl FilterKind {
             ),
             FilterKind::TcbpfEmpty => Box::new(
                 TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_program(Program::Empty),
+            ),
+            FilterKind::TcbpfCold => Box::new(
+                TcbpfFilter::new(netns, tag, &at.interface, at.attach)
+                    .with_program(Program::ColdLookup),
+            ),
+            FilterKind::TcbpfMix => Box::new(
+                TcbpfFilter::new(netns, tag, &at.interface, at.attach)
+                    .with_program(Program::MixOnly),
             ),
         })
     }

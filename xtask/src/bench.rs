@@ -19,7 +19,7 @@ pub struct Options {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,iptables,iptables-restore,ipset,ipset-restore,tcbpf,tcbpf-per-entry,tcbpf-empty"
+        default_value = "none,iptables,iptables-restore,ipset,ipset-restore,tcbpf,tcbpf-per-entry,tcbpf-empty,tcbpf-empty@clsact,tcbpf-cold,tcbpf-mix"
     )]
     pub filters: Vec<String>,
     /// List sizes (entries per family), in increasing order.
@@ -61,7 +61,19 @@ pub struct Options {
 
 /// Filters whose send path is measured: the reference loaders build the same kernel state
 /// as their engines, so measuring them again would say nothing new.
-const SEND_PATH: [&str; 5] = ["none", "iptables", "ipset", "tcbpf", "tcbpf-empty"];
+const SEND_PATH: [&str; 7] = [
+    "none",
+    "iptables",
+    "ipset",
+    "tcbpf",
+    "tcbpf-empty",
+    "tcbpf-cold",
+    "tcbpf-mix",
+];
+
+/// Benchmark-only variants (the clsact attach floor, cold trie lookups on the send path):
+/// run at the largest size only, where they tell most.
+const LARGEST_ONLY: [&str; 3] = ["tcbpf-empty@clsact", "tcbpf-cold", "tcbpf-mix"];
 
 struct Job {
     filter: String,
@@ -107,7 +119,12 @@ pub fn run(options: &Options) -> Result<()> {
     for mix in &mixes {
         for &size in &sizes {
             for repeat in 0..options.repeats {
-                for filter in &options.filters {
+                let largest = sizes.last() == Some(&size);
+                for filter in options
+                    .filters
+                    .iter()
+                    .filter(|f| largest || !LARGEST_ONLY.contains(&f.as_str()))
+                {
                     let label = if mix == "default" {
                         filter.clone()
                     } else {
@@ -227,10 +244,14 @@ fn one_run(
     path: &Path,
 ) -> Result<Outcome> {
     let mut cmd = Command::new(binary);
+    // `filter@clsact` runs an eBPF filter with the clsact attach instead of TCX.
+    let (filter, attach) = job.filter.split_once('@').unwrap_or((&job.filter, "auto"));
     cmd.args([
         "run",
         "--filter",
-        &job.filter,
+        filter,
+        "--attach",
+        attach,
         "--family",
         family,
         "--backend",
@@ -240,7 +261,7 @@ fn one_run(
         Some(file) => cmd.arg("--cidrs").arg(file).arg("--exclude-conflicting"),
         None => cmd.args(["--rules", &job.size.to_string(), "--mix", &job.mix]),
     };
-    if !options.no_send_path && job.repeat == 0 && SEND_PATH.contains(&job.filter.as_str()) {
+    if !options.no_send_path && job.repeat == 0 && SEND_PATH.contains(&filter) {
         cmd.args(["--send-path", "--traffic"]);
     }
     // The program is the same whatever fills its maps: time it once per size.
