@@ -52,7 +52,7 @@ pub struct Options {
     #[arg(long)]
     pub no_send_path: bool,
     /// Seconds one run may take; a filter over budget is not run at larger sizes.
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 60)]
     pub budget: u64,
     /// Output folder (default: bench-results/<unix time>).
     #[arg(long)]
