@@ -9,6 +9,16 @@ use filter_iptables::{Backend, xtables};
 
 const BACKENDS: [Backend; 2] = [Backend::Nft, Backend::Legacy];
 
+/// Whether the legacy filter table exists here: reading it with iptables-legacy-save would
+/// otherwise create it, changing the host's firewall state just to look.
+fn legacy_table_exists(family: Family) -> bool {
+    let names = match family {
+        Family::V4 => "/proc/net/ip_tables_names",
+        Family::V6 => "/proc/net/ip6_tables_names",
+    };
+    std::fs::read_to_string(names).is_ok_and(|t| t.lines().any(|l| l == "filter"))
+}
+
 fn save_program(backend: Backend, family: Family) -> &'static str {
     match (backend, family) {
         (Backend::Nft, Family::V4) => "iptables-nft-save",
@@ -45,6 +55,9 @@ pub fn remove(prefix: &str) -> Vec<String> {
     let here = NetNs::current();
     for backend in BACKENDS {
         for family in Family::BOTH {
+            if backend == Backend::Legacy && !legacy_table_exists(family) {
+                continue;
+            }
             let Ok(out) =
                 run_command(Command::new(save_program(backend, family)).args(["-t", "filter"]))
             else {
