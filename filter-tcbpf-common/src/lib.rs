@@ -7,7 +7,7 @@
 pub const MAP_DENY_V4: &str = "EGB_DENY_V4";
 /// LPM trie of denied IPv6 networks: key `{prefix_len: u32, addr: [u8; 16]}`.
 pub const MAP_DENY_V6: &str = "EGB_DENY_V6";
-/// Per-CPU array of `u64` counters, indexed by the `COUNTER_*` constants.
+/// Per-CPU array of `[u64; 2]` counter pairs, indexed by the `COUNTER_*` constants.
 pub const MAP_COUNTERS: &str = "EGB_COUNTERS";
 /// The filter program: drops packets whose destination is in a deny map.
 pub const PROG_FILTER: &str = "egb_filter";
@@ -22,20 +22,41 @@ pub const PROG_COLD_BASE: &str = "egb_cold_base";
 pub const PROG_FILTER_COLD: &str = "egb_filter_cold";
 /// Benchmark only: [`PROG_FILTER_COLD`] without the lookup.
 pub const PROG_MIX_ONLY: &str = "egb_mix_only";
+/// The constant-time table's first level (DIR-24-8, IPv4): `BPF_MAP_TYPE_ARRAY` of
+/// `[u32; 4]`, `BPF_F_MMAPABLE`, [`DIR_SLOTS`] / 4 entries. Its mmap view is one `u32` per
+/// /24, indexed by the top 24 bits of the address: [`DIR_ALLOW`], [`DIR_DENY`], or
+/// [`DIR_FIRST_CHUNK`] + the index of the chunk holding that /24's longer prefixes.
+pub const MAP_DIR_SLOTS: &str = "EGB_DIR_V4_SLOTS";
+/// The constant-time table's second level: `BPF_MAP_TYPE_ARRAY` of [`DIR_CHUNK_BYTES`]-byte
+/// chunks (`BPF_F_MMAPABLE`), one bit per address of a /24 (bit `a % 8` of byte `a / 8`,
+/// `a` the last octet); a set bit denies.
+pub const MAP_DIR_CHUNKS: &str = "EGB_DIR_V4_CHUNKS";
+/// Slots of the first level: one per /24.
+pub const DIR_SLOTS: u32 = 1 << 24;
+/// Bytes per second-level chunk (256 bits).
+pub const DIR_CHUNK_BYTES: usize = 32;
+/// First-level value: no denied prefix covers any part of this /24.
+pub const DIR_ALLOW: u32 = 0;
+/// First-level value: the whole /24 is denied.
+pub const DIR_DENY: u32 = 1;
+/// First-level values from this one on point into the second level.
+pub const DIR_FIRST_CHUNK: u32 = 2;
+/// `BPF_F_MMAPABLE`: array maps whose values user space can mmap.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// The filter program on the constant-time table (DIR-24-8 for IPv4, LPM trie for IPv6).
+pub const PROG_FILTER_DIR: &str = "egb_filter_dir";
+/// Benchmark only: [`PROG_COLD`] on the constant-time table.
+pub const PROG_COLD_DIR: &str = "egb_cold_dir";
+/// Benchmark only: [`PROG_FILTER_COLD`] on the constant-time table.
+pub const PROG_FILTER_COLD_DIR: &str = "egb_filter_cold_dir";
 /// Lookups per run of [`PROG_COLD`].
 pub const COLD_LOOKUPS: u32 = 64;
 
-/// Packets dropped.
-pub const COUNTER_DROPPED_PACKETS: u32 = 0;
-/// Bytes dropped.
-pub const COUNTER_DROPPED_BYTES: u32 = 1;
-/// IP packets checked and passed.
-pub const COUNTER_PASSED_PACKETS: u32 = 2;
-/// Bytes of IP packets checked and passed.
-pub const COUNTER_PASSED_BYTES: u32 = 3;
-/// Packets seen by the benchmark-only mixing programs (their per-CPU sequence).
-pub const COUNTER_MIX: u32 = 4;
-/// Where the mixing-only program stores its result.
-pub const COUNTER_MIX_SINK: u32 = 5;
+/// Packets and bytes dropped. Packets that pass are not counted: the interface's own
+/// statistics have them, and the common path stays one lookup long.
+pub const COUNTER_DROPPED: u32 = 0;
+/// The benchmark-only mixing programs: their per-CPU sequence, and where they store a
+/// result so that it is not optimised away.
+pub const COUNTER_MIX: u32 = 1;
 /// Slots in the counters map.
-pub const COUNTERS: u32 = 6;
+pub const COUNTERS: u32 = 2;

@@ -1,8 +1,12 @@
-//! The egress filter program: on the tc egress hook, looks the packet's destination up in
-//! an LPM trie per family and drops it on a match. Non-IP packets pass unchecked.
+//! The egress filter programs: on the tc egress hook, look the packet's destination up and
+//! drop it on a match. Non-IP packets pass unchecked.
+//!
+//! - `egb_filter`: an LPM trie per family.
+//! - `egb_filter_dir`: IPv4 in a constant-time DIR-24-8 table (two array reads at most),
+//!   IPv6 in the LPM trie.
 //!
 //! Per packet: one `bpf_skb_load_bytes` of the destination (bounded, works on non-linear
-//! skbs), one trie lookup, two per-CPU counter updates. No logging.
+//! skbs), the lookup, two per-CPU counter updates. No logging.
 #![no_std]
 #![no_main]
 #![allow(
@@ -17,7 +21,7 @@
 use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use aya_ebpf::macros::{classifier, map};
 use aya_ebpf::maps::lpm_trie::Key;
-use aya_ebpf::maps::{LpmTrie, PerCpuArray};
+use aya_ebpf::maps::{Array, LpmTrie, PerCpuArray};
 use aya_ebpf::programs::TcContext;
 use filter_tcbpf_common as common;
 
@@ -28,8 +32,18 @@ static DENY_V4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(1, 0);
 #[map(name = "EGB_DENY_V6")]
 static DENY_V6: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(1, 0);
 
+/// The constant-time table's first level: one `u32` per /24 (see filter-tcbpf-common).
+/// Sized by the loader (left at one entry when the LPM trie is used).
+#[map(name = "EGB_DIR_V4_SLOTS")]
+static DIR_SLOTS: Array<[u32; 4]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+
+/// The second level: 256-bit chunks for the /24s that hold longer prefixes.
+#[map(name = "EGB_DIR_V4_CHUNKS")]
+static DIR_CHUNKS: Array<[u8; common::DIR_CHUNK_BYTES]> =
+    Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+
 #[map(name = "EGB_COUNTERS")]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(common::COUNTERS, 0);
+static COUNTERS: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(common::COUNTERS, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -41,20 +55,59 @@ const IPV6_DST: usize = 24;
 const PASS: i32 = TC_ACT_UNSPEC;
 const DROP: i32 = TC_ACT_SHOT as i32;
 
+/// Counts a dropped packet: one per-CPU slot holds packets and bytes.
 #[inline(always)]
-fn count(packets: u32, bytes: u32, len: u32) {
-    if let Some(p) = COUNTERS.get_ptr_mut(packets) {
+fn count_drop(len: u32) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(common::COUNTER_DROPPED) {
         // SAFETY: a per-CPU slot, only this CPU writes it while the program runs.
-        unsafe { *p += 1 };
-    }
-    if let Some(b) = COUNTERS.get_ptr_mut(bytes) {
-        // SAFETY: as above.
-        unsafe { *b += u64::from(len) };
+        unsafe {
+            (*slot)[0] += 1;
+            (*slot)[1] += u64::from(len);
+        }
     }
 }
 
+/// Reads a `T` at `offset` of the packet: straight from the linear data when it is there
+/// (the usual case on egress), else through `bpf_skb_load_bytes`.
 #[inline(always)]
-fn denied(ctx: &TcContext) -> Option<bool> {
+fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Option<T> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + offset + core::mem::size_of::<T>() <= end {
+        // SAFETY: the bounds were checked against data_end just above (and again by the
+        // verifier); packets are byte arrays, so read unaligned.
+        return Some(unsafe { ((start + offset) as *const T).read_unaligned() });
+    }
+    ctx.load(offset).ok()
+}
+
+/// Whether the LPM trie denies an IPv4 address (network order).
+#[inline(always)]
+fn trie_denies(dst: [u8; 4]) -> bool {
+    DENY_V4.get(&Key::new(32, dst)).is_some()
+}
+
+/// Whether the constant-time table denies an IPv4 address (network order): one read of the
+/// address's /24 slot and, if that /24 holds longer prefixes, one of its chunk.
+#[inline(always)]
+fn dir_denies(dst: [u8; 4]) -> bool {
+    let addr = u32::from_be_bytes(dst);
+    let slot = addr >> 8;
+    let Some(group) = DIR_SLOTS.get(slot >> 2) else {
+        return false;
+    };
+    let value = group[(slot & 3) as usize];
+    if value < common::DIR_FIRST_CHUNK {
+        return value == common::DIR_DENY;
+    }
+    let Some(chunk) = DIR_CHUNKS.get(value - common::DIR_FIRST_CHUNK) else {
+        return false;
+    };
+    let bit = addr & 0xff;
+    (chunk[(bit >> 3) as usize] >> (bit & 7)) & 1 != 0
+}
+
+#[inline(always)]
+fn denied(ctx: &TcContext, v4_denies: impl Fn([u8; 4]) -> bool) -> Option<bool> {
     // skb->protocol is the EtherType in network order.
     #[expect(
         clippy::cast_possible_truncation,
@@ -63,38 +116,36 @@ fn denied(ctx: &TcContext) -> Option<bool> {
     let proto = u16::from_be(ctx.skb.protocol() as u16);
     match proto {
         ETH_P_IP => {
-            let dst: [u8; 4] = ctx.load(ETH_HLEN + IPV4_DST).ok()?;
-            Some(DENY_V4.get(&Key::new(32, dst)).is_some())
+            let dst: [u8; 4] = read(ctx, ETH_HLEN + IPV4_DST)?;
+            Some(v4_denies(dst))
         }
         ETH_P_IPV6 => {
-            let dst: [u8; 16] = ctx.load(ETH_HLEN + IPV6_DST).ok()?;
+            let dst: [u8; 16] = read(ctx, ETH_HLEN + IPV6_DST)?;
             Some(DENY_V6.get(&Key::new(128, dst)).is_some())
         }
         _ => None,
     }
 }
 
-/// Drops packets to denied destinations.
+/// Drops packets to denied destinations (LPM tries).
 #[classifier]
 pub fn egb_filter(ctx: TcContext) -> i32 {
-    match denied(&ctx) {
-        Some(true) => {
-            count(
-                common::COUNTER_DROPPED_PACKETS,
-                common::COUNTER_DROPPED_BYTES,
-                ctx.len(),
-            );
-            DROP
-        }
-        Some(false) => {
-            count(
-                common::COUNTER_PASSED_PACKETS,
-                common::COUNTER_PASSED_BYTES,
-                ctx.len(),
-            );
-            PASS
-        }
-        None => PASS,
+    verdict(&ctx, denied(&ctx, trie_denies))
+}
+
+/// Drops packets to denied destinations (constant-time table for IPv4).
+#[classifier]
+pub fn egb_filter_dir(ctx: TcContext) -> i32 {
+    verdict(&ctx, denied(&ctx, dir_denies))
+}
+
+#[inline(always)]
+fn verdict(ctx: &TcContext, denied: Option<bool>) -> i32 {
+    if denied == Some(true) {
+        count_drop(ctx.len());
+        DROP
+    } else {
+        PASS
     }
 }
 
@@ -126,20 +177,35 @@ fn seed() -> u32 {
 #[classifier]
 pub fn egb_filter_cold(ctx: TcContext) -> i32 {
     if let Some(addr) = mixed_destination(&ctx) {
-        let _ = DENY_V4.get(&Key::new(32, addr));
+        let _ = trie_denies(addr);
     }
     PASS
+}
+
+/// Benchmark only: `egb_filter_cold` on the constant-time table. Its answer is stored, so
+/// that the array reads are not optimised away.
+#[classifier]
+pub fn egb_filter_cold_dir(ctx: TcContext) -> i32 {
+    if let Some(addr) = mixed_destination(&ctx) {
+        sink(u64::from(dir_denies(addr)));
+    }
+    PASS
+}
+
+#[inline(always)]
+fn sink(value: u64) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(common::COUNTER_MIX) {
+        // SAFETY: a per-CPU slot, written only by this CPU while the program runs.
+        unsafe { (*slot)[1] = value };
+    }
 }
 
 /// Benchmark only: `egb_filter_cold` without the lookup, to subtract the mixing.
 #[classifier]
 pub fn egb_mix_only(ctx: TcContext) -> i32 {
     // Stored, so that the mixing is not optimised away.
-    if let Some(addr) = mixed_destination(&ctx)
-        && let Some(sink) = COUNTERS.get_ptr_mut(common::COUNTER_MIX_SINK)
-    {
-        // SAFETY: a per-CPU slot, written only by this CPU while the program runs.
-        unsafe { *sink = u64::from(u32::from_ne_bytes(addr)) };
+    if let Some(addr) = mixed_destination(&ctx) {
+        sink(u64::from(u32::from_ne_bytes(addr)));
     }
     PASS
 }
@@ -154,12 +220,12 @@ fn mixed_destination(ctx: &TcContext) -> Option<[u8; 4]> {
     if proto != ETH_P_IP {
         return None;
     }
-    let dst: [u8; 4] = ctx.load(ETH_HLEN + IPV4_DST).ok()?;
+    let dst: [u8; 4] = read(ctx, ETH_HLEN + IPV4_DST)?;
     let counter = COUNTERS.get_ptr_mut(common::COUNTER_MIX)?;
     // SAFETY: a per-CPU slot, written only by this CPU while the program runs.
     let n = unsafe {
-        *counter += 1;
-        *counter
+        (*counter)[0] += 1;
+        (*counter)[0]
     };
     #[expect(
         clippy::cast_possible_truncation,
@@ -178,6 +244,19 @@ pub fn egb_cold(_ctx: TcContext) -> i32 {
         let addr = mix(base.wrapping_add(i)).to_be_bytes();
         let _ = DENY_V4.get(&Key::new(32, addr));
     }
+    PASS
+}
+
+/// Benchmark only: `egb_cold` on the constant-time table (the answers are summed and
+/// stored, so that the reads are not optimised away).
+#[classifier]
+pub fn egb_cold_dir(_ctx: TcContext) -> i32 {
+    let base = seed();
+    let mut hits = 0u64;
+    for i in 0..common::COLD_LOOKUPS {
+        hits += u64::from(dir_denies(mix(base.wrapping_add(i)).to_be_bytes()));
+    }
+    sink(hits);
     PASS
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use filter_core::generate::{Mix, generate};
 use filter_core::{CidrList, Family};
+use filter_tcbpf::Table;
 use filter_tcbpf::cost::{Case, Standalone};
 use filter_tcbpf_common::COLD_LOOKUPS;
 
@@ -29,15 +30,21 @@ fn test_run(c: &mut Criterion) {
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(2));
-    let sizes = [1, 1_000, 100_000, 1_000_000];
-    for mix in Mix::ALL {
-        for n in sizes {
-            if mix != Mix::Default && n != 1_000_000 {
-                continue; // other mixes at the largest size only: that is where they differ
-            }
+    let sizes = [1, 1_000, 100_000, 1_000_000, 10_000_000];
+    for (table, mix, n) in [Table::LpmTrie, Table::Dir24]
+        .into_iter()
+        .flat_map(|t| Mix::ALL.into_iter().map(move |m| (t, m)))
+        .flat_map(|(t, m)| sizes.into_iter().map(move |n| (t, m, n)))
+    {
+        // Other mixes at 1M only: that is where they differ.
+        if mix != Mix::Default && n != 1_000_000 {
+            continue;
+        }
+        {
+            let list = list(n, mix);
             let mut program =
-                Standalone::load(&list(n, mix)).expect("loading the program needs root");
-            let id = |case: &str| BenchmarkId::new(format!("{mix} {case}"), n);
+                Standalone::load(&list, table).expect("loading the program needs root");
+            let id = |case: &str| BenchmarkId::new(format!("{} {mix} {case}", table.name()), n);
             for (case, what) in [
                 ("hit", Case::Filter(IpAddr::V4(HIT))),
                 ("miss", Case::Filter(IpAddr::V4(MISS))),

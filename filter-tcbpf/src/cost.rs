@@ -14,7 +14,15 @@ use aya::programs::{TestRun, TestRunOptions};
 use filter_core::{CidrList, ProgramCost, Result};
 use filter_tcbpf_common as common;
 
-use crate::{Fill, TcbpfFilter, kernel, program_mut};
+use crate::{Fill, Table, TcbpfFilter, kernel, program_mut};
+
+/// The filter and cold-lookup programs of a table.
+fn programs(table: Table) -> (&'static str, &'static str) {
+    match table {
+        Table::LpmTrie => (common::PROG_FILTER, common::PROG_COLD),
+        Table::Dir24 => (common::PROG_FILTER_DIR, common::PROG_COLD_DIR),
+    }
+}
 
 /// What to time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,23 +41,27 @@ pub enum Case {
 /// program alone (benchmarks). Needs the same privileges as loading the filter.
 pub struct Standalone {
     ebpf: Ebpf,
+    table: Table,
 }
 
 impl Standalone {
-    /// Loads the program with maps filled with `list`.
-    pub fn load(list: &CidrList) -> Result<Self> {
+    /// Loads the program with maps filled with `list`, destinations looked up in `table`.
+    pub fn load(list: &CidrList, table: Table) -> Result<Self> {
+        let (filter, _) = programs(table);
         Ok(Self {
-            ebpf: TcbpfFilter::instance(list, Fill::Batch, common::PROG_FILTER)?.ebpf,
+            ebpf: TcbpfFilter::instance(list, Fill::Batch, filter, table)?.ebpf,
+            table,
         })
     }
 
     /// Runs `case` `repeat` times in the kernel and returns the mean time per run.
     pub fn time(&mut self, case: Case, repeat: u32) -> Result<Duration> {
         let floor = IpAddr::from([198, 19, 0, 1]);
+        let (filter, cold) = programs(self.table);
         let (program, dst) = match case {
             Case::Empty => (common::PROG_EMPTY, floor),
-            Case::Filter(dst) => (common::PROG_FILTER, dst),
-            Case::ColdLookups => (common::PROG_COLD, floor),
+            Case::Filter(dst) => (filter, dst),
+            Case::ColdLookups => (cold, floor),
             Case::ColdBase => (common::PROG_COLD_BASE, floor),
         };
         let ns = time(&mut self.ebpf, program, &udp_packet(dst), repeat, 1)?;
@@ -62,7 +74,7 @@ impl Standalone {
         probes: &[(String, IpAddr)],
         settings: &Settings,
     ) -> Result<Vec<ProgramCost>> {
-        measure(&mut self.ebpf, probes, settings)
+        measure(&mut self.ebpf, self.table, probes, settings)
     }
 }
 
@@ -159,9 +171,11 @@ fn summary(case: &str, mut samples: Vec<f64>, repeat: u32) -> ProgramCost {
 /// lookup, rounds interleaved so that a change in machine speed hits every case alike.
 pub fn measure(
     ebpf: &mut Ebpf,
+    table: Table,
     probes: &[(String, IpAddr)],
     settings: &Settings,
 ) -> Result<Vec<ProgramCost>> {
+    let (filter, cold) = programs(table);
     let floor_packet = udp_packet(IpAddr::from([198, 19, 0, 1]));
     let mut cases: Vec<(String, &str, Vec<u8>, u32)> = vec![(
         "empty program (floor)".into(),
@@ -170,16 +184,11 @@ pub fn measure(
         settings.repeat,
     )];
     for (name, dst) in probes {
-        cases.push((
-            name.clone(),
-            common::PROG_FILTER,
-            udp_packet(*dst),
-            settings.repeat,
-        ));
+        cases.push((name.clone(), filter, udp_packet(*dst), settings.repeat));
     }
     cases.push((
         "cold: 64 random lookups".into(),
-        common::PROG_COLD,
+        cold,
         floor_packet.clone(),
         settings.cold_repeat,
     ));

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod cost;
+pub mod dir;
 mod sys;
 
 use std::ffi::CString;
@@ -129,9 +130,33 @@ pub enum Program {
     MixOnly,
 }
 
+/// The table the program looks destinations up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Table {
+    /// An LPM trie per family: memory in proportion to the list, lookups that grow with it.
+    #[default]
+    LpmTrie,
+    /// IPv4 in a constant-time DIR-24-8 table ([`dir`]): at most two array reads per packet
+    /// whatever the list, filled through mmap; 64 MiB for the first level plus 32 bytes per
+    /// /24 holding longer prefixes. IPv6 stays in the LPM trie.
+    Dir24,
+}
+
+impl Table {
+    /// The name used in records and benchmark ids (`lpm-trie`, `dir-24-8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::LpmTrie => "lpm-trie",
+            Table::Dir24 => "dir-24-8",
+        }
+    }
+}
+
 /// One loaded copy of the program with its maps.
 pub(crate) struct Instance {
     pub(crate) ebpf: Ebpf,
+    /// The constant-time table's user-space side, over the maps' mmap views.
+    dir: Option<dir::Dir24<dir::Mapped>>,
     link: Option<SchedClassifierLinkId>,
     capacity: [u32; 2],
     entries: [u64; 2],
@@ -148,6 +173,7 @@ pub struct TcbpfFilter {
     attach: Attach,
     fill: Fill,
     program: Program,
+    table: Table,
     created_qdisc: bool,
     current: Option<Instance>,
 }
@@ -214,9 +240,26 @@ fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Map {
 
 fn map_data(map: &Map) -> &MapData {
     match map {
-        Map::LpmTrie(data) | Map::PerCpuArray(data) => data,
-        _ => unreachable!("the filter only has LPM tries and per-CPU arrays"),
+        Map::LpmTrie(data) | Map::PerCpuArray(data) | Map::Array(data) => data,
+        _ => unreachable!("the filter only has LPM tries and arrays"),
     }
+}
+
+/// Chunks to make room for: what the list needs, plus room for incremental adds (a full
+/// second level makes `add` rebuild the table).
+fn chunk_capacity(needed: u32) -> u32 {
+    needed
+        .saturating_add((needed / 4).max(4_096))
+        .min(common::DIR_SLOTS)
+}
+
+/// Maps the values of an mmapable array map of the program into this process.
+fn mapping(ebpf: &Ebpf, name: &str, len: usize) -> Result<sys::Mapping> {
+    let map = ebpf
+        .map(name)
+        .unwrap_or_else(|| panic!("the embedded program defines map {name}"));
+    sys::Mapping::new(map_data(map).fd().as_fd(), len)
+        .map_err(|e| kernel(format!("mmap of map {name} ({len} bytes)"), e))
 }
 
 /// Packs LPM keys (`u32` prefix length in host order, then the address) for a batch update.
@@ -304,6 +347,7 @@ impl TcbpfFilter {
             attach: attach.resolve(),
             fill: Fill::Batch,
             program: Program::Filter,
+            table: Table::LpmTrie,
             created_qdisc: false,
             current: None,
         }
@@ -323,12 +367,21 @@ impl TcbpfFilter {
         self
     }
 
+    /// Looks destinations up in the given table (LPM tries by default).
+    #[must_use]
+    pub fn with_table(mut self, table: Table) -> Self {
+        self.table = table;
+        self
+    }
+
     fn program_name(&self) -> &'static str {
-        match self.program {
-            Program::Filter => common::PROG_FILTER,
-            Program::Empty => common::PROG_EMPTY,
-            Program::ColdLookup => common::PROG_FILTER_COLD,
-            Program::MixOnly => common::PROG_MIX_ONLY,
+        match (self.program, self.table) {
+            (Program::Filter, Table::LpmTrie) => common::PROG_FILTER,
+            (Program::Filter, Table::Dir24) => common::PROG_FILTER_DIR,
+            (Program::Empty, _) => common::PROG_EMPTY,
+            (Program::ColdLookup, Table::LpmTrie) => common::PROG_FILTER_COLD,
+            (Program::ColdLookup, Table::Dir24) => common::PROG_FILTER_COLD_DIR,
+            (Program::MixOnly, _) => common::PROG_MIX_ONLY,
         }
     }
 
@@ -338,16 +391,61 @@ impl TcbpfFilter {
     }
 
     /// Loads a fresh program instance with maps sized for and filled with `list`.
-    pub(crate) fn instance(list: &CidrList, fill_mode: Fill, hooked: &str) -> Result<Instance> {
-        let capacity = [capacity(list.v4().len())?, capacity(list.v6().len())?];
-        let mut ebpf = EbpfLoader::new()
+    pub(crate) fn instance(
+        list: &CidrList,
+        fill_mode: Fill,
+        hooked: &str,
+        table: Table,
+    ) -> Result<Instance> {
+        let dir = (table == Table::Dir24).then(|| dir::Prepared::new(list.v4()));
+        let capacity = [
+            if dir.is_some() {
+                1
+            } else {
+                capacity(list.v4().len())?
+            },
+            capacity(list.v6().len())?,
+        ];
+        let mut loader = EbpfLoader::new();
+        loader
             .map_max_entries(common::MAP_DENY_V4, capacity[0])
-            .map_max_entries(common::MAP_DENY_V6, capacity[1])
+            .map_max_entries(common::MAP_DENY_V6, capacity[1]);
+        let chunk_capacity = dir.as_ref().map(|d| chunk_capacity(d.chunks_needed()));
+        if let Some(chunks) = chunk_capacity {
+            loader
+                .map_max_entries(common::MAP_DIR_SLOTS, common::DIR_SLOTS / 4)
+                .map_max_entries(common::MAP_DIR_CHUNKS, chunks);
+        }
+        let mut ebpf = loader
             .load(PROGRAM)
             .map_err(|e| kernel("creating the BPF maps", e))?;
+        let mut entries_v4 = 0;
+        let dir = match (dir, chunk_capacity) {
+            (Some(prepared), Some(capacity)) => {
+                entries_v4 = prepared.len() as u64;
+                let store = dir::Mapped {
+                    slots: mapping(&ebpf, common::MAP_DIR_SLOTS, common::DIR_SLOTS as usize * 4)?,
+                    chunks: mapping(
+                        &ebpf,
+                        common::MAP_DIR_CHUNKS,
+                        capacity as usize * common::DIR_CHUNK_BYTES,
+                    )?,
+                    capacity,
+                };
+                Some(
+                    prepared
+                        .build_in(store)
+                        .expect("the chunks map is sized for the list"),
+                )
+            }
+            _ => None,
+        };
         // Sorted, each insert walks the trie where the previous one did: its nodes are in
         // cache, and the fill takes about half the time of input order.
-        let mut v4: Vec<_> = list.v4().iter().map(v4_key).collect();
+        let mut v4: Vec<_> = match dir {
+            Some(_) => Vec::new(),
+            None => list.v4().iter().map(v4_key).collect(),
+        };
         let mut v6: Vec<_> = list.v6().iter().map(v6_key).collect();
         v4.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
         v6.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
@@ -368,12 +466,16 @@ impl TcbpfFilter {
         program
             .load()
             .map_err(|e| kernel(format!("loading program {hooked} (verifier)"), e))?;
+        if dir.is_none() {
+            entries_v4 = distinct(v4.iter().map(|k| (k.prefix_len(), k.data())));
+        }
         Ok(Instance {
             ebpf,
+            dir,
             link: None,
             capacity,
             entries: [
-                distinct(v4.iter().map(|k| (k.prefix_len(), k.data()))),
+                entries_v4,
                 distinct(v6.iter().map(|k| (k.prefix_len(), k.data()))),
             ],
             batched: batched_v4 && batched_v6,
@@ -437,7 +539,20 @@ impl TcbpfFilter {
 
     fn change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
         let instance = self.current()?;
-        for net in entries.iter().map(IpNet::trunc) {
+        for (done, net) in entries.iter().map(IpNet::trunc).enumerate() {
+            if let (IpNet::V4(n), Some(table)) = (net, instance.dir.as_mut()) {
+                let changed = if add { table.add(n) } else { table.remove(n) };
+                match changed {
+                    Ok(true) if add => instance.entries[0] += 1,
+                    Ok(true) => instance.entries[0] -= 1,
+                    Ok(false) => {}
+                    Err(dir::ChunksFull { .. }) => {
+                        // No chunk left: a bigger table with the whole list, swapped in.
+                        return self.rebuild_with(&entries[done..], add);
+                    }
+                }
+                continue;
+            }
             let (name, slot) = match net {
                 IpNet::V4(_) => (common::MAP_DENY_V4, 0),
                 IpNet::V6(_) => (common::MAP_DENY_V6, 1),
@@ -472,6 +587,40 @@ impl TcbpfFilter {
             }
         }
         Ok(())
+    }
+}
+
+impl TcbpfFilter {
+    /// Replaces the loaded list with itself plus (or less) `entries`: what `add` and `remove`
+    /// do when the constant-time table has no chunk left.
+    fn rebuild_with(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
+        let instance = self.current()?;
+        let mut nets: std::collections::BTreeSet<IpNet> = instance
+            .dir
+            .as_mut()
+            .map(|t| t.nets().into_iter().map(IpNet::V4).collect())
+            .unwrap_or_default();
+        let trie: LpmTrie<&MapData, [u8; 16], u8> = instance
+            .ebpf
+            .map(common::MAP_DENY_V6)
+            .ok_or_else(|| Error::InvalidInput("no IPv6 map".into()))?
+            .try_into()
+            .map_err(|e| kernel("open the IPv6 map", e))?;
+        for key in trie.keys() {
+            let key = key.map_err(|e| kernel("read the IPv6 map", e))?;
+            #[expect(clippy::cast_possible_truncation, reason = "prefix lengths are <= 128")]
+            let net = ipnet::Ipv6Net::new(key.data().into(), key.prefix_len() as u8)
+                .map_err(|e| Error::InvalidInput(format!("IPv6 map key: {e}")))?;
+            nets.insert(IpNet::V6(net));
+        }
+        for net in entries.iter().map(IpNet::trunc) {
+            if add {
+                nets.insert(net);
+            } else {
+                nets.remove(&net);
+            }
+        }
+        self.replace(&nets.into_iter().collect())
     }
 }
 
@@ -513,12 +662,14 @@ fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassi
 
 impl EgressFilter for TcbpfFilter {
     fn name(&self) -> &'static str {
-        match (self.program, self.fill) {
-            (Program::Empty, _) => "tcbpf-empty",
-            (Program::ColdLookup, _) => "tcbpf-cold",
-            (Program::MixOnly, _) => "tcbpf-mix",
-            (_, Fill::Batch) => "tcbpf",
-            (_, Fill::PerEntry) => "tcbpf-per-entry",
+        match (self.program, self.table, self.fill) {
+            (Program::Empty, _, _) => "tcbpf-empty",
+            (Program::ColdLookup, Table::LpmTrie, _) => "tcbpf-cold",
+            (Program::ColdLookup, Table::Dir24, _) => "tcbpf-dir-cold",
+            (Program::MixOnly, _, _) => "tcbpf-mix",
+            (Program::Filter, Table::Dir24, _) => "tcbpf-dir",
+            (Program::Filter, Table::LpmTrie, Fill::Batch) => "tcbpf",
+            (Program::Filter, Table::LpmTrie, Fill::PerEntry) => "tcbpf-per-entry",
         }
     }
 
@@ -527,17 +678,23 @@ impl EgressFilter for TcbpfFilter {
             Some(i) if !i.batched => "per-entry updates",
             _ => "BPF_MAP_UPDATE_BATCH",
         };
-        format!(
-            "tc eBPF LPM trie, {} attach, {fill}, aya",
-            self.attach.name()
-        )
+        match self.table {
+            Table::LpmTrie => format!(
+                "tc eBPF LPM trie, {} attach, {fill}, aya",
+                self.attach.name()
+            ),
+            Table::Dir24 => format!(
+                "tc eBPF DIR-24-8 table (IPv4, mmap fill) + LPM trie (IPv6, {fill}), {} attach, aya",
+                self.attach.name()
+            ),
+        }
     }
 
     fn load(&mut self, list: &CidrList) -> Result<()> {
         if self.current.is_some() {
             return Err(Error::AlreadyLoaded);
         }
-        let mut instance = Self::instance(list, self.fill, self.program_name())?;
+        let mut instance = Self::instance(list, self.fill, self.program_name(), self.table)?;
         if let Err(e) = self.hook(&mut instance) {
             self.discard(instance);
             let _ = self.teardown();
@@ -552,7 +709,7 @@ impl EgressFilter for TcbpfFilter {
             return Err(Error::NotLoaded);
         }
         let hooked = self.program_name();
-        let mut next = Self::instance(list, self.fill, hooked)?;
+        let mut next = Self::instance(list, self.fill, hooked, self.table)?;
         let mut old = self.current.take().expect("checked above");
         let taken = old
             .link
@@ -609,23 +766,23 @@ impl EgressFilter for TcbpfFilter {
 
     fn stats(&self) -> Result<FilterStats> {
         let instance = self.current.as_ref().ok_or(Error::NotLoaded)?;
-        let counters: PerCpuArray<&MapData, u64> = instance
+        let counters: PerCpuArray<&MapData, [u64; 2]> = instance
             .ebpf
             .map(common::MAP_COUNTERS)
             .ok_or_else(|| Error::InvalidInput("no counters map".into()))?
             .try_into()
             .map_err(|e| kernel("open counters", e))?;
-        let sum = |slot: u32| -> Result<u64> {
-            Ok(counters
-                .get(&slot, 0)
-                .map_err(|e| kernel("read counters", e))?
-                .iter()
-                .sum())
-        };
+        let dropped = counters
+            .get(&common::COUNTER_DROPPED, 0)
+            .map_err(|e| kernel("read counters", e))?
+            .iter()
+            .fold([0u64; 2], |sum, cpu| [sum[0] + cpu[0], sum[1] + cpu[1]]);
         let mut memory = 0;
         for name in [
             common::MAP_DENY_V4,
             common::MAP_DENY_V6,
+            common::MAP_DIR_SLOTS,
+            common::MAP_DIR_CHUNKS,
             common::MAP_COUNTERS,
         ] {
             if let Some(map) = instance.ebpf.map(name) {
@@ -635,8 +792,8 @@ impl EgressFilter for TcbpfFilter {
         Ok(FilterStats {
             entries_v4: instance.entries[0],
             entries_v6: instance.entries[1],
-            packets_matched: Some(sum(common::COUNTER_DROPPED_PACKETS)?),
-            bytes_matched: Some(sum(common::COUNTER_DROPPED_BYTES)?),
+            packets_matched: Some(dropped[0]),
+            bytes_matched: Some(dropped[1]),
             kernel_memory: Some(KernelMemory {
                 bytes: memory,
                 source: "memlock of the maps in /proc/self/fdinfo (the kernel's map_mem_usage)"
@@ -647,7 +804,12 @@ impl EgressFilter for TcbpfFilter {
 
     fn program_costs(&mut self, probes: &[(String, std::net::IpAddr)]) -> Result<Vec<ProgramCost>> {
         let instance = self.current.as_mut().ok_or(Error::NotLoaded)?;
-        cost::measure(&mut instance.ebpf, probes, &cost::Settings::default())
+        cost::measure(
+            &mut instance.ebpf,
+            self.table,
+            probes,
+            &cost::Settings::default(),
+        )
     }
 
     fn teardown(&mut self) -> Result<()> {

@@ -1,6 +1,7 @@
-//! The raw bpf(2) calls aya does not offer, in one place: `BPF_MAP_UPDATE_BATCH`. Everything
-//! else (map creation, program load, attach, lookups, test runs) goes through aya.
-#![allow(unsafe_code, reason = "the one raw bpf(2) call aya does not wrap")]
+//! The raw calls aya does not offer, in one place: `BPF_MAP_UPDATE_BATCH` and the mmap of an
+//! array map. Everything else (map creation, program load, attach, lookups, test runs) goes
+//! through aya.
+#![allow(unsafe_code, reason = "the raw calls aya does not wrap")]
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -78,4 +79,65 @@ pub fn memlock(fd: BorrowedFd<'_>) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix("memlock:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// A `BPF_F_MMAPABLE` array map's values mapped into this process (shared with the kernel:
+/// what is written here, the program reads). Unmapped on drop; the map lives while mapped.
+pub struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory, owned by this value alone.
+unsafe impl Send for Mapping {}
+
+/// Types the mapped values are viewed as: plain bytes, every bit pattern valid, alignment
+/// at most a page.
+pub trait Plain: Copy {}
+impl Plain for u32 {}
+impl Plain for crate::dir::Chunk {}
+
+impl Mapping {
+    /// Maps the first `len` bytes of the values of the array map `map`, read-write.
+    pub fn new(map: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh shared mapping of a BPF map fd; the kernel checks the length
+        // against the map's size and the map's flags (BPF_F_MMAPABLE).
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                map.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast()).ok_or_else(io::Error::last_os_error)?;
+        Ok(Self { ptr, len })
+    }
+
+    /// The mapped values as a slice of `T`.
+    pub fn slice<T: Plain>(&self) -> &[T] {
+        // SAFETY: the mapping is page-aligned, `len` bytes long and valid while `self` is;
+        // every bit pattern is a valid `T`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast(), self.len / size_of::<T>()) }
+    }
+
+    /// The mapped values as a mutable slice of `T`.
+    pub fn slice_mut<T: Plain>(&mut self) -> &mut [T] {
+        // SAFETY: as in `slice`; `&mut self` makes this the only view in this process.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast(), self.len / size_of::<T>())
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped; no slice outlives `self`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
 }

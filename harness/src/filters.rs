@@ -5,7 +5,7 @@ use clap::ValueEnum;
 use filter_core::{CidrList, EgressFilter, FilterStats, NetNs, Result, Tag};
 use filter_ipset::IpsetFilter;
 use filter_iptables::{Backend, IptablesFilter};
-use filter_tcbpf::{Attach, Fill, Program, TcbpfFilter};
+use filter_tcbpf::{Attach, Fill, Program, Table, TcbpfFilter};
 use ipnet::IpNet;
 
 /// A filter the harness can install.
@@ -32,6 +32,11 @@ pub enum FilterKind {
     TcbpfCold,
     /// Benchmark only: `tcbpf-cold` without the lookup.
     TcbpfMix,
+    /// tc eBPF program with a constant-time DIR-24-8 table for IPv4 (two array reads at
+    /// most, filled through mmap) and an LPM trie for IPv6.
+    TcbpfDir,
+    /// Benchmark only: `tcbpf-cold` on the constant-time table.
+    TcbpfDirCold,
 }
 
 /// Where and how a filter is installed.
@@ -63,6 +68,8 @@ impl FilterKind {
             FilterKind::TcbpfEmpty => "tcbpf-empty",
             FilterKind::TcbpfCold => "tcbpf-cold",
             FilterKind::TcbpfMix => "tcbpf-mix",
+            FilterKind::TcbpfDir => "tcbpf-dir",
+            FilterKind::TcbpfDirCold => "tcbpf-dir-cold",
         }
     }
 
@@ -74,6 +81,7 @@ impl FilterKind {
                 | FilterKind::TcbpfEmpty
                 | FilterKind::TcbpfCold
                 | FilterKind::TcbpfMix
+                | FilterKind::TcbpfDirCold
         )
     }
 
@@ -100,6 +108,14 @@ impl FilterKind {
             FilterKind::TcbpfMix => Box::new(
                 TcbpfFilter::new(netns, tag, &at.interface, at.attach)
                     .with_program(Program::MixOnly),
+            ),
+            FilterKind::TcbpfDir => Box::new(
+                TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_table(Table::Dir24),
+            ),
+            FilterKind::TcbpfDirCold => Box::new(
+                TcbpfFilter::new(netns, tag, &at.interface, at.attach)
+                    .with_table(Table::Dir24)
+                    .with_program(Program::ColdLookup),
             ),
         })
     }

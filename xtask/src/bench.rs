@@ -19,7 +19,7 @@ pub struct Options {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "none,iptables,iptables-restore,ipset,ipset-restore,tcbpf,tcbpf-per-entry,tcbpf-empty,tcbpf-empty@clsact,tcbpf-cold,tcbpf-mix"
+        default_value = "none,iptables,iptables-restore,ipset,ipset-restore,tcbpf,tcbpf-per-entry,tcbpf-dir,tcbpf-empty,tcbpf-empty@clsact,tcbpf-cold,tcbpf-dir-cold,tcbpf-mix"
     )]
     pub filters: Vec<String>,
     /// List sizes (entries per family), in increasing order.
@@ -61,19 +61,26 @@ pub struct Options {
 
 /// Filters whose send path is measured: the reference loaders build the same kernel state
 /// as their engines, so measuring them again would say nothing new.
-const SEND_PATH: [&str; 7] = [
+const SEND_PATH: [&str; 9] = [
     "none",
     "iptables",
     "ipset",
     "tcbpf",
+    "tcbpf-dir",
     "tcbpf-empty",
     "tcbpf-cold",
+    "tcbpf-dir-cold",
     "tcbpf-mix",
 ];
 
 /// Benchmark-only variants (the clsact attach floor, cold trie lookups on the send path):
 /// run at the largest size only, where they tell most.
-const LARGEST_ONLY: [&str; 3] = ["tcbpf-empty@clsact", "tcbpf-cold", "tcbpf-mix"];
+const LARGEST_ONLY: [&str; 4] = [
+    "tcbpf-empty@clsact",
+    "tcbpf-cold",
+    "tcbpf-dir-cold",
+    "tcbpf-mix",
+];
 
 struct Job {
     filter: String,

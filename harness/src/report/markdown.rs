@@ -126,7 +126,8 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
          `tcbpf-cold` looks up each destination mixed with a counter into a pseudo-random address (the \
          cache-cold trie of traffic to the whole Internet, which the test range never makes) and drops \
          nothing; its `above floor` subtracts `tcbpf-mix`, the same program without the lookup: the cost \
-         of a cold lookup on the real send path. `@clsact`: attached through a clsact qdisc instead of TCX.\n"
+         of a cold lookup on the real send path; `tcbpf-dir-cold` does the same on the constant-time \
+         table. `@clsact`: attached through a clsact qdisc instead of TCX.\n"
     );
     let _ = writeln!(
         md,
@@ -137,8 +138,8 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
         for filter in sweep.filters.iter().filter(|f| has(f, size)) {
             let floor = |case: &str| {
                 let base = match filter.as_str() {
-                    "tcbpf" | "tcbpf-mix" => "tcbpf-empty",
-                    "tcbpf-cold" => "tcbpf-mix",
+                    "tcbpf" | "tcbpf-dir" | "tcbpf-mix" => "tcbpf-empty",
+                    "tcbpf-cold" | "tcbpf-dir-cold" => "tcbpf-mix",
                     _ => return None,
                 };
                 let added = |f: &Value| send_path(f, case)["added_ns"].as_f64();

@@ -1,0 +1,554 @@
+//! The constant-time IPv4 table (DIR-24-8, as in the routing-lookup literature and DPDK's
+//! LPM), built and changed in user space, read by `egb_filter_dir` in the kernel.
+//!
+//! - **Slots**: one `u32` per /24 (2^24 of them, 64 MiB), indexed by the top 24 bits of the
+//!   destination: [`DIR_ALLOW`], [`DIR_DENY`], or [`DIR_FIRST_CHUNK`] + `k`, meaning "look
+//!   in chunk `k`".
+//! - **Chunks**: 256 bits each, one per /24 that holds prefixes longer than /24 and is not
+//!   wholly denied; bit `a` (the last octet) set means denied.
+//!
+//! A lookup is one or two array reads whatever the number of entries or their lengths. The
+//! table only answers "is this address covered by any denied prefix": a deny list needs no
+//! longest match, so overlapping prefixes simply both deny.
+//!
+//! [`Dir24::build`] expands a list in ascending prefix length, so that a prefix whose first
+//! address is already denied is wholly covered and skipped, and fills slot ranges with slice
+//! writes. Incremental [`add`](Dir24::add) and [`remove`](Dir24::remove) keep the list's
+//! prefixes in an ordered set, so that removing a prefix restores what its ancestors and
+//! descendants still deny (removing a /32 inside a denied /24 keeps the /24 denied).
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{Ordering, fence};
+
+use filter_tcbpf_common::{DIR_ALLOW, DIR_CHUNK_BYTES, DIR_DENY, DIR_FIRST_CHUNK, DIR_SLOTS};
+use ipnet::Ipv4Net;
+
+/// One second-level chunk: a bit per address of a /24.
+pub type Chunk = [u8; DIR_CHUNK_BYTES];
+
+/// Where the two levels live: vectors while a table is built, the maps' mmap views once it
+/// is in the kernel.
+pub trait Store {
+    /// The first level, [`DIR_SLOTS`] entries.
+    fn slots(&self) -> &[u32];
+    /// The first level, for writing.
+    fn slots_mut(&mut self) -> &mut [u32];
+    /// The chunks that exist so far.
+    fn chunks(&self) -> &[Chunk];
+    /// The chunks, for writing.
+    fn chunks_mut(&mut self) -> &mut [Chunk];
+    /// Makes chunk `index` (the next unused one) available; false when the store is full.
+    fn grow_to(&mut self, index: u32) -> bool;
+    /// The most chunks the store can hold.
+    fn capacity(&self) -> u32;
+}
+
+/// A table in memory: what [`Dir24::build`] makes before it is copied into the maps.
+#[derive(Clone)]
+pub struct Owned {
+    slots: Vec<u32>,
+    chunks: Vec<Chunk>,
+}
+
+impl Store for Owned {
+    fn slots(&self) -> &[u32] {
+        &self.slots
+    }
+    fn slots_mut(&mut self) -> &mut [u32] {
+        &mut self.slots
+    }
+    fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+    fn chunks_mut(&mut self) -> &mut [Chunk] {
+        &mut self.chunks
+    }
+    fn grow_to(&mut self, index: u32) -> bool {
+        if index as usize >= self.chunks.len() {
+            self.chunks.resize(index as usize + 1, [0; DIR_CHUNK_BYTES]);
+        }
+        true
+    }
+    fn capacity(&self) -> u32 {
+        DIR_SLOTS
+    }
+}
+
+/// The two levels in the maps' mmap views: what the program reads.
+pub(crate) struct Mapped {
+    pub(crate) slots: crate::sys::Mapping,
+    pub(crate) chunks: crate::sys::Mapping,
+    pub(crate) capacity: u32,
+}
+
+impl Store for Mapped {
+    fn slots(&self) -> &[u32] {
+        self.slots.slice()
+    }
+    fn slots_mut(&mut self) -> &mut [u32] {
+        self.slots.slice_mut()
+    }
+    fn chunks(&self) -> &[Chunk] {
+        self.chunks.slice()
+    }
+    fn chunks_mut(&mut self) -> &mut [Chunk] {
+        self.chunks.slice_mut()
+    }
+    fn grow_to(&mut self, index: u32) -> bool {
+        index < self.capacity
+    }
+    fn capacity(&self) -> u32 {
+        self.capacity
+    }
+}
+
+/// The second level is full: no chunk is left for a new /24 with longer prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunksFull {
+    /// Chunks the store holds.
+    pub capacity: u32,
+}
+
+/// A DIR-24-8 table over a store; see the [module docs](self).
+pub struct Dir24<S: Store = Owned> {
+    store: S,
+    /// Chunks handed out so far (the high-water mark).
+    used: u32,
+    /// Chunks handed out and given back, reused first.
+    free: Vec<u32>,
+    /// The list, as (network, prefix length): only needed by `add` and `remove`, made on the
+    /// first of them.
+    prefixes: Option<BTreeSet<(u32, u8)>>,
+    /// The list as built, sorted by (length, network), until `prefixes` is made.
+    built: Vec<(u8, u32)>,
+}
+
+/// The first slot and the number of slots a prefix of length <= 24 covers.
+fn slot_range(network: u32, len: u8) -> std::ops::Range<usize> {
+    let first = (network >> 8) as usize;
+    first..first + (1usize << (24 - len))
+}
+
+/// The bit range a prefix longer than /24 covers in its chunk.
+fn bit_range(network: u32, len: u8) -> std::ops::Range<usize> {
+    let first = (network & 0xff) as usize;
+    first..first + (1usize << (32 - len))
+}
+
+fn set_bits(chunk: &mut Chunk, bits: std::ops::Range<usize>, on: bool) {
+    for bit in bits {
+        let mask = 1u8 << (bit & 7);
+        if on {
+            chunk[bit >> 3] |= mask;
+        } else {
+            chunk[bit >> 3] &= !mask;
+        }
+    }
+}
+
+fn mask(len: u8) -> u32 {
+    if len == 0 { 0 } else { u32::MAX << (32 - len) }
+}
+
+/// A list sorted and deduplicated for expansion, with the most chunks it can need: what
+/// sizes the second-level map before the table is written into it.
+pub struct Prepared {
+    /// (length, network), ascending.
+    sorted: Vec<(u8, u32)>,
+    chunks_needed: u32,
+}
+
+impl Prepared {
+    /// Sorts `nets` (any order, duplicates and overlaps allowed) by length.
+    pub fn new(nets: &[Ipv4Net]) -> Self {
+        let mut sorted: Vec<(u8, u32)> = nets
+            .iter()
+            .map(|n| (n.prefix_len(), u32::from(n.network())))
+            .collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        // One chunk at most per /24 holding longer prefixes.
+        let long = sorted.partition_point(|&(len, _)| len <= 24);
+        let mut slots: Vec<u32> = sorted[long..].iter().map(|&(_, n)| n >> 8).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        Self {
+            sorted,
+            chunks_needed: u32::try_from(slots.len()).expect("at most 2^24 slots"),
+        }
+    }
+
+    /// Distinct prefixes.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// The most chunks the table can need (the /24s holding longer prefixes).
+    pub fn chunks_needed(&self) -> u32 {
+        self.chunks_needed
+    }
+
+    /// Expands the list into `store`, whose levels must be all [`DIR_ALLOW`] and zero.
+    pub fn build_in<S: Store>(self, store: S) -> Result<Dir24<S>, ChunksFull> {
+        let mut table = Dir24 {
+            store,
+            used: 0,
+            free: Vec::new(),
+            prefixes: None,
+            built: Vec::new(),
+        };
+        for &(len, network) in &self.sorted {
+            // Ascending lengths: a prefix whose first address is already denied lies wholly
+            // inside a shorter (or equal) one seen before.
+            if table.denies_u32(network) {
+                continue;
+            }
+            table.apply(network, len)?;
+        }
+        table.built = self.sorted;
+        Ok(table)
+    }
+}
+
+impl Dir24<Owned> {
+    /// Expands `nets` (any order, duplicates and overlaps allowed) into a table in memory.
+    pub fn build(nets: &[Ipv4Net]) -> Self {
+        let store = Owned {
+            slots: vec![DIR_ALLOW; DIR_SLOTS as usize],
+            chunks: Vec::new(),
+        };
+        Prepared::new(nets)
+            .build_in(store)
+            .expect("an owned store never fills up")
+    }
+}
+
+impl<S: Store> Dir24<S> {
+    /// The prefixes of the list, in address order.
+    pub fn nets(&mut self) -> Vec<Ipv4Net> {
+        self.prefixes()
+            .iter()
+            .map(|&(n, l)| Ipv4Net::new(Ipv4Addr::from(n), l).expect("lengths are <= 32"))
+            .collect()
+    }
+
+    /// Distinct prefixes in the list.
+    pub fn len(&self) -> usize {
+        self.prefixes
+            .as_ref()
+            .map_or(self.built.len(), BTreeSet::len)
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Chunks in use (the second level's size; at most one per /24).
+    pub fn chunks_used(&self) -> u32 {
+        self.used - u32::try_from(self.free.len()).expect("fewer than 2^32 chunks")
+    }
+
+    /// Slots that point to a chunk: equal to [`chunks_used`](Dir24::chunks_used) unless a
+    /// chunk leaked (a check for tests; reads the whole first level).
+    pub fn slots_with_chunks(&self) -> usize {
+        self.store
+            .slots()
+            .iter()
+            .filter(|&&v| v >= DIR_FIRST_CHUNK)
+            .count()
+    }
+
+    /// Chunks handed out, including freed ones awaiting reuse: the second level must hold
+    /// this many.
+    pub fn chunks_high_water(&self) -> u32 {
+        self.used
+    }
+
+    /// Whether the table denies `addr`: the program's lookup, in user space.
+    pub fn denies(&self, addr: Ipv4Addr) -> bool {
+        self.denies_u32(u32::from(addr))
+    }
+
+    fn denies_u32(&self, addr: u32) -> bool {
+        match self.store.slots()[(addr >> 8) as usize] {
+            DIR_ALLOW => false,
+            DIR_DENY => true,
+            chunk => {
+                let bit = (addr & 0xff) as usize;
+                self.store.chunks()[(chunk - DIR_FIRST_CHUNK) as usize][bit >> 3] >> (bit & 7) & 1
+                    != 0
+            }
+        }
+    }
+
+    fn allocate(&mut self) -> Result<u32, ChunksFull> {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                if !self.store.grow_to(self.used) {
+                    return Err(ChunksFull {
+                        capacity: self.store.capacity(),
+                    });
+                }
+                self.used += 1;
+                self.used - 1
+            }
+        };
+        self.store.chunks_mut()[index as usize] = [0; DIR_CHUNK_BYTES];
+        Ok(index)
+    }
+
+    /// Sets a slot, giving back the chunk it pointed to (after the slot no longer does).
+    fn set_slot(&mut self, slot: usize, value: u32) {
+        let old = std::mem::replace(&mut self.store.slots_mut()[slot], value);
+        if old >= DIR_FIRST_CHUNK {
+            self.free.push(old - DIR_FIRST_CHUNK);
+        }
+    }
+
+    /// Denies every address of `network/len` in the table.
+    fn apply(&mut self, network: u32, len: u8) -> Result<(), ChunksFull> {
+        if len <= 24 {
+            for slot in slot_range(network, len) {
+                self.set_slot(slot, DIR_DENY);
+            }
+            return Ok(());
+        }
+        let slot = (network >> 8) as usize;
+        let chunk = match self.store.slots()[slot] {
+            DIR_DENY => return Ok(()),
+            DIR_ALLOW => {
+                let chunk = self.allocate()?;
+                set_bits(
+                    &mut self.store.chunks_mut()[chunk as usize],
+                    bit_range(network, len),
+                    true,
+                );
+                // The chunk's bits before the slot that points to it, for the program
+                // reading concurrently.
+                fence(Ordering::Release);
+                self.store.slots_mut()[slot] = chunk + DIR_FIRST_CHUNK;
+                return Ok(());
+            }
+            value => value - DIR_FIRST_CHUNK,
+        };
+        set_bits(
+            &mut self.store.chunks_mut()[chunk as usize],
+            bit_range(network, len),
+            true,
+        );
+        Ok(())
+    }
+
+    /// Chunks that can still be handed out.
+    fn chunks_available(&self) -> u64 {
+        self.free.len() as u64 + u64::from(self.store.capacity().saturating_sub(self.used))
+    }
+
+    /// Rewrites the region of a removed prefix that no shorter prefix covers, from the
+    /// prefixes still inside it (`inside`, ascending length). Every address they deny stays
+    /// denied throughout: a slot goes from "deny" straight to its chunk, a chunk's bytes from
+    /// old to new bits.
+    fn rewrite(&mut self, network: u32, len: u8, inside: &[(u8, u32)]) -> Result<(), ChunksFull> {
+        if len > 24 {
+            // The slot holds a chunk (no shorter prefix covers the removed one).
+            let slot = (network >> 8) as usize;
+            let chunk = self.store.slots()[slot] - DIR_FIRST_CHUNK;
+            let mut bits = self.store.chunks()[chunk as usize];
+            set_bits(&mut bits, bit_range(network, len), false);
+            for &(l, n) in inside {
+                set_bits(&mut bits, bit_range(n, l), true);
+            }
+            if bits.iter().all(|&b| b == 0) {
+                self.set_slot(slot, DIR_ALLOW);
+            } else {
+                self.store.chunks_mut()[chunk as usize] = bits;
+            }
+            return Ok(());
+        }
+        // Every slot of the region says "deny" now; work out what each must say next.
+        enum Next {
+            Deny,
+            Bits(Chunk),
+        }
+        let mut next: std::collections::BTreeMap<usize, Next> = Default::default();
+        for &(l, n) in inside {
+            if l <= 24 {
+                for slot in slot_range(n, l) {
+                    next.insert(slot, Next::Deny);
+                }
+                continue;
+            }
+            let entry = next
+                .entry((n >> 8) as usize)
+                .or_insert(Next::Bits([0; DIR_CHUNK_BYTES]));
+            if let Next::Bits(bits) = entry {
+                set_bits(bits, bit_range(n, l), true);
+            }
+        }
+        let needed = next.values().filter(|v| matches!(v, Next::Bits(_))).count();
+        if needed as u64 > self.chunks_available() {
+            return Err(ChunksFull {
+                capacity: self.store.capacity(),
+            });
+        }
+        for slot in slot_range(network, len) {
+            match next.get(&slot) {
+                Some(Next::Deny) => {}
+                Some(Next::Bits(bits)) => {
+                    let chunk = self.allocate()?;
+                    self.store.chunks_mut()[chunk as usize] = *bits;
+                    fence(Ordering::Release);
+                    self.store.slots_mut()[slot] = chunk + DIR_FIRST_CHUNK;
+                }
+                None => self.store.slots_mut()[slot] = DIR_ALLOW,
+            }
+        }
+        Ok(())
+    }
+
+    fn prefixes(&mut self) -> &mut BTreeSet<(u32, u8)> {
+        let built = &mut self.built;
+        self.prefixes.get_or_insert_with(|| {
+            std::mem::take(built)
+                .into_iter()
+                .map(|(len, network)| (network, len))
+                .collect()
+        })
+    }
+
+    /// Whether a strictly shorter prefix of the list covers `network/len`.
+    fn has_ancestor(&mut self, network: u32, len: u8) -> bool {
+        let prefixes = self.prefixes();
+        (0..len).any(|l| prefixes.contains(&(network & mask(l), l)))
+    }
+
+    /// Adds one prefix. Returns whether the list changed (false if it was there already).
+    /// On [`ChunksFull`] the table is unchanged.
+    pub fn add(&mut self, net: Ipv4Net) -> Result<bool, ChunksFull> {
+        let (network, len) = (u32::from(net.network()), net.prefix_len());
+        if self.prefixes().contains(&(network, len)) {
+            return Ok(false);
+        }
+        if !self.has_ancestor(network, len) {
+            self.apply(network, len)?;
+        }
+        self.prefixes().insert((network, len));
+        Ok(true)
+    }
+
+    /// Removes one prefix. Returns whether the list changed (false if it was not there).
+    /// Addresses that other prefixes of the list cover stay denied, without a moment
+    /// allowed. On [`ChunksFull`] (the prefixes inside a removed short one need more chunks
+    /// than are left) the table and the list are unchanged.
+    pub fn remove(&mut self, net: Ipv4Net) -> Result<bool, ChunksFull> {
+        let (network, len) = (u32::from(net.network()), net.prefix_len());
+        if !self.prefixes().contains(&(network, len)) {
+            return Ok(false);
+        }
+        if !self.has_ancestor(network, len) {
+            // The prefixes strictly inside this one: longer, in its address range.
+            let last = network | !mask(len);
+            let mut inside: Vec<(u8, u32)> = match len {
+                32 => Vec::new(),
+                _ => self
+                    .prefixes()
+                    .range((network, len + 1)..=(last, 32))
+                    .map(|&(n, l)| (l, n))
+                    .filter(|&(l, _)| l > len)
+                    .collect(),
+            };
+            inside.sort_unstable();
+            self.rewrite(network, len, &inside)?;
+        }
+        self.prefixes().remove(&(network, len));
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    fn addr(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn lookups_follow_prefixes_of_every_kind() {
+        let t = Dir24::build(&[
+            net("10.0.0.0/8"),
+            net("192.0.2.128/25"),
+            net("203.0.113.7/32"),
+        ]);
+        assert!(t.denies(addr("10.200.1.1")));
+        assert!(t.denies(addr("192.0.2.128")));
+        assert!(t.denies(addr("192.0.2.255")));
+        assert!(!t.denies(addr("192.0.2.127")));
+        assert!(t.denies(addr("203.0.113.7")));
+        assert!(!t.denies(addr("203.0.113.6")));
+        assert!(!t.denies(addr("11.0.0.0")));
+        assert_eq!(t.chunks_used(), 2);
+    }
+
+    #[test]
+    fn covered_prefixes_take_no_chunk() {
+        let t = Dir24::build(&[net("10.0.0.0/8"), net("10.1.2.3/32"), net("10.1.2.0/24")]);
+        assert_eq!(t.chunks_used(), 0);
+    }
+
+    #[test]
+    fn removing_a_host_inside_a_denied_net_keeps_the_net() {
+        let mut t = Dir24::build(&[net("192.0.2.0/24"), net("192.0.2.7/32")]);
+        assert_eq!(t.remove(net("192.0.2.7/32")), Ok(true));
+        assert!(t.denies(addr("192.0.2.7")));
+        assert_eq!(t.remove(net("192.0.2.0/24")), Ok(true));
+        assert!(!t.denies(addr("192.0.2.7")));
+        assert_eq!(t.remove(net("192.0.2.0/24")), Ok(false));
+    }
+
+    #[test]
+    fn removing_a_net_puts_back_what_it_covered() {
+        let mut t = Dir24::build(&[net("10.0.0.0/8"), net("10.1.2.3/32"), net("10.9.0.0/16")]);
+        assert_eq!(t.remove(net("10.0.0.0/8")), Ok(true));
+        assert!(t.denies(addr("10.1.2.3")));
+        assert!(!t.denies(addr("10.1.2.4")));
+        assert!(t.denies(addr("10.9.255.255")));
+        assert!(!t.denies(addr("10.10.0.0")));
+        assert_eq!(t.chunks_used(), 1);
+    }
+
+    #[test]
+    fn adding_a_net_frees_the_chunks_it_covers() {
+        let mut t = Dir24::build(&[net("10.1.2.3/32"), net("10.1.3.3/32")]);
+        assert_eq!(t.chunks_used(), 2);
+        assert_eq!(t.add(net("10.1.0.0/16")), Ok(true));
+        assert_eq!(t.chunks_used(), 0);
+        assert_eq!(t.add(net("10.1.0.0/16")), Ok(false));
+        assert_eq!(t.remove(net("10.1.0.0/16")), Ok(true));
+        assert!(t.denies(addr("10.1.3.3")));
+        assert!(!t.denies(addr("10.1.3.4")));
+        assert_eq!(t.chunks_used(), 2);
+    }
+
+    #[test]
+    fn the_whole_space_and_single_hosts() {
+        let t = Dir24::build(&[net("0.0.0.0/0")]);
+        assert!(t.denies(addr("255.255.255.255")));
+        let t = Dir24::build(&[net("255.255.255.255/32"), net("0.0.0.0/32")]);
+        assert!(t.denies(addr("255.255.255.255")));
+        assert!(t.denies(addr("0.0.0.0")));
+        assert!(!t.denies(addr("0.0.0.1")));
+    }
+}
