@@ -245,11 +245,11 @@ fn map_data(map: &Map) -> &MapData {
     }
 }
 
-/// Chunks to make room for: what the list needs, plus room for incremental adds (a full
-/// second level makes `add` rebuild the table).
+/// Chunks to make room for: what the list needs, plus 1/16 (at least 4,096) for incremental
+/// adds; a full second level makes `add` swap in a rebuilt table, so the room is kept small.
 fn chunk_capacity(needed: u32) -> u32 {
     needed
-        .saturating_add((needed / 4).max(4_096))
+        .saturating_add((needed / 16).max(4_096))
         .min(common::DIR_SLOTS)
 }
 

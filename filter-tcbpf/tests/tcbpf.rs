@@ -3,9 +3,12 @@
 use std::net::IpAddr;
 
 use filter_core::generate::{Mix, generate};
-use filter_core::{EgressFilter, Family};
-use filter_tcbpf::{Attach, Fill, TcbpfFilter};
-use testbed::{ALLOWED_V4, DENIED_V4, Probe, Testbed, denied_probe_nets, filter_objects};
+use filter_core::{CidrList, EgressFilter, Family};
+use filter_tcbpf::{Attach, Fill, Table, TcbpfFilter};
+use ipnet::IpNet;
+use testbed::{
+    ALLOWED_V4, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets, filter_objects,
+};
 
 fn list(n: usize) -> filter_core::CidrList {
     let mut list = generate(n, 9, Mix::Default, &Family::BOTH);
@@ -108,4 +111,85 @@ fn program_costs_are_timed_against_the_floor() {
         get("cold: per random IPv4 lookup").median_ns > 0.0,
         "{costs:#?}"
     );
+}
+
+fn dir_filter(bed: &Testbed) -> TcbpfFilter {
+    TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    )
+    .with_table(Table::Dir24)
+}
+
+fn v4(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn probe(bed: &Testbed, addr: &str) -> Probe {
+    bed.probe(addr.parse().unwrap()).unwrap()
+}
+
+#[test]
+fn dir_table_keeps_overlapping_prefixes_right_on_real_packets() {
+    let bed = Testbed::new().unwrap();
+    let mut filter = dir_filter(&bed);
+    // A /24 with a host inside it, and a lone host in another /24 (the chunk path).
+    let list: CidrList = [
+        v4("198.19.7.0/24"),
+        v4("198.19.7.9/32"),
+        v4("198.19.8.1/32"),
+    ]
+    .into_iter()
+    .collect();
+    filter.load(&list).unwrap();
+    assert_eq!(probe(&bed, "198.19.8.1"), Probe::Dropped);
+    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Delivered);
+    assert_eq!(probe(&bed, "198.19.7.200"), Probe::Dropped);
+
+    // Removing the host inside the denied /24 keeps the /24 denied.
+    filter.remove(&[v4("198.19.7.9/32")]).unwrap();
+    assert_eq!(probe(&bed, "198.19.7.9"), Probe::Dropped);
+    // Removing the /24 puts back what is still listed inside it.
+    filter.add(&[v4("198.19.7.9/32")]).unwrap();
+    filter.remove(&[v4("198.19.7.0/24")]).unwrap();
+    assert_eq!(probe(&bed, "198.19.7.9"), Probe::Dropped);
+    assert_eq!(probe(&bed, "198.19.7.10"), Probe::Delivered);
+    // A /16 over both, then gone again.
+    filter.add(&[v4("198.19.0.0/16")]).unwrap();
+    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Dropped);
+    filter.remove(&[v4("198.19.0.0/16")]).unwrap();
+    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Delivered);
+    assert_eq!(probe(&bed, "198.19.8.1"), Probe::Dropped);
+    assert_eq!(filter.stats().unwrap().entries_v4, 2);
+}
+
+#[test]
+fn dir_table_rebuilds_when_its_chunks_run_out() {
+    let bed = Testbed::new().unwrap();
+    let mut filter = dir_filter(&bed);
+    let mut list = CidrList::new();
+    list.extend(denied_probe_nets());
+    filter.load(&list).unwrap();
+    // Hosts in 20,000 different /24s (never sent to): more chunks than a small list's maps
+    // hold, so an add must swap in a bigger table, and nothing may be lost on the way.
+    let hosts: Vec<IpNet> = (0..20_000u32)
+        .map(|i| {
+            IpNet::from(IpAddr::from(std::net::Ipv4Addr::from(
+                0x2d00_0001 + (i << 8),
+            )))
+        })
+        .collect();
+    filter.add(&hosts).unwrap();
+    filter.add(&[v4("198.19.9.9/32")]).unwrap();
+    assert_eq!(filter.stats().unwrap().entries_v4, 20_003);
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    assert_eq!(probe(&bed, "198.19.9.9"), Probe::Dropped);
+    assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+    filter.remove(&hosts).unwrap();
+    assert_eq!(filter.stats().unwrap().entries_v4, 3);
+    filter.teardown().unwrap();
+    assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
 }

@@ -10,7 +10,9 @@ use filter_core::{Family, Tag};
 use filter_iptables::Backend;
 use filter_tcbpf::Attach;
 use indicatif::{ProgressBar, ProgressStyle};
-use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed};
+use testbed::{
+    ALLOWED_V4, ALLOWED_V6, DENIED_HOST_V4, DENIED_V4, DENIED_V6, NEAR_MISS_V4, Probe, Testbed,
+};
 
 use crate::filters::{FilterKind, Placement};
 use crate::list::{self, ListArgs};
@@ -427,6 +429,8 @@ fn cost_probes(families: &[Family]) -> Vec<(String, IpAddr)> {
             Family::V4 => {
                 probes.push(("v4 hit".to_owned(), DENIED_V4.into()));
                 probes.push(("v4 miss".to_owned(), ALLOWED_V4.into()));
+                probes.push(("v4 hit, /32".to_owned(), DENIED_HOST_V4.into()));
+                probes.push(("v4 miss, next to a /32".to_owned(), NEAR_MISS_V4.into()));
             }
             Family::V6 => {
                 probes.push(("v6 hit".to_owned(), DENIED_V6.into()));

@@ -70,7 +70,7 @@ fn run_records_a_working_filter_and_leaves_nothing() {
         enforced <= figures["load_seconds"].as_f64().unwrap() + 0.01,
         "{figures:#}"
     );
-    assert_eq!(record["list"]["loaded_entries"], 10_002);
+    assert_eq!(record["list"]["loaded_entries"], 10_003);
     assert!(figures["stats"]["kernel_memory"]["bytes"].as_u64().unwrap() > 0);
     assert!(leftovers("egb-clirec").is_empty());
 }

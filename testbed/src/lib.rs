@@ -70,9 +70,19 @@ pub fn protected_addresses() -> Vec<IpAddr> {
     ]
 }
 
+/// A denied single host: a /32 deny-list entry, so that tables which treat long prefixes
+/// apart (the constant-time table's second level) are timed on that path too.
+pub const DENIED_HOST_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 254, 1);
+/// An allowed address in the same /24 as [`DENIED_HOST_V4`].
+pub const NEAR_MISS_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 254, 2);
+
 /// The deliberate deny-list entries whose blocking the probes check.
-pub fn denied_probe_nets() -> [IpNet; 2] {
-    [IpNet::V4(DENIED_NET_V4), IpNet::V6(DENIED_NET_V6)]
+pub fn denied_probe_nets() -> [IpNet; 3] {
+    [
+        IpNet::V4(DENIED_NET_V4),
+        IpNet::V4(Ipv4Net::new_assert(DENIED_HOST_V4, 32)),
+        IpNet::V6(DENIED_NET_V6),
+    ]
 }
 
 /// Whether a probe packet left the client.
