@@ -41,6 +41,21 @@ pub const DIR_ALLOW: u32 = 0;
 pub const DIR_DENY: u32 = 1;
 /// First-level values from this one on point into the second level.
 pub const DIR_FIRST_CHUNK: u32 = 2;
+/// The constant-time table's IPv6 side when the list has at most [`V6_MAX_LENGTHS`] distinct
+/// prefix lengths: `BPF_MAP_TYPE_HASH` keyed by [`V6_KEY_BYTES`] bytes (the address masked
+/// to the prefix, then the prefix length, then zeros), value `u8` (unused). The program
+/// looks the destination up once per length in the list. More lengths: the LPM trie.
+pub const MAP_DIR_V6: &str = "EGB_DIR_V6";
+/// Bytes of a [`MAP_DIR_V6`] key.
+pub const V6_KEY_BYTES: usize = 20;
+/// The most distinct IPv6 prefix lengths looked up by hash; past this a trie is faster.
+pub const V6_MAX_LENGTHS: usize = 4;
+/// Global (`[u8; V6_MAX_LENGTHS]`, set at load): the IPv6 prefix lengths to look up by hash,
+/// most populous first.
+pub const GLOBAL_V6_LENGTHS: &str = "EGB_V6_LENGTHS";
+/// Global (`u32`, set at load): how many of [`GLOBAL_V6_LENGTHS`] are used; 0 means the LPM
+/// trie holds IPv6.
+pub const GLOBAL_V6_LENGTH_COUNT: &str = "EGB_V6_LENGTH_COUNT";
 /// `BPF_F_MMAPABLE`: array maps whose values user space can mmap.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// The filter program on the constant-time table (DIR-24-8 for IPv4, LPM trie for IPv6).

@@ -21,7 +21,7 @@
 use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use aya_ebpf::macros::{classifier, map};
 use aya_ebpf::maps::lpm_trie::Key;
-use aya_ebpf::maps::{Array, LpmTrie, PerCpuArray};
+use aya_ebpf::maps::{Array, HashMap, LpmTrie, PerCpuArray};
 use aya_ebpf::programs::TcContext;
 use filter_tcbpf_common as common;
 
@@ -41,6 +41,18 @@ static DIR_SLOTS: Array<[u32; 4]> = Array::with_max_entries(1, common::BPF_F_MMA
 #[map(name = "EGB_DIR_V4_CHUNKS")]
 static DIR_CHUNKS: Array<[u8; common::DIR_CHUNK_BYTES]> =
     Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+
+/// IPv6 prefixes by (masked address, length), when the list has few distinct lengths.
+#[map(name = "EGB_DIR_V6")]
+static DIR_V6: HashMap<[u8; common::V6_KEY_BYTES], u8> = HashMap::with_max_entries(1, 0);
+
+/// The IPv6 prefix lengths to look up in `DIR_V6`, set by the loader (read-only data, so
+/// the verifier knows them).
+#[unsafe(no_mangle)]
+static EGB_V6_LENGTHS: [u8; common::V6_MAX_LENGTHS] = [0; common::V6_MAX_LENGTHS];
+/// How many of `EGB_V6_LENGTHS` are used; 0: IPv6 is in the LPM trie.
+#[unsafe(no_mangle)]
+static EGB_V6_LENGTH_COUNT: u32 = 0;
 
 #[map(name = "EGB_COUNTERS")]
 static COUNTERS: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(common::COUNTERS, 0);
@@ -80,6 +92,12 @@ fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Option<T> {
     ctx.load(offset).ok()
 }
 
+/// Whether the LPM trie denies an IPv6 address.
+#[inline(always)]
+fn trie_denies_v6(dst: [u8; 16]) -> bool {
+    DENY_V6.get(&Key::new(128, dst)).is_some()
+}
+
 /// Whether the LPM trie denies an IPv4 address (network order).
 #[inline(always)]
 fn trie_denies(dst: [u8; 4]) -> bool {
@@ -106,8 +124,59 @@ fn dir_denies(dst: [u8; 4]) -> bool {
     (chunk[(bit >> 3) as usize] >> (bit & 7)) & 1 != 0
 }
 
+/// The top `bits` bits of a `u64` set.
 #[inline(always)]
-fn denied(ctx: &TcContext, v4_denies: impl Fn([u8; 4]) -> bool) -> Option<bool> {
+fn high_bits(bits: u32) -> u64 {
+    match bits {
+        0 => 0,
+        64.. => u64::MAX,
+        _ => u64::MAX << (64 - bits),
+    }
+}
+
+/// Whether the constant-time table denies an IPv6 address: the trie, or one hash lookup
+/// per prefix length in the list.
+#[inline(always)]
+fn dir_denies_v6(dst: [u8; 16]) -> bool {
+    // SAFETY: plain reads of read-only globals; volatile so that their load-time values,
+    // not the defaults, are used.
+    let (count, lengths) = unsafe {
+        (
+            core::ptr::read_volatile(&raw const EGB_V6_LENGTH_COUNT),
+            core::ptr::read_volatile(&raw const EGB_V6_LENGTHS),
+        )
+    };
+    if count == 0 {
+        return trie_denies_v6(dst);
+    }
+    let mut high = [0u8; 8];
+    let mut low = [0u8; 8];
+    high.copy_from_slice(&dst[..8]);
+    low.copy_from_slice(&dst[8..]);
+    let (high, low) = (u64::from_be_bytes(high), u64::from_be_bytes(low));
+    for (i, &len) in lengths.iter().enumerate() {
+        if i as u32 >= count {
+            break;
+        }
+        let len = u32::from(len);
+        let mut key = [0u8; common::V6_KEY_BYTES];
+        key[..8].copy_from_slice(&(high & high_bits(len)).to_be_bytes());
+        key[8..16].copy_from_slice(&(low & high_bits(len.saturating_sub(64))).to_be_bytes());
+        key[16] = len as u8;
+        // SAFETY: the value is not kept past this line.
+        if unsafe { DIR_V6.get(&key) }.is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+#[inline(always)]
+fn denied(
+    ctx: &TcContext,
+    v4_denies: impl Fn([u8; 4]) -> bool,
+    v6_denies: impl Fn([u8; 16]) -> bool,
+) -> Option<bool> {
     // skb->protocol is the EtherType in network order.
     #[expect(
         clippy::cast_possible_truncation,
@@ -121,7 +190,7 @@ fn denied(ctx: &TcContext, v4_denies: impl Fn([u8; 4]) -> bool) -> Option<bool> 
         }
         ETH_P_IPV6 => {
             let dst: [u8; 16] = read(ctx, ETH_HLEN + IPV6_DST)?;
-            Some(DENY_V6.get(&Key::new(128, dst)).is_some())
+            Some(v6_denies(dst))
         }
         _ => None,
     }
@@ -130,13 +199,13 @@ fn denied(ctx: &TcContext, v4_denies: impl Fn([u8; 4]) -> bool) -> Option<bool> 
 /// Drops packets to denied destinations (LPM tries).
 #[classifier]
 pub fn egb_filter(ctx: TcContext) -> i32 {
-    verdict(&ctx, denied(&ctx, trie_denies))
+    verdict(&ctx, denied(&ctx, trie_denies, trie_denies_v6))
 }
 
 /// Drops packets to denied destinations (constant-time table for IPv4).
 #[classifier]
 pub fn egb_filter_dir(ctx: TcContext) -> i32 {
-    verdict(&ctx, denied(&ctx, dir_denies))
+    verdict(&ctx, denied(&ctx, dir_denies, dir_denies_v6))
 }
 
 #[inline(always)]

@@ -1,12 +1,15 @@
 //! Egress filter engine with a tc eBPF program: the destination of every IP packet leaving
-//! an interface is looked up in an LPM trie per family (`BPF_MAP_TYPE_LPM_TRIE`,
-//! `BPF_F_NO_PREALLOC`) and the packet is dropped on a match.
+//! an interface is looked up and the packet is dropped on a match. Two [`Table`]s:
+//! an LPM trie per family (`BPF_MAP_TYPE_LPM_TRIE`, `BPF_F_NO_PREALLOC`; the default), or for
+//! IPv4 a constant-time DIR-24-8 table ([`dir`]: one or two array reads per packet whatever
+//! the list, written through mmap; 64 MiB and up).
 //!
 //! - The program (crate `filter-tcbpf-ebpf`) is built at build time and embedded.
 //! - It is attached with TCX on Linux 6.6+ (a BPF link: it goes away with the process),
 //!   otherwise with a `clsact` qdisc and a direct-action filter. [`Attach`] picks.
-//! - Maps are sized to the list (`max_entries` = twice the entries, at least 1,024) and filled
-//!   with `BPF_MAP_UPDATE_BATCH` where the kernel has it, else one update per entry.
+//! - Tries are sized to the list (`max_entries` = twice the entries, at least 1,024) and filled
+//!   with `BPF_MAP_UPDATE_BATCH` where the kernel has it, else one update per entry. The
+//!   DIR-24-8 table is expanded in user space straight into its maps' mmap views.
 //! - [`replace`](EgressFilter::replace) loads a second instance of the program with maps
 //!   filled with the new list, then swaps programs on the hook in one kernel operation
 //!   (`BPF_LINK_UPDATE` for TCX, a netlink filter replace for clsact): every packet sees the
@@ -27,12 +30,13 @@
 pub mod cost;
 pub mod dir;
 mod sys;
+mod v6hash;
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
 
 use aya::maps::lpm_trie::Key;
-use aya::maps::{LpmTrie, Map, MapData, MapError, PerCpuArray};
+use aya::maps::{HashMap, LpmTrie, Map, MapData, MapError, PerCpuArray};
 use aya::programs::tc::{NlOptions, SchedClassifierLinkId, TcAttach, TcAttachType};
 use aya::programs::{LinkOrder, SchedClassifier};
 use aya::util::KernelVersion;
@@ -157,6 +161,9 @@ pub(crate) struct Instance {
     pub(crate) ebpf: Ebpf,
     /// The constant-time table's user-space side, over the maps' mmap views.
     dir: Option<dir::Dir24<dir::Mapped>>,
+    /// IPv6 prefix lengths looked up by hash (the constant-time table with few lengths);
+    /// `None`: IPv6 is in the LPM trie.
+    v6_lengths: Option<Vec<u8>>,
     link: Option<SchedClassifierLinkId>,
     capacity: [u32; 2],
     entries: [u64; 2],
@@ -240,7 +247,7 @@ fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Map {
 
 fn map_data(map: &Map) -> &MapData {
     match map {
-        Map::LpmTrie(data) | Map::PerCpuArray(data) | Map::Array(data) => data,
+        Map::LpmTrie(data) | Map::PerCpuArray(data) | Map::Array(data) | Map::HashMap(data) => data,
         _ => unreachable!("the filter only has LPM tries and arrays"),
     }
 }
@@ -398,18 +405,36 @@ impl TcbpfFilter {
         table: Table,
     ) -> Result<Instance> {
         let dir = (table == Table::Dir24).then(|| dir::Prepared::new(list.v4()));
+        let v6_lengths = match table {
+            Table::Dir24 => v6hash::lengths(list.v6()),
+            Table::LpmTrie => None,
+        };
         let capacity = [
             if dir.is_some() {
                 1
             } else {
                 capacity(list.v4().len())?
             },
-            capacity(list.v6().len())?,
+            if v6_lengths.is_some() {
+                v6hash::capacity(list.v6().len())
+            } else {
+                capacity(list.v6().len())?
+            },
         ];
+        let (v6_global, v6_count) = v6hash::global(v6_lengths.as_deref().unwrap_or_default());
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(common::MAP_DENY_V4, capacity[0])
-            .map_max_entries(common::MAP_DENY_V6, capacity[1]);
+            .map_max_entries(
+                common::MAP_DENY_V6,
+                if v6_lengths.is_some() { 1 } else { capacity[1] },
+            )
+            .map_max_entries(
+                common::MAP_DIR_V6,
+                if v6_lengths.is_some() { capacity[1] } else { 1 },
+            )
+            .override_global(common::GLOBAL_V6_LENGTHS, &v6_global, true)
+            .override_global(common::GLOBAL_V6_LENGTH_COUNT, &v6_count, true);
         let chunk_capacity = dir.as_ref().map(|d| chunk_capacity(d.chunks_needed()));
         if let Some(chunks) = chunk_capacity {
             loader
@@ -446,7 +471,10 @@ impl TcbpfFilter {
             Some(_) => Vec::new(),
             None => list.v4().iter().map(v4_key).collect(),
         };
-        let mut v6: Vec<_> = list.v6().iter().map(v6_key).collect();
+        let mut v6: Vec<_> = match v6_lengths {
+            Some(_) => Vec::new(),
+            None => list.v6().iter().map(v6_key).collect(),
+        };
         v4.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
         v6.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
         let batch = fill_mode == Fill::Batch;
@@ -462,6 +490,18 @@ impl TcbpfFilter {
             &v6,
             batch,
         )?;
+        let mut entries_v6 = distinct(v6.iter().map(|k| (k.prefix_len(), k.data())));
+        if v6_lengths.is_some() {
+            let mut keys: Vec<v6hash::HashKey> = list.v6().iter().map(v6hash::key).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            entries_v6 = keys.len() as u64;
+            v6hash::fill(
+                map_data(map_mut(&mut ebpf, common::MAP_DIR_V6)),
+                common::MAP_DIR_V6,
+                &keys,
+            )?;
+        }
         let program = program_mut(&mut ebpf, hooked)?;
         program
             .load()
@@ -472,12 +512,10 @@ impl TcbpfFilter {
         Ok(Instance {
             ebpf,
             dir,
+            v6_lengths,
             link: None,
             capacity,
-            entries: [
-                entries_v4,
-                distinct(v6.iter().map(|k| (k.prefix_len(), k.data()))),
-            ],
+            entries: [entries_v4, entries_v6],
             batched: batched_v4 && batched_v6,
         })
     }
@@ -553,6 +591,51 @@ impl TcbpfFilter {
                 }
                 continue;
             }
+            if let (IpNet::V6(n), Some(lengths)) = (net, instance.v6_lengths.as_ref()) {
+                if !lengths.contains(&n.prefix_len()) {
+                    if add {
+                        // A length the program does not look up: a table that does.
+                        return self.rebuild_with(&entries[done..], add);
+                    }
+                    continue;
+                }
+                let map = map_mut(&mut instance.ebpf, common::MAP_DIR_V6);
+                let mut hash: HashMap<&mut MapData, v6hash::HashKey, u8> =
+                    HashMap::try_from(map)
+                        .map_err(|e| kernel(format!("open map {}", common::MAP_DIR_V6), e))?;
+                let key = v6hash::key(&n);
+                let result = if add {
+                    hash.insert(&key, &0, u64::from(aya_obj_noexist()))
+                } else {
+                    hash.remove(&key)
+                };
+                match result {
+                    Ok(()) if add => instance.entries[1] += 1,
+                    Ok(()) => instance.entries[1] -= 1,
+                    Err(MapError::KeyNotFound) => {}
+                    Err(MapError::SyscallError(e))
+                        if matches!(
+                            e.io_error.raw_os_error(),
+                            Some(libc::EEXIST | libc::ENOENT)
+                        ) => {}
+                    Err(MapError::SyscallError(e))
+                        if add && e.io_error.raw_os_error() == Some(libc::E2BIG) =>
+                    {
+                        return self.rebuild_with(&entries[done..], add);
+                    }
+                    Err(e) => {
+                        return Err(kernel(
+                            format!(
+                                "{} {net} in {}",
+                                if add { "adding" } else { "removing" },
+                                common::MAP_DIR_V6
+                            ),
+                            e,
+                        ));
+                    }
+                }
+                continue;
+            }
             let (name, slot) = match net {
                 IpNet::V4(_) => (common::MAP_DENY_V4, 0),
                 IpNet::V6(_) => (common::MAP_DENY_V6, 1),
@@ -600,6 +683,18 @@ impl TcbpfFilter {
             .as_mut()
             .map(|t| t.nets().into_iter().map(IpNet::V4).collect())
             .unwrap_or_default();
+        if instance.v6_lengths.is_some() {
+            let hash: HashMap<&MapData, v6hash::HashKey, u8> = instance
+                .ebpf
+                .map(common::MAP_DIR_V6)
+                .ok_or_else(|| Error::InvalidInput("no IPv6 map".into()))?
+                .try_into()
+                .map_err(|e| kernel("open the IPv6 map", e))?;
+            for key in hash.keys() {
+                let key = key.map_err(|e| kernel("read the IPv6 map", e))?;
+                nets.insert(IpNet::V6(v6hash::net(&key)?));
+            }
+        }
         let trie: LpmTrie<&MapData, [u8; 16], u8> = instance
             .ebpf
             .map(common::MAP_DENY_V6)
@@ -683,10 +778,16 @@ impl EgressFilter for TcbpfFilter {
                 "tc eBPF LPM trie, {} attach, {fill}, aya",
                 self.attach.name()
             ),
-            Table::Dir24 => format!(
-                "tc eBPF DIR-24-8 table (IPv4, mmap fill) + LPM trie (IPv6, {fill}), {} attach, aya",
-                self.attach.name()
-            ),
+            Table::Dir24 => {
+                let v6 = match self.current.as_ref().and_then(|i| i.v6_lengths.as_ref()) {
+                    Some(lengths) => format!("hash per prefix length {lengths:?}"),
+                    None => format!("LPM trie, {fill}"),
+                };
+                format!(
+                    "tc eBPF DIR-24-8 table (IPv4, mmap fill) + IPv6 {v6}, {} attach, aya",
+                    self.attach.name()
+                )
+            }
         }
     }
 
@@ -783,6 +884,7 @@ impl EgressFilter for TcbpfFilter {
             common::MAP_DENY_V6,
             common::MAP_DIR_SLOTS,
             common::MAP_DIR_CHUNKS,
+            common::MAP_DIR_V6,
             common::MAP_COUNTERS,
         ] {
             if let Some(map) = instance.ebpf.map(name) {

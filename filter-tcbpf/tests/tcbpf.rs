@@ -193,3 +193,34 @@ fn dir_table_rebuilds_when_its_chunks_run_out() {
     filter.teardown().unwrap();
     assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
 }
+
+#[test]
+fn dir_table_hashes_few_v6_lengths_and_tries_many() {
+    let bed = Testbed::new().unwrap();
+    // The default IPv6 mix has four lengths (and the probe's /64): looked up by hash.
+    let mut filter = dir_filter(&bed);
+    filter.load(&list(2_000)).unwrap();
+    assert!(filter.backend().contains("hash"), "{}", filter.backend());
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered);
+    // A length the program does not look up yet: the table is rebuilt with it.
+    filter
+        .add(&["2001:2:0:1abc::/63".parse().unwrap()])
+        .unwrap();
+    assert_eq!(probe(&bed, "2001:2:0:1abd::9"), Probe::Dropped);
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    filter
+        .remove(&["2001:2:0:1abc::/63".parse().unwrap()])
+        .unwrap();
+    assert_eq!(probe(&bed, "2001:2:0:1abd::9"), Probe::Delivered);
+    filter.teardown().unwrap();
+
+    // Prefix lengths /16../128: the trie.
+    let mut uniform = generate(2_000, 9, Mix::Uniform, &[Family::V6]);
+    uniform.extend(denied_probe_nets());
+    let mut filter = dir_filter(&bed);
+    filter.load(&uniform).unwrap();
+    assert!(filter.backend().contains("LPM"), "{}", filter.backend());
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered);
+}

@@ -101,7 +101,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .filter
         .build(&placement)
         .with_context(|| format!("setting up the {} filter", args.filter.name()))?;
-    let backend = filter.backend();
 
     let watched: IpAddr = if families.contains(&Family::V4) {
         DENIED_V4.into()
@@ -123,6 +122,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     std::thread::sleep(Duration::from_millis(50));
     let enforcement = watch.finish(start);
     loaded.with_context(|| format!("loading the list into the {} filter", filter.name()))?;
+    // After the load: how a list is held can depend on the list.
+    let backend = filter.backend();
 
     let verdict = verify(&bed, args.filter, families)?;
     let figures = if verdict.ok {

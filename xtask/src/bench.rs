@@ -271,8 +271,8 @@ fn one_run(
     if !options.no_send_path && job.repeat == 0 && SEND_PATH.contains(&filter) {
         cmd.args(["--send-path", "--traffic"]);
     }
-    // The program is the same whatever fills its maps: time it once per size.
-    if job.filter != "tcbpf" || job.repeat > 0 {
+    // The program is the same whatever fills its maps: time it once per size and table.
+    if !["tcbpf", "tcbpf-dir"].contains(&job.filter.as_str()) || job.repeat > 0 {
         cmd.arg("--no-program-cost");
     }
     let mut child = cmd
