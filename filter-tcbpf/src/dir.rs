@@ -265,12 +265,6 @@ impl<S: Store> Dir24<S> {
             .count()
     }
 
-    /// Chunks handed out, including freed ones awaiting reuse: the second level must hold
-    /// this many.
-    pub fn chunks_high_water(&self) -> u32 {
-        self.used
-    }
-
     /// Whether the table denies `addr`: the program's lookup, in user space.
     pub fn denies(&self, addr: Ipv4Addr) -> bool {
         self.denies_u32(u32::from(addr))

@@ -600,24 +600,10 @@ impl TcbpfFilter {
                     continue;
                 }
                 let map = map_mut(&mut instance.ebpf, common::MAP_DIR_V6);
-                let mut hash: HashMap<&mut MapData, v6hash::HashKey, u8> =
-                    HashMap::try_from(map)
-                        .map_err(|e| kernel(format!("open map {}", common::MAP_DIR_V6), e))?;
-                let key = v6hash::key(&n);
-                let result = if add {
-                    hash.insert(&key, &0, u64::from(aya_obj_noexist()))
-                } else {
-                    hash.remove(&key)
-                };
-                match result {
-                    Ok(()) if add => instance.entries[1] += 1,
-                    Ok(()) => instance.entries[1] -= 1,
-                    Err(MapError::KeyNotFound) => {}
-                    Err(MapError::SyscallError(e))
-                        if matches!(
-                            e.io_error.raw_os_error(),
-                            Some(libc::EEXIST | libc::ENOENT)
-                        ) => {}
+                match update_hash(map, &v6hash::key(&n), add) {
+                    Ok(true) if add => instance.entries[1] += 1,
+                    Ok(true) => instance.entries[1] -= 1,
+                    Ok(false) => {}
                     Err(MapError::SyscallError(e))
                         if add && e.io_error.raw_os_error() == Some(libc::E2BIG) =>
                     {
@@ -675,7 +661,8 @@ impl TcbpfFilter {
 
 impl TcbpfFilter {
     /// Replaces the loaded list with itself plus (or less) `entries`: what `add` and `remove`
-    /// do when the constant-time table has no chunk left.
+    /// do when the constant-time table cannot take a change in place (no chunk left, the
+    /// IPv6 hash full, or an IPv6 prefix length the program does not look up).
     fn rebuild_with(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
         let instance = self.current()?;
         let mut nets: std::collections::BTreeSet<IpNet> = instance
@@ -731,6 +718,26 @@ fn update<const N: usize>(
     } else {
         trie.remove(key)
     };
+    changed(result)
+}
+
+/// Inserts (if absent) or removes one key of the IPv6 hash; returns whether it changed.
+fn update_hash(
+    map: &mut Map,
+    key: &v6hash::HashKey,
+    add: bool,
+) -> std::result::Result<bool, MapError> {
+    let mut hash: HashMap<&mut MapData, v6hash::HashKey, u8> = HashMap::try_from(map)?;
+    changed(if add {
+        hash.insert(key, &0, u64::from(aya_obj_noexist()))
+    } else {
+        hash.remove(key)
+    })
+}
+
+/// An update's outcome as "changed or not": adding a present key or removing an absent one
+/// is not an error.
+fn changed(result: std::result::Result<(), MapError>) -> std::result::Result<bool, MapError> {
     match result {
         Ok(()) => Ok(true),
         Err(MapError::KeyNotFound) => Ok(false),
