@@ -20,6 +20,7 @@ mod cidr;
 mod error;
 mod filter;
 pub mod generate;
+pub mod memory;
 mod netns;
 
 pub use cidr::{CidrList, Family, ListStats, Located, ParseError, ParseOptions};

@@ -40,22 +40,46 @@ use netlink::{Entries, IpsetSocket};
 pub const MAX_ENTRIES: u64 = 1 << 28;
 
 /// Kernel memory a set needs per entry, for the up-front memory check (an element, its
-/// share of a bucket, and its hash slot; measured 50-60 bytes on 6.x kernels).
+/// share of a bucket, and its hash slot: 59-62 bytes measured on 6.18 at 10M entries).
 const BYTES_PER_ENTRY: u64 = 64;
+
+/// Calico Felix's default `MaxIpsetSize`: the set size at which Calico's published
+/// breaking point ("Hash is full, cannot add more elements") came.
+pub const FELIX_DEFAULT_MAXELEM: u32 = 1_048_576;
 
 /// Sizes of a set made for `entries` entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetSize {
     /// Buckets: a power of two, at least the entry count, so loading never triggers a resize.
     pub hashsize: u32,
-    /// The most elements the set accepts: twice the list, at least 65,536.
+    /// The most elements the set accepts: twice the list, at least 65,536, unless fixed.
     pub maxelem: u32,
 }
 
 impl SetSize {
-    /// The size for a list of `entries`, or a [`Error::Limit`] naming the limit.
-    pub fn for_entries(entries: usize) -> Result<Self> {
+    /// The size for a list of `entries` distinct entries, or an [`Error::Limit`] naming the
+    /// limit: [`MAX_ENTRIES`], kernel memory against `MemAvailable`, or `maxelem` when the
+    /// caller fixes it (as Calico does).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Limit`] when the list does not fit.
+    pub fn for_entries(entries: usize, fixed_maxelem: Option<u32>) -> Result<Self> {
         let n = entries as u64;
+        if let Some(max) = fixed_maxelem
+            && n > u64::from(max)
+        {
+            return Err(Error::Limit {
+                limit: "ipset maxelem",
+                requested: n,
+                max: u64::from(max),
+                hint: format!(
+                    "the set would be full (the kernel's \"Hash is full, cannot add more \
+                     elements\"); raise maxelem (--ipset-maxelem; Calico Felix: MaxIpsetSize, \
+                     default {FELIX_DEFAULT_MAXELEM}) or shorten the list"
+                ),
+            });
+        }
         if n > MAX_ENTRIES {
             return Err(Error::Limit {
                 limit: "ipset hash:net entries",
@@ -64,29 +88,17 @@ impl SetSize {
                 hint: "split the list across sets, or use the tcbpf engine".into(),
             });
         }
-        let needed = n * BYTES_PER_ENTRY;
-        if let Some(available) = mem_available()
-            && needed > available / 2
-        {
-            return Err(Error::Limit {
-                limit: "kernel memory for the set (half of MemAvailable)",
-                requested: needed,
-                max: available / 2,
-                hint: "free memory, or load a shorter or aggregated list (--aggregate)".into(),
-            });
-        }
+        filter_core::memory::require(
+            "kernel memory for the ipset",
+            n * BYTES_PER_ENTRY,
+            "free memory, or load a shorter or aggregated list (--aggregate)",
+        )?;
         let hashsize =
             u32::try_from(n.max(64).next_power_of_two()).expect("bounded by MAX_ENTRIES");
-        let maxelem = u32::try_from((n * 2).max(65_536)).expect("bounded by MAX_ENTRIES");
+        let maxelem = fixed_maxelem
+            .unwrap_or_else(|| u32::try_from((n * 2).max(65_536)).expect("bounded by MAX_ENTRIES"));
         Ok(Self { hashsize, maxelem })
     }
-}
-
-fn mem_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// How sets are created and filled.
@@ -106,6 +118,7 @@ pub struct IpsetFilter {
     loader: Loader,
     socket: IpsetSocket,
     loaded: bool,
+    maxelem: Option<u32>,
 }
 
 impl IpsetFilter {
@@ -128,7 +141,17 @@ impl IpsetFilter {
             loader,
             socket,
             loaded: false,
+            maxelem: None,
         })
+    }
+
+    /// Creates sets with this `maxelem` instead of twice the list, and refuses lists with
+    /// more distinct entries per family, as a set created by another tool would (Calico Felix
+    /// creates its sets with `maxelem` [`FELIX_DEFAULT_MAXELEM`] by default).
+    #[must_use]
+    pub fn with_maxelem(mut self, maxelem: u32) -> Self {
+        self.maxelem = Some(maxelem);
+        self
     }
 
     /// The set matched for `family` (`egb-<id>-v4`, `egb-<id>-v6`).
@@ -146,7 +169,7 @@ impl IpsetFilter {
 
     /// Creates set `name` sized for `entries` and fills it; on any error the set is gone.
     fn create_filled(&mut self, name: &str, entries: Entries<'_>) -> Result<()> {
-        let size = SetSize::for_entries(entries.len())?;
+        let size = SetSize::for_entries(entries.counted_for(self.maxelem), self.maxelem)?;
         let result = match self.loader {
             Loader::Netlink => self.netlink_fill(name, entries, size),
             Loader::Restore => self.restore_fill(name, entries, size),
@@ -272,7 +295,7 @@ impl EgressFilter for IpsetFilter {
         if self.loaded {
             return Err(Error::AlreadyLoaded);
         }
-        check(list)?;
+        check(list, self.maxelem)?;
         let result = (|| {
             for family in Family::BOTH {
                 let name = self.set_name(family);
@@ -299,7 +322,7 @@ impl EgressFilter for IpsetFilter {
         if !self.loaded {
             return Err(Error::NotLoaded);
         }
-        check(list)?;
+        check(list, self.maxelem)?;
         // Fill both staging sets before swapping either, so a failure changes nothing.
         for family in Family::BOTH {
             let staging = self.staging_name(family);
@@ -359,9 +382,9 @@ impl EgressFilter for IpsetFilter {
 
 /// Checks every limit before the kernel sees anything: set sizes, and prefix lengths
 /// (hash:net cannot hold a /0).
-fn check(list: &CidrList) -> Result<()> {
+fn check(list: &CidrList, maxelem: Option<u32>) -> Result<()> {
     for family in Family::BOTH {
-        SetSize::for_entries(list.len_of(family))?;
+        SetSize::for_entries(entries_of(list, family).counted_for(maxelem), maxelem)?;
     }
     let zero_v4 = list
         .v4()
@@ -392,7 +415,7 @@ fn change(filter: &mut IpsetFilter, entries: &[IpNet], add: bool) -> Result<()> 
     }
     let list: CidrList = entries.iter().copied().collect();
     if add {
-        check(&list)?;
+        check(&list, None)?;
     }
     for family in Family::BOTH {
         let set = filter.set_name(family);

@@ -82,7 +82,7 @@ fn describe(code: i32) -> String {
         4108 => "set is referenced by a rule and cannot be destroyed",
         4109 => "invalid IPv4 address",
         4110 => "invalid IPv6 address",
-        4352 => "set is full (maxelem reached)",
+        4352 => "Hash is full, cannot add more elements (the set's maxelem is reached)",
         4353 => "null-valued element",
         _ => return std::io::Error::from_raw_os_error(code).to_string(),
     };
@@ -494,6 +494,18 @@ impl Entries<'_> {
         }
     }
 
+    /// The entries a set would hold, for checking against `maxelem`: the count, or when a
+    /// fixed `maxelem` is below it, the distinct entries (the kernel keeps one of duplicates).
+    pub(crate) fn counted_for(self, maxelem: Option<u32>) -> usize {
+        match maxelem {
+            Some(max) if self.len() > max as usize => match self {
+                Entries::V4(n) => distinct(n),
+                Entries::V6(n) => distinct(n),
+            },
+            _ => self.len(),
+        }
+    }
+
     /// Entry `index` as text, for error messages.
     pub(crate) fn describe(self, index: usize) -> String {
         match self {
@@ -502,6 +514,13 @@ impl Entries<'_> {
         }
         .unwrap_or_else(|| format!("entry {index}"))
     }
+}
+
+fn distinct<T: Ord + Copy>(items: &[T]) -> usize {
+    let mut sorted = items.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.len()
 }
 
 #[cfg(test)]

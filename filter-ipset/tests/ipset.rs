@@ -2,19 +2,21 @@
 
 use filter_core::generate::{Mix, generate};
 use filter_core::{CidrList, EgressFilter, Error, Family, ParseOptions};
-use filter_ipset::{IpsetFilter, SetSize};
+use filter_ipset::{FELIX_DEFAULT_MAXELEM, IpsetFilter, SetSize};
 use filter_iptables::Backend;
 use testbed::{DENIED_V4, Probe, Testbed, filter_objects};
 
 #[test]
 fn set_is_sized_so_loading_never_resizes() {
-    let size = SetSize::for_entries(1_000_000).unwrap();
+    let size = SetSize::for_entries(1_000_000, None).unwrap();
     assert_eq!(size.hashsize, 1 << 20);
     assert_eq!(size.maxelem, 2_000_000);
     assert!(matches!(
-        SetSize::for_entries(1 << 29),
+        SetSize::for_entries(1 << 29, None),
         Err(Error::Limit { .. })
     ));
+    let felix = SetSize::for_entries(1_048_576, Some(FELIX_DEFAULT_MAXELEM)).unwrap();
+    assert_eq!(felix.maxelem, FELIX_DEFAULT_MAXELEM);
 }
 
 #[test]
@@ -48,4 +50,54 @@ fn stats_report_kernel_memory_and_entries() {
     );
     let memory = stats.kernel_memory.unwrap();
     assert!(memory.bytes > 20_000 * 8, "{memory:?}");
+}
+
+/// Calico's published breaking point: a set made with Felix's default maxelem takes 1,048,576
+/// distinct entries and refuses one more, naming the limit, with nothing changed.
+#[test]
+fn felix_maxelem_holds_its_size_and_refuses_one_more() {
+    let bed = Testbed::new().unwrap();
+    let mut list = generate(
+        FELIX_DEFAULT_MAXELEM as usize + 1,
+        11,
+        Mix::Hosts,
+        &[Family::V4],
+    );
+    let filter = |bed: &Testbed| {
+        IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft)
+            .unwrap()
+            .with_maxelem(FELIX_DEFAULT_MAXELEM)
+    };
+    let err = filter(&bed).load(&list).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                limit: "ipset maxelem",
+                requested: 1_048_577,
+                max: 1_048_576,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Hash is full"), "{err}");
+    assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
+
+    // A duplicate does not count: the kernel keeps one, so the set is exactly full.
+    let mut exactly_full: CidrList = list.v4()[..FELIX_DEFAULT_MAXELEM as usize]
+        .iter()
+        .map(|&n| n.into())
+        .collect();
+    exactly_full.push(list.v4()[0].into());
+    let mut full = filter(&bed);
+    full.load(&exactly_full).unwrap();
+    assert_eq!(full.stats().unwrap().entries_v4, 1_048_576);
+    // One more distinct entry is refused by the kernel itself, in Calico's words.
+    list.retain_family(Family::V4);
+    let err = full.add(&[list.v4()[FELIX_DEFAULT_MAXELEM as usize].into()]);
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("Hash is full"), "{err}");
+    full.teardown().unwrap();
+    assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
 }

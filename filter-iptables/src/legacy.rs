@@ -37,6 +37,34 @@ const GET_ENTRIES: usize = 40;
 /// `struct ipt_replace` before the entries.
 const REPLACE: usize = 96;
 
+/// The largest table blob the kernel takes (`XT_MAX_TABLE_SIZE` in net/netfilter/x_tables.c):
+/// `xt_alloc_table_info` refuses anything at or above it, whatever memory is free.
+pub const XT_MAX_TABLE_SIZE: u64 = 512 << 20;
+/// Bytes one IPv4 DROP rule takes in the blob.
+pub const RULE_BYTES_V4: u64 = STANDARD as u64;
+/// Bytes one IPv6 DROP rule takes in the blob (`struct ip6t_entry`, 168 bytes, and a
+/// standard target).
+pub const RULE_BYTES_V6: u64 = 168 + 40;
+
+/// Refuses `rules` DROP rules of one family before anything is built when their blob alone
+/// would reach the kernel's `XT_MAX_TABLE_SIZE`.
+pub fn check_blob_size(rules: usize, bytes_per_rule: u64, family: &str) -> Result<()> {
+    let bytes = rules as u64 * bytes_per_rule;
+    if bytes >= XT_MAX_TABLE_SIZE {
+        return Err(Error::Limit {
+            limit: "x_tables table blob (XT_MAX_TABLE_SIZE)",
+            requested: bytes,
+            max: XT_MAX_TABLE_SIZE - 1,
+            hint: format!(
+                "bytes for {rules} {family} rules of {bytes_per_rule} bytes: the legacy back-end holds \
+                 at most ~{} such rules in one table; use ipset or tcbpf for lists this long",
+                XT_MAX_TABLE_SIZE / bytes_per_rule
+            ),
+        });
+    }
+    Ok(())
+}
+
 const VERDICT_DROP: i32 = -1; // -NF_DROP - 1
 const VERDICT_RETURN: i32 = -5; // -NF_REPEAT - 1
 
@@ -193,6 +221,7 @@ pub fn load_chain(netns: &NetNs, chain: &str, nets: &[Ipv4Net]) -> Result<()> {
         }
     };
     let new_size = old_size + STANDARD + chain_len;
+    check_blob_size(new_size / STANDARD + 1, STANDARD as u64, "IPv4")?;
     let mut blob = Vec::with_capacity(REPLACE + new_size);
     blob.extend_from_slice(&name_field(TABLE, 32));
     blob.extend_from_slice(&valid_hooks.to_ne_bytes());

@@ -29,6 +29,7 @@ use std::io::{self, Write};
 use filter_core::{CidrList, EgressFilter, Family, FilterStats, NetNs, Result, Tag};
 use ipnet::IpNet;
 
+pub use legacy::XT_MAX_TABLE_SIZE;
 pub use xtables::Backend;
 
 /// How the rule text reaches `iptables-restore`.
@@ -119,6 +120,10 @@ impl IptablesFilter {
     }
 
     fn fill(&self, list: &CidrList, hook: bool) -> Result<()> {
+        if self.backend == Backend::Legacy {
+            legacy::check_blob_size(list.v4().len(), legacy::RULE_BYTES_V4, "IPv4")?;
+            legacy::check_blob_size(list.v6().len(), legacy::RULE_BYTES_V6, "IPv6")?;
+        }
         let chain = self.chain();
         // Declaring a user chain in a --noflush transaction creates it, or empties it.
         let header = format!("*filter\n:{chain} - [0:0]\n");

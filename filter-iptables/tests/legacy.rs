@@ -78,3 +78,35 @@ fn native_load_keeps_existing_rules_and_chains() {
     );
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
 }
+
+/// A list whose rules would not fit the kernel's table blob is refused up front, naming
+/// the limit, with nothing changed (the published benchmark's iptables stops here).
+#[test]
+fn list_past_the_table_blob_limit_is_refused_before_any_change() {
+    let bed = Testbed::new().unwrap();
+    let rules = usize::try_from(filter_iptables::XT_MAX_TABLE_SIZE / 152).unwrap() + 1;
+    let list = filter_core::generate::generate(
+        rules,
+        1,
+        filter_core::generate::Mix::Hosts,
+        &[filter_core::Family::V4],
+    );
+    for mut filter in [
+        IptablesFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Legacy),
+        IptablesFilter::reference(bed.client().clone(), bed.tag().clone(), Backend::Legacy),
+    ] {
+        let err = filter.load(&list).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                filter_core::Error::Limit {
+                    limit: "x_tables table blob (XT_MAX_TABLE_SIZE)",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!save(&bed).contains(bed.tag().as_str()));
+    }
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+}

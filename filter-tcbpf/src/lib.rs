@@ -57,6 +57,13 @@ const ENOTSUPP: i32 = 524;
 /// Entries per `BPF_MAP_UPDATE_BATCH` call.
 const BATCH: usize = 65_536;
 
+/// Kernel memory an LPM trie takes per entry: a leaf and, about as often, an intermediate
+/// node, each a kmalloc-64 object (slab growth of 1,318-1,371 MiB per 10M entries measured on
+/// 6.18; the maps' `memlock` figure counts about a fifth of it).
+const TRIE_BYTES_PER_ENTRY: u64 = 144;
+/// Kernel memory a preallocated IPv6 hash entry takes (key, value, element header).
+const V6_HASH_BYTES_PER_ENTRY: u64 = 112;
+
 /// How the program is hooked to the interface's egress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Attach {
@@ -336,12 +343,13 @@ fn fill<const N: usize>(
     Ok(batched)
 }
 
-/// Distinct keys of a list: what the trie will hold.
-fn distinct<T: Ord + Copy>(items: impl Iterator<Item = T>) -> u64 {
-    let mut v: Vec<T> = items.collect();
-    v.sort_unstable();
-    v.dedup();
-    v.len() as u64
+/// Distinct keys of a sorted list: what the trie will hold.
+fn distinct<const N: usize>(sorted: &[Key<[u8; N]>]) -> u64 {
+    let same = |a: &Key<[u8; N]>, b: &Key<[u8; N]>| {
+        a.data() == b.data() && a.prefix_len() == b.prefix_len()
+    };
+    let repeats = sorted.windows(2).filter(|w| same(&w[0], &w[1])).count();
+    (sorted.len() - repeats) as u64
 }
 
 impl TcbpfFilter {
@@ -421,6 +429,27 @@ impl TcbpfFilter {
                 capacity(list.v6().len())?
             },
         ];
+        let chunk_capacity = dir.as_ref().map(|d| chunk_capacity(d.chunks_needed()));
+        let tries = if dir.is_some() { 0 } else { list.v4().len() }
+            + if v6_lengths.is_some() {
+                0
+            } else {
+                list.v6().len()
+            };
+        let needed = tries as u64 * TRIE_BYTES_PER_ENTRY
+            + chunk_capacity.map_or(0, |c| {
+                u64::from(common::DIR_SLOTS) * 4 + u64::from(c) * common::DIR_CHUNK_BYTES as u64
+            })
+            + if v6_lengths.is_some() {
+                u64::from(capacity[1]) * V6_HASH_BYTES_PER_ENTRY
+            } else {
+                0
+            };
+        filter_core::memory::require(
+            "kernel memory for the BPF maps",
+            needed,
+            "free memory, load a shorter or aggregated list, or use the DIR-24-8 table for IPv4",
+        )?;
         let (v6_global, v6_count) = v6hash::global(v6_lengths.as_deref().unwrap_or_default());
         let mut loader = EbpfLoader::new();
         loader
@@ -435,7 +464,6 @@ impl TcbpfFilter {
             )
             .override_global(common::GLOBAL_V6_LENGTHS, &v6_global, true)
             .override_global(common::GLOBAL_V6_LENGTH_COUNT, &v6_count, true);
-        let chunk_capacity = dir.as_ref().map(|d| chunk_capacity(d.chunks_needed()));
         if let Some(chunks) = chunk_capacity {
             loader
                 .map_max_entries(common::MAP_DIR_SLOTS, common::DIR_SLOTS / 4)
@@ -490,7 +518,7 @@ impl TcbpfFilter {
             &v6,
             batch,
         )?;
-        let mut entries_v6 = distinct(v6.iter().map(|k| (k.prefix_len(), k.data())));
+        let mut entries_v6 = distinct(&v6);
         if v6_lengths.is_some() {
             let mut keys: Vec<v6hash::HashKey> = list.v6().iter().map(v6hash::key).collect();
             keys.sort_unstable();
@@ -507,7 +535,7 @@ impl TcbpfFilter {
             .load()
             .map_err(|e| kernel(format!("loading program {hooked} (verifier)"), e))?;
         if dir.is_none() {
-            entries_v4 = distinct(v4.iter().map(|k| (k.prefix_len(), k.data())));
+            entries_v4 = distinct(&v4);
         }
         Ok(Instance {
             ebpf,

@@ -52,6 +52,8 @@ pub struct Placement {
     pub backend: Backend,
     /// tc attach mode for eBPF filters.
     pub attach: Attach,
+    /// A fixed `maxelem` for ipset filters (`None`: twice the list).
+    pub ipset_maxelem: Option<u32>,
 }
 
 impl FilterKind {
@@ -92,8 +94,17 @@ impl FilterKind {
             FilterKind::None => Box::new(NoFilter::default()),
             FilterKind::Iptables => Box::new(IptablesFilter::new(netns, tag, backend)),
             FilterKind::IptablesRestore => Box::new(IptablesFilter::reference(netns, tag, backend)),
-            FilterKind::Ipset => Box::new(IpsetFilter::new(netns, tag, backend)?),
-            FilterKind::IpsetRestore => Box::new(IpsetFilter::reference(netns, tag, backend)?),
+            FilterKind::Ipset | FilterKind::IpsetRestore => {
+                let filter = if self == FilterKind::Ipset {
+                    IpsetFilter::new(netns, tag, backend)?
+                } else {
+                    IpsetFilter::reference(netns, tag, backend)?
+                };
+                match at.ipset_maxelem {
+                    Some(maxelem) => Box::new(filter.with_maxelem(maxelem)),
+                    None => Box::new(filter),
+                }
+            }
             FilterKind::Tcbpf => Box::new(TcbpfFilter::new(netns, tag, &at.interface, at.attach)),
             FilterKind::TcbpfPerEntry => Box::new(
                 TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_fill(Fill::PerEntry),

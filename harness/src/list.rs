@@ -35,7 +35,7 @@ impl Families {
 /// Where the list comes from and how it is read.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
-    /// Generate this many entries per family (global unicast, never the test range).
+    /// Generate this many distinct entries per family (global unicast, never the test range).
     #[arg(long, conflicts_with = "cidrs", required_unless_present = "cidrs")]
     pub rules: Option<usize>,
     /// Seed of the generated list.
@@ -69,6 +69,9 @@ fn parse_mix(s: &str) -> Result<Mix, String> {
 #[derive(Debug, Clone, Serialize)]
 pub struct ListInfo {
     pub source: String,
+    /// Entries asked for per family (`--rules`); the generator gives that many distinct
+    /// networks unless the mix runs out of them.
+    pub requested: Option<usize>,
     pub seed: Option<u64>,
     pub mix: Option<Mix>,
     pub families: Families,
@@ -166,6 +169,7 @@ pub fn build_for(
     list.extend(probes.iter().copied());
     let info = ListInfo {
         source,
+        requested: args.rules,
         seed: args.cidrs.is_none().then_some(args.seed),
         mix: args.cidrs.is_none().then_some(args.mix),
         families: args.family,

@@ -21,6 +21,8 @@ pub struct Record {
     /// not reported.
     pub figures: Option<Figures>,
     pub environment: Environment,
+    /// Peak resident memory of egress-bench over the whole run.
+    pub peak_memory: crate::system::PeakMemory,
 }
 
 /// Whether the filter did its job, probe by probe.

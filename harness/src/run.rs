@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// tc attach mode of eBPF filters: auto (TCX on 6.6+, else clsact), tcx, clsact.
     #[arg(long, default_value = "auto", value_parser = parse_attach)]
     pub attach: Attach,
+    /// Create ipsets with this maxelem instead of twice the list, and refuse longer lists as
+    /// the kernel would: Calico Felix's default MaxIpsetSize is 1048576, where the published
+    /// benchmark saw "Hash is full, cannot add more elements".
+    #[arg(long)]
+    pub ipset_maxelem: Option<u32>,
     /// Skip timing the eBPF program with BPF_PROG_TEST_RUN (a few seconds).
     #[arg(long)]
     pub no_program_cost: bool,
@@ -96,6 +101,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         interface: bed.client_link(),
         backend: args.backend,
         attach: args.attach,
+        ipset_maxelem: args.ipset_maxelem,
     };
     let mut filter = args
         .filter
@@ -193,6 +199,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         verdict,
         figures,
         environment,
+        peak_memory: system::PeakMemory::read(),
     };
     finish(args, &record)
 }
@@ -262,6 +269,7 @@ fn run_two_hosts(args: &RunArgs, server_address: &str) -> Result<()> {
         interface: interface.clone(),
         backend: args.backend,
         attach: args.attach,
+        ipset_maxelem: args.ipset_maxelem,
     };
     let mut filter = args.filter.build(&placement)?;
     let backend = filter.backend();
@@ -348,6 +356,7 @@ fn run_two_hosts(args: &RunArgs, server_address: &str) -> Result<()> {
         verdict,
         figures,
         environment,
+        peak_memory: system::PeakMemory::read(),
     };
     finish(args, &record)
 }
@@ -373,6 +382,7 @@ fn measure_send_path(
         interface: pair.filtered_link(),
         backend: args.backend,
         attach: args.attach,
+        ipset_maxelem: args.ipset_maxelem,
     };
     let mut filter = args.filter.build(&placement)?;
     filter
@@ -452,7 +462,8 @@ fn probe_name(probe: Probe) -> &'static str {
 fn print_summary(record: &Record) {
     let list = &record.list;
     println!(
-        "{}: {} entries ({} {}; {} duplicates, {} covered, {} host bits normalised) [{}]",
+        "{}: {} entries ({} {}; {} distinct, {} duplicates, {} covered, {} host bits normalised; \
+         {:.2}% of the IPv4 space denied) [{}]",
         record.filter,
         list.loaded_entries,
         list.source,
@@ -460,10 +471,16 @@ fn print_summary(record: &Record) {
             "mix {m} seed {}",
             list.seed.unwrap_or(0)
         )),
+        list.stats.distinct,
         list.stats.duplicates,
         list.stats.covered,
         list.stats.host_bits_normalised,
+        list.stats.v4_space_denied * 100.0,
         record.backend,
+    );
+    println!(
+        "  peak memory of egress-bench: {:.0} MiB",
+        record.peak_memory.egress_bench_bytes as f64 / f64::from(1 << 20)
     );
     for probe in &record.verdict.probes {
         let mark = if probe.expected == probe.observed {

@@ -47,3 +47,19 @@ pub fn kernel_allocations() -> Option<u64> {
     }
     Some(total)
 }
+
+/// Peak resident memory of this process, in bytes, from `getrusage(RUSAGE_SELF)`. (Children
+/// are left out: a child's peak counts the pages it shared with this process before `exec`.)
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PeakMemory {
+    pub egress_bench_bytes: u64,
+}
+
+impl PeakMemory {
+    pub fn read() -> Self {
+        let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF);
+        Self {
+            egress_bench_bytes: usage.map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024),
+        }
+    }
+}

@@ -51,7 +51,13 @@ pub struct Options {
     /// Skip the data-path measurements (send-path cost per packet, throughput, CPU, latency).
     #[arg(long)]
     pub no_send_path: bool,
-    /// Seconds one run may take; a filter over budget is not run at larger sizes.
+    /// The breaking-point test: 10M, 50M and 100M distinct IPv4 entries for every engine
+    /// (default and hosts mixes; reference loaders on the default mix), with a time budget
+    /// that grows with the size and runs skipped when the last size projects over it.
+    #[arg(long, conflicts_with_all = ["full", "cidrs"])]
+    pub scale: bool,
+    /// Seconds one run may take (with --scale: plus 5 s per million entries); a filter over
+    /// budget is not run at larger sizes.
     #[arg(long, default_value_t = 60)]
     pub budget: u64,
     /// Output folder (default: bench-results/<unix time>).
@@ -73,6 +79,29 @@ const SEND_PATH: [&str; 9] = [
     "tcbpf-mix",
 ];
 
+/// The engines of the scale test: every engine and reference loader that can be asked to
+/// hold 10M+ entries (iptables is refused by the kernel's table size limit, by name).
+const SCALE_FILTERS: [&str; 7] = [
+    "ipset",
+    "ipset-restore",
+    "tcbpf",
+    "tcbpf-per-entry",
+    "tcbpf-dir",
+    "iptables",
+    "iptables-restore",
+];
+
+/// Sizes of the scale test.
+const SCALE_SIZES: [u64; 3] = [10_000_000, 50_000_000, 100_000_000];
+
+/// Reference loaders: same kernel state as their engine, so the scale test runs them on the
+/// default mix only.
+const REFERENCE_LOADERS: [&str; 3] = ["ipset-restore", "tcbpf-per-entry", "iptables-restore"];
+
+/// At scale, the send path (which loads the list a second time, into the sink namespace) is
+/// measured only where the load is projected to take at most this long.
+const SCALE_SEND_PATH_MAX_LOAD: Duration = Duration::from_secs(90);
+
 /// Benchmark-only variants (the clsact attach floor, cold trie lookups on the send path):
 /// run at the largest size only, where they tell most.
 const LARGEST_ONLY: [&str; 4] = [
@@ -88,6 +117,7 @@ struct Job {
     size: u64,
     mix: String,
     repeat: u32,
+    send_path: bool,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -105,7 +135,19 @@ pub fn run(options: &Options) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let _ = Command::new(&binary).arg("cleanup").status();
 
-    let (sizes, mixes, family) = if options.full {
+    let filters = if options.scale {
+        SCALE_FILTERS.iter().map(ToString::to_string).collect()
+    } else {
+        options.filters.clone()
+    };
+    let repeats = if options.scale { 1 } else { options.repeats };
+    let (sizes, mixes, family) = if options.scale {
+        (
+            SCALE_SIZES.to_vec(),
+            vec!["default".into(), "hosts".into()],
+            "4".to_owned(),
+        )
+    } else if options.full {
         let mut sizes = options.sizes.clone();
         sizes.push(10_000_000);
         (
@@ -125,24 +167,34 @@ pub fn run(options: &Options) -> Result<()> {
     let mut jobs = Vec::new();
     for mix in &mixes {
         for &size in &sizes {
-            for repeat in 0..options.repeats {
+            for repeat in 0..repeats {
                 let largest = sizes.last() == Some(&size);
-                for filter in options
-                    .filters
+                for filter in filters
                     .iter()
                     .filter(|f| largest || !LARGEST_ONLY.contains(&f.as_str()))
+                    .filter(|f| {
+                        !(options.scale
+                            && mix != "default"
+                            && REFERENCE_LOADERS.contains(&f.as_str()))
+                    })
                 {
                     let label = if mix == "default" {
                         filter.clone()
                     } else {
                         format!("{filter}/{mix}")
                     };
+                    let base = filter.split_once('@').map_or(filter.as_str(), |(f, _)| f);
+                    let send_path = !options.no_send_path
+                        && repeat == 0
+                        && SEND_PATH.contains(&base)
+                        && !(options.scale && mix != "default");
                     jobs.push(Job {
                         filter: filter.clone(),
                         label,
                         size,
                         mix: mix.clone(),
                         repeat,
+                        send_path,
                     });
                 }
             }
@@ -150,38 +202,80 @@ pub fn run(options: &Options) -> Result<()> {
     }
     let started = Instant::now();
     let mut over_budget: Vec<(String, u64)> = Vec::new();
+    // Per label, the last (entries, load seconds) measured: the scale test projects from it.
+    let mut last_load: Vec<(String, u64, f64)> = Vec::new();
+    let memory_at_start = mem_available();
     let mut runs = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
+    let total = jobs.len();
+    for (i, job) in jobs.iter_mut().enumerate() {
         let progress = format!(
             "[{}/{}] {} at {} entries",
             i + 1,
-            jobs.len(),
+            total,
             job.label,
             job.size
         );
         if let Some((_, at)) = over_budget.iter().find(|(l, _)| *l == job.label) {
-            eprintln!("{progress}: skipped (over budget at {at})");
-            runs.push(
-                serde_json::json!({"filter": job.label, "size": job.size, "status": "over budget"}),
-            );
+            let why = format!("not run: failed or over budget at {at} entries");
+            eprintln!("{progress}: {why}");
+            runs.push(serde_json::json!({"filter": job.label, "size": job.size, "status": "over budget", "record": {"error": why}}));
             continue;
         }
-        eprintln!("{progress} ({})", eta(started.elapsed(), i, jobs.len()));
+        let budget = Duration::from_secs(if options.scale {
+            options.budget + 5 * job.size / 1_000_000
+        } else {
+            options.budget
+        });
+        if options.scale
+            && let Some((_, size, seconds)) = last_load.iter().find(|(l, ..)| *l == job.label)
+        {
+            #[expect(clippy::cast_precision_loss, reason = "a projection")]
+            let projected = seconds * job.size as f64 / *size as f64 * 1.1;
+            if job.send_path && projected > SCALE_SEND_PATH_MAX_LOAD.as_secs_f64() {
+                eprintln!(
+                    "{progress}: load projected at {projected:.0} s: the send path (a second load) is left out"
+                );
+                job.send_path = false;
+            }
+            let whole = projected * if job.send_path { 2.0 } else { 1.0 } + 30.0;
+            if whole > budget.as_secs_f64() {
+                let why = format!(
+                    "skipped: projected {whole:.0} s (load {seconds:.0} s at {size} entries) over the {} s budget",
+                    budget.as_secs()
+                );
+                eprintln!("{progress}: {why}");
+                runs.push(serde_json::json!({"filter": job.label, "size": job.size, "status": "over budget", "record": {"error": why}}));
+                over_budget.push((job.label.clone(), job.size));
+                continue;
+            }
+        }
+        wait_for_memory(memory_at_start);
+        eprintln!("{progress} ({})", eta(started.elapsed(), i, total));
         let path = out.join(format!(
             "{}-{}-{i}.json",
             job.label.replace('/', "-"),
             job.size
         ));
-        let (status, record) = match one_run(&binary, job, options, &family, &path)? {
-            Outcome::Done(record) => ("ok", record),
+        let (status, record) = match one_run(&binary, job, options, &family, budget, &path)? {
+            Outcome::Done(record) => {
+                if let Some(load) = record["figures"]["load_seconds"].as_f64() {
+                    last_load.retain(|(l, ..)| *l != job.label);
+                    last_load.push((job.label.clone(), job.size, load));
+                }
+                ("ok", record)
+            }
             Outcome::Failed(why) => {
                 eprintln!("  failed: {why}");
+                // A failure is a finding (a limit reached): larger sizes would fail the same way.
+                if options.scale {
+                    over_budget.push((job.label.clone(), job.size));
+                }
                 ("failed", serde_json::json!({ "error": why }))
             }
             Outcome::OverBudget => {
                 eprintln!(
                     "  over the {} s budget: not run at larger sizes",
-                    options.budget
+                    budget.as_secs()
                 );
                 over_budget.push((job.label.clone(), job.size));
                 ("over budget", Value::Null)
@@ -208,14 +302,20 @@ pub fn run(options: &Options) -> Result<()> {
 
 fn write_results(out: &Path, options: &Options, family: &str, runs: &[Value]) -> Result<()> {
     let description = format!(
-        "Lists: {}; family {family}; iptables back-end {}; {} run(s) per cell; time budget {} s per run.",
+        "Lists: {}; family {family}; iptables back-end {}; {} run(s) per cell; time budget {} s per run{}.",
         options.cidrs.as_ref().map_or_else(
             || "generated (seed 1), prefix mix given after the filter name when not the default 89/10/1".to_owned(),
             |p| p.display().to_string()
         ),
         options.backend,
-        options.repeats,
-        options.budget
+        if options.scale { 1 } else { options.repeats },
+        options.budget,
+        if options.scale {
+            " plus 5 s per million entries (scale test: distinct entries, default and hosts mixes, \
+             reference loaders on the default mix, send path where the load takes <= 90 s)"
+        } else {
+            ""
+        }
     );
     let results = serde_json::json!({ "description": description, "options": format!("{options:?}"), "runs": runs });
     std::fs::write(
@@ -243,11 +343,30 @@ enum Outcome {
     OverBudget,
 }
 
+/// `MemAvailable` in bytes.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// The kernel frees a big map or set after its file is closed, in the background: wait (up to
+/// two minutes) until memory is back near where the sweep started, so one run's leftovers do
+/// not count against the next one's memory checks.
+fn wait_for_memory(at_start: Option<u64>) {
+    let Some(start) = at_start else { return };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while mem_available().is_some_and(|now| now < start / 100 * 95) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn one_run(
     binary: &Path,
     job: &Job,
     options: &Options,
     family: &str,
+    budget: Duration,
     path: &Path,
 ) -> Result<Outcome> {
     let mut cmd = Command::new(binary);
@@ -268,7 +387,7 @@ fn one_run(
         Some(file) => cmd.arg("--cidrs").arg(file).arg("--exclude-conflicting"),
         None => cmd.args(["--rules", &job.size.to_string(), "--mix", &job.mix]),
     };
-    if !options.no_send_path && job.repeat == 0 && SEND_PATH.contains(&filter) {
+    if job.send_path {
         cmd.args(["--send-path", "--traffic"]);
     }
     // The program is the same whatever fills its maps: time it once per size and table.
@@ -279,15 +398,40 @@ fn one_run(
         .arg("--output")
         .arg(path)
         .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .context("starting egress-bench")?;
-    let deadline = Instant::now() + Duration::from_secs(options.budget);
+    // Passed through, and its last lines kept: a failed run's record names the error.
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let tail = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut last: Vec<String> = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            eprintln!("{line}");
+            last.push(line);
+            if last.len() > 20 {
+                last.remove(0);
+            }
+        }
+        last
+    });
+    let deadline = Instant::now() + budget;
     loop {
         if let Some(status) = child.try_wait()? {
             if !status.success() {
-                return Ok(Outcome::Failed(format!(
-                    "egress-bench exited with {status}"
-                )));
+                let last = tail.join().unwrap_or_default();
+                let error = last
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.strip_prefix("egress-bench: "))
+                    .map_or_else(
+                        || format!("egress-bench exited with {status}"),
+                        str::to_owned,
+                    );
+                return Ok(Outcome::Failed(error));
             }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;

@@ -27,6 +27,7 @@ pub fn summary(sweep: &Sweep, baseline: Option<&Sweep>, plots: &[String]) -> Str
         let _ = writeln!(md, "{}\n", sweep.description);
     }
     load_table(&mut md, sweep);
+    scale_table(&mut md, sweep);
     send_path_table(&mut md, sweep);
     traffic_tables(&mut md, sweep);
     program_cost_table(&mut md, sweep);
@@ -88,6 +89,97 @@ fn load_table(md: &mut String, sweep: &Sweep) {
                 fmt(get("enforcement_seconds"), 3),
                 fmt(get("teardown_seconds"), 3),
                 fmt(memory, 1),
+            );
+        }
+    }
+}
+
+/// Lists from this size up count as the scale test.
+const SCALE_FROM: u64 = 10_000_000;
+
+/// The breaking-point table: each engine at 10M+ entries, with what the list was, what it
+/// cost, and per-packet figures; or the error that stopped it.
+fn scale_table(md: &mut String, sweep: &Sweep) {
+    let sizes: Vec<u64> = sweep
+        .sizes()
+        .into_iter()
+        .filter(|&s| s >= SCALE_FROM)
+        .collect();
+    if sizes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Scale\n\nEach engine at {} entries and more (first run). List: distinct entries, \
+         entries inside a broader one, share of the IPv4 space denied. Memory: the filter's own \
+         figure / slab+vmalloc+per-CPU change across the load (MiB); peak RSS of egress-bench. \
+         Per packet: BPF_PROG_TEST_RUN warm v4 hit and \
+         miss above the empty program, cold per random lookup (eBPF); send path added per packet, \
+         one / 32,768 destinations (where measured).\n",
+        SCALE_FROM
+    );
+    let _ = writeln!(
+        md,
+        "| filter | entries | list | load (s) | memory (MiB) | peak RSS (MiB) | per packet (ns) |"
+    );
+    let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---|");
+    let mib = |v: Option<f64>| fmt(v.map(|b| b / f64::from(1 << 20)), 0);
+    for &size in &sizes {
+        for filter in &sweep.filters {
+            if let Some(why) = sweep.missing(filter, size) {
+                let _ = writeln!(md, "| {filter} | {size} | | {why} | | | |");
+                continue;
+            }
+            let Some(run) = sweep.first_ok(filter, size) else {
+                continue;
+            };
+            let (r, f) = (&run.record, &run.record["figures"]);
+            let stats = &r["list"]["stats"];
+            let list = format!(
+                "{} distinct, {} covered, {:.1}% of v4",
+                stats["distinct"].as_u64().unwrap_or(0),
+                stats["covered"].as_u64().unwrap_or(0),
+                stats["v4_space_denied"].as_f64().unwrap_or(f64::NAN) * 100.0
+            );
+            let memory = format!(
+                "{} / {}",
+                mib(f["stats"]["kernel_memory"]["bytes"].as_f64()),
+                mib(f["kernel_allocations_delta_bytes"].as_f64())
+            );
+            let rss = mib(r["peak_memory"]["egress_bench_bytes"].as_f64());
+            let cost = |case: &str| {
+                f["program_costs"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["case"] == case)?["median_ns"]
+                    .as_f64()
+            };
+            let mut per_packet = Vec::new();
+            if let (Some(floor), Some(hit), Some(miss)) = (
+                cost("empty program (floor)"),
+                cost("v4 hit"),
+                cost("v4 miss"),
+            ) {
+                per_packet.push(format!(
+                    "warm hit {:+.0} / miss {:+.0} (floor {floor:.0})",
+                    hit - floor,
+                    miss - floor
+                ));
+            }
+            if let Some(cold) = cost("cold: per random IPv4 lookup") {
+                per_packet.push(format!("cold {cold:.0}"));
+            }
+            if let (Some(one), Some(many)) = (
+                send_path(f, "one_destination")["added_ns"].as_f64(),
+                send_path(f, "many_destinations")["added_ns"].as_f64(),
+            ) {
+                per_packet.push(format!("send path {one:+.0} / {many:+.0}"));
+            }
+            let _ = writeln!(
+                md,
+                "| {filter} | {size} | {list} | {} | {memory} | {rss} | {} |",
+                fmt(f["load_seconds"].as_f64(), 2),
+                per_packet.join("; ")
             );
         }
     }

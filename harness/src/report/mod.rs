@@ -102,15 +102,24 @@ impl Sweep {
             .filter(move |r| r.filter == filter && r.size == size && r.ok())
     }
 
-    /// Why a filter has no figures at a size: "over budget", "failed", or `None` if it has.
-    pub fn missing(&self, filter: &str, size: u64) -> Option<&str> {
+    /// Why a filter has no figures at a size ("over budget", "failed: <the named error>"),
+    /// or `None` if it has.
+    pub fn missing(&self, filter: &str, size: u64) -> Option<String> {
         if self.ok_runs(filter, size).next().is_some() {
             return None;
         }
         self.runs
             .iter()
             .find(|r| r.filter == filter && r.size == size)
-            .map(|r| r.status.as_str())
+            .map(|r| match r.record["error"].as_str() {
+                Some(error) => format!("{}: {error}", r.status),
+                None => r.status.clone(),
+            })
+    }
+
+    /// The first successful run of a filter at a size.
+    pub fn first_ok<'a>(&'a self, filter: &'a str, size: u64) -> Option<&'a Run> {
+        self.ok_runs(filter, size).next()
     }
 
     /// The median over runs of a number found by `pick` in each run's figures.
