@@ -37,30 +37,19 @@ pub struct ParseOptions {
     pub strict: bool,
 }
 
+/// How many bad lines a [`ParseError::Lines`] names in full; the rest are counted.
+pub const BAD_LINES_SHOWN: usize = 20;
+
 /// Why a deny-list could not be read. Nothing has been applied when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
-    /// A line is not an address, a CIDR or a comment.
-    #[error("line {line}: {text:?} is not an IP address or CIDR: {reason}")]
-    BadLine {
-        /// 1-based line number.
-        line: u64,
-        /// The line's text (without its comment).
-        text: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Strict mode: an entry has host bits set.
-    #[error(
-        "line {line}: {text:?} has host bits set (its network is {network}); fix it or drop --strict to normalise"
-    )]
-    HostBits {
-        /// 1-based line number.
-        line: u64,
-        /// The entry as written.
-        text: String,
-        /// The entry with host bits cleared.
-        network: IpNet,
+    /// Lines that are not entries: every one is counted, the first [`BAD_LINES_SHOWN`] kept.
+    #[error("{}", describe_bad_lines(.shown, *.total))]
+    Lines {
+        /// The first bad lines, in line order.
+        shown: Vec<BadLine>,
+        /// How many lines were bad in all.
+        total: u64,
     },
     /// The input could not be read.
     #[error("reading {source_name}: {error}")]
@@ -70,6 +59,71 @@ pub enum ParseError {
         /// The underlying error.
         error: io::Error,
     },
+}
+
+impl ParseError {
+    /// The bad lines named in full (empty for an I/O error).
+    pub fn bad_lines(&self) -> &[BadLine] {
+        match self {
+            Self::Lines { shown, .. } => shown,
+            Self::Io { .. } => &[],
+        }
+    }
+}
+
+/// One line of a deny-list that is not an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number.
+    pub line: u64,
+    /// The line's text (without its comment).
+    pub text: String,
+    /// What is wrong with it.
+    pub problem: LineProblem,
+}
+
+/// What is wrong with a [`BadLine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineProblem {
+    /// Not an address, a CIDR or a comment; why.
+    NotAnEntry(String),
+    /// Strict mode: host bits are set; the network the entry would be.
+    HostBits(IpNet),
+}
+
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { line, text, .. } = self;
+        match &self.problem {
+            LineProblem::NotAnEntry(reason) => {
+                write!(
+                    f,
+                    "line {line}: {text:?} is not an IP address or CIDR: {reason}"
+                )
+            }
+            LineProblem::HostBits(network) => write!(
+                f,
+                "line {line}: {text:?} has host bits set (its network is {network}); \
+                 fix it or drop --strict to normalise"
+            ),
+        }
+    }
+}
+
+fn describe_bad_lines(shown: &[BadLine], total: u64) -> String {
+    if let ([only], 1) = (shown, total) {
+        return only.to_string();
+    }
+    let mut text = format!("{}:", crate::count(total, "bad line", "bad lines"));
+    for bad in shown {
+        text.push_str("\n  ");
+        text.push_str(&bad.to_string());
+    }
+    let more = total - shown.len() as u64;
+    if more > 0 {
+        text.push_str(&format!("\n  and {more} more"));
+    }
+    text
 }
 
 /// Counts that describe a list as the kernel will see it.
@@ -125,7 +179,8 @@ impl CidrList {
 
     /// Reads a list from text: one address or CIDR per line; bare addresses mean /32 or /128;
     /// `#` and `;` start comments (whole-line or trailing); blank lines and CRLF are fine.
-    /// The first bad line is an error naming the line number and its text.
+    /// The whole input is read: the error names every bad line (number, text and why; the
+    /// first [`BAD_LINES_SHOWN`] in full, the rest counted).
     pub fn parse(
         reader: impl Read,
         source_name: &str,
@@ -135,6 +190,8 @@ impl CidrList {
         let mut list = Self::new();
         let mut buf = Vec::with_capacity(128);
         let mut line_no = 0u64;
+        let mut bad = Vec::new();
+        let mut bad_total = 0u64;
         loop {
             buf.clear();
             let read = reader
@@ -155,33 +212,32 @@ impl CidrList {
             if text.is_empty() {
                 continue;
             }
-            let text = std::str::from_utf8(text).map_err(|_| ParseError::BadLine {
-                line: line_no,
-                text: String::from_utf8_lossy(text).into_owned(),
-                reason: "not UTF-8 text".into(),
-            })?;
-            let written = parse_entry(text).map_err(|reason| ParseError::BadLine {
-                line: line_no,
-                text: text.to_owned(),
-                reason,
-            })?;
-            let net = written.trunc();
-            if net != written {
-                if options.strict {
-                    return Err(ParseError::HostBits {
-                        line: line_no,
-                        text: text.to_owned(),
-                        network: net,
-                    });
+            match read_entry(text, line_no, options) {
+                Ok((net, normalised)) if bad_total == 0 => {
+                    list.host_bits_normalised += u64::from(normalised);
+                    // read_entry refuses lines past u32::MAX.
+                    let line = u32::try_from(line_no).unwrap_or(u32::MAX);
+                    list.push_at(net, Some(line));
                 }
-                list.host_bits_normalised += 1;
+                // Past the first bad line the list is only checked, not kept.
+                Ok(_) => {}
+                Err(problem) => {
+                    bad_total += 1;
+                    if bad.len() < BAD_LINES_SHOWN {
+                        bad.push(BadLine {
+                            line: line_no,
+                            text: String::from_utf8_lossy(text).into_owned(),
+                            problem,
+                        });
+                    }
+                }
             }
-            let line = u32::try_from(line_no).map_err(|_| ParseError::BadLine {
-                line: line_no,
-                text: text.to_owned(),
-                reason: format!("lists are read up to line {} at most", u32::MAX),
-            })?;
-            list.push_at(net, Some(line));
+        }
+        if bad_total > 0 {
+            return Err(ParseError::Lines {
+                shown: bad,
+                total: bad_total,
+            });
         }
         Ok(list)
     }
@@ -415,6 +471,28 @@ fn retain_by<T>(items: &mut Vec<T>, keep: &[bool]) {
     });
 }
 
+/// One non-empty line as an entry: the network and whether host bits were cleared.
+fn read_entry(
+    text: &[u8],
+    line_no: u64,
+    options: &ParseOptions,
+) -> Result<(IpNet, bool), LineProblem> {
+    let text =
+        std::str::from_utf8(text).map_err(|_| LineProblem::NotAnEntry("not UTF-8 text".into()))?;
+    let written = parse_entry(text).map_err(LineProblem::NotAnEntry)?;
+    if line_no > u64::from(u32::MAX) {
+        return Err(LineProblem::NotAnEntry(format!(
+            "lists are read up to line {} at most",
+            u32::MAX
+        )));
+    }
+    let net = written.trunc();
+    if net != written && options.strict {
+        return Err(LineProblem::HostBits(net));
+    }
+    Ok((net, net != written))
+}
+
 fn parse_entry(text: &str) -> Result<IpNet, String> {
     if text.contains(char::is_whitespace) {
         return Err("one entry per line expected".into());
@@ -509,13 +587,34 @@ mod tests {
     fn bad_lines_name_line_and_text() {
         let err = parse("1.2.3.4\n1.2.3.400\n").unwrap_err();
         assert!(
-            matches!(&err, ParseError::BadLine { line: 2, text, .. } if text == "1.2.3.400"),
+            matches!(err.bad_lines(), [BadLine { line: 2, text, .. }] if text == "1.2.3.400"),
             "{err}"
         );
+        assert!(err.to_string().starts_with("line 2: "), "{err}");
         let err = parse("1.2.3.0/33\n").unwrap_err();
         assert!(err.to_string().contains("0..=32"), "{err}");
         let err = parse("\n\n1.2.3.4 5.6.7.8\n").unwrap_err();
-        assert!(matches!(err, ParseError::BadLine { line: 3, .. }));
+        assert!(matches!(err.bad_lines(), [BadLine { line: 3, .. }]));
+    }
+
+    #[test]
+    fn every_bad_line_is_named_up_to_the_cap() {
+        let err = parse("1.2.3.4\nx\n10.0.0.0/8\n1.2.3.400 # typo\n::1/129\n").unwrap_err();
+        let lines: Vec<u64> = err.bad_lines().iter().map(|b| b.line).collect();
+        assert_eq!(lines, [2, 4, 5]);
+        let text = err.to_string();
+        assert!(text.starts_with("3 bad lines:\n  line 2: \"x\""), "{text}");
+        assert!(text.contains("line 5: \"::1/129\""), "{text}");
+        assert!(!text.contains("more"), "{text}");
+
+        let many: String = (0..45).map(|i| format!("bad{i}\n1.1.1.{i}\n")).collect();
+        let err = parse(&many).unwrap_err();
+        let ParseError::Lines { shown, total } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((shown.len(), *total), (BAD_LINES_SHOWN, 45));
+        assert_eq!(shown.last().map(|b| b.line), Some(39));
+        assert!(err.to_string().ends_with("\n  and 25 more"), "{err}");
     }
 
     #[test]
@@ -525,7 +624,14 @@ mod tests {
         assert_eq!(list.stats().host_bits_normalised, 1);
         let strict = ParseOptions { strict: true };
         let err = CidrList::parse("10.1.2.3/8\n".as_bytes(), "t", &strict).unwrap_err();
-        assert!(matches!(err, ParseError::HostBits { line: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err.bad_lines(),
+                [BadLine { line: 1, problem: LineProblem::HostBits(net), .. }]
+                    if *net == "10.0.0.0/8".parse::<IpNet>().unwrap()
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,7 +23,15 @@ pub mod generate;
 pub mod memory;
 mod netns;
 
-pub use cidr::{CidrList, Family, ListStats, Located, ParseError, ParseOptions};
+pub use cidr::{
+    BAD_LINES_SHOWN, BadLine, CidrList, Family, LineProblem, ListStats, Located, ParseError,
+    ParseOptions,
+};
 pub use error::{Error, Result};
 pub use filter::{EgressFilter, FilterStats, KernelMemory, OBJECT_PREFIX, ProgramCost, Tag};
 pub use netns::{NetNs, command_line, run_command, run_with_input};
+
+/// `n` and a noun in the right number: `count(1, "entry", "entries")` is "1 entry".
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

@@ -64,7 +64,13 @@ pub const PROG_FILTER_DIR: &str = "egb_filter_dir";
 pub const PROG_COLD_DIR: &str = "egb_cold_dir";
 /// Benchmark only: [`PROG_FILTER_COLD`] on the constant-time table.
 pub const PROG_FILTER_COLD_DIR: &str = "egb_filter_cold_dir";
-/// Lookups per run of [`PROG_COLD`].
+/// Benchmark only: [`COLD_LOOKUPS`] pseudo-random IPv6 addresses (2000::/3) per run, LPM trie.
+pub const PROG_COLD_V6: &str = "egb_cold_v6";
+/// Benchmark only: [`PROG_COLD_V6`] on the constant-time table's IPv6 side.
+pub const PROG_COLD_V6_DIR: &str = "egb_cold_v6_dir";
+/// Benchmark only: [`PROG_COLD_V6`] without the lookups.
+pub const PROG_COLD_V6_BASE: &str = "egb_cold_v6_base";
+/// Lookups per run of [`PROG_COLD`] and [`PROG_COLD_V6`].
 pub const COLD_LOOKUPS: u32 = 64;
 
 /// Packets and bytes dropped. Packets that pass are not counted: the interface's own

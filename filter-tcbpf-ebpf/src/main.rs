@@ -320,10 +320,17 @@ pub fn egb_cold(_ctx: TcContext) -> i32 {
 /// stored, so that the reads are not optimised away).
 #[classifier]
 pub fn egb_cold_dir(_ctx: TcContext) -> i32 {
+    cold_run(|x| dir_denies(mix(x).to_be_bytes()))
+}
+
+/// [`COLD_LOOKUPS`](common::COLD_LOOKUPS) answers of `lookup` for counters from a
+/// time-based seed, summed and stored so that no lookup is optimised away.
+#[inline(always)]
+fn cold_run(lookup: impl Fn(u32) -> bool) -> i32 {
     let base = seed();
     let mut hits = 0u64;
     for i in 0..common::COLD_LOOKUPS {
-        hits += u64::from(dir_denies(mix(base.wrapping_add(i)).to_be_bytes()));
+        hits += u64::from(lookup(base.wrapping_add(i)));
     }
     sink(hits);
     PASS
@@ -339,6 +346,43 @@ pub fn egb_cold_base(_ctx: TcContext) -> i32 {
     }
     // Keep the result alive so the mixing is not optimised away.
     if acc == 1 { DROP } else { PASS }
+}
+
+/// A pseudo-random global unicast IPv6 address (in 2000::/3) from a counter.
+#[inline(always)]
+fn mixed_v6(x: u32) -> [u8; 16] {
+    let words = [
+        (mix(x) & 0x1fff_ffff) | 0x2000_0000,
+        mix(x ^ 0x9e37_79b9),
+        mix(x ^ 0x7f4a_7c15),
+        mix(x ^ 0x94d0_49bb),
+    ];
+    let mut addr = [0u8; 16];
+    for (i, word) in words.iter().enumerate() {
+        addr[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
+    }
+    addr
+}
+
+/// Benchmark only: `egb_cold` for IPv6, in the LPM trie.
+#[classifier]
+pub fn egb_cold_v6(_ctx: TcContext) -> i32 {
+    cold_run(|x| trie_denies_v6(mixed_v6(x)))
+}
+
+/// Benchmark only: `egb_cold_v6` on the constant-time table's IPv6 side.
+#[classifier]
+pub fn egb_cold_v6_dir(_ctx: TcContext) -> i32 {
+    cold_run(|x| dir_denies_v6(mixed_v6(x)))
+}
+
+/// Benchmark only: `egb_cold_v6` without the lookups (a byte compare stands in for them).
+#[classifier]
+pub fn egb_cold_v6_base(_ctx: TcContext) -> i32 {
+    cold_run(|x| {
+        let addr = mixed_v6(x);
+        addr[15] == addr[7]
+    })
 }
 
 #[cfg(not(test))]

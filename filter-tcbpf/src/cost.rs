@@ -3,24 +3,47 @@
 //!
 //! Test runs repeat one packet, so lookups hit warm caches. The cold case (real traffic to
 //! the whole Internet) is timed with a benchmark-only program that looks up
-//! [`COLD_LOOKUPS`](filter_tcbpf_common::COLD_LOOKUPS) pseudo-random IPv4 addresses per run,
-//! less the same program without the lookups.
+//! [`COLD_LOOKUPS`](filter_tcbpf_common::COLD_LOOKUPS) pseudo-random addresses per run
+//! (IPv4, or IPv6 in 2000::/3), less the same program without the lookups; for each family
+//! the list holds.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use aya::Ebpf;
 use aya::programs::{TestRun, TestRunOptions};
-use filter_core::{CidrList, ProgramCost, Result};
+use filter_core::{CidrList, Family, ProgramCost, Result};
 use filter_tcbpf_common as common;
 
 use crate::{Fill, Table, TcbpfFilter, kernel, program_mut};
 
-/// The filter and cold-lookup programs of a table.
+/// The filter and IPv4 cold-lookup programs of a table.
 fn programs(table: Table) -> (&'static str, &'static str) {
+    (filter_program(table), cold_programs(table, Family::V4).0)
+}
+
+fn filter_program(table: Table) -> &'static str {
     match table {
-        Table::LpmTrie => (common::PROG_FILTER, common::PROG_COLD),
-        Table::Dir24 => (common::PROG_FILTER_DIR, common::PROG_COLD_DIR),
+        Table::LpmTrie => common::PROG_FILTER,
+        Table::Dir24 => common::PROG_FILTER_DIR,
+    }
+}
+
+/// The cold-lookup program of a table and family, and the same without the lookups.
+fn cold_programs(table: Table, family: Family) -> (&'static str, &'static str) {
+    match (table, family) {
+        (Table::LpmTrie, Family::V4) => (common::PROG_COLD, common::PROG_COLD_BASE),
+        (Table::Dir24, Family::V4) => (common::PROG_COLD_DIR, common::PROG_COLD_BASE),
+        (Table::LpmTrie, Family::V6) => (common::PROG_COLD_V6, common::PROG_COLD_V6_BASE),
+        (Table::Dir24, Family::V6) => (common::PROG_COLD_V6_DIR, common::PROG_COLD_V6_BASE),
+    }
+}
+
+/// The name of the per-lookup cold case of a family, as recorded.
+pub fn cold_case(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "cold: per random IPv4 lookup",
+        Family::V6 => "cold: per random IPv6 lookup",
     }
 }
 
@@ -72,9 +95,10 @@ impl Standalone {
     pub fn measure(
         &mut self,
         probes: &[(String, IpAddr)],
+        cold: &[Family],
         settings: &Settings,
     ) -> Result<Vec<ProgramCost>> {
-        measure(&mut self.ebpf, self.table, probes, settings)
+        measure(&mut self.ebpf, self.table, probes, cold, settings)
     }
 }
 
@@ -167,15 +191,17 @@ fn summary(case: &str, mut samples: Vec<f64>, repeat: u32) -> ProgramCost {
     }
 }
 
-/// Times the empty program (the method's floor), the filter for each probe, and the cold
-/// lookup, rounds interleaved so that a change in machine speed hits every case alike.
+/// Times the empty program (the method's floor), the filter for each probe, and cold
+/// lookups in each of `cold` (the families the list holds), rounds interleaved so that a
+/// change in machine speed hits every case alike.
 pub fn measure(
     ebpf: &mut Ebpf,
     table: Table,
     probes: &[(String, IpAddr)],
+    cold: &[Family],
     settings: &Settings,
 ) -> Result<Vec<ProgramCost>> {
-    let (filter, cold) = programs(table);
+    let filter = filter_program(table);
     let floor_packet = udp_packet(IpAddr::from([198, 19, 0, 1]));
     let mut cases: Vec<(String, &str, Vec<u8>, u32)> = vec![(
         "empty program (floor)".into(),
@@ -186,18 +212,29 @@ pub fn measure(
     for (name, dst) in probes {
         cases.push((name.clone(), filter, udp_packet(*dst), settings.repeat));
     }
-    cases.push((
-        "cold: 64 random lookups".into(),
-        cold,
-        floor_packet.clone(),
-        settings.cold_repeat,
-    ));
-    cases.push((
-        "cold: 64 random addresses, no lookup".into(),
-        common::PROG_COLD_BASE,
-        floor_packet,
-        settings.cold_repeat,
-    ));
+    let first_cold = cases.len();
+    for &family in cold {
+        let (lookups, base) = cold_programs(table, family);
+        let name = match family {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        };
+        cases.push((
+            format!("cold: {} random {name} lookups", common::COLD_LOOKUPS),
+            lookups,
+            floor_packet.clone(),
+            settings.cold_repeat,
+        ));
+        cases.push((
+            format!(
+                "cold: {} random {name} addresses, no lookup",
+                common::COLD_LOOKUPS
+            ),
+            base,
+            floor_packet.clone(),
+            settings.cold_repeat,
+        ));
+    }
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..settings.rounds {
         for (i, (_, program, packet, repeat)) in cases.iter().enumerate() {
@@ -211,16 +248,17 @@ pub fn measure(
         .collect();
     // Per cold lookup: the difference of the two cold programs, round by round.
     let lookups = f64::from(common::COLD_LOOKUPS);
-    let (cold, base) = (&samples[cases.len() - 2], &samples[cases.len() - 1]);
-    let per_lookup: Vec<f64> = cold
-        .iter()
-        .zip(base)
-        .map(|(c, b)| (c - b) / lookups)
-        .collect();
-    costs.push(summary(
-        "cold: per random IPv4 lookup",
-        per_lookup,
-        settings.cold_repeat,
-    ));
+    for (i, &family) in cold.iter().enumerate() {
+        let (with, without) = (
+            &samples[first_cold + 2 * i],
+            &samples[first_cold + 2 * i + 1],
+        );
+        let per_lookup: Vec<f64> = with
+            .iter()
+            .zip(without)
+            .map(|(c, b)| (c - b) / lookups)
+            .collect();
+        costs.push(summary(cold_case(family), per_lookup, settings.cold_repeat));
+    }
     Ok(costs)
 }

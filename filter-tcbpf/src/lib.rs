@@ -42,7 +42,8 @@ use aya::programs::{LinkOrder, SchedClassifier};
 use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfLoader};
 use filter_core::{
-    CidrList, EgressFilter, Error, FilterStats, KernelMemory, NetNs, ProgramCost, Result, Tag,
+    CidrList, EgressFilter, Error, Family, FilterStats, KernelMemory, NetNs, ProgramCost, Result,
+    Tag,
 };
 use filter_tcbpf_common as common;
 use ipnet::IpNet;
@@ -941,10 +942,23 @@ impl EgressFilter for TcbpfFilter {
 
     fn program_costs(&mut self, probes: &[(String, std::net::IpAddr)]) -> Result<Vec<ProgramCost>> {
         let instance = self.current.as_mut().ok_or(Error::NotLoaded)?;
+        // Cold lookups for the families the list holds (both when it is empty).
+        let held: Vec<Family> = Family::BOTH
+            .into_iter()
+            .zip(instance.entries)
+            .filter(|&(_, n)| n > 0)
+            .map(|(family, _)| family)
+            .collect();
+        let cold = if held.is_empty() {
+            Family::BOTH.to_vec()
+        } else {
+            held
+        };
         cost::measure(
             &mut instance.ebpf,
             self.table,
             probes,
+            &cold,
             &cost::Settings::default(),
         )
     }

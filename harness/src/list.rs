@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use filter_core::generate::{Mix, generate};
-use filter_core::{CidrList, Family, ListStats, ParseOptions};
+use filter_core::generate::{Generator, Mix, generate};
+use filter_core::{BAD_LINES_SHOWN, CidrList, Family, ListStats, Located, ParseOptions, count};
 use serde::Serialize;
 
 /// Which address families a run loads and checks.
@@ -97,6 +97,22 @@ pub fn build(args: &ListArgs) -> Result<(CidrList, ListInfo)> {
 
 /// Builds the run's list: generated or read, refused (or trimmed) if it covers any of
 /// `protected`, with `probes` appended for the families in use.
+/// Entries with their lines, one per line: the first [`BAD_LINES_SHOWN`], then a count.
+fn listed(entries: &[Located]) -> String {
+    let mut text: String = entries
+        .iter()
+        .take(BAD_LINES_SHOWN)
+        .map(|entry| match entry.line {
+            Some(line) => format!("\n  line {line}: {}", entry.net),
+            None => format!("\n  {}", entry.net),
+        })
+        .collect();
+    if entries.len() > BAD_LINES_SHOWN {
+        text.push_str(&format!("\n  and {} more", entries.len() - BAD_LINES_SHOWN));
+    }
+    text
+}
+
 pub fn build_for(
     args: &ListArgs,
     protected: &[std::net::IpAddr],
@@ -115,10 +131,14 @@ pub fn build_for(
                     .line_of(family, 0)
                     .map_or_else(String::new, |l| format!(" (first at line {l})"));
                 bail!(
-                    "{}: {} {family:?} entries{place} but --family {:?} was asked for; \
+                    "{}: {}{place} but --family {:?} was asked for; \
                      pass --family both, or remove them",
                     path.display(),
-                    list.len_of(family),
+                    count(
+                        list.len_of(family) as u64,
+                        &format!("{family:?} entry"),
+                        &format!("{family:?} entries")
+                    ),
                     args.family
                 );
             }
@@ -139,25 +159,18 @@ pub fn build_for(
     let mut excluded = 0;
     if !conflicts.is_empty() {
         if !args.exclude_conflicting {
-            let shown: Vec<String> = conflicts
-                .iter()
-                .take(10)
-                .map(|c| match c.line {
-                    Some(line) => format!("line {line}: {}", c.net),
-                    None => c.net.to_string(),
-                })
-                .collect();
             bail!(
-                "{} entries cover the test hosts' own addresses and would cut them off \
-                 ({}{}); nothing was changed. Remove them, or pass --exclude-conflicting to leave them out",
-                conflicts.len(),
-                shown.join(", "),
-                if conflicts.len() > 10 { ", ..." } else { "" }
+                "{} the test hosts' own addresses and would cut them off; nothing was \
+                 changed. Remove them, or pass --exclude-conflicting to leave them out:{}",
+                count(conflicts.len() as u64, "entry covers", "entries cover"),
+                listed(&conflicts)
             );
         }
         excluded = list.remove_covering(protected);
         eprintln!(
-            "left out {excluded} entries that cover the testbed's addresses (--exclude-conflicting)"
+            "left out {} that cover{} the testbed's addresses (--exclude-conflicting)",
+            count(excluded as u64, "entry", "entries"),
+            if excluded == 1 { "s" } else { "" }
         );
     }
     let stats = list.stats();
@@ -180,4 +193,41 @@ pub fn build_for(
         loaded_entries: list.len(),
     };
     Ok((list, info))
+}
+
+/// What `egress-bench generate` writes.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Distinct entries per family.
+    #[arg(long)]
+    pub rules: u64,
+    /// Seed of the generated list.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Prefix-length mix: default (89% /32, 10% /24, 1% /16), hosts, uniform.
+    #[arg(long, default_value_t = Mix::Default, value_parser = parse_mix)]
+    pub mix: Mix,
+    /// Address families to generate (IPv4 lines first).
+    #[arg(long, value_enum, default_value_t = Families::V4)]
+    pub family: Families,
+}
+
+/// Streams a generated list to standard output: memory stays flat whatever the size.
+pub fn write_generated(args: &GenerateArgs) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
+    for &family in args.family.list() {
+        for net in Generator::new(args.seed, args.mix, family, args.rules) {
+            match writeln!(out, "{net}") {
+                // A closed pipe (`| head`) ends the list quietly.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other.context("writing the list")?,
+            }
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the list"),
+    }
 }

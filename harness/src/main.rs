@@ -35,6 +35,9 @@ enum Command {
     /// Render a sweep's results.json (from `cargo xtask bench`) as CSV files, summary.md and
     /// plots, optionally against a baseline sweep.
     Report(report::ReportArgs),
+    /// Write a generated deny-list to standard output, one CIDR per line: the list `run
+    /// --rules N` would load (same seed, mix and family), for other tools or `--cidrs`.
+    Generate(list::GenerateArgs),
     /// Run the receiving side of two-host mode (`run --server`): UDP counting, UDP and TCP
     /// echo, and a control port.
     Serve(remote::ServeArgs),
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Cleanup => cleanup(),
         Command::Report(args) => report::report(&args),
         Command::Serve(args) => remote::serve(&args),
+        Command::Generate(args) => list::write_generated(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,6 +63,9 @@ pub struct Figures {
     pub send_path: Option<crate::sendpath::SendPath>,
     /// Traffic through the filter on the testbed (`--traffic`).
     pub traffic: Option<crate::traffic::Traffic>,
-    /// Change in the kernel's slab + vmalloc + per-CPU memory across the load (approximate).
+    /// Change in the kernel's slab + vmalloc + per-CPU memory across the load (approximate),
+    /// only when it can be trusted (positive and above the machine's idle noise).
     pub kernel_allocations_delta_bytes: Option<i64>,
+    /// The change as read, its noise, and why it is not a figure when it is not.
+    pub kernel_allocations: Option<crate::system::AllocationDelta>,
 }

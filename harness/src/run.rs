@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use filter_core::{Family, Tag};
+use filter_core::{Family, Tag, count};
 use filter_iptables::Backend;
 use filter_tcbpf::Attach;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -113,12 +113,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     } else {
         DENIED_V6.into()
     };
-    let memory_before = system::kernel_allocations();
+    let memory_before = system::AllocationBaseline::read();
     let watch = bed.watch_enforcement(watched, ENFORCEMENT_INTERVAL)?;
     std::thread::sleep(Duration::from_millis(5));
     let spinner = new_spinner(format!(
-        "loading {} entries into {}",
-        list.len(),
+        "loading {} into {}",
+        count(list.len() as u64, "entry", "entries"),
         filter.name()
     ));
     let start = Instant::now();
@@ -134,7 +134,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let verdict = verify(&bed, args.filter, families)?;
     let figures = if verdict.ok {
         // Read before traffic runs: sockets and queues would count as the filter's memory.
-        let memory_after = system::kernel_allocations();
+        let allocations = memory_before
+            .zip(system::kernel_allocations())
+            .map(|(before, after)| before.delta_to(after));
         let traffic = if args.traffic {
             let spinner = new_spinner("sending traffic through the filter".into());
             let traffic = crate::traffic::measure(&bed, &crate::traffic::Settings::default())
@@ -177,9 +179,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             program_costs,
             send_path,
             traffic,
-            kernel_allocations_delta_bytes: memory_before
-                .zip(memory_after)
-                .map(|(b, a)| i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(0)),
+            kernel_allocations_delta_bytes: allocations.as_ref().and_then(|a| a.bytes),
+            kernel_allocations: allocations,
         })
     } else {
         None
@@ -328,6 +329,7 @@ fn run_two_hosts(args: &RunArgs, server_address: &str) -> Result<()> {
                 send_path: None,
                 traffic,
                 kernel_allocations_delta_bytes: None,
+                kernel_allocations: None,
             }),
         ))
     })();
@@ -462,19 +464,22 @@ fn probe_name(probe: Probe) -> &'static str {
 fn print_summary(record: &Record) {
     let list = &record.list;
     println!(
-        "{}: {} entries ({} {}; {} distinct, {} duplicates, {} covered, {} host bits normalised; \
-         {:.2}% of the IPv4 space denied) [{}]",
+        "{}: {} ({} {}; {} distinct, {}, {} covered, {}; {:.2}% of the IPv4 space denied) [{}]",
         record.filter,
-        list.loaded_entries,
+        count(list.loaded_entries as u64, "entry", "entries"),
         list.source,
         list.mix.map_or_else(String::new, |m| format!(
             "mix {m} seed {}",
             list.seed.unwrap_or(0)
         )),
         list.stats.distinct,
-        list.stats.duplicates,
+        count(list.stats.duplicates, "duplicate", "duplicates"),
         list.stats.covered,
-        list.stats.host_bits_normalised,
+        count(
+            list.stats.host_bits_normalised,
+            "entry with host bits normalised",
+            "entries with host bits normalised"
+        ),
         list.stats.v4_space_denied * 100.0,
         record.backend,
     );
@@ -574,11 +579,18 @@ fn print_summary(record: &Record) {
                 );
             }
         }
-        if let Some(delta) = f.kernel_allocations_delta_bytes {
-            println!(
+        match &f.kernel_allocations {
+            Some(system::AllocationDelta {
+                bytes: Some(delta), ..
+            }) => println!(
                 "  kernel allocations changed by {:+.1} MiB across the load (slab+vmalloc+percpu, approximate)",
-                delta as f64 / (1 << 20) as f64
-            );
+                *delta as f64 / f64::from(1 << 20)
+            ),
+            Some(system::AllocationDelta {
+                untrusted: Some(why),
+                ..
+            }) => println!("  kernel allocations across the load: {why}"),
+            _ => {}
         }
     }
 }

@@ -48,6 +48,81 @@ pub fn kernel_allocations() -> Option<u64> {
     Some(total)
 }
 
+/// A reading of [`kernel_allocations`] taken before a load, with how much the figure moves
+/// by itself on this machine (the most it changed over a few idle readings).
+#[derive(Debug, Clone, Copy)]
+pub struct AllocationBaseline {
+    bytes: u64,
+    noise: u64,
+}
+
+/// The least change across a load that is taken as the filter's own: per-CPU slab caches
+/// and page-granular accounting move the figure by this much with nothing happening.
+const ALLOCATION_FLOOR: u64 = 1 << 20;
+
+impl AllocationBaseline {
+    /// Five readings 20 ms apart; the baseline is the last, the noise their range.
+    pub fn read() -> Option<Self> {
+        let mut readings = Vec::with_capacity(5);
+        for i in 0..5 {
+            if i > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            readings.push(kernel_allocations()?);
+        }
+        let (min, max) = (readings.iter().min()?, readings.iter().max()?);
+        Some(Self {
+            bytes: *readings.last()?,
+            noise: max - min,
+        })
+    }
+
+    /// The change to `after`, when it can be taken as what the load allocated: positive and
+    /// above four times the idle noise (and 1 MiB); otherwise why not.
+    pub fn delta_to(&self, after: u64) -> AllocationDelta {
+        let raw = i64::try_from(after).unwrap_or(i64::MAX) - i64::try_from(self.bytes).unwrap_or(0);
+        let threshold = (4 * self.noise).max(ALLOCATION_FLOOR);
+        let mib = |b: f64| b / f64::from(1 << 20);
+        #[expect(clippy::cast_precision_loss, reason = "for display")]
+        let untrusted = if raw < 0 {
+            Some(format!(
+                "not a figure: the kernel's allocations fell by {:.1} MiB across the load \
+                 (memory freed elsewhere outweighed the filter's)",
+                mib(-raw as f64)
+            ))
+        } else if raw.unsigned_abs() < threshold {
+            Some(format!(
+                "not a figure: {:+.1} MiB is below the noise (the idle reading moved {:.1} MiB; \
+                 trusted from {:.1} MiB)",
+                mib(raw as f64),
+                mib(self.noise as f64),
+                mib(threshold as f64)
+            ))
+        } else {
+            None
+        };
+        AllocationDelta {
+            bytes: untrusted.is_none().then_some(raw),
+            raw_bytes: raw,
+            noise_bytes: self.noise,
+            untrusted,
+        }
+    }
+}
+
+/// The change in the kernel's allocations across a load, and whether it is a figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct AllocationDelta {
+    /// The change, when it can be trusted as the filter's (positive, above the noise).
+    pub bytes: Option<i64>,
+    /// The change as read, trusted or not.
+    pub raw_bytes: i64,
+    /// How much the reading moved by itself before the load.
+    pub noise_bytes: u64,
+    /// Why `bytes` is not given, when it is not.
+    pub untrusted: Option<String>,
+}
+
 /// Peak resident memory of this process, in bytes, from `getrusage(RUSAGE_SELF)`. (Children
 /// are left out: a child's peak counts the pages it shared with this process before `exec`.)
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -61,5 +136,42 @@ impl PeakMemory {
         Self {
             egress_bench_bytes: usage.map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024),
         }
+    }
+}
+
+#[cfg(test)]
+mod allocation_tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn baseline(noise: u64) -> AllocationBaseline {
+        AllocationBaseline {
+            bytes: 1000 * MIB,
+            noise,
+        }
+    }
+
+    #[test]
+    fn a_fall_is_not_a_figure() {
+        let delta = baseline(0).delta_to(936 * MIB);
+        assert_eq!((delta.bytes, delta.raw_bytes), (None, -64 * MIB as i64));
+        assert!(delta.untrusted.unwrap().contains("fell by 64.0 MiB"));
+    }
+
+    #[test]
+    fn a_change_within_the_noise_is_not_a_figure() {
+        let delta = baseline(2 * MIB).delta_to(1005 * MIB);
+        assert_eq!(delta.bytes, None);
+        assert!(delta.untrusted.unwrap().contains("below the noise"));
+        let delta = baseline(0).delta_to(1000 * MIB + MIB / 2);
+        assert_eq!(delta.bytes, None, "under the 1 MiB floor");
+    }
+
+    #[test]
+    fn a_clear_rise_is_the_figure() {
+        let delta = baseline(2 * MIB).delta_to(1590 * MIB);
+        assert_eq!(delta.bytes, Some(590 * MIB as i64));
+        assert!(delta.untrusted.is_none());
     }
 }

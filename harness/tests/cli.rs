@@ -33,6 +33,19 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Runs `egress-bench run` with `args` and `--output`; the output and the record written.
+fn run_recorded(args: &[&str]) -> (Output, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", json.to_str().unwrap()]);
+    let out = run(&all);
+    assert!(out.status.success(), "{}", text(&out));
+    let record = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (out, record)
+}
+
 fn list_file(lines: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(lines.as_bytes()).unwrap();
@@ -42,23 +55,9 @@ fn list_file(lines: &str) -> tempfile::NamedTempFile {
 #[test]
 fn run_records_a_working_filter_and_leaves_nothing() {
     let _lock = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = run(&[
-        "run",
-        "--filter",
-        "ipset",
-        "--rules",
-        "5000",
-        "--family",
-        "both",
-        "--run-id",
-        "clirec",
-        "--output",
-        json.to_str().unwrap(),
+    let (_, record) = run_recorded(&[
+        "--filter", "ipset", "--rules", "5000", "--family", "both", "--run-id", "clirec",
     ]);
-    assert!(out.status.success(), "{}", text(&out));
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(record["verdict"]["ok"], true, "{record:#}");
     assert_eq!(record["verdict"]["probes"].as_array().unwrap().len(), 4);
     let figures = &record["figures"];
@@ -73,6 +72,44 @@ fn run_records_a_working_filter_and_leaves_nothing() {
     assert_eq!(record["list"]["loaded_entries"], 10_003);
     assert!(figures["stats"]["kernel_memory"]["bytes"].as_u64().unwrap() > 0);
     assert!(leftovers("egb-clirec").is_empty());
+}
+
+#[test]
+fn ipv6_only_run_times_ipv6_cold_lookups_and_says_what_memory_it_trusts() {
+    let _lock = serial();
+    let (out, record) = run_recorded(&[
+        "--filter", "tcbpf", "--rules", "3000", "--family", "6", "--run-id", "cliv6",
+    ]);
+    let figures = &record["figures"];
+    let cases: Vec<&str> = figures["program_costs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["case"].as_str())
+        .collect();
+    assert!(
+        cases.contains(&"cold: per random IPv6 lookup")
+            && !cases.iter().any(|c| c.contains("IPv4")),
+        "{cases:?}"
+    );
+    let said = text(&out);
+    assert!(!said.contains("IPv4 lookup"), "{said}");
+    // The allocation change is a figure only when it can be trusted; otherwise it says why.
+    let allocations = &figures["kernel_allocations"];
+    match figures["kernel_allocations_delta_bytes"].as_i64() {
+        Some(delta) => assert!(
+            delta > 0 && allocations["untrusted"].is_null(),
+            "{figures:#}"
+        ),
+        None => assert!(
+            allocations["untrusted"]
+                .as_str()
+                .unwrap()
+                .starts_with("not a figure"),
+            "{figures:#}"
+        ),
+    }
+    assert!(leftovers("egb-cliv6").is_empty());
 }
 
 #[test]
@@ -219,9 +256,9 @@ fn two_hosts_across_namespaces_leave_nothing_behind() {
 }
 
 #[test]
-fn bad_line_is_named_and_nothing_is_created() {
+fn every_bad_line_is_named_and_nothing_is_created() {
     let _lock = serial();
-    let file = list_file("# feed\n1.2.3.4\n1.2.3.999\n");
+    let file = list_file("# feed\n1.2.3.4\n1.2.3.999\n5.6.7.8\nexample.com\n10.0.0.0/33 ; typo\n");
     let out = run(&[
         "run",
         "--filter",
@@ -233,10 +270,14 @@ fn bad_line_is_named_and_nothing_is_created() {
     ]);
     assert!(!out.status.success());
     let said = text(&out);
-    assert!(
-        said.contains("line 3") && said.contains("1.2.3.999"),
-        "{said}"
-    );
+    for named in [
+        "3 bad lines",
+        "line 3: \"1.2.3.999\"",
+        "line 5: \"example.com\"",
+        "line 6: \"10.0.0.0/33\"",
+    ] {
+        assert!(said.contains(named), "{named:?} not in: {said}");
+    }
     assert!(leftovers("egb-clibad").is_empty());
 }
 
@@ -283,7 +324,26 @@ fn list_covering_the_testbed_stops_unless_excluded() {
         "--exclude-conflicting",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("left out 2 entries"), "{}", text(&out));
+    assert!(
+        text(&out).contains("left out 2 entries that cover the"),
+        "{}",
+        text(&out)
+    );
+    let one = list_file("1.2.3.4\n198.19.0.0/16\n");
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--cidrs",
+        one.path().to_str().unwrap(),
+        "--exclude-conflicting",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("left out 1 entry that covers the"),
+        "{}",
+        text(&out)
+    );
 }
 
 fn wait_for_namespace(prefix: &str) {
@@ -364,4 +424,24 @@ fn sigterm_mid_load_removes_the_testbed() {
         "{:?}",
         leftovers("egb-cliterm")
     );
+}
+
+#[test]
+fn generate_writes_the_list_a_run_would_load() {
+    let out = run(&[
+        "generate", "--rules", "5000", "--family", "both", "--seed", "7",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list = filter_core::CidrList::parse(
+        out.stdout.as_slice(),
+        "generate",
+        &filter_core::ParseOptions { strict: true },
+    )
+    .unwrap();
+    assert_eq!((list.v4().len(), list.v6().len()), (5000, 5000));
+    assert_eq!(list.stats().distinct, 10_000);
+    let again = run(&[
+        "generate", "--rules", "5000", "--family", "both", "--seed", "7",
+    ]);
+    assert_eq!(out.stdout, again.stdout, "same seed, same list");
 }

@@ -269,6 +269,8 @@ impl Testbed {
                 }
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => break,
+                // A signal (a child process of another test ending) cut the wait short.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io("receive probe", e)),
             }
         }

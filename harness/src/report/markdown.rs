@@ -166,8 +166,13 @@ fn scale_table(md: &mut String, sweep: &Sweep) {
                     miss - floor
                 ));
             }
-            if let Some(cold) = cost("cold: per random IPv4 lookup") {
-                per_packet.push(format!("cold {cold:.0}"));
+            for (family, case) in [
+                ("", "cold: per random IPv4 lookup"),
+                (" v6", "cold: per random IPv6 lookup"),
+            ] {
+                if let Some(cold) = cost(case) {
+                    per_packet.push(format!("cold{family} {cold:.0}"));
+                }
             }
             if let (Some(one), Some(many)) = (
                 send_path(f, "one_destination")["added_ns"].as_f64(),
@@ -379,8 +384,8 @@ fn program_cost_table(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
         "\n## eBPF program cost per run (BPF_PROG_TEST_RUN, ns, median of rounds)\n\n\
-         Warm cache: one packet repeated. The cold rows look up 64 pseudo-random IPv4 addresses per run; \
-         the per-lookup row is their difference over 64.\n"
+         Warm cache: one packet repeated. The cold rows look up 64 pseudo-random addresses per run (IPv4, and \
+         IPv6 in 2000::/3 where the list holds IPv6); the per-lookup rows are their difference over 64.\n"
     );
     let _ = writeln!(md, "| filter | entries | {} |", cases.join(" | "));
     let _ = writeln!(md, "|---|---:|{}", "---:|".repeat(cases.len()));
