@@ -35,6 +35,8 @@ enum Command {
     /// Render a sweep's results.json (from `cargo xtask bench`) as CSV files, summary.md and
     /// plots, optionally against a baseline sweep.
     Report(report::ReportArgs),
+    /// List the filters and how the sweep treats each (`--json` for `cargo xtask bench`).
+    Filters(filters::FiltersArgs),
     /// Write a generated deny-list to standard output, one CIDR per line: the list `run
     /// --rules N` would load (same seed, mix and family), for other tools or `--cidrs`.
     Generate(list::GenerateArgs),
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::report(&args),
         Command::Serve(args) => remote::serve(&args),
         Command::Generate(args) => list::write_generated(&args),
+        Command::Filters(args) => filters::print(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -464,12 +464,12 @@ fn probe_name(probe: Probe) -> &'static str {
 fn print_summary(record: &Record) {
     let list = &record.list;
     println!(
-        "{}: {} ({} {}; {} distinct, {}, {} covered, {}; {:.2}% of the IPv4 space denied) [{}]",
+        "{}: {} ({}{}; {} distinct, {}, {} covered, {}; {:.2}% of the IPv4 space denied) [{}]",
         record.filter,
         count(list.loaded_entries as u64, "entry", "entries"),
         list.source,
         list.mix.map_or_else(String::new, |m| format!(
-            "mix {m} seed {}",
+            " mix {m} seed {}",
             list.seed.unwrap_or(0)
         )),
         list.stats.distinct,

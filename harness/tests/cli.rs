@@ -281,6 +281,31 @@ fn every_bad_line_is_named_and_nothing_is_created() {
     assert!(leftovers("egb-clibad").is_empty());
 }
 
+/// A list over a kernel limit is refused once the testbed exists, naming the limit, and the
+/// testbed goes with the run: the leftover check here could find something.
+#[test]
+fn list_over_the_ipset_maxelem_is_refused_by_name_and_nothing_is_left() {
+    let _lock = serial();
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--rules",
+        "1000",
+        "--ipset-maxelem",
+        "1000",
+        "--run-id",
+        "climax",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("ipset maxelem") && said.contains("1002") && said.contains("1000"),
+        "{said}"
+    );
+    assert!(leftovers("egb-climax").is_empty());
+}
+
 #[test]
 fn wrong_family_is_named() {
     let _lock = serial();

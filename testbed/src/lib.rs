@@ -493,7 +493,7 @@ impl EnforcementWatch {
 }
 
 /// Kernel objects in the client namespace whose names start with `prefix`: iptables chains
-/// (both back-ends, both families), ipsets, tc egress filters on the client's link and
+/// (both back-ends, both families), ipsets, tc egress filters and TCX links on the client's link and
 /// pinned BPF objects. Tests use it to prove a filter left nothing behind.
 pub fn filter_objects(bed: &Testbed, prefix: &str) -> Vec<String> {
     let ns = bed.client();
@@ -528,6 +528,14 @@ pub fn filter_objects(bed: &Testbed, prefix: &str) -> Vec<String> {
             out.lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| format!("tc egress: {l}")),
+        );
+    }
+    // TCX programs are links, not tc filters: `tc filter show` does not list them.
+    if let Ok(out) = run_command(ns.command("bpftool").args(["net", "show", "dev", &link])) {
+        found.extend(
+            out.lines()
+                .filter(|l| l.contains(" egb_"))
+                .map(|l| format!("bpf link: {}", l.trim())),
         );
     }
     if let Ok(out) = run_command(ns.command("tc").args(["qdisc", "show", "dev", &link])) {

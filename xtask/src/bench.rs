@@ -65,38 +65,53 @@ pub struct Options {
     pub out: Option<PathBuf>,
 }
 
-/// Filters whose send path is measured: the reference loaders build the same kernel state
-/// as their engines, so measuring them again would say nothing new.
-const SEND_PATH: [&str; 9] = [
-    "none",
-    "iptables",
-    "ipset",
-    "tcbpf",
-    "tcbpf-dir",
-    "tcbpf-empty",
-    "tcbpf-cold",
-    "tcbpf-dir-cold",
-    "tcbpf-mix",
-];
+/// How the sweep treats each filter, from `egress-bench filters --json` (the harness's
+/// registry): the one place a filter's role is written down.
+struct Registry(Vec<Value>);
 
-/// The engines of the scale test: every engine and reference loader that can be asked to
-/// hold 10M+ entries (iptables is refused by the kernel's table size limit, by name).
-const SCALE_FILTERS: [&str; 7] = [
-    "ipset",
-    "ipset-restore",
-    "tcbpf",
-    "tcbpf-per-entry",
-    "tcbpf-dir",
-    "iptables",
-    "iptables-restore",
-];
+impl Registry {
+    fn read(binary: &Path) -> Result<Self> {
+        let out = Command::new(binary)
+            .args(["filters", "--json"])
+            .output()
+            .context("asking egress-bench for its filters")?;
+        anyhow::ensure!(out.status.success(), "egress-bench filters --json failed");
+        Ok(Self(serde_json::from_slice(&out.stdout)?))
+    }
+
+    /// A flag of the filter a label names (`tcbpf-empty@clsact` is `tcbpf-empty`).
+    fn flag(&self, label: &str, key: &str) -> bool {
+        let name = label.split(['@', '/']).next().unwrap_or(label);
+        self.0
+            .iter()
+            .find(|d| d["name"] == name)
+            .is_some_and(|d| d[key].as_bool() == Some(true))
+    }
+
+    fn is_reference(&self, label: &str) -> bool {
+        let name = label.split(['@', '/']).next().unwrap_or(label);
+        self.0
+            .iter()
+            .any(|d| d["name"] == name && d["role"] == "reference")
+    }
+
+    /// Benchmark-only variants and other attach modes run at the largest size only.
+    fn largest_only(&self, label: &str) -> bool {
+        label.contains('@') || self.flag(label, "largest_only")
+    }
+
+    /// The scale test's filters: every engine and reference loader.
+    fn scale_filters(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|d| d["scale"].as_bool() == Some(true))
+            .filter_map(|d| d["name"].as_str().map(ToOwned::to_owned))
+            .collect()
+    }
+}
 
 /// Sizes of the scale test.
 const SCALE_SIZES: [u64; 3] = [10_000_000, 50_000_000, 100_000_000];
-
-/// Reference loaders: same kernel state as their engine, so the scale test runs them on the
-/// default mix only, and to [`SCALE_REFERENCE_MAX`] entries.
-const REFERENCE_LOADERS: [&str; 3] = ["ipset-restore", "tcbpf-per-entry", "iptables-restore"];
 
 /// The largest size the scale test runs reference loaders at: their ratio to the engine
 /// holds from 10M to 50M (0.21x and 0.25x for ipset, 0.84x and 0.78x for tcbpf here), and at
@@ -106,15 +121,6 @@ const SCALE_REFERENCE_MAX: u64 = 50_000_000;
 /// At scale, the send path (which loads the list a second time, into the sink namespace) is
 /// measured only where the load is projected to take at most this long.
 const SCALE_SEND_PATH_MAX_LOAD: Duration = Duration::from_secs(90);
-
-/// Benchmark-only variants (the clsact attach floor, cold trie lookups on the send path):
-/// run at the largest size only, where they tell most.
-const LARGEST_ONLY: [&str; 4] = [
-    "tcbpf-empty@clsact",
-    "tcbpf-cold",
-    "tcbpf-dir-cold",
-    "tcbpf-mix",
-];
 
 struct Job {
     filter: String,
@@ -139,9 +145,10 @@ pub fn run(options: &Options) -> Result<()> {
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let _ = Command::new(&binary).arg("cleanup").status();
+    let registry = Registry::read(&binary)?;
 
     let filters = if options.scale {
-        SCALE_FILTERS.iter().map(ToString::to_string).collect()
+        registry.scale_filters()
     } else {
         options.filters.clone()
     };
@@ -176,11 +183,11 @@ pub fn run(options: &Options) -> Result<()> {
                 let largest = sizes.last() == Some(&size);
                 for filter in filters
                     .iter()
-                    .filter(|f| largest || !LARGEST_ONLY.contains(&f.as_str()))
+                    .filter(|f| largest || !registry.largest_only(f))
                     .filter(|f| {
                         !(options.scale
                             && (mix != "default" || size > SCALE_REFERENCE_MAX)
-                            && REFERENCE_LOADERS.contains(&f.as_str()))
+                            && registry.is_reference(f))
                     })
                 {
                     let label = if mix == "default" {
@@ -188,10 +195,9 @@ pub fn run(options: &Options) -> Result<()> {
                     } else {
                         format!("{filter}/{mix}")
                     };
-                    let base = filter.split_once('@').map_or(filter.as_str(), |(f, _)| f);
                     let send_path = !options.no_send_path
                         && repeat == 0
-                        && SEND_PATH.contains(&base)
+                        && registry.flag(filter, "send_path")
                         && !(options.scale && mix != "default");
                     jobs.push(Job {
                         filter: filter.clone(),
@@ -265,41 +271,42 @@ pub fn run(options: &Options) -> Result<()> {
             job.label.replace('/', "-"),
             job.size
         ));
-        let (status, record) = match one_run(&binary, job, options, &family, budget, &path)? {
-            Outcome::Done(record) => {
-                if let Some(load) = record["figures"]["load_seconds"].as_f64() {
-                    last_load.retain(|(l, ..)| *l != job.label);
-                    last_load.push((job.label.clone(), job.size, load));
+        let (status, record) =
+            match one_run(&binary, &registry, job, options, &family, budget, &path)? {
+                Outcome::Done(record) => {
+                    if let Some(load) = record["figures"]["load_seconds"].as_f64() {
+                        last_load.retain(|(l, ..)| *l != job.label);
+                        last_load.push((job.label.clone(), job.size, load));
+                    }
+                    ("ok", record)
                 }
-                ("ok", record)
-            }
-            Outcome::Failed(why) => {
-                eprintln!("  failed: {why}");
-                // A failure is a finding (a limit reached): larger sizes would fail the same way.
-                if options.scale {
+                Outcome::Failed(why) => {
+                    eprintln!("  failed: {why}");
+                    // A failure is a finding (a limit reached): larger sizes would fail the same way.
+                    if options.scale {
+                        stopped.push((
+                            job.label.clone(),
+                            format!("failed at {} entries ({why})", job.size),
+                        ));
+                    }
+                    ("failed", serde_json::json!({ "error": why }))
+                }
+                Outcome::OverBudget => {
+                    eprintln!(
+                        "  over the {} s budget: not run at larger sizes",
+                        budget.as_secs()
+                    );
                     stopped.push((
                         job.label.clone(),
-                        format!("failed at {} entries ({why})", job.size),
+                        format!(
+                            "over the {} s budget at {} entries",
+                            budget.as_secs(),
+                            job.size
+                        ),
                     ));
+                    ("over budget", Value::Null)
                 }
-                ("failed", serde_json::json!({ "error": why }))
-            }
-            Outcome::OverBudget => {
-                eprintln!(
-                    "  over the {} s budget: not run at larger sizes",
-                    budget.as_secs()
-                );
-                stopped.push((
-                    job.label.clone(),
-                    format!(
-                        "over the {} s budget at {} entries",
-                        budget.as_secs(),
-                        job.size
-                    ),
-                ));
-                ("over budget", Value::Null)
-            }
-        };
+            };
         let size = if job.size == 0 {
             record["list"]["loaded_entries"].as_u64().unwrap_or(0)
         } else {
@@ -389,6 +396,7 @@ fn wait_for_memory(at_start: Option<u64>) {
 
 fn one_run(
     binary: &Path,
+    registry: &Registry,
     job: &Job,
     options: &Options,
     family: &str,
@@ -422,7 +430,7 @@ fn one_run(
         }
     }
     // The program is the same whatever fills its maps: time it once per size and table.
-    if !["tcbpf", "tcbpf-dir"].contains(&job.filter.as_str()) || job.repeat > 0 {
+    if !registry.flag(&job.filter, "program_cost") || job.filter.contains('@') || job.repeat > 0 {
         cmd.arg("--no-program-cost");
     }
     let mut child = cmd

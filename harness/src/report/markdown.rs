@@ -5,15 +5,16 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::{Sweep, load_seconds, median, memory_bytes, send_path};
+use crate::filters::{Descriptor, FilterKind};
 
-/// Each engine's yardstick, measured in the same sweep.
-/// The constant-time table is measured against the LPM-trie engine.
-const REFERENCES: [(&str, &str); 4] = [
-    ("iptables", "iptables-restore"),
-    ("ipset", "ipset-restore"),
-    ("tcbpf", "tcbpf-per-entry"),
-    ("tcbpf-dir", "tcbpf"),
-];
+/// The label of the filter a label's figures are set against (`ipset/hosts` ->
+/// `ipset-restore/hosts`), from the registry: its reference loader or its floor.
+fn yardstick(label: &str, pick: impl Fn(&Descriptor) -> Option<&'static str>) -> Option<String> {
+    let kind = FilterKind::from_label(label)?;
+    let other = pick(&kind.descriptor())?;
+    // The same mix and attach suffix as the label's.
+    Some(format!("{other}{}", &label[kind.name().len()..]))
+}
 
 fn fmt(v: Option<f64>, digits: usize) -> String {
     v.filter(|v| v.is_finite())
@@ -69,13 +70,11 @@ fn load_table(md: &mut String, sweep: &Sweep) {
                 continue;
             }
             let get = |key: &str| sweep.median_of(filter, size, |f| f[key].as_f64());
-            let ratio = REFERENCES
-                .iter()
-                .find(|(engine, _)| engine == filter)
-                .and_then(|(_, reference)| {
+            let ratio = yardstick(filter, |d| d.load_compared_with)
+                .and_then(|reference| {
                     Some(
                         sweep.median_of(filter, size, load_seconds)?
-                            / sweep.median_of(reference, size, load_seconds)?,
+                            / sweep.median_of(&reference, size, load_seconds)?,
                     )
                 })
                 .map_or_else(String::new, |r| format!("{r:.2}x"));
@@ -236,13 +235,9 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
     for size in sweep.sizes() {
         for filter in sweep.filters.iter().filter(|f| has(f, size)) {
             let floor = |case: &str| {
-                let base = match filter.as_str() {
-                    "tcbpf" | "tcbpf-dir" | "tcbpf-mix" => "tcbpf-empty",
-                    "tcbpf-cold" | "tcbpf-dir-cold" => "tcbpf-mix",
-                    _ => return None,
-                };
+                let base = yardstick(filter, |d| d.send_path_floor)?;
                 let added = |f: &Value| send_path(f, case)["added_ns"].as_f64();
-                Some(sweep.median_of(filter, size, added)? - sweep.median_of(base, size, added)?)
+                Some(sweep.median_of(filter, size, added)? - sweep.median_of(&base, size, added)?)
             };
             let above = match (floor("one_destination"), floor("many_destinations")) {
                 (Some(a), Some(b)) => format!("{a:+.0} / {b:+.0}"),
