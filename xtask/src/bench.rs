@@ -120,7 +120,7 @@ const SCALE_REFERENCE_MAX: u64 = 50_000_000;
 
 /// At scale, the send path (which loads the list a second time, into the sink namespace) is
 /// measured only where the load is projected to take at most this long.
-const SCALE_SEND_PATH_MAX_LOAD: Duration = Duration::from_secs(90);
+const SCALE_SEND_PATH_MAX_LOAD: Duration = Duration::from_secs(100);
 
 struct Job {
     filter: String,
@@ -228,9 +228,8 @@ pub fn run(options: &Options) -> Result<()> {
             job.size
         );
         if let Some((_, why)) = stopped.iter().find(|(l, _)| *l == job.label) {
-            let why = format!("not run: {why}");
-            eprintln!("{progress}: {why}");
-            runs.push(serde_json::json!({"filter": job.label, "size": job.size, "status": "over budget", "record": {"error": why}}));
+            eprintln!("{progress}: not run: {why}");
+            runs.push(serde_json::json!({"filter": job.label, "size": job.size, "status": "not run", "record": {"error": why}}));
             continue;
         }
         let budget = Duration::from_secs(if options.scale {
@@ -338,7 +337,7 @@ fn write_results(out: &Path, options: &Options, family: &str, runs: &[Value]) ->
         options.budget,
         if options.scale {
             " plus 5 s per million entries (scale test: distinct entries, default and hosts mixes, \
-             reference loaders on the default mix to 50M, send path where the load takes <= 90 s)"
+             reference loaders on the default mix to 50M, send path where the load takes <= 100 s)"
         } else {
             ""
         }
