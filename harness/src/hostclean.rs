@@ -49,7 +49,7 @@ fn tc_filters() -> Vec<(String, String)> {
     found
 }
 
-/// Removes everything [`find`] finds; returns what it removed.
+/// Removes every egress-bench object found here; returns what it removed.
 pub fn remove(prefix: &str) -> Vec<String> {
     let mut removed = Vec::new();
     let here = NetNs::current();

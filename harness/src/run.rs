@@ -53,12 +53,12 @@ pub struct RunArgs {
     /// round-trip percentiles, and iperf3 as a cross-check (~8 s).
     #[arg(long)]
     pub traffic: bool,
-    /// Two hosts: drive `egress-bench serve` at ADDR[:PORT] instead of building a testbed,
+    /// Two hosts: drive `egress-bench serve` at `ADDR[:PORT]` instead of building a testbed,
     /// with the filter in this host's own network stack (needs --on-host).
     #[arg(long, requires = "on_host")]
     pub server: Option<String>,
     /// Allow changing this host's own firewall and tc hooks (two-host mode). Everything is
-    /// named egb-<run id> and removed on exit, error and Ctrl-C.
+    /// named `egb-<run id>` and removed on exit, error and Ctrl-C.
     #[arg(long)]
     pub on_host: bool,
     /// Two-host mode: another address of the server, which the run adds to the list to prove
@@ -68,7 +68,7 @@ pub struct RunArgs {
     /// Write the JSON record here.
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Name the run's kernel objects egb-<ID>-... (1 to 8 letters or digits).
+    /// Name the run's kernel objects `egb-<ID>-...` (1 to 8 letters or digits).
     #[arg(long)]
     pub run_id: Option<String>,
 }

@@ -60,7 +60,7 @@ pub struct Options {
     /// budget is not run at larger sizes.
     #[arg(long, default_value_t = 60)]
     pub budget: u64,
-    /// Output folder (default: bench-results/<unix time>).
+    /// Output folder (default: `bench-results/<unix time>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

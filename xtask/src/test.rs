@@ -31,6 +31,14 @@ pub fn run(options: &Options) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    eprintln!("xtask: cargo doc --workspace --no-deps with RUSTDOCFLAGS=-D warnings");
+    exec(cargo().env("RUSTDOCFLAGS", "-D warnings").args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--exclude",
+        EBPF_CRATE,
+    ]))?;
     eprintln!("xtask: cargo test --workspace (kernel tests in network namespaces of their own)");
     exec(
         cargo()

@@ -102,7 +102,7 @@ impl Sweep {
             .filter(move |r| r.filter == filter && r.size == size && r.ok())
     }
 
-    /// Why a filter has no figures at a size ("over budget", "failed: <the named error>"),
+    /// Why a filter has no figures at a size ("over budget", "failed: the named error"),
     /// or `None` if it has.
     pub fn missing(&self, filter: &str, size: u64) -> Option<String> {
         if self.ok_runs(filter, size).next().is_some() {
