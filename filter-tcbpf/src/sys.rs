@@ -91,11 +91,17 @@ pub struct Mapping {
 // SAFETY: the mapping is plain shared memory, owned by this value alone.
 unsafe impl Send for Mapping {}
 
-/// Types the mapped values are viewed as: plain bytes, every bit pattern valid, alignment
-/// at most a page.
-pub trait Plain: Copy {}
-impl Plain for u32 {}
-impl Plain for crate::dir::Chunk {}
+/// Types the mapped values are viewed as.
+///
+/// # Safety
+///
+/// Implementors must be plain bytes: no padding, every bit pattern a valid value, alignment
+/// at most a page (the mapping's), since the kernel and the program write them freely.
+pub unsafe trait Plain: Copy {}
+// SAFETY: a u32 is four bytes, any pattern valid.
+unsafe impl Plain for u32 {}
+// SAFETY: a chunk is a byte array.
+unsafe impl Plain for crate::dir::Chunk {}
 
 impl Mapping {
     /// Maps the first `len` bytes of the values of the array map `map`, read-write.

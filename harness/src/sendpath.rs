@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use filter_core::NetNs;
 use serde::Serialize;
 
+use crate::report::median;
 use crate::sys::{BATCH, Sender, thread_cpu_time};
 
 /// UDP payload for 64-byte Ethernet frames (14 + 20 + 8 + 18, FCS not counted... plus 4).
@@ -86,11 +87,6 @@ pub struct SendPath {
     pub many_destinations: Paired,
     /// Reasons not to trust the figures, with what to do.
     pub warnings: Vec<String>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// A socket in `netns`, connected to the one destination or unconnected for many.
