@@ -969,11 +969,33 @@ impl EgressFilter for TcbpfFilter {
         }
         if self.created_qdisc {
             self.created_qdisc = false;
+            // Another filter may have hooked the qdisc since: then it stays.
+            if self.other_tc_filters()? {
+                return Ok(());
+            }
             let mut cmd = self.netns.command("tc");
             cmd.args(["qdisc", "del", "dev", &self.interface, "clsact"]);
             filter_core::run_command(&mut cmd)?;
         }
         Ok(())
+    }
+}
+
+impl TcbpfFilter {
+    /// Whether tc filters other than ours sit on the interface's clsact hooks (ours are
+    /// gone when this is asked).
+    fn other_tc_filters(&self) -> Result<bool> {
+        for direction in ["ingress", "egress"] {
+            let mut cmd = self.netns.command("tc");
+            cmd.args(["filter", "show", "dev", &self.interface, direction]);
+            if filter_core::run_command(&mut cmd)?
+                .lines()
+                .any(|l| !l.trim().is_empty())
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

@@ -45,6 +45,42 @@ fn attached_program_is_visible_then_gone() {
     }
 }
 
+/// A clsact qdisc this filter made stays when another filter has hooked it since: tearing
+/// down must not take someone else's filter with it.
+#[test]
+fn clsact_qdisc_another_filter_uses_is_kept() {
+    let bed = Testbed::new().unwrap();
+    let link = bed.client_link();
+    let mut filter = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &link,
+        Attach::Clsact,
+    );
+    filter.load(&list(100)).unwrap();
+    let tc =
+        |args: &[&str]| filter_core::run_command(bed.client().command("tc").args(args)).unwrap();
+    // A classifier that matches everything and does nothing (this kernel has no tc action
+    // modules).
+    tc(&[
+        "filter", "add", "dev", &link, "egress", "pref", "7", "u32", "match", "u32", "0", "0",
+    ]);
+    filter.teardown().unwrap();
+    assert!(tc(&["qdisc", "show", "dev", &link]).contains("clsact"));
+    assert!(tc(&["filter", "show", "dev", &link, "egress"]).contains("u32"));
+    // Alone on the qdisc, it removes it.
+    tc(&["qdisc", "del", "dev", &link, "clsact"]);
+    let mut alone = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &link,
+        Attach::Clsact,
+    );
+    alone.load(&list(100)).unwrap();
+    alone.teardown().unwrap();
+    assert!(!tc(&["qdisc", "show", "dev", &link]).contains("clsact"));
+}
+
 #[test]
 fn stats_count_entries_drops_and_memory() {
     let bed = Testbed::new().unwrap();
