@@ -55,6 +55,8 @@ pub struct IptablesFilter {
     /// Rules per entry, so that adding a present entry or removing an absent one is a no-op;
     /// built from `list` on the first add or remove.
     rules: Option<HashMap<IpNet, u32>>,
+    /// Tests only: the next IPv6 transaction fails, as a kernel refusal would.
+    fail_next_v6: std::cell::Cell<bool>,
 }
 
 impl IptablesFilter {
@@ -78,6 +80,26 @@ impl IptablesFilter {
             loaded: false,
             list: CidrList::new(),
             rules: None,
+            fail_next_v6: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Tests only: makes the next IPv6 restore transaction fail, to prove a replace that
+    /// fails half way leaves the old list in force in both families.
+    #[doc(hidden)]
+    pub fn fail_next_ipv6_transaction(&mut self) {
+        self.fail_next_v6.set(true);
+    }
+
+    /// The IPv4 rules in force: the loaded list changed by any adds and removes.
+    fn live_v4(&self) -> Vec<IpNet> {
+        match &self.rules {
+            None => self.list.v4().iter().map(|&n| IpNet::V4(n)).collect(),
+            Some(rules) => rules
+                .iter()
+                .filter(|(net, _)| matches!(net, IpNet::V4(_)))
+                .flat_map(|(&net, &count)| std::iter::repeat_n(net, count as usize))
+                .collect(),
         }
     }
 
@@ -99,6 +121,13 @@ impl IptablesFilter {
         nets: impl Iterator<Item = N>,
         footer: &str,
     ) -> Result<()> {
+        if family == Family::V6 && self.fail_next_v6.replace(false) {
+            return Err(filter_core::Error::Kernel {
+                operation: "the IPv6 restore transaction (injected by a test)".into(),
+                code: -1,
+                message: "injected failure".into(),
+            });
+        }
         let chain = self.chain();
         let write = |w: &mut dyn Write| -> io::Result<()> {
             w.write_all(header.as_bytes())?;
@@ -141,6 +170,16 @@ impl IptablesFilter {
         if let Err(e) = self.transaction(Family::V6, &header, "-A", list.v6().iter(), &footer) {
             if hook {
                 let _ = xtables::remove_chain(&self.netns, self.backend, Family::V4, chain);
+            } else {
+                // A replace: the IPv4 chain already holds the new list; put the old one back
+                // so that both families keep what they had.
+                let old = self.live_v4();
+                self.transaction(Family::V4, &header, "-A", old.iter(), "")
+                    .map_err(|undo| {
+                        filter_core::Error::InvalidInput(format!(
+                            "{e}; and restoring the previous IPv4 rules failed too: {undo}"
+                        ))
+                    })?;
             }
             return Err(e);
         }
