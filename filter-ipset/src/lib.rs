@@ -119,6 +119,8 @@ pub struct IpsetFilter {
     socket: IpsetSocket,
     loaded: bool,
     maxelem: Option<u32>,
+    /// Tests only: the next IPv6 swap fails, as a kernel refusal would.
+    fail_next_v6_swap: bool,
 }
 
 impl IpsetFilter {
@@ -142,7 +144,27 @@ impl IpsetFilter {
             socket,
             loaded: false,
             maxelem: None,
+            fail_next_v6_swap: false,
         })
+    }
+
+    /// Tests only: makes the next swap of the IPv6 set fail, to prove a replace that fails
+    /// half way leaves the old list in force in both families.
+    #[doc(hidden)]
+    pub fn fail_next_ipv6_swap(&mut self) {
+        self.fail_next_v6_swap = true;
+    }
+
+    fn swap(&mut self, family: Family) -> Result<()> {
+        if family == Family::V6 && std::mem::take(&mut self.fail_next_v6_swap) {
+            return Err(Error::Kernel {
+                operation: "swapping the IPv6 set (injected by a test)".into(),
+                code: -1,
+                message: "injected failure".into(),
+            });
+        }
+        let (live, staging) = (self.set_name(family), self.staging_name(family));
+        self.socket.swap(&live, &staging)
     }
 
     /// Creates sets with this `maxelem` instead of twice the list, and refuses lists with
@@ -331,10 +353,22 @@ impl EgressFilter for IpsetFilter {
                 return Err(e);
             }
         }
+        let mut swapped = Vec::new();
         for family in Family::BOTH {
-            let (live, staging) = (self.set_name(family), self.staging_name(family));
-            self.socket.swap(&live, &staging)?;
-            self.socket.destroy(&staging)?;
+            if let Err(e) = self.swap(family) {
+                // Swapping back puts the old sets in force again (staging holds them now).
+                for &done in &swapped {
+                    let _ = self.swap(done);
+                }
+                for family in Family::BOTH {
+                    let _ = self.socket.destroy(&self.staging_name(family));
+                }
+                return Err(e);
+            }
+            swapped.push(family);
+        }
+        for family in Family::BOTH {
+            self.socket.destroy(&self.staging_name(family))?;
         }
         Ok(())
     }
