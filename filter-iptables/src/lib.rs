@@ -42,6 +42,24 @@ enum Loader {
     Script,
 }
 
+/// What a rule line does to the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleOp {
+    /// `-A`: append the rule.
+    Append,
+    /// `-D`: delete the first rule equal to it.
+    Delete,
+}
+
+impl RuleOp {
+    fn flag(self) -> &'static str {
+        match self {
+            RuleOp::Append => "-A",
+            RuleOp::Delete => "-D",
+        }
+    }
+}
+
 /// One DROP rule per CIDR; see the [crate docs](crate).
 #[derive(Debug)]
 pub struct IptablesFilter {
@@ -117,7 +135,7 @@ impl IptablesFilter {
         &self,
         family: Family,
         header: &str,
-        op: &str,
+        op: RuleOp,
         nets: impl Iterator<Item = N>,
         footer: &str,
     ) -> Result<()> {
@@ -132,7 +150,7 @@ impl IptablesFilter {
         let write = |w: &mut dyn Write| -> io::Result<()> {
             w.write_all(header.as_bytes())?;
             for net in nets {
-                writeln!(w, "{op} {chain} -d {net} -j DROP")?;
+                writeln!(w, "{} {chain} -d {net} -j DROP", op.flag())?;
             }
             w.write_all(footer.as_bytes())?;
             w.write_all(b"COMMIT\n")
@@ -165,16 +183,28 @@ impl IptablesFilter {
             // The whole IPv4 chain in one IPT_SO_SET_REPLACE, no text in between.
             legacy::load_chain(&self.netns, chain, list.v4())?;
         } else {
-            self.transaction(Family::V4, &header, "-A", list.v4().iter(), &footer)?;
+            self.transaction(
+                Family::V4,
+                &header,
+                RuleOp::Append,
+                list.v4().iter(),
+                &footer,
+            )?;
         }
-        if let Err(e) = self.transaction(Family::V6, &header, "-A", list.v6().iter(), &footer) {
+        if let Err(e) = self.transaction(
+            Family::V6,
+            &header,
+            RuleOp::Append,
+            list.v6().iter(),
+            &footer,
+        ) {
             if hook {
                 let _ = xtables::remove_chain(&self.netns, self.backend, Family::V4, chain);
             } else {
                 // A replace: the IPv4 chain already holds the new list; put the old one back
                 // so that both families keep what they had.
                 let old = self.live_v4();
-                self.transaction(Family::V4, &header, "-A", old.iter(), "")
+                self.transaction(Family::V4, &header, RuleOp::Append, old.iter(), "")
                     .map_err(|undo| {
                         filter_core::Error::InvalidInput(format!(
                             "{e}; and restoring the previous IPv4 rules failed too: {undo}"
@@ -194,11 +224,11 @@ impl IptablesFilter {
         rules
     }
 
-    fn change(&mut self, entries: &[IpNet], op: &str) -> Result<()> {
+    fn change(&mut self, entries: &[IpNet], op: RuleOp) -> Result<()> {
         if !self.loaded {
             return Err(filter_core::Error::NotLoaded);
         }
-        let adding = op == "-A";
+        let adding = op == RuleOp::Append;
         let rules = self.rules.get_or_insert_with(|| Self::count(&self.list));
         let mut picked: Vec<IpNet> = Vec::new();
         for net in entries.iter().map(IpNet::trunc) {
@@ -274,11 +304,11 @@ impl EgressFilter for IptablesFilter {
     }
 
     fn add(&mut self, entries: &[IpNet]) -> Result<()> {
-        self.change(entries, "-A")
+        self.change(entries, RuleOp::Append)
     }
 
     fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
-        self.change(entries, "-D")
+        self.change(entries, RuleOp::Delete)
     }
 
     fn stats(&self) -> Result<FilterStats> {
