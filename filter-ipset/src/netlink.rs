@@ -183,6 +183,25 @@ fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// Netlink messages in a received buffer: (type, sequence number, body after the 16-byte
+/// header). Stops at the first message whose length does not fit, so no input panics.
+fn messages(mut data: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
+    std::iter::from_fn(move || {
+        let header = data.get(..16)?;
+        let len = u32::from_ne_bytes(header[0..4].try_into().ok()?) as usize;
+        let kind = u16::from_ne_bytes([header[4], header[5]]);
+        let seq = u32::from_ne_bytes(header[8..12].try_into().ok()?);
+        let body = data.get(16..len)?;
+        data = data.get(len.next_multiple_of(4)..).unwrap_or_default();
+        Some((kind, seq, body))
+    })
+}
+
+/// The error number of an `NLMSG_ERROR` body (0: an acknowledgement), if it has one.
+fn error_code(body: &[u8]) -> Option<i32> {
+    Some(i32::from_ne_bytes(body.get(..4)?.try_into().ok()?))
+}
+
 fn be32(payload: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(payload.get(..4)?.try_into().ok()?))
 }
@@ -255,26 +274,20 @@ impl IpsetSocket {
                     entry: None,
                 });
             }
-            let mut data = &self.rx[..];
-            while data.len() >= 16 {
-                let len = u32::from_ne_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
-                let kind = u16::from_ne_bytes([data[4], data[5]]);
-                let reply_seq = u32::from_ne_bytes(data[8..12].try_into().expect("4 bytes"));
-                if len < 16 || len > data.len() {
-                    break;
+            for (kind, reply_seq, body) in messages(&self.rx) {
+                if kind != NLMSG_ERROR || reply_seq != seq {
+                    continue;
                 }
-                let body = &data[16..len];
-                if kind == NLMSG_ERROR && reply_seq == seq && body.len() >= 4 {
-                    let error = i32::from_ne_bytes(body[0..4].try_into().expect("4 bytes"));
-                    if error == 0 {
-                        return Ok(());
+                match error_code(body) {
+                    Some(0) => return Ok(()),
+                    Some(error) => {
+                        return Err(Refusal {
+                            code: -error,
+                            entry: refused_entry(&body[4..]),
+                        });
                     }
-                    return Err(Refusal {
-                        code: -error,
-                        entry: refused_entry(&body[4..]),
-                    });
+                    None => {}
                 }
-                data = &data[len.next_multiple_of(4).min(data.len())..];
             }
         }
     }
@@ -411,18 +424,11 @@ impl IpsetSocket {
             self.socket
                 .recv(&mut self.rx, 0)
                 .map_err(|e| Error::io(operation(), e))?;
-            let mut data = &self.rx[..];
-            while data.len() >= 16 {
-                let len = u32::from_ne_bytes(data[0..4].try_into().expect("4 bytes")) as usize;
-                let kind = u16::from_ne_bytes([data[4], data[5]]);
-                if len < 16 || len > data.len() {
-                    break;
-                }
-                let body = &data[16..len];
+            for (kind, _, body) in messages(&self.rx) {
                 match kind {
                     NLMSG_DONE => return Ok(header),
                     NLMSG_ERROR => {
-                        let error = i32::from_ne_bytes(body[0..4].try_into().expect("4 bytes"));
+                        let error = error_code(body).unwrap_or(-libc_eio());
                         if error != 0 {
                             return Err(Refusal {
                                 code: -error,
@@ -451,7 +457,6 @@ impl IpsetSocket {
                     }
                     _ => {}
                 }
-                data = &data[len.next_multiple_of(4).min(data.len())..];
             }
         }
     }
@@ -527,7 +532,81 @@ fn distinct<T: Ord + Copy>(items: &[T]) -> usize {
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// A netlink message: header (length, type, flags, seq, port) and body.
+    fn message(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(16 + body.len()).unwrap();
+        let mut m = len.to_ne_bytes().to_vec();
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        m.resize(m.len().next_multiple_of(4), 0);
+        m
+    }
+
+    #[test]
+    fn replies_are_split_into_messages_and_errors() {
+        let mut rx = message(NLMSG_ERROR, 7, &(-17i32).to_ne_bytes());
+        rx.extend(message(NLMSG_DONE, 8, &[1, 2, 3]));
+        let got: Vec<_> = messages(&rx).collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].0, got[0].1, error_code(got[0].2)),
+            (NLMSG_ERROR, 7, Some(-17))
+        );
+        assert_eq!((got[1].0, got[1].2), (NLMSG_DONE, &[1u8, 2, 3][..]));
+        // A truncated second message is left out, not read past.
+        assert_eq!(messages(&rx[..rx.len() - 4]).count(), 1);
+        assert_eq!(error_code(&[1, 2]), None);
+    }
+
+    proptest! {
+        /// Whatever the kernel (or a corrupted buffer) hands back, parsing never panics and
+        /// never reads past the buffer.
+        #[test]
+        fn parsing_random_and_truncated_replies_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            cut in 0usize..512,
+        ) {
+            let bytes = &bytes[..cut.min(bytes.len())];
+            for (_, _, body) in messages(bytes) {
+                prop_assert!(body.len() <= bytes.len());
+                let _ = error_code(body);
+                let _ = refused_entry(body);
+                for (_, payload) in attributes(body) {
+                    prop_assert!(payload.len() <= body.len());
+                    let _ = be32(payload);
+                }
+            }
+            let _ = attributes(bytes).count();
+            let _ = refused_entry(bytes);
+        }
+
+        /// Well-formed messages come back whole, in order, however many are packed.
+        #[test]
+        fn packed_messages_come_back_whole(
+            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8),
+        ) {
+            let rx: Vec<u8> = bodies
+                .iter()
+                .enumerate()
+                .flat_map(|(i, b)| message(NLMSG_ERROR, i as u32, b))
+                .collect();
+            let got: Vec<(u32, Vec<u8>)> =
+                messages(&rx).map(|(_, seq, body)| (seq, body.to_vec())).collect();
+            let padded: Vec<(u32, Vec<u8>)> = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i as u32, b.clone()))
+                .collect();
+            prop_assert_eq!(got, padded);
+        }
+    }
 
     #[test]
     fn add_message_matches_ipset_restore_layout() {
