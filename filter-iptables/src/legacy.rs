@@ -76,6 +76,41 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes(b[at..at + 2].try_into().expect("2 bytes"))
 }
 
+fn malformed(at: usize, why: &str) -> Error {
+    Error::InvalidInput(format!(
+        "malformed x_tables blob from the kernel: entry at byte {at}: {why}"
+    ))
+}
+
+/// Offsets of the entries of a table blob, each checked to lie whole inside it with its
+/// target inside the entry (a standard target's verdict included), so that reading and
+/// rewriting them cannot go out of bounds.
+fn entry_offsets(blob: &[u8]) -> Result<Vec<usize>> {
+    /// `struct ipt_entry` without its matches and target.
+    const ENTRY_HEAD: usize = 112;
+    let mut offsets = Vec::new();
+    let mut at = 0;
+    while at < blob.len() {
+        if at + ENTRY_HEAD > blob.len() {
+            return Err(malformed(at, "shorter than an entry header"));
+        }
+        let target = usize::from(u16_at(blob, at + 88));
+        let next = usize::from(u16_at(blob, at + 90));
+        if next < ENTRY_HEAD || at + next > blob.len() {
+            return Err(malformed(at, "its length runs past the table"));
+        }
+        // A target header is 32 bytes; a standard target (empty name) adds its verdict.
+        let standard = blob.get(at + target + 2) == Some(&0);
+        let needed = if standard { 36 } else { 32 };
+        if target < ENTRY_HEAD || target + needed > next {
+            return Err(malformed(at, "its target lies outside it"));
+        }
+        offsets.push(at);
+        at += next;
+    }
+    Ok(offsets)
+}
+
 fn sockopt_error(what: &str) -> Error {
     let e = io::Error::last_os_error();
     Error::Kernel {
@@ -195,21 +230,21 @@ pub fn load_chain(netns: &NetNs, chain: &str, nets: &[Ipv4Net]) -> Result<()> {
     getsockopt(&fd, IPT_SO_GET_ENTRIES, &mut get, "IPT_SO_GET_ENTRIES")?;
     let old = &get[GET_ENTRIES..];
 
-    // The last entry is the table's closing ERROR entry: our chain goes just before it.
-    let mut offsets = Vec::new();
-    let mut at = 0;
-    while at < old_size {
-        offsets.push(at);
-        let next = usize::from(u16_at(old, at + 90));
-        if next == 0 {
-            return Err(Error::InvalidInput(
-                "malformed x_tables blob from the kernel".into(),
-            ));
-        }
-        at += next;
+    if u32_at(&get, 32) as usize != old_size {
+        return Err(Error::InvalidInput(
+            "the legacy filter table changed while it was read; try again".into(),
+        ));
     }
-    let closing = *offsets.last().expect("a table has entries");
+    // The last entry is the table's closing ERROR entry: our chain goes just before it.
+    let offsets = entry_offsets(old)?;
+    let closing = *offsets.last().ok_or_else(|| malformed(0, "no entries"))?;
     let output = hook_entry[NF_INET_LOCAL_OUT] as usize;
+    if offsets.binary_search(&output).is_err() || output > closing {
+        return Err(malformed(
+            output,
+            "the OUTPUT hook does not start at an entry",
+        ));
+    }
     let chain_len = ERROR + nets.len() * STANDARD + STANDARD;
     let moved = |o: usize| -> usize {
         if o < output {
@@ -264,6 +299,7 @@ pub fn load_chain(netns: &NetNs, chain: &str, nets: &[Ipv4Net]) -> Result<()> {
         for &o in offsets.iter().filter(|&&o| range.contains(&o)) {
             let e = base + (o - range.start);
             let target = e + usize::from(u16_at(blob, e + 88));
+            // In bounds: entry_offsets checked every entry and its target.
             let is_standard = blob[target + 2] == 0;
             let verdict =
                 i32::from_ne_bytes(blob[target + 32..target + 36].try_into().expect("4 bytes"));
@@ -306,5 +342,86 @@ pub fn load_chain(netns: &NetNs, chain: &str, nets: &[Ipv4Net]) -> Result<()> {
         Err(sockopt_error("IPT_SO_SET_REPLACE"))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A chain as this module writes it: its ERROR head, two DROP rules and a RETURN.
+    fn chain_blob() -> Vec<u8> {
+        let mut blob = Vec::new();
+        error_entry(&mut blob, "egb-test");
+        for net in ["203.0.113.0/24", "198.51.100.7/32"] {
+            standard_entry(&mut blob, Some(net.parse().unwrap()), VERDICT_DROP);
+        }
+        standard_entry(&mut blob, None, VERDICT_RETURN);
+        blob
+    }
+
+    #[test]
+    fn entries_written_here_are_read_back() {
+        let blob = chain_blob();
+        assert_eq!(
+            entry_offsets(&blob).unwrap(),
+            [0, ERROR, ERROR + STANDARD, ERROR + 2 * STANDARD]
+        );
+        assert_eq!(blob.len(), ERROR + 3 * STANDARD);
+        // The DROP rule's fields where the kernel reads them (struct ipt_ip: src, dst,
+        // smsk, dmsk).
+        let rule = ERROR;
+        assert_eq!(&blob[rule + 4..rule + 8], &[203, 0, 113, 0]);
+        assert_eq!(&blob[rule + 12..rule + 16], &[255, 255, 255, 0]);
+        assert_eq!(u16_at(&blob, rule + 88) as usize, ENTRY);
+        assert_eq!(u16_at(&blob, rule + 90) as usize, STANDARD);
+        assert_eq!(
+            i32::from_ne_bytes(
+                blob[rule + ENTRY + 32..rule + ENTRY + 36]
+                    .try_into()
+                    .unwrap()
+            ),
+            VERDICT_DROP
+        );
+    }
+
+    #[test]
+    fn truncated_or_corrupt_blobs_are_refused() {
+        let blob = chain_blob();
+        assert!(entry_offsets(&blob[..blob.len() - 1]).is_err());
+        let mut zero_next = blob.clone();
+        zero_next[90..92].copy_from_slice(&0u16.to_ne_bytes());
+        assert!(
+            entry_offsets(&zero_next).is_err(),
+            "a zero length would loop"
+        );
+        let mut far_target = blob;
+        far_target[ERROR + 88..ERROR + 90].copy_from_slice(&(STANDARD as u16).to_ne_bytes());
+        assert!(entry_offsets(&far_target).is_err());
+    }
+
+    proptest! {
+        /// Random and truncated bytes never panic; what is accepted lies inside the blob.
+        #[test]
+        fn random_blobs_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..1024),
+            cut in 0usize..(ERROR + 3 * STANDARD),
+            keep_valid in any::<bool>(),
+        ) {
+            let bytes = if keep_valid {
+                let blob = chain_blob();
+                blob[..cut.min(blob.len())].to_vec()
+            } else {
+                bytes
+            };
+            if let Ok(offsets) = entry_offsets(&bytes) {
+                for &at in &offsets {
+                    let next = usize::from(u16_at(&bytes, at + 90));
+                    prop_assert!(at + next <= bytes.len());
+                }
+            }
+        }
     }
 }
