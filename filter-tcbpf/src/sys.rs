@@ -24,6 +24,17 @@ struct BatchAttr {
     flags: u64,
 }
 
+// The layout the kernel reads: uapi's `batch` struct is 56 bytes, with `count` at 32,
+// `map_fd` at 36 and `flags` at 48.
+const _: () = {
+    assert!(size_of::<BatchAttr>() == 56);
+    assert!(std::mem::offset_of!(BatchAttr, keys) == 16);
+    assert!(std::mem::offset_of!(BatchAttr, count) == 32);
+    assert!(std::mem::offset_of!(BatchAttr, map_fd) == 36);
+    assert!(std::mem::offset_of!(BatchAttr, elem_flags) == 40);
+    assert!(std::mem::offset_of!(BatchAttr, flags) == 48);
+};
+
 /// Updates `count` entries of `map` from packed `keys` and `values` in one call. Returns how
 /// many the kernel processed (all of them on success); on failure, the error and the number
 /// processed before it.
