@@ -114,16 +114,11 @@ fn describe_bad_lines(shown: &[BadLine], total: u64) -> String {
     if let ([only], 1) = (shown, total) {
         return only.to_string();
     }
-    let mut text = format!("{}:", crate::count(total, "bad line", "bad lines"));
-    for bad in shown {
-        text.push_str("\n  ");
-        text.push_str(&bad.to_string());
-    }
-    let more = total - shown.len() as u64;
-    if more > 0 {
-        text.push_str(&format!("\n  and {more} more"));
-    }
-    text
+    format!(
+        "{}:{}",
+        crate::count(total, "bad line", "bad lines"),
+        crate::listing(shown, total)
+    )
 }
 
 /// Counts that describe a list as the kernel will see it.

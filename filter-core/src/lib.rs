@@ -31,6 +31,21 @@ pub use error::{Error, Result};
 pub use filter::{EgressFilter, FilterStats, KernelMemory, OBJECT_PREFIX, ProgramCost, Tag};
 pub use netns::{NetNs, command_line, run_command, run_with_input};
 
+/// Items one per indented line, then "and N more" for the `total` beyond those given: how
+/// errors name the first few of many bad lines or entries.
+pub fn listing<T: std::fmt::Display>(shown: impl IntoIterator<Item = T>, total: u64) -> String {
+    let mut text = String::new();
+    let mut given = 0u64;
+    for item in shown {
+        text.push_str(&format!("\n  {item}"));
+        given += 1;
+    }
+    if total > given {
+        text.push_str(&format!("\n  and {} more", total - given));
+    }
+    text
+}
+
 /// `n` and a noun in the right number: `count(1, "entry", "entries")` is "1 entry".
 pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

@@ -62,7 +62,8 @@ const BATCH: usize = 65_536;
 /// node, each a kmalloc-64 object (slab growth of 1,318-1,371 MiB per 10M entries measured on
 /// 6.18; the maps' `memlock` figure counts about a fifth of it).
 const TRIE_BYTES_PER_ENTRY: u64 = 144;
-/// Kernel memory a preallocated IPv6 hash entry takes (key, value, element header).
+/// Kernel memory a preallocated IPv6 hash entry takes (key, value, element header): an
+/// estimate from the element layout, not measured.
 const V6_HASH_BYTES_PER_ENTRY: u64 = 112;
 
 /// How the program is hooked to the interface's egress.
@@ -431,21 +432,20 @@ impl TcbpfFilter {
             },
         ];
         let chunk_capacity = dir.as_ref().map(|d| chunk_capacity(d.chunks_needed()));
-        let tries = if dir.is_some() { 0 } else { list.v4().len() }
-            + if v6_lengths.is_some() {
-                0
-            } else {
-                list.v6().len()
-            };
-        let needed = tries as u64 * TRIE_BYTES_PER_ENTRY
-            + chunk_capacity.map_or(0, |c| {
-                u64::from(common::DIR_SLOTS) * 4 + u64::from(c) * common::DIR_CHUNK_BYTES as u64
-            })
-            + if v6_lengths.is_some() {
-                u64::from(capacity[1]) * V6_HASH_BYTES_PER_ENTRY
-            } else {
-                0
-            };
+        // IPv4 goes to the DIR table or a trie; IPv6 to per-length hashes or a trie.
+        let (v4_trie, dir_bytes) = match chunk_capacity {
+            Some(chunks) => (
+                0,
+                u64::from(common::DIR_SLOTS) * 4
+                    + u64::from(chunks) * common::DIR_CHUNK_BYTES as u64,
+            ),
+            None => (list.v4().len() as u64, 0),
+        };
+        let (v6_trie, v6_hash_bytes) = match v6_lengths {
+            Some(_) => (0, u64::from(capacity[1]) * V6_HASH_BYTES_PER_ENTRY),
+            None => (list.v6().len() as u64, 0),
+        };
+        let needed = (v4_trie + v6_trie) * TRIE_BYTES_PER_ENTRY + dir_bytes + v6_hash_bytes;
         filter_core::memory::require(
             "kernel memory for the BPF maps",
             needed,

@@ -51,13 +51,17 @@ fn attached_program_is_visible_then_gone() {
 fn clsact_qdisc_another_filter_uses_is_kept() {
     let bed = Testbed::new().unwrap();
     let link = bed.client_link();
-    let mut filter = TcbpfFilter::new(
-        bed.client().clone(),
-        bed.tag().clone(),
-        &link,
-        Attach::Clsact,
-    );
-    filter.load(&list(100)).unwrap();
+    let loaded = || {
+        let mut filter = TcbpfFilter::new(
+            bed.client().clone(),
+            bed.tag().clone(),
+            &link,
+            Attach::Clsact,
+        );
+        filter.load(&list(100)).unwrap();
+        filter
+    };
+    let mut filter = loaded();
     let tc =
         |args: &[&str]| filter_core::run_command(bed.client().command("tc").args(args)).unwrap();
     // A classifier that matches everything and does nothing (this kernel has no tc action
@@ -70,14 +74,7 @@ fn clsact_qdisc_another_filter_uses_is_kept() {
     assert!(tc(&["filter", "show", "dev", &link, "egress"]).contains("u32"));
     // Alone on the qdisc, it removes it.
     tc(&["qdisc", "del", "dev", &link, "clsact"]);
-    let mut alone = TcbpfFilter::new(
-        bed.client().clone(),
-        bed.tag().clone(),
-        &link,
-        Attach::Clsact,
-    );
-    alone.load(&list(100)).unwrap();
-    alone.teardown().unwrap();
+    loaded().teardown().unwrap();
     assert!(!tc(&["qdisc", "show", "dev", &link]).contains("clsact"));
 }
 

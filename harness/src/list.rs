@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use filter_core::generate::{Generator, Mix, generate};
-use filter_core::{BAD_LINES_SHOWN, CidrList, Family, ListStats, Located, ParseOptions, count};
+use filter_core::{
+    BAD_LINES_SHOWN, CidrList, Family, ListStats, Located, ParseOptions, count, listing,
+};
 use serde::Serialize;
 
 /// Which address families a run loads and checks.
@@ -99,18 +101,14 @@ pub fn build(args: &ListArgs) -> Result<(CidrList, ListInfo)> {
 /// `protected`, with `probes` appended for the families in use.
 /// Entries with their lines, one per line: the first [`BAD_LINES_SHOWN`], then a count.
 fn listed(entries: &[Located]) -> String {
-    let mut text: String = entries
+    let shown = entries
         .iter()
         .take(BAD_LINES_SHOWN)
         .map(|entry| match entry.line {
-            Some(line) => format!("\n  line {line}: {}", entry.net),
-            None => format!("\n  {}", entry.net),
-        })
-        .collect();
-    if entries.len() > BAD_LINES_SHOWN {
-        text.push_str(&format!("\n  and {} more", entries.len() - BAD_LINES_SHOWN));
-    }
-    text
+            Some(line) => format!("line {line}: {}", entry.net),
+            None => entry.net.to_string(),
+        });
+    listing(shown, entries.len() as u64)
 }
 
 pub fn build_for(

@@ -200,3 +200,26 @@ macro_rules! conformance_tests {
         }
     };
 }
+
+/// A replace made to fail half way by `inject` (an engine's test hook) leaves the old list in
+/// force in both families, with its entry counts. `filter` holds a list with the probe
+/// networks; the new list lacks them, so had either family switched, its denied probe would
+/// pass. Returns the new list, for the caller to replace with once nothing fails.
+pub fn replace_failing_half_way<F: EgressFilter>(
+    bed: &Testbed,
+    filter: &mut F,
+    inject: impl FnOnce(&mut F),
+) -> CidrList {
+    let before = filter.stats().unwrap();
+    let new = generate(500, 2, Mix::Default, &Family::BOTH);
+    inject(filter);
+    let err = filter.replace(&new).unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    expect_probes(bed, Probe::Dropped, "after a replace that failed half way");
+    let after = filter.stats().unwrap();
+    assert_eq!(
+        (after.entries_v4, after.entries_v6),
+        (before.entries_v4, before.entries_v6)
+    );
+    new
+}

@@ -2,6 +2,7 @@
 //! time budget per run; then `egress-bench report` renders results.json as CSV files,
 //! summary.md and plots.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -79,20 +80,19 @@ impl Registry {
         Ok(Self(serde_json::from_slice(&out.stdout)?))
     }
 
-    /// A flag of the filter a label names (`tcbpf-empty@clsact` is `tcbpf-empty`).
-    fn flag(&self, label: &str, key: &str) -> bool {
+    /// The registry entry of the filter a label names (`tcbpf-empty@clsact`, `ipset/hosts`).
+    fn entry(&self, label: &str) -> Option<&Value> {
         let name = label.split(['@', '/']).next().unwrap_or(label);
-        self.0
-            .iter()
-            .find(|d| d["name"] == name)
-            .is_some_and(|d| d[key].as_bool() == Some(true))
+        self.0.iter().find(|d| d["name"] == name)
+    }
+
+    /// A flag of the filter a label names.
+    fn flag(&self, label: &str, key: &str) -> bool {
+        self.entry(label).is_some_and(|d| d[key] == true)
     }
 
     fn is_reference(&self, label: &str) -> bool {
-        let name = label.split(['@', '/']).next().unwrap_or(label);
-        self.0
-            .iter()
-            .any(|d| d["name"] == name && d["role"] == "reference")
+        self.entry(label).is_some_and(|d| d["role"] == "reference")
     }
 
     /// Benchmark-only variants and other attach modes run at the largest size only.
@@ -104,7 +104,7 @@ impl Registry {
     fn scale_filters(&self) -> Vec<String> {
         self.0
             .iter()
-            .filter(|d| d["scale"].as_bool() == Some(true))
+            .filter(|d| d["scale"] == true)
             .filter_map(|d| d["name"].as_str().map(ToOwned::to_owned))
             .collect()
     }
@@ -213,9 +213,9 @@ pub fn run(options: &Options) -> Result<()> {
     }
     let started = Instant::now();
     // Per label, why larger sizes are not run: a failure or a run over budget at a size.
-    let mut stopped: Vec<(String, String)> = Vec::new();
+    let mut stopped: HashMap<String, String> = HashMap::new();
     // Per label, the last (entries, load seconds) measured: the scale test projects from it.
-    let mut last_load: Vec<(String, u64, f64)> = Vec::new();
+    let mut last_load: HashMap<String, (u64, f64)> = HashMap::new();
     let memory_at_start = mem_available();
     let mut runs = Vec::new();
     let total = jobs.len();
@@ -227,7 +227,7 @@ pub fn run(options: &Options) -> Result<()> {
             job.label,
             job.size
         );
-        if let Some((_, why)) = stopped.iter().find(|(l, _)| *l == job.label) {
+        if let Some(why) = stopped.get(&job.label) {
             eprintln!("{progress}: not run: {why}");
             runs.push(serde_json::json!({"filter": job.label, "size": job.size, "status": "not run", "record": {"error": why}}));
             continue;
@@ -238,7 +238,7 @@ pub fn run(options: &Options) -> Result<()> {
             options.budget
         });
         if options.scale
-            && let Some((_, size, seconds)) = last_load.iter().find(|(l, ..)| *l == job.label)
+            && let Some((size, seconds)) = last_load.get(&job.label)
         {
             #[expect(clippy::cast_precision_loss, reason = "a projection")]
             let projected = seconds * job.size as f64 / *size as f64 * 1.1;
@@ -256,10 +256,10 @@ pub fn run(options: &Options) -> Result<()> {
                 );
                 eprintln!("{progress}: {why}");
                 runs.push(serde_json::json!({"filter": job.label, "size": job.size, "status": "over budget", "record": {"error": why}}));
-                stopped.push((
+                stopped.insert(
                     job.label.clone(),
                     format!("skipped at {} entries", job.size),
-                ));
+                );
                 continue;
             }
         }
@@ -274,8 +274,7 @@ pub fn run(options: &Options) -> Result<()> {
             match one_run(&binary, &registry, job, options, &family, budget, &path)? {
                 Outcome::Done(record) => {
                     if let Some(load) = record["figures"]["load_seconds"].as_f64() {
-                        last_load.retain(|(l, ..)| *l != job.label);
-                        last_load.push((job.label.clone(), job.size, load));
+                        last_load.insert(job.label.clone(), (job.size, load));
                     }
                     ("ok", record)
                 }
@@ -283,10 +282,10 @@ pub fn run(options: &Options) -> Result<()> {
                     eprintln!("  failed: {why}");
                     // A failure is a finding (a limit reached): larger sizes would fail the same way.
                     if options.scale {
-                        stopped.push((
+                        stopped.insert(
                             job.label.clone(),
                             format!("failed at {} entries ({why})", job.size),
-                        ));
+                        );
                     }
                     ("failed", serde_json::json!({ "error": why }))
                 }
@@ -295,14 +294,14 @@ pub fn run(options: &Options) -> Result<()> {
                         "  over the {} s budget: not run at larger sizes",
                         budget.as_secs()
                     );
-                    stopped.push((
+                    stopped.insert(
                         job.label.clone(),
                         format!(
                             "over the {} s budget at {} entries",
                             budget.as_secs(),
                             job.size
                         ),
-                    ));
+                    );
                     ("over budget", Value::Null)
                 }
             };

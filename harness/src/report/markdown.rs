@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Sweep, load_seconds, median, memory_bytes, send_path};
+use super::{Sweep, load_seconds, median, memory_bytes, program_cost, send_path};
 use crate::filters::{Descriptor, FilterKind};
 
 /// The label of the filter a label's figures are set against (`ipset/hosts` ->
@@ -146,13 +146,7 @@ fn scale_table(md: &mut String, sweep: &Sweep) {
                 mib(f["kernel_allocations_delta_bytes"].as_f64())
             );
             let rss = mib(r["peak_memory"]["egress_bench_bytes"].as_f64());
-            let cost = |case: &str| {
-                f["program_costs"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["case"] == case)?["median_ns"]
-                    .as_f64()
-            };
+            let cost = |case: &str| program_cost(f, case);
             let mut per_packet = Vec::new();
             if let (Some(floor), Some(hit), Some(miss)) = (
                 cost("empty program (floor)"),

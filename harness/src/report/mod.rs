@@ -173,6 +173,15 @@ pub fn send_path<'a>(f: &'a Value, case: &str) -> &'a Value {
     &f["send_path"][case]
 }
 
+/// The median of one `BPF_PROG_TEST_RUN` case, in ns.
+pub fn program_cost(f: &Value, case: &str) -> Option<f64> {
+    f["program_costs"]
+        .as_array()?
+        .iter()
+        .find(|c| c["case"] == case)?["median_ns"]
+        .as_f64()
+}
+
 /// Writes every output of `dir` from its results.json.
 pub fn report(args: &ReportArgs) -> Result<()> {
     let sweep = Sweep::read(&args.dir)?;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde_json::Value;
 
-use super::{Sweep, load_seconds, memory_bytes, send_path};
+use super::{Sweep, load_seconds, memory_bytes, program_cost, send_path};
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
@@ -32,13 +32,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
     let send_added = |case: &'static str| move |f: &Value| send_path(f, case)["added_ns"].as_f64();
     let one = send_added("one_destination");
     let many = send_added("many_destinations");
-    let hit = |f: &Value| {
-        f["program_costs"]
-            .as_array()?
-            .iter()
-            .find(|c| c["case"] == "v4 hit")?["median_ns"]
-            .as_f64()
-    };
+    let hit = |f: &Value| program_cost(f, "v4 hit");
     let memory = |f: &Value| memory_bytes(f).map(|b| b / f64::from(1 << 20));
     let gbps = |f: &Value| {
         f["traffic"]["throughput"]
