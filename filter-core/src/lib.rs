@@ -17,6 +17,7 @@
 //! ```
 
 mod cidr;
+pub mod engine;
 mod error;
 mod filter;
 pub mod generate;
@@ -27,6 +28,7 @@ pub use cidr::{
     BAD_LINES_SHOWN, BadLine, CidrList, Family, LineProblem, ListStats, Located, ParseError,
     ParseOptions,
 };
+pub use engine::{Engine, Options, Placement, Registry, Role, Variant};
 pub use error::{Error, Result};
 pub use filter::{EgressFilter, FilterStats, KernelMemory, OBJECT_PREFIX, ProgramCost, Tag};
 pub use netns::{NetNs, command_line, run_command, run_with_input};

@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use filter_core::{CidrList, EgressFilter, NetNs, ParseOptions, Tag};
+use filter_ipset::Backend;
 use filter_ipset::IpsetFilter;
-use filter_iptables::Backend;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

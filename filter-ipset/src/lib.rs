@@ -15,7 +15,7 @@
 //! ```no_run
 //! use filter_core::{CidrList, EgressFilter, NetNs, Tag};
 //! use filter_ipset::IpsetFilter;
-//! use filter_iptables::Backend;
+//! use filter_ipset::Backend;
 //!
 //! let list: CidrList = ["203.0.113.0/24".parse()?].into_iter().collect();
 //! let mut filter = IpsetFilter::new(NetNs::named("blue"), Tag::new("demo")?, Backend::Nft)?;
@@ -27,13 +27,100 @@ mod netlink;
 
 use std::io::Write;
 
+use filter_core::engine::{OptionSpec, Placement, Variant};
 use filter_core::{
-    CidrList, EgressFilter, Error, Family, FilterStats, KernelMemory, NetNs, Result, Tag,
+    CidrList, EgressFilter, Engine, Error, Family, FilterStats, KernelMemory, NetNs, Result, Tag,
+    run_command,
 };
-use filter_iptables::{Backend, xtables};
 use ipnet::IpNet;
+pub use xtables::Backend;
 
 use netlink::{Entries, IpsetSocket};
+
+/// The engine, as egress-bench's registry sees it: `ipset` and its reference loader
+/// `ipset-restore`; options `backend` (the rule's iptables back-end) and `maxelem`.
+pub static ENGINE: Engine = Engine {
+    name: "ipset",
+    variants: &[
+        Variant {
+            load_compared_with: Some("ipset-restore"),
+            ..Variant::engine(
+                "ipset",
+                "ipset hash:net filled over nfnetlink, one iptables rule",
+                |at| build(at, IpsetFilter::new),
+            )
+        },
+        Variant::reference(
+            "ipset-restore",
+            "Reference loader: the same set filled by `ipset restore`",
+            |at| build(at, IpsetFilter::reference),
+        ),
+    ],
+    options: &[
+        BACKEND_OPTION,
+        OptionSpec {
+            key: MAXELEM_OPTION,
+            about: "create sets with this maxelem and refuse longer lists (default: twice the list)",
+        },
+    ],
+    leftovers,
+    remove_leftovers,
+};
+
+/// The `backend` option: the iptables back-end of the rule that matches the set.
+pub const BACKEND_OPTION: OptionSpec = OptionSpec {
+    key: "backend",
+    about: "iptables back-end of the matching rule: nft (default) or legacy",
+};
+
+/// The key of the `maxelem` option.
+pub const MAXELEM_OPTION: &str = "maxelem";
+
+type Make = fn(NetNs, Tag, Backend) -> Result<IpsetFilter>;
+
+fn build(at: &Placement, make: Make) -> Result<Box<dyn EgressFilter>> {
+    let backend = at.options.get(BACKEND_OPTION.key)?.unwrap_or_default();
+    let filter = make(at.netns.clone(), at.tag.clone(), backend)?;
+    Ok(match at.options.get(MAXELEM_OPTION)? {
+        Some(maxelem) => Box::new(filter.with_maxelem(maxelem)),
+        None => Box::new(filter),
+    })
+}
+
+/// The sets in `netns` whose names start with `prefix`.
+fn sets(netns: &NetNs, prefix: &str) -> Vec<String> {
+    run_command(netns.command("ipset").args(["list", "-n"])).map_or_else(
+        |_| Vec::new(),
+        |out| {
+            out.lines()
+                .filter(|name| name.starts_with(prefix))
+                .map(str::to_owned)
+                .collect()
+        },
+    )
+}
+
+/// The chains and sets of this engine in `netns` under `prefix`.
+fn leftovers(netns: &NetNs, prefix: &str) -> Vec<String> {
+    let mut found = xtables::chain_leftovers(netns, prefix);
+    found.extend(
+        sets(netns, prefix)
+            .into_iter()
+            .map(|set| format!("ipset {set}")),
+    );
+    found
+}
+
+/// Removes the chains first (a set matched by a rule cannot be destroyed), then the sets.
+fn remove_leftovers(netns: &NetNs, prefix: &str) -> Vec<String> {
+    let mut removed = xtables::remove_chain_leftovers(netns, prefix);
+    for set in sets(netns, prefix) {
+        if run_command(netns.command("ipset").args(["destroy", &set])).is_ok() {
+            removed.push(format!("ipset {set}"));
+        }
+    }
+    removed
+}
 
 /// Most entries one set may hold: `hashsize` must stay a power of two below 2^31 in the
 /// kernel, and a set this large already needs tens of GiB.

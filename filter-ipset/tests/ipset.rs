@@ -2,9 +2,9 @@
 
 use filter_core::generate::{Mix, generate};
 use filter_core::{CidrList, EgressFilter, Error, Family, ParseOptions};
+use filter_ipset::Backend;
 use filter_ipset::{FELIX_DEFAULT_MAXELEM, IpsetFilter, SetSize};
-use filter_iptables::Backend;
-use testbed::{DENIED_V4, Probe, Testbed, filter_objects};
+use testbed::{DENIED_V4, Probe, Testbed};
 
 #[test]
 fn set_is_sized_so_loading_never_resizes() {
@@ -32,7 +32,7 @@ fn bad_entry_is_named_and_nothing_is_applied() {
         IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
     let err = filter.load(&list).unwrap_err().to_string();
     assert!(err.contains("line 3002") && err.contains("/0"), "{err}");
-    assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
+    assert!(conformance::objects(&filter_ipset::ENGINE, &bed, bed.tag().as_str()).is_empty());
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
 }
 
@@ -82,7 +82,7 @@ fn felix_maxelem_holds_its_size_and_refuses_one_more() {
         "{err}"
     );
     assert!(err.to_string().contains("Hash is full"), "{err}");
-    assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
+    assert!(conformance::objects(&filter_ipset::ENGINE, &bed, bed.tag().as_str()).is_empty());
 
     // A duplicate does not count: the kernel keeps one, so the set is exactly full.
     let mut exactly_full: CidrList = list.v4()[..FELIX_DEFAULT_MAXELEM as usize]
@@ -118,5 +118,5 @@ fn felix_maxelem_holds_its_size_and_refuses_one_more() {
         "everything before the refusal went in"
     );
     full.teardown().unwrap();
-    assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
+    assert!(conformance::objects(&filter_ipset::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }

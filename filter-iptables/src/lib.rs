@@ -20,17 +20,67 @@
 //! ```
 
 mod legacy;
-pub mod xtables;
 
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::{self, Write};
 
-use filter_core::{CidrList, EgressFilter, Family, FilterStats, NetNs, Result, Tag};
+use filter_core::engine::{OptionSpec, Placement, Variant};
+use filter_core::{CidrList, EgressFilter, Engine, Family, FilterStats, NetNs, Result, Tag};
 use ipnet::IpNet;
 
 pub use legacy::XT_MAX_TABLE_SIZE;
 pub use xtables::Backend;
+
+/// The engine, as egress-bench's registry sees it: `iptables` and its reference loader
+/// `iptables-restore`; option `backend` (`nft` or `legacy`).
+pub static ENGINE: Engine = Engine {
+    name: "iptables",
+    variants: &[
+        Variant {
+            load_compared_with: Some("iptables-restore"),
+            ..Variant::engine(
+                "iptables",
+                "One iptables DROP rule per CIDR, streamed into iptables-restore",
+                |at| {
+                    Ok(Box::new(IptablesFilter::new(
+                        at.netns.clone(),
+                        at.tag.clone(),
+                        backend(at)?,
+                    )))
+                },
+            )
+        },
+        Variant::reference(
+            "iptables-restore",
+            "Reference loader: the same rules from a script through iptables-restore",
+            |at| {
+                Ok(Box::new(IptablesFilter::reference(
+                    at.netns.clone(),
+                    at.tag.clone(),
+                    backend(at)?,
+                )))
+            },
+        ),
+    ],
+    options: &[BACKEND_OPTION],
+    leftovers: xtables::chain_leftovers,
+    remove_leftovers: xtables::remove_chain_leftovers,
+};
+
+/// The `backend` option: which iptables back-end rules go through.
+pub const BACKEND_OPTION: OptionSpec = OptionSpec {
+    key: "backend",
+    about: "iptables back-end: nft (default) or legacy",
+};
+
+/// The `backend` option of a placement (default `nft`).
+///
+/// # Errors
+/// [`filter_core::Error::InvalidInput`] for a value other than `nft` or `legacy`.
+pub fn backend(at: &Placement) -> Result<Backend> {
+    Ok(at.options.get(BACKEND_OPTION.key)?.unwrap_or_default())
+}
 
 /// How the rule text reaches `iptables-restore`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

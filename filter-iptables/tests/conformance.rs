@@ -1,40 +1,17 @@
 //! The shared engine checks against the real kernel, for both back-ends and the reference.
 
 mod nft {
-    use filter_core::EgressFilter;
-    use filter_iptables::{Backend, IptablesFilter};
-    use testbed::Testbed;
-    testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
-        Box::new(IptablesFilter::new(
-            bed.client().clone(),
-            bed.tag().clone(),
-            Backend::Nft,
-        ))
-    });
+    conformance::conformance_tests!(filter_iptables::ENGINE, "iptables", "backend" = "nft");
 }
 
 mod legacy {
-    use filter_core::EgressFilter;
-    use filter_iptables::{Backend, IptablesFilter};
-    use testbed::Testbed;
-    testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
-        Box::new(IptablesFilter::new(
-            bed.client().clone(),
-            bed.tag().clone(),
-            Backend::Legacy,
-        ))
-    });
+    conformance::conformance_tests!(filter_iptables::ENGINE, "iptables", "backend" = "legacy");
 }
 
 mod reference {
-    use filter_core::EgressFilter;
-    use filter_iptables::{Backend, IptablesFilter};
-    use testbed::Testbed;
-    testbed::conformance_tests!(|bed: &Testbed| -> Box<dyn EgressFilter> {
-        Box::new(IptablesFilter::reference(
-            bed.client().clone(),
-            bed.tag().clone(),
-            Backend::Legacy,
-        ))
-    });
+    conformance::conformance_tests!(
+        filter_iptables::ENGINE,
+        "iptables-restore",
+        "backend" = "legacy"
+    );
 }

@@ -15,7 +15,7 @@ fn native_load_keeps_existing_rules_and_chains() {
     // hooks. Their jump offsets move when our rules go in.
     let existing = "*filter\n:other - [0:0]\n-A INPUT -s 192.0.2.2/32 -j DROP\n-A FORWARD -j ACCEPT\n\
                     -A OUTPUT -j other\n-A other -d 198.19.7.0/24 -j DROP\nCOMMIT\n";
-    filter_iptables::xtables::restore(
+    xtables::restore(
         bed.client(),
         Backend::Legacy,
         filter_core::Family::V4,

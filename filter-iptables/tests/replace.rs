@@ -1,9 +1,9 @@
 //! A replace that fails half way (the IPv6 transaction) leaves the old list in force in both
 //! families: the IPv4 chain already rewritten is put back.
 
+use conformance::{list_with_probes, replace_failing_half_way};
 use filter_core::EgressFilter;
 use filter_iptables::{Backend, IptablesFilter};
-use testbed::conformance::{list_with_probes, replace_failing_half_way};
 use testbed::{DENIED_V4, Probe, Testbed};
 
 #[test]

@@ -8,7 +8,9 @@ use filter_core::{Error, Result};
 use filter_tcbpf_common::{V6_KEY_BYTES, V6_MAX_LENGTHS};
 use ipnet::Ipv6Net;
 
-use crate::{BATCH, kernel, sys};
+use crate::error::kernel;
+use crate::fill::BATCH;
+use crate::sys;
 
 /// A hash key: the network address, then the prefix length, then zeros.
 pub(crate) type HashKey = [u8; V6_KEY_BYTES];

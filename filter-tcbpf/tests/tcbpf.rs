@@ -6,9 +6,7 @@ use filter_core::generate::{Mix, generate};
 use filter_core::{CidrList, EgressFilter, Family};
 use filter_tcbpf::{Attach, Fill, Table, TcbpfFilter};
 use ipnet::IpNet;
-use testbed::{
-    ALLOWED_V4, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets, filter_objects,
-};
+use testbed::{ALLOWED_V4, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets};
 
 fn list(n: usize) -> filter_core::CidrList {
     let mut list = generate(n, 9, Mix::Default, &Family::BOTH);
@@ -30,7 +28,7 @@ fn attached_program_is_visible_then_gone() {
         assert_eq!(filter.attach_mode(), attach);
         filter.load(&list(100)).unwrap();
         // The leftover check must see a live hook, or it could never fail.
-        let live = filter_objects(&bed, tag.as_str());
+        let live = conformance::objects(&filter_tcbpf::ENGINE, &bed, tag.as_str());
         assert!(
             !live.is_empty(),
             "{attach:?}: nothing visible while attached"
@@ -41,7 +39,10 @@ fn attached_program_is_visible_then_gone() {
             filter.backend()
         );
         filter.teardown().unwrap();
-        assert!(filter_objects(&bed, tag.as_str()).is_empty(), "{attach:?}");
+        assert!(
+            conformance::objects(&filter_tcbpf::ENGINE, &bed, tag.as_str()).is_empty(),
+            "{attach:?}"
+        );
     }
 }
 
@@ -224,7 +225,7 @@ fn dir_table_rebuilds_when_its_chunks_run_out() {
     filter.remove(&hosts).unwrap();
     assert_eq!(filter.stats().unwrap().entries_v4, 3);
     filter.teardown().unwrap();
-    assert!(filter_objects(&bed, bed.tag().as_str()).is_empty());
+    assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }
 
 #[test]

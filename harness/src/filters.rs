@@ -1,260 +1,79 @@
-//! The table of engines the harness can run: a name, a constructor and a [`Descriptor`]
-//! each. A new engine is one crate and one entry here; the sweep (`cargo xtask bench`, which
-//! reads `egress-bench filters --json`) and summary.md take their lists from it.
+//! The engines the harness can run. Each engine crate exports its [`Engine`] (variants,
+//! options, leftovers); [`REGISTRY`] lists them, so a new engine is one crate and one line
+//! there. The command line's `--filter`, `egress-bench filters` (which `cargo xtask bench`
+//! reads), summary.md's reference and floor pairs and `egress-bench cleanup` all derive
+//! from it.
 
-use clap::ValueEnum;
-use filter_core::{CidrList, EgressFilter, FilterStats, NetNs, Result, Tag};
-use filter_ipset::IpsetFilter;
-use filter_iptables::{Backend, IptablesFilter};
-use filter_tcbpf::{Attach, Fill, Program, Table, TcbpfFilter};
+use std::fmt;
+use std::str::FromStr;
+
+use filter_core::engine::{Placement, Variant};
+use filter_core::{CidrList, EgressFilter, Engine, FilterStats, NetNs, Registry, Result};
 use ipnet::IpNet;
-use serde::Serialize;
 
-/// A filter the harness can install.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FilterKind {
-    /// No filter: the baseline every figure is compared with.
-    None,
-    /// One iptables DROP rule per CIDR, streamed into iptables-restore.
-    Iptables,
-    /// Reference loader: the same rules from a script through iptables-restore.
-    IptablesRestore,
-    /// ipset hash:net filled over nfnetlink, one iptables rule.
-    Ipset,
-    /// Reference loader: the same set filled by `ipset restore`.
-    IpsetRestore,
-    /// tc eBPF program with an LPM trie per family (TCX or clsact), filled in batches.
-    Tcbpf,
-    /// Reference loader: the same program and maps, filled with one update per entry.
-    TcbpfPerEntry,
-    /// An eBPF program that passes everything, hooked the same way: the attach floor.
-    TcbpfEmpty,
-    /// Benchmark only: a trie lookup of each destination mixed into a pseudo-random address
-    /// (cache-cold, as for traffic to the whole Internet); drops nothing.
-    TcbpfCold,
-    /// Benchmark only: `tcbpf-cold` without the lookup.
-    TcbpfMix,
-    /// tc eBPF program with a constant-time DIR-24-8 table for IPv4 (two array reads at
-    /// most, filled through mmap) and an LPM trie for IPv6.
-    TcbpfDir,
-    /// Benchmark only: `tcbpf-cold` on the constant-time table.
-    TcbpfDirCold,
-}
+/// Every engine the harness runs, in the order `egress-bench filters` lists them.
+pub static REGISTRY: Registry = Registry::new(&[
+    &BASELINE,
+    &filter_iptables::ENGINE,
+    &filter_ipset::ENGINE,
+    &filter_tcbpf::ENGINE,
+]);
 
-/// Where and how a filter is installed.
-#[derive(Debug, Clone)]
-pub struct Placement {
-    /// The namespace.
-    pub netns: NetNs,
-    /// Names of the filter's kernel objects.
-    pub tag: Tag,
-    /// The interface whose egress tc programs hook.
-    pub interface: String,
-    /// iptables back-end for rule-based filters.
-    pub backend: Backend,
-    /// tc attach mode for eBPF filters.
-    pub attach: Attach,
-    /// A fixed `maxelem` for ipset filters (`None`: twice the list).
-    pub ipset_maxelem: Option<u32>,
-}
+/// No filter: the baseline every figure is compared with.
+pub static BASELINE: Engine = Engine {
+    name: "none",
+    variants: &[Variant {
+        role: filter_core::Role::Baseline,
+        drops: false,
+        scale: false,
+        ..Variant::engine(
+            "none",
+            "No filter: the baseline every figure is compared with",
+            |_| Ok(Box::new(NoFilter::default())),
+        )
+    }],
+    options: &[],
+    leftovers: |_, _| Vec::new(),
+    remove_leftovers: |_, _| Vec::new(),
+};
 
-/// What a filter is for in a sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// No filter: the baseline.
-    Baseline,
-    /// An engine: a filter a user would install.
-    Engine,
-    /// The same kernel state as an engine, loaded the slow, well-known way: the yardstick of
-    /// the engine's load time.
-    Reference,
-    /// A benchmark-only program (attach floor, cold lookups) that filters nothing.
-    BenchmarkOnly,
-}
-
-/// How the sweep treats a filter: everything outside the engine's crate that used to be a
-/// list of names somewhere.
-#[derive(Debug, Clone, Serialize)]
-pub struct Descriptor {
-    /// The name on the command line and in records.
-    pub name: &'static str,
-    /// What it is for.
-    pub role: Role,
-    /// Whether it drops the denied probes.
-    pub drops: bool,
-    /// The filter whose load time this one's is set against in summary.md.
-    pub load_compared_with: Option<&'static str>,
-    /// The filter whose send-path cost is subtracted as this one's floor.
-    pub send_path_floor: Option<&'static str>,
-    /// Whether the sweep measures its send path (not for reference loaders: same state).
-    pub send_path: bool,
-    /// Whether the sweep times its program with `BPF_PROG_TEST_RUN`.
-    pub program_cost: bool,
-    /// Whether the sweep runs it at the largest size only.
-    pub largest_only: bool,
-    /// Whether the scale test (10M to 100M entries) runs it.
-    pub scale: bool,
-}
-
-impl Descriptor {
-    const fn engine(name: &'static str) -> Self {
-        Self {
-            name,
-            role: Role::Engine,
-            drops: true,
-            load_compared_with: None,
-            send_path_floor: None,
-            send_path: true,
-            program_cost: false,
-            largest_only: false,
-            scale: true,
-        }
-    }
-
-    const fn reference(name: &'static str) -> Self {
-        Self {
-            role: Role::Reference,
-            send_path: false,
-            ..Self::engine(name)
-        }
-    }
-
-    const fn benchmark_only(name: &'static str, floor: Option<&'static str>) -> Self {
-        Self {
-            role: Role::BenchmarkOnly,
-            drops: false,
-            send_path_floor: floor,
-            largest_only: true,
-            scale: false,
-            ..Self::engine(name)
-        }
-    }
-}
+/// A filter of the registry, as picked on the command line (`--filter ipset`).
+#[derive(Clone, Copy)]
+pub struct FilterKind(&'static Variant);
 
 impl FilterKind {
-    /// How the sweep treats this filter.
-    pub fn descriptor(self) -> Descriptor {
-        let name = self.name();
-        match self {
-            FilterKind::None => Descriptor {
-                role: Role::Baseline,
-                drops: false,
-                scale: false,
-                ..Descriptor::engine(name)
-            },
-            FilterKind::Iptables => Descriptor {
-                load_compared_with: Some("iptables-restore"),
-                ..Descriptor::engine(name)
-            },
-            FilterKind::Ipset => Descriptor {
-                load_compared_with: Some("ipset-restore"),
-                ..Descriptor::engine(name)
-            },
-            FilterKind::Tcbpf => Descriptor {
-                load_compared_with: Some("tcbpf-per-entry"),
-                send_path_floor: Some("tcbpf-empty"),
-                program_cost: true,
-                ..Descriptor::engine(name)
-            },
-            // The constant-time table is measured against the LPM-trie engine.
-            FilterKind::TcbpfDir => Descriptor {
-                load_compared_with: Some("tcbpf"),
-                send_path_floor: Some("tcbpf-empty"),
-                program_cost: true,
-                ..Descriptor::engine(name)
-            },
-            FilterKind::IptablesRestore | FilterKind::IpsetRestore | FilterKind::TcbpfPerEntry => {
-                Descriptor::reference(name)
-            }
-            // The attach floor runs at every size: the other eBPF rows subtract it.
-            FilterKind::TcbpfEmpty => Descriptor {
-                largest_only: false,
-                ..Descriptor::benchmark_only(name, None)
-            },
-            FilterKind::TcbpfMix => Descriptor::benchmark_only(name, Some("tcbpf-empty")),
-            FilterKind::TcbpfCold | FilterKind::TcbpfDirCold => {
-                Descriptor::benchmark_only(name, Some("tcbpf-mix"))
-            }
-        }
-    }
-
-    /// Every filter, in the order of the command line's list.
-    pub fn all() -> impl Iterator<Item = FilterKind> {
-        Self::value_variants().iter().copied()
-    }
-
-    /// The filter of a name, or of a sweep label (`tcbpf-empty@clsact`, `ipset/hosts`).
-    pub fn from_label(label: &str) -> Option<FilterKind> {
-        let name = label.split(['@', '/']).next().unwrap_or(label);
-        Self::all().find(|kind| kind.name() == name)
+    /// The filter of a name in `registry`.
+    pub fn parse_in(registry: &Registry, name: &str) -> Result<Self> {
+        registry.find(name).map(Self)
     }
 
     /// The name used on the command line and in records.
     pub fn name(self) -> &'static str {
-        match self {
-            FilterKind::None => "none",
-            FilterKind::Iptables => "iptables",
-            FilterKind::IptablesRestore => "iptables-restore",
-            FilterKind::Ipset => "ipset",
-            FilterKind::IpsetRestore => "ipset-restore",
-            FilterKind::Tcbpf => "tcbpf",
-            FilterKind::TcbpfPerEntry => "tcbpf-per-entry",
-            FilterKind::TcbpfEmpty => "tcbpf-empty",
-            FilterKind::TcbpfCold => "tcbpf-cold",
-            FilterKind::TcbpfMix => "tcbpf-mix",
-            FilterKind::TcbpfDir => "tcbpf-dir",
-            FilterKind::TcbpfDirCold => "tcbpf-dir-cold",
-        }
+        self.0.name
     }
 
     /// Whether the filter is expected to drop the denied probes.
     pub fn filters(self) -> bool {
-        self.descriptor().drops
+        self.0.drops
     }
 
     /// Builds the filter.
     pub fn build(self, at: &Placement) -> Result<Box<dyn EgressFilter>> {
-        let (netns, tag, backend) = (at.netns.clone(), at.tag.clone(), at.backend);
-        Ok(match self {
-            FilterKind::None => Box::new(NoFilter::default()),
-            FilterKind::Iptables => Box::new(IptablesFilter::new(netns, tag, backend)),
-            FilterKind::IptablesRestore => Box::new(IptablesFilter::reference(netns, tag, backend)),
-            FilterKind::Ipset | FilterKind::IpsetRestore => {
-                let filter = if self == FilterKind::Ipset {
-                    IpsetFilter::new(netns, tag, backend)?
-                } else {
-                    IpsetFilter::reference(netns, tag, backend)?
-                };
-                match at.ipset_maxelem {
-                    Some(maxelem) => Box::new(filter.with_maxelem(maxelem)),
-                    None => Box::new(filter),
-                }
-            }
-            FilterKind::Tcbpf => Box::new(TcbpfFilter::new(netns, tag, &at.interface, at.attach)),
-            FilterKind::TcbpfPerEntry => Box::new(
-                TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_fill(Fill::PerEntry),
-            ),
-            FilterKind::TcbpfEmpty => Box::new(
-                TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_program(Program::Empty),
-            ),
-            FilterKind::TcbpfCold => Box::new(
-                TcbpfFilter::new(netns, tag, &at.interface, at.attach)
-                    .with_program(Program::ColdLookup),
-            ),
-            FilterKind::TcbpfMix => Box::new(
-                TcbpfFilter::new(netns, tag, &at.interface, at.attach)
-                    .with_program(Program::MixOnly),
-            ),
-            FilterKind::TcbpfDir => Box::new(
-                TcbpfFilter::new(netns, tag, &at.interface, at.attach).with_table(Table::Dir24),
-            ),
-            FilterKind::TcbpfDirCold => Box::new(
-                TcbpfFilter::new(netns, tag, &at.interface, at.attach)
-                    .with_table(Table::Dir24)
-                    .with_program(Program::ColdLookup),
-            ),
-        })
+        (self.0.build)(at)
+    }
+}
+
+impl fmt::Debug for FilterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl FromStr for FilterKind {
+    type Err = filter_core::Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Self::parse_in(&REGISTRY, name)
     }
 }
 
@@ -305,60 +124,161 @@ pub struct FiltersArgs {
     /// Print JSON (one object per filter) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Instead, list what egress-bench's filters left in this network namespace (`egb-*`
+    /// chains, sets, tc filters, TCX programs), one per line; `egress-bench cleanup`
+    /// removes them.
+    #[arg(long, conflicts_with = "json")]
+    pub leftovers: bool,
+}
+
+/// The registry as `egress-bench filters` prints it.
+pub fn render(registry: &Registry, json: bool) -> anyhow::Result<String> {
+    let all: Vec<&Variant> = registry.variants().collect();
+    if json {
+        return Ok(serde_json::to_string_pretty(&all)?);
+    }
+    let mut text = format!(
+        "{:<16} {:<15} {:<6} {:<18} {:<13} {}\n",
+        "filter", "role", "drops", "load compared with", "floor", "what it is"
+    );
+    for v in all {
+        text.push_str(&format!(
+            "{:<16} {:<15} {:<6} {:<18} {:<13} {}\n",
+            v.name,
+            serde_json::to_value(v.role)?.as_str().unwrap_or("-"),
+            if v.drops { "yes" } else { "no" },
+            v.load_compared_with.unwrap_or("-"),
+            v.send_path_floor.unwrap_or("-"),
+            v.about,
+        ));
+    }
+    text.push_str("\noptions (egress-bench run --backend / --attach / --ipset-maxelem):\n");
+    for engine in registry.engines() {
+        for option in engine.options {
+            text.push_str(&format!(
+                "  {:<10} {:<8} {}\n",
+                engine.name, option.key, option.about
+            ));
+        }
+    }
+    Ok(text)
 }
 
 /// Prints the registry.
 pub fn print(args: &FiltersArgs) -> anyhow::Result<()> {
-    let all: Vec<Descriptor> = FilterKind::all().map(FilterKind::descriptor).collect();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+    if args.leftovers {
+        let found = REGISTRY.leftovers(&NetNs::current(), filter_core::OBJECT_PREFIX);
+        eprintln!(
+            "{} here",
+            filter_core::count(found.len() as u64, "object", "objects")
+        );
+        for item in found {
+            println!("{item}");
+        }
         return Ok(());
     }
-    println!(
-        "{:<16} {:<15} {:<6} {:<18} {:<13}",
-        "filter", "role", "drops", "load compared with", "floor"
-    );
-    for d in all {
-        println!(
-            "{:<16} {:<15} {:<6} {:<18} {:<13}",
-            d.name,
-            serde_json::to_value(d.role)?.as_str().unwrap_or("-"),
-            if d.drops { "yes" } else { "no" },
-            d.load_compared_with.unwrap_or("-"),
-            d.send_path_floor.unwrap_or("-"),
-        );
+    print!("{}", render(&REGISTRY, args.json)?);
+    if args.json {
+        println!();
     }
     Ok(())
 }
 
+/// Removes every object the registry's engines left in this namespace under `prefix` (a
+/// run's tag, or `egb-` for all); returns what it removed.
+pub fn remove_leftovers(prefix: &str) -> Vec<String> {
+    REGISTRY.remove_leftovers(&NetNs::current(), prefix)
+}
+
 #[cfg(test)]
 mod tests {
+    use filter_core::Role;
+
     use super::*;
 
     #[test]
     fn every_name_it_points_to_is_a_filter() {
-        for kind in FilterKind::all() {
-            let d = kind.descriptor();
-            assert_eq!(FilterKind::from_label(d.name), Some(kind));
-            for other in [d.load_compared_with, d.send_path_floor]
-                .into_iter()
-                .flatten()
-            {
-                assert!(
-                    FilterKind::from_label(other).is_some(),
-                    "{}: {other}",
-                    d.name
-                );
-            }
-            assert_eq!(d.drops, d.role == Role::Engine || d.role == Role::Reference);
+        REGISTRY.check().unwrap();
+        for v in REGISTRY.variants() {
+            assert_eq!(REGISTRY.variant(v.name).map(|v| v.name), Some(v.name));
+            assert_eq!(v.drops, v.role == Role::Engine || v.role == Role::Reference);
         }
         assert_eq!(
-            FilterKind::from_label("tcbpf-empty@clsact"),
-            Some(FilterKind::TcbpfEmpty)
+            REGISTRY.variant("tcbpf-empty@clsact").map(|v| v.name),
+            Some("tcbpf-empty")
         );
         assert_eq!(
-            FilterKind::from_label("ipset/hosts"),
-            Some(FilterKind::Ipset)
+            REGISTRY.variant("ipset/hosts").map(|v| v.name),
+            Some("ipset")
+        );
+        let unknown = "nosuch".parse::<FilterKind>().unwrap_err().to_string();
+        assert!(unknown.contains("there are: none, iptables,"), "{unknown}");
+    }
+
+    /// A made-up engine: what a new crate would export.
+    static DUMMY: Engine = Engine {
+        name: "dummy",
+        variants: &[
+            Variant {
+                load_compared_with: Some("dummy-slow"),
+                ..Variant::engine("dummy", "A dummy engine", |_| {
+                    Ok(Box::new(NoFilter::default()))
+                })
+            },
+            Variant::reference("dummy-slow", "Its reference loader", |_| {
+                Ok(Box::new(NoFilter::default()))
+            }),
+        ],
+        options: &[],
+        leftovers: |_, prefix| vec![format!("dummy object {prefix}x")],
+        remove_leftovers: |_, prefix| vec![format!("removed dummy object {prefix}x")],
+    };
+
+    /// Adding an engine is one line in the registry: everything else derives from it.
+    #[test]
+    fn a_new_engine_is_one_registry_line() {
+        static WITH_DUMMY: Registry = Registry::new(&[
+            &BASELINE, &DUMMY, // the one line
+        ]);
+        WITH_DUMMY.check().unwrap();
+        // The command line picks it and builds it.
+        let kind = FilterKind::parse_in(&WITH_DUMMY, "dummy").unwrap();
+        let at = Placement {
+            netns: NetNs::current(),
+            tag: filter_core::Tag::new("dummy").unwrap(),
+            interface: "lo".into(),
+            options: Default::default(),
+        };
+        let mut filter = kind.build(&at).unwrap();
+        filter.load(&CidrList::default()).unwrap();
+        // `egress-bench filters --json`, which `cargo xtask bench` reads, lists both variants
+        // with their roles and pairing.
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&WITH_DUMMY, true).unwrap()).unwrap();
+        let dummy = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "dummy")
+            .unwrap();
+        assert_eq!(dummy["role"], "engine");
+        assert_eq!(dummy["load_compared_with"], "dummy-slow");
+        assert!(render(&WITH_DUMMY, false).unwrap().contains("dummy-slow"));
+        // summary.md sets its load against its reference.
+        assert_eq!(
+            crate::report::markdown::yardstick_in(&WITH_DUMMY, "dummy/hosts", |v| v
+                .load_compared_with),
+            Some("dummy-slow/hosts".into())
+        );
+        // Cleanup finds and removes its leftovers.
+        let here = NetNs::current();
+        assert_eq!(
+            WITH_DUMMY.leftovers(&here, "egb-"),
+            vec!["dummy object egb-x"]
+        );
+        assert_eq!(
+            WITH_DUMMY.remove_leftovers(&here, "egb-"),
+            vec!["removed dummy object egb-x"]
         );
     }
 }

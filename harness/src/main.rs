@@ -1,7 +1,6 @@
 //! `egress-bench`: load deny-lists into Linux egress filters and measure what they cost.
 
 mod filters;
-mod hostclean;
 mod list;
 mod record;
 mod remote;
@@ -66,7 +65,7 @@ fn main() -> ExitCode {
 
 fn cleanup() -> anyhow::Result<()> {
     let mut removed = testbed::cleanup()?;
-    removed.extend(hostclean::remove(filter_core::OBJECT_PREFIX));
+    removed.extend(filters::remove_leftovers(filter_core::OBJECT_PREFIX));
     if removed.is_empty() {
         println!("nothing to clean up");
     }

@@ -231,8 +231,9 @@ fn two_hosts_across_namespaces_leave_nothing_behind() {
             received > 100,
             "{filter}: traffic reached the server: {record:#}"
         );
-        let left = testbed::filter_objects(&bed, "egb-");
-        assert!(left.is_empty(), "{filter} left {left:?}");
+        let left = client(&["filters", "--leftovers"]);
+        assert!(left.status.success(), "{}", text(&left));
+        assert!(left.stdout.is_empty(), "{filter} left {}", text(&left));
     }
     let conflicting = list_file("1.2.3.4\n198.18.0.0/24\n");
     let out = client(&[

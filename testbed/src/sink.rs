@@ -12,7 +12,8 @@ use std::process::Command;
 
 use filter_core::{NetNs, Result, Tag, run_command};
 
-use crate::{Namespaces, PROBE_NET_V4, PROBE_NET_V6, ip_batch};
+use crate::bed::{Namespaces, ip_batch};
+use crate::{PROBE_NET_V4, PROBE_NET_V6};
 
 /// The sink's own address in each namespace.
 pub const SINK_V4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);

@@ -5,15 +5,26 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::{Sweep, load_seconds, median, memory_bytes, program_cost, send_path};
-use crate::filters::{Descriptor, FilterKind};
+use filter_core::{Registry, Variant};
+
+use crate::filters::REGISTRY;
 
 /// The label of the filter a label's figures are set against (`ipset/hosts` ->
 /// `ipset-restore/hosts`), from the registry: its reference loader or its floor.
-fn yardstick(label: &str, pick: impl Fn(&Descriptor) -> Option<&'static str>) -> Option<String> {
-    let kind = FilterKind::from_label(label)?;
-    let other = pick(&kind.descriptor())?;
+fn yardstick(label: &str, pick: impl Fn(&Variant) -> Option<&'static str>) -> Option<String> {
+    yardstick_in(&REGISTRY, label, pick)
+}
+
+/// [`yardstick`] in a given registry.
+pub(crate) fn yardstick_in(
+    registry: &Registry,
+    label: &str,
+    pick: impl Fn(&Variant) -> Option<&'static str>,
+) -> Option<String> {
+    let variant = registry.variant(label)?;
+    let other = pick(variant)?;
     // The same mix and attach suffix as the label's.
-    Some(format!("{other}{}", &label[kind.name().len()..]))
+    Some(format!("{other}{}", &label[variant.name.len()..]))
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {

@@ -2,7 +2,7 @@
 //! `summary.md` and plots (SVG and PNG), optionally against a baseline sweep.
 
 mod csv;
-mod markdown;
+pub(crate) mod markdown;
 mod plot;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! Driving `iptables-restore` and `ip6tables-restore` in a network namespace: one process
-//! per transaction, whatever its size, on either back-end.
+//! per transaction, whatever its size, on either back-end; and finding and removing the
+//! chains egress-bench's engines (`filter-iptables`, `filter-ipset`) hook into `OUTPUT`.
 
 use std::io::{self, Write};
 use std::process::Command;
@@ -128,4 +129,62 @@ pub fn remove_chain(netns: &NetNs, backend: Backend, family: Family, chain: &str
         family,
         &format!("*filter\n-D OUTPUT -j {chain}\n-F {chain}\n-X {chain}\nCOMMIT\n"),
     )
+}
+
+/// Every back-end and family, in the order leftovers are listed.
+const TABLES: [(Backend, Family); 4] = [
+    (Backend::Nft, Family::V4),
+    (Backend::Nft, Family::V6),
+    (Backend::Legacy, Family::V4),
+    (Backend::Legacy, Family::V6),
+];
+
+/// Whether the legacy filter table of `family` exists in `netns`: reading it with
+/// `iptables-legacy-save` would otherwise create it, changing the firewall just to look.
+fn legacy_table_exists(netns: &NetNs, family: Family) -> bool {
+    let names = match family {
+        Family::V4 => "/proc/net/ip_tables_names",
+        Family::V6 => "/proc/net/ip6_tables_names",
+    };
+    run_command(netns.command("cat").arg(names)).is_ok_and(|t| t.lines().any(|l| l == "filter"))
+}
+
+/// The filter-table chains of every back-end and family in `netns` whose names start with
+/// `prefix`.
+pub fn chains(netns: &NetNs, prefix: &str) -> Vec<(Backend, Family, String)> {
+    let mut found = Vec::new();
+    for (backend, family) in TABLES {
+        if backend == Backend::Legacy && !legacy_table_exists(netns, family) {
+            continue;
+        }
+        let save = format!("{}-save", backend.program(family));
+        let Ok(out) = run_command(netns.command(&save).args(["-t", "filter"])) else {
+            continue;
+        };
+        // "-save" lists chains as ":name policy [packets:bytes]".
+        found.extend(
+            out.lines()
+                .filter_map(|line| line.strip_prefix(':')?.split_whitespace().next())
+                .filter(|chain| chain.starts_with(prefix))
+                .map(|chain| (backend, family, chain.to_owned())),
+        );
+    }
+    found
+}
+
+/// [`chains`], described for a leftovers listing (`iptables-nft chain egb-1a2b3c`).
+pub fn chain_leftovers(netns: &NetNs, prefix: &str) -> Vec<String> {
+    chains(netns, prefix)
+        .into_iter()
+        .map(|(backend, family, chain)| format!("{} chain {chain}", backend.program(family)))
+        .collect()
+}
+
+/// Unhooks and removes every chain [`chains`] finds; returns what it removed.
+pub fn remove_chain_leftovers(netns: &NetNs, prefix: &str) -> Vec<String> {
+    chains(netns, prefix)
+        .into_iter()
+        .filter(|(backend, family, chain)| remove_chain(netns, *backend, *family, chain).is_ok())
+        .map(|(backend, family, chain)| format!("{} chain {chain}", backend.program(family)))
+        .collect()
 }

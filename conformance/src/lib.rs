@@ -1,22 +1,67 @@
 //! One set of kernel tests that every [`EgressFilter`] engine must pass, run by each engine
-//! crate through [`conformance_tests!`](crate::conformance_tests).
+//! crate through [`conformance_tests!`](crate::conformance_tests) from its registry entry
+//! (its [`Engine`], a variant name and options). A test-support crate: engine crates take it
+//! as a dev-dependency, the shipped binary never links it.
 //!
 //! Each check builds its own testbed, so the checks run in parallel safely.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use filter_core::engine::{Options, Placement};
 use filter_core::generate::{Mix, generate};
-use filter_core::{CidrList, EgressFilter, Error, Family, Tag};
+use filter_core::{CidrList, EgressFilter, Engine, Error, Family, Tag};
 use ipnet::IpNet;
-
-use crate::{
-    ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets,
-    filter_objects, leftovers,
+use testbed::{
+    ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets, leftovers,
+    link_hooks,
 };
 
-/// Makes the engine under test for a testbed's client (its namespace, tag and link).
-pub type MakeFilter = fn(&Testbed) -> Box<dyn EgressFilter>;
+/// The filter under test: a variant of an engine, with options.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject {
+    /// The engine crate's registry entry.
+    pub engine: &'static Engine,
+    /// The variant's name (`ipset`, `ipset-restore`).
+    pub variant: &'static str,
+    /// Options as `(key, value)` pairs (`("backend", "legacy")`).
+    pub options: &'static [(&'static str, &'static str)],
+}
+
+impl Subject {
+    /// Builds the filter for a testbed's client (its namespace, tag and link).
+    ///
+    /// # Panics
+    /// When the engine has no such variant or the build fails: a test failure.
+    pub fn make(&self, bed: &Testbed) -> Box<dyn EgressFilter> {
+        let variant = self
+            .engine
+            .variants
+            .iter()
+            .find(|v| v.name == self.variant)
+            .unwrap_or_else(|| panic!("{} has no variant {}", self.engine.name, self.variant));
+        let at = Placement {
+            netns: bed.client().clone(),
+            tag: bed.tag().clone(),
+            interface: bed.client_link(),
+            options: Options::of(self.options.iter().copied()),
+        };
+        (variant.build)(&at).expect("building the filter")
+    }
+
+    /// What the filter left in the testbed: see [`objects`].
+    pub fn objects(&self, bed: &Testbed, tag: &Tag) -> Vec<String> {
+        objects(self.engine, bed, tag.as_str())
+    }
+}
+
+/// What an engine's filters left in a testbed: the engine's objects under `prefix` (a tag),
+/// and anything hooked to the client's link.
+pub fn objects(engine: &Engine, bed: &Testbed, prefix: &str) -> Vec<String> {
+    let mut found = (engine.leftovers)(bed.client(), prefix);
+    found.extend(link_hooks(bed));
+    found
+}
 
 const ADDRS: [(IpAddr, IpAddr); 2] = [
     (IpAddr::V4(DENIED_V4), IpAddr::V4(ALLOWED_V4)),
@@ -45,17 +90,17 @@ fn expect_probes(bed: &Testbed, denied: Probe, when: &str) {
     }
 }
 
-fn assert_clean(bed: &Testbed, tag: &Tag) {
-    let left = filter_objects(bed, tag.as_str());
+fn assert_clean(subject: &Subject, bed: &Testbed, tag: &Tag) {
+    let left = subject.objects(bed, tag);
     assert!(left.is_empty(), "left behind: {left:#?}");
 }
 
 /// Loading blocks the denied probes and passes the allowed ones, in both families, and
 /// the statistics count the entries and the drops.
-pub fn load_blocks_denied_passes_allowed(make: MakeFilter) {
+pub fn load_blocks_denied_passes_allowed(subject: &Subject) {
     let bed = bed();
     let tag = bed.tag().clone();
-    let mut filter = make(&bed);
+    let mut filter = subject.make(&bed);
     expect_probes(&bed, Probe::Delivered, "before load");
     let list = list_with_probes(2_000, 1);
     filter.load(&list).unwrap();
@@ -72,7 +117,7 @@ pub fn load_blocks_denied_passes_allowed(make: MakeFilter) {
     expect_probes(&bed, Probe::Dropped, "after a refused second load");
     filter.teardown().unwrap();
     expect_probes(&bed, Probe::Delivered, "after teardown");
-    assert_clean(&bed, &tag);
+    assert_clean(subject, &bed, &tag);
     filter.teardown().expect("teardown twice is fine");
     drop(filter);
     let name = tag.to_string();
@@ -82,9 +127,9 @@ pub fn load_blocks_denied_passes_allowed(make: MakeFilter) {
 
 /// Adding and removing single entries takes effect; a present add or an absent remove is
 /// not an error; removing a narrow entry inside a broad one leaves the broad one working.
-pub fn add_and_remove_entries(make: MakeFilter) {
+pub fn add_and_remove_entries(subject: &Subject) {
     let bed = bed();
-    let mut filter = make(&bed);
+    let mut filter = subject.make(&bed);
     filter
         .load(&generate(500, 3, Mix::Default, &Family::BOTH))
         .unwrap();
@@ -106,14 +151,14 @@ pub fn add_and_remove_entries(make: MakeFilter) {
     filter.remove(&probes).expect("removing absent entries");
     let tag = bed.tag().clone();
     drop(filter);
-    assert_clean(&bed, &tag);
+    assert_clean(subject, &bed, &tag);
 }
 
 /// Replacing the list while packets flow to a denied and an allowed address: the allowed
 /// stream loses nothing, the denied stream gets nothing through, and the new list applies.
-pub fn replace_under_traffic(make: MakeFilter) {
+pub fn replace_under_traffic(subject: &Subject) {
     let bed = bed();
-    let mut filter = make(&bed);
+    let mut filter = subject.make(&bed);
     filter.load(&list_with_probes(5_000, 1)).unwrap();
     for (deny, allow) in ADDRS {
         let denied = bed
@@ -159,46 +204,23 @@ pub fn replace_under_traffic(make: MakeFilter) {
     );
     let tag = bed.tag().clone();
     filter.teardown().unwrap();
-    assert_clean(&bed, &tag);
+    assert_clean(subject, &bed, &tag);
 }
 
 /// Dropping a loaded filter without teardown removes its objects.
-pub fn drop_removes_everything(make: MakeFilter) {
+pub fn drop_removes_everything(subject: &Subject) {
     let bed = bed();
     let tag = bed.tag().clone();
     {
-        let mut filter = make(&bed);
+        let mut filter = subject.make(&bed);
         filter.load(&list_with_probes(100, 4)).unwrap();
         // Both: the filter works, and its objects are there to be found (so that the check
         // after the drop can fail).
         assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
-        assert!(!filter_objects(&bed, tag.as_str()).is_empty());
+        assert!(!subject.objects(&bed, &tag).is_empty());
     }
-    assert_clean(&bed, &tag);
+    assert_clean(subject, &bed, &tag);
     expect_probes(&bed, Probe::Delivered, "after drop");
-}
-
-/// Expands to one `#[test]` per conformance check for the engine `make` builds.
-#[macro_export]
-macro_rules! conformance_tests {
-    ($make:expr) => {
-        #[test]
-        fn load_blocks_denied_passes_allowed() {
-            $crate::conformance::load_blocks_denied_passes_allowed($make);
-        }
-        #[test]
-        fn add_and_remove_entries() {
-            $crate::conformance::add_and_remove_entries($make);
-        }
-        #[test]
-        fn replace_under_traffic() {
-            $crate::conformance::replace_under_traffic($make);
-        }
-        #[test]
-        fn drop_removes_everything() {
-            $crate::conformance::drop_removes_everything($make);
-        }
-    };
 }
 
 /// A replace made to fail half way by `inject` (an engine's test hook) leaves the old list in
@@ -222,4 +244,33 @@ pub fn replace_failing_half_way<F: EgressFilter>(
         (before.entries_v4, before.entries_v6)
     );
     new
+}
+
+/// Expands to one `#[test]` per conformance check for a variant of an engine:
+/// `conformance_tests!(filter_ipset::ENGINE, "ipset", "backend" = "legacy")`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($engine:path, $variant:literal $(, $key:literal = $value:literal)* $(,)?) => {
+        const SUBJECT: $crate::Subject = $crate::Subject {
+            engine: &$engine,
+            variant: $variant,
+            options: &[$(($key, $value)),*],
+        };
+        #[test]
+        fn load_blocks_denied_passes_allowed() {
+            $crate::load_blocks_denied_passes_allowed(&SUBJECT);
+        }
+        #[test]
+        fn add_and_remove_entries() {
+            $crate::add_and_remove_entries(&SUBJECT);
+        }
+        #[test]
+        fn replace_under_traffic() {
+            $crate::replace_under_traffic(&SUBJECT);
+        }
+        #[test]
+        fn drop_removes_everything() {
+            $crate::drop_removes_everything(&SUBJECT);
+        }
+    };
 }

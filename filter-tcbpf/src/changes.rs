@@ -1,0 +1,192 @@
+//! Adding and removing single entries of a loaded list.
+
+use aya::maps::lpm_trie::Key;
+use aya::maps::{HashMap, LpmTrie, Map, MapData, MapError};
+use filter_core::{EgressFilter, Error, Result};
+use filter_tcbpf_common as common;
+use ipnet::IpNet;
+
+use crate::error::kernel;
+use crate::fill::{map_mut, v4_key, v6_key};
+use crate::{TcbpfFilter, dir, v6hash};
+
+impl TcbpfFilter {
+    pub(crate) fn change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
+        let instance = self.current()?;
+        for (done, net) in entries.iter().map(IpNet::trunc).enumerate() {
+            if let (IpNet::V4(n), Some(table)) = (net, instance.dir.as_mut()) {
+                let changed = if add { table.add(n) } else { table.remove(n) };
+                match changed {
+                    Ok(true) if add => instance.entries[0] += 1,
+                    Ok(true) => instance.entries[0] -= 1,
+                    Ok(false) => {}
+                    Err(dir::ChunksFull { .. }) => {
+                        // No chunk left: a bigger table with the whole list, swapped in.
+                        return self.rebuild_with(&entries[done..], add);
+                    }
+                }
+                continue;
+            }
+            if let (IpNet::V6(n), Some(lengths)) = (net, instance.v6_lengths.as_ref()) {
+                if !lengths.contains(&n.prefix_len()) {
+                    if add {
+                        // A length the program does not look up: a table that does.
+                        return self.rebuild_with(&entries[done..], add);
+                    }
+                    continue;
+                }
+                let map = map_mut(&mut instance.ebpf, common::MAP_DIR_V6);
+                match update_hash(map, &v6hash::key(&n), add) {
+                    Ok(true) if add => instance.entries[1] += 1,
+                    Ok(true) => instance.entries[1] -= 1,
+                    Ok(false) => {}
+                    Err(MapError::SyscallError(e))
+                        if add && e.io_error.raw_os_error() == Some(libc::E2BIG) =>
+                    {
+                        return self.rebuild_with(&entries[done..], add);
+                    }
+                    Err(e) => {
+                        return Err(kernel(
+                            format!(
+                                "{} {net} in {}",
+                                if add { "adding" } else { "removing" },
+                                common::MAP_DIR_V6
+                            ),
+                            e,
+                        ));
+                    }
+                }
+                continue;
+            }
+            let (name, slot) = match net {
+                IpNet::V4(_) => (common::MAP_DENY_V4, 0),
+                IpNet::V6(_) => (common::MAP_DENY_V6, 1),
+            };
+            let capacity = instance.capacity[slot];
+            let map = map_mut(&mut instance.ebpf, name);
+            let result = match net {
+                IpNet::V4(n) => update(map, &v4_key(&n), add),
+                IpNet::V6(n) => update(map, &v6_key(&n), add),
+            };
+            match result {
+                Ok(true) if add => instance.entries[slot] += 1,
+                Ok(true) => instance.entries[slot] -= 1,
+                Ok(false) => {}
+                Err(e) if add && instance.entries[slot] >= u64::from(capacity) => {
+                    return Err(Error::Limit {
+                        limit: "BPF LPM trie max_entries",
+                        requested: instance.entries[slot] + 1,
+                        max: u64::from(capacity),
+                        hint: format!("replace() the list to get maps sized for it ({e})"),
+                    });
+                }
+                Err(e) => {
+                    return Err(kernel(
+                        format!(
+                            "{} {net} in {name}",
+                            if add { "adding" } else { "removing" }
+                        ),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TcbpfFilter {
+    /// Replaces the loaded list with itself plus (or less) `entries`: what `add` and `remove`
+    /// do when the constant-time table cannot take a change in place (no chunk left, the
+    /// IPv6 hash full, or an IPv6 prefix length the program does not look up).
+    fn rebuild_with(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
+        let instance = self.current()?;
+        let mut nets: std::collections::BTreeSet<IpNet> = instance
+            .dir
+            .as_mut()
+            .map(|t| t.nets().into_iter().map(IpNet::V4).collect())
+            .unwrap_or_default();
+        if instance.v6_lengths.is_some() {
+            let hash: HashMap<&MapData, v6hash::HashKey, u8> = instance
+                .ebpf
+                .map(common::MAP_DIR_V6)
+                .ok_or_else(|| Error::InvalidInput("no IPv6 map".into()))?
+                .try_into()
+                .map_err(|e| kernel("open the IPv6 map", e))?;
+            for key in hash.keys() {
+                let key = key.map_err(|e| kernel("read the IPv6 map", e))?;
+                nets.insert(IpNet::V6(v6hash::net(&key)?));
+            }
+        }
+        let trie: LpmTrie<&MapData, [u8; 16], u8> = instance
+            .ebpf
+            .map(common::MAP_DENY_V6)
+            .ok_or_else(|| Error::InvalidInput("no IPv6 map".into()))?
+            .try_into()
+            .map_err(|e| kernel("open the IPv6 map", e))?;
+        for key in trie.keys() {
+            let key = key.map_err(|e| kernel("read the IPv6 map", e))?;
+            #[expect(clippy::cast_possible_truncation, reason = "prefix lengths are <= 128")]
+            let net = ipnet::Ipv6Net::new(key.data().into(), key.prefix_len() as u8)
+                .map_err(|e| Error::InvalidInput(format!("IPv6 map key: {e}")))?;
+            nets.insert(IpNet::V6(net));
+        }
+        for net in entries.iter().map(IpNet::trunc) {
+            if add {
+                nets.insert(net);
+            } else {
+                nets.remove(&net);
+            }
+        }
+        self.replace(&nets.into_iter().collect())
+    }
+}
+
+/// Inserts (if absent) or removes one key; returns whether the map changed.
+fn update<const N: usize>(
+    map: &mut Map,
+    key: &Key<[u8; N]>,
+    add: bool,
+) -> std::result::Result<bool, MapError> {
+    let mut trie: LpmTrie<&mut MapData, [u8; N], u8> = LpmTrie::try_from(map)?;
+    let result = if add {
+        trie.insert(key, &0, u64::from(aya_obj_noexist()))
+    } else {
+        trie.remove(key)
+    };
+    changed(result)
+}
+
+/// Inserts (if absent) or removes one key of the IPv6 hash; returns whether it changed.
+fn update_hash(
+    map: &mut Map,
+    key: &v6hash::HashKey,
+    add: bool,
+) -> std::result::Result<bool, MapError> {
+    let mut hash: HashMap<&mut MapData, v6hash::HashKey, u8> = HashMap::try_from(map)?;
+    changed(if add {
+        hash.insert(key, &0, u64::from(aya_obj_noexist()))
+    } else {
+        hash.remove(key)
+    })
+}
+
+/// An update's outcome as "changed or not": adding a present key or removing an absent one
+/// is not an error.
+fn changed(result: std::result::Result<(), MapError>) -> std::result::Result<bool, MapError> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(MapError::KeyNotFound) => Ok(false),
+        Err(MapError::SyscallError(e))
+            if matches!(e.io_error.raw_os_error(), Some(libc::EEXIST | libc::ENOENT)) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_NOEXIST`: add only if absent.
+const fn aya_obj_noexist() -> u32 {
+    1
+}

@@ -1,0 +1,153 @@
+//! Filling the maps: sizes, keys, batched and per-entry trie updates, mmap views.
+
+use std::os::fd::AsFd;
+
+use aya::Ebpf;
+use aya::maps::lpm_trie::Key;
+use aya::maps::{LpmTrie, Map, MapData};
+use filter_core::{Error, Result};
+use filter_tcbpf_common as common;
+
+use crate::error::kernel;
+use crate::sys;
+
+/// The kernel's internal "operation not supported" (not in libc): what old kernels return
+/// for batch operations on maps without them.
+pub(crate) const ENOTSUPP: i32 = 524;
+
+/// Entries per `BPF_MAP_UPDATE_BATCH` call.
+pub(crate) const BATCH: usize = 65_536;
+
+/// Kernel memory an LPM trie takes per entry: a leaf and, about as often, an intermediate
+/// node, each a kmalloc-64 object (slab growth of 1,318-1,371 MiB per 10M entries measured on
+/// 6.18; the maps' `memlock` figure counts about a fifth of it).
+pub(crate) const TRIE_BYTES_PER_ENTRY: u64 = 144;
+/// Kernel memory a preallocated IPv6 hash entry takes (key, value, element header): an
+/// estimate from the element layout, not measured.
+pub(crate) const V6_HASH_BYTES_PER_ENTRY: u64 = 112;
+
+pub(crate) fn capacity(entries: usize) -> Result<u32> {
+    let wanted = (entries as u64 * 2).max(1_024);
+    u32::try_from(wanted).map_err(|_| Error::Limit {
+        limit: "BPF map max_entries",
+        requested: wanted,
+        max: u64::from(u32::MAX),
+        hint: "split the list".into(),
+    })
+}
+
+pub(crate) fn v4_key(net: &ipnet::Ipv4Net) -> Key<[u8; 4]> {
+    Key::new(u32::from(net.prefix_len()), net.network().octets())
+}
+
+pub(crate) fn v6_key(net: &ipnet::Ipv6Net) -> Key<[u8; 16]> {
+    Key::new(u32::from(net.prefix_len()), net.network().octets())
+}
+
+pub(crate) fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Map {
+    ebpf.map_mut(name)
+        .unwrap_or_else(|| panic!("the embedded program defines map {name}"))
+}
+
+pub(crate) fn map_data(map: &Map) -> &MapData {
+    match map {
+        Map::LpmTrie(data) | Map::PerCpuArray(data) | Map::Array(data) | Map::HashMap(data) => data,
+        _ => unreachable!("the filter only has LPM tries and arrays"),
+    }
+}
+
+/// Chunks to make room for: what the list needs, plus 1/16 (at least 4,096) for incremental
+/// adds; a full second level makes `add` swap in a rebuilt table, so the room is kept small.
+pub(crate) fn chunk_capacity(needed: u32) -> u32 {
+    needed
+        .saturating_add((needed / 16).max(4_096))
+        .min(common::DIR_SLOTS)
+}
+
+/// Maps the values of an mmapable array map of the program into this process.
+pub(crate) fn mapping(ebpf: &Ebpf, name: &str, len: usize) -> Result<sys::Mapping> {
+    let map = ebpf
+        .map(name)
+        .unwrap_or_else(|| panic!("the embedded program defines map {name}"));
+    sys::Mapping::new(map_data(map).fd().as_fd(), len)
+        .map_err(|e| kernel(format!("mmap of map {name} ({len} bytes)"), e))
+}
+
+/// Packs LPM keys (`u32` prefix length in host order, then the address) for a batch update.
+pub(crate) fn pack<const N: usize>(
+    keys: impl Iterator<Item = Key<[u8; N]>>,
+    out: &mut Vec<u8>,
+) -> u32 {
+    out.clear();
+    let mut count = 0;
+    for key in keys {
+        out.extend_from_slice(&key.prefix_len().to_ne_bytes());
+        out.extend_from_slice(&key.data());
+        count += 1;
+    }
+    count
+}
+
+/// Fills a trie: batches where the kernel supports them, else one update per entry.
+/// Returns whether batches were used.
+pub(crate) fn fill<const N: usize>(
+    map: &mut Map,
+    name: &str,
+    keys: &[Key<[u8; N]>],
+    batch: bool,
+) -> Result<bool> {
+    let mut packed = Vec::with_capacity(BATCH.min(keys.len()) * (4 + N));
+    let values = vec![0u8; BATCH.min(keys.len())];
+    let mut batched = batch;
+    for (chunk_index, chunk) in keys.chunks(BATCH).enumerate() {
+        if batched {
+            let count = pack(chunk.iter().copied(), &mut packed);
+            match sys::update_batch(
+                map_data(map).fd().as_fd(),
+                &packed,
+                &values[..chunk.len()],
+                count,
+            ) {
+                Ok(_) => continue,
+                Err((e, 0))
+                    if chunk_index == 0
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | ENOTSUPP | libc::EOPNOTSUPP)
+                        ) =>
+                {
+                    batched = false;
+                }
+                Err((e, done)) => {
+                    return Err(kernel(
+                        format!(
+                            "BPF_MAP_UPDATE_BATCH on {name} at entry {}",
+                            chunk_index * BATCH + done as usize + 1
+                        ),
+                        e,
+                    ));
+                }
+            }
+        }
+        let mut trie: LpmTrie<&mut MapData, [u8; N], u8> =
+            LpmTrie::try_from(&mut *map).map_err(|e| kernel(format!("open map {name}"), e))?;
+        for (i, key) in chunk.iter().enumerate() {
+            trie.insert(key, &0, 0).map_err(|e| {
+                kernel(
+                    format!("update {name} entry {}", chunk_index * BATCH + i + 1),
+                    e,
+                )
+            })?;
+        }
+    }
+    Ok(batched)
+}
+
+/// Distinct keys of a sorted list: what the trie will hold.
+pub(crate) fn distinct<const N: usize>(sorted: &[Key<[u8; N]>]) -> u64 {
+    let same = |a: &Key<[u8; N]>, b: &Key<[u8; N]>| {
+        a.data() == b.data() && a.prefix_len() == b.prefix_len()
+    };
+    let repeats = sorted.windows(2).filter(|w| same(&w[0], &w[1])).count();
+    (sorted.len() - repeats) as u64
+}

@@ -1,0 +1,193 @@
+//! A run in a testbed this process builds: client and server namespaces joined by a veth.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use filter_core::engine::Placement;
+use filter_core::{Family, Tag, count};
+use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed};
+
+use super::{ENFORCEMENT_INTERVAL, RunArgs, cost_probes, finish, new_spinner, probe_name};
+use crate::filters::FilterKind;
+use crate::list;
+use crate::record::{Figures, ProbeResult, Record, Verdict};
+use crate::system::{self, Environment};
+
+/// Builds the testbed, loads, verifies and measures, and writes the record.
+pub(super) fn run(args: &RunArgs) -> Result<()> {
+    let tag = match &args.run_id {
+        Some(id) => Tag::new(id)?,
+        None => Tag::random(),
+    };
+    let (list, list_info) = list::build(&args.list)?;
+    let families = args.list.family.list();
+    let environment = Environment::read();
+
+    let bed = Testbed::with_tag(tag.clone()).context("building the testbed (needs root)")?;
+    let placement = Placement {
+        netns: bed.client().clone(),
+        tag: tag.clone(),
+        interface: bed.client_link(),
+        options: args.options(),
+    };
+    let mut filter = args
+        .filter
+        .build(&placement)
+        .with_context(|| format!("setting up the {} filter", args.filter.name()))?;
+
+    let watched: IpAddr = if families.contains(&Family::V4) {
+        DENIED_V4.into()
+    } else {
+        DENIED_V6.into()
+    };
+    let memory_before = system::AllocationBaseline::read();
+    let watch = bed.watch_enforcement(watched, ENFORCEMENT_INTERVAL)?;
+    std::thread::sleep(Duration::from_millis(5));
+    let spinner = new_spinner(format!(
+        "loading {} into {}",
+        count(list.len() as u64, "entry", "entries"),
+        filter.name()
+    ));
+    let start = Instant::now();
+    let loaded = filter.load(&list);
+    let load_time = start.elapsed();
+    spinner.finish_and_clear();
+    std::thread::sleep(Duration::from_millis(50));
+    let enforcement = watch.finish(start);
+    loaded.with_context(|| format!("loading the list into the {} filter", filter.name()))?;
+    // After the load: how a list is held can depend on the list.
+    let backend = filter.backend();
+
+    let verdict = verify(&bed, args.filter, families)?;
+    let figures = if verdict.ok {
+        // Read before traffic runs: sockets and queues would count as the filter's memory.
+        let allocations = memory_before
+            .zip(system::kernel_allocations())
+            .map(|(before, after)| before.delta_to(after));
+        let traffic = if args.traffic {
+            let spinner = new_spinner("sending traffic through the filter".into());
+            let traffic = crate::traffic::measure(&bed, &crate::traffic::Settings::default())
+                .context("measuring traffic through the filter")?;
+            spinner.finish_and_clear();
+            Some(traffic)
+        } else {
+            None
+        };
+        let stats = filter.stats().context("reading the filter's statistics")?;
+        let program_costs = if args.no_program_cost {
+            Vec::new()
+        } else {
+            let probes = cost_probes(families);
+            let timing = new_spinner(format!(
+                "timing the {} program (BPF_PROG_TEST_RUN)",
+                filter.name()
+            ));
+            let costs = filter
+                .program_costs(&probes)
+                .context("timing the filter program")?;
+            timing.finish_and_clear();
+            costs
+        };
+        let start = Instant::now();
+        filter.teardown().context("tearing the filter down")?;
+        let teardown_time = start.elapsed();
+        let send_path = if args.send_path {
+            Some(measure_send_path(args, &tag, &list)?)
+        } else {
+            None
+        };
+        Some(Figures {
+            load_seconds: load_time.as_secs_f64(),
+            enforcement_seconds: enforcement.after.map(|d| d.as_secs_f64()),
+            enforcement_resolution_us: enforcement.resolution.as_secs_f64() * 1e6,
+            enforcement_max_gap_us: enforcement.max_gap.as_secs_f64() * 1e6,
+            teardown_seconds: teardown_time.as_secs_f64(),
+            stats,
+            program_costs,
+            send_path,
+            traffic,
+            kernel_allocations_delta_bytes: allocations.as_ref().and_then(|a| a.bytes),
+            kernel_allocations: allocations,
+        })
+    } else {
+        None
+    };
+    drop(filter);
+    bed.remove().context("removing the testbed")?;
+
+    let record = Record {
+        filter: args.filter.name(),
+        backend,
+        two_hosts: None,
+        run_id: tag.to_string(),
+        unix_time: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        list: list_info,
+        verdict,
+        figures,
+        environment,
+        peak_memory: system::PeakMemory::read(),
+    };
+    finish(args, &record)
+}
+
+/// Builds a sink pair, checks none against none, loads the list into one side and measures
+/// what the filter adds per packet.
+fn measure_send_path(
+    args: &RunArgs,
+    tag: &Tag,
+    list: &filter_core::CidrList,
+) -> Result<crate::sendpath::SendPath> {
+    use crate::sendpath;
+    let spinner = new_spinner(format!(
+        "measuring the send path with and without {}",
+        args.filter.name()
+    ));
+    let pair = testbed::sink::SinkPair::new(tag.clone()).context("building the sink namespaces")?;
+    let settings = sendpath::Settings::default();
+    let none = sendpath::baseline(pair.filtered(), pair.bare(), &settings)?;
+    let placement = Placement {
+        netns: pair.filtered().clone(),
+        tag: tag.clone(),
+        interface: pair.filtered_link(),
+        options: args.options(),
+    };
+    let mut filter = args.filter.build(&placement)?;
+    filter
+        .load(list)
+        .context("loading the list into the sink namespace")?;
+    let result = sendpath::with_filter(pair.filtered(), pair.bare(), none, &settings);
+    filter.teardown()?;
+    drop(filter);
+    pair.remove()?;
+    spinner.finish_and_clear();
+    result
+}
+
+/// Probes the denied and allowed addresses of every loaded family.
+fn verify(bed: &Testbed, kind: FilterKind, families: &[Family]) -> Result<Verdict> {
+    let mut probes = Vec::new();
+    for &family in families {
+        let (denied, allowed): (IpAddr, IpAddr) = match family {
+            Family::V4 => (DENIED_V4.into(), ALLOWED_V4.into()),
+            Family::V6 => (DENIED_V6.into(), ALLOWED_V6.into()),
+        };
+        let denied_expected = if kind.filters() {
+            Probe::Dropped
+        } else {
+            Probe::Delivered
+        };
+        for (address, expected) in [(denied, denied_expected), (allowed, Probe::Delivered)] {
+            let observed = bed.probe(address)?;
+            probes.push(ProbeResult {
+                address: address.to_string(),
+                expected: probe_name(expected),
+                observed: probe_name(observed),
+            });
+        }
+    }
+    let ok = probes.iter().all(|p| p.expected == p.observed);
+    Ok(Verdict { ok, probes })
+}

@@ -1,0 +1,140 @@
+//! The text summary of a run's record.
+
+use crate::record::Record;
+use crate::system;
+use filter_core::count;
+
+/// Prints what a record says, for a person.
+pub(super) fn print(record: &Record) {
+    let list = &record.list;
+    println!(
+        "{}: {} ({}{}; {} distinct, {}, {} covered, {}; {:.2}% of the IPv4 space denied) [{}]",
+        record.filter,
+        count(list.loaded_entries as u64, "entry", "entries"),
+        list.source,
+        list.mix.map_or_else(String::new, |m| format!(
+            " mix {m} seed {}",
+            list.seed.unwrap_or(0)
+        )),
+        list.stats.distinct,
+        count(list.stats.duplicates, "duplicate", "duplicates"),
+        list.stats.covered,
+        count(
+            list.stats.host_bits_normalised,
+            "entry with host bits normalised",
+            "entries with host bits normalised"
+        ),
+        list.stats.v4_space_denied * 100.0,
+        record.backend,
+    );
+    println!(
+        "  peak memory of egress-bench: {:.0} MiB",
+        record.peak_memory.egress_bench_bytes as f64 / f64::from(1 << 20)
+    );
+    for probe in &record.verdict.probes {
+        let mark = if probe.expected == probe.observed {
+            "ok"
+        } else {
+            "WRONG"
+        };
+        println!(
+            "  probe {:<22} {:<9} (expected {}) {mark}",
+            probe.address, probe.observed, probe.expected
+        );
+    }
+    if let Some(f) = &record.figures {
+        let enforcement = f
+            .enforcement_seconds
+            .map_or_else(|| "never".into(), |s| format!("{s:.3} s"));
+        println!(
+            "  load {:.3} s, enforced after {enforcement} (probe every {:.0} us, longest gap {:.0} us), teardown {:.3} s",
+            f.load_seconds,
+            f.enforcement_resolution_us,
+            f.enforcement_max_gap_us,
+            f.teardown_seconds
+        );
+        if let Some(mem) = &f.stats.kernel_memory {
+            println!(
+                "  kernel memory {:.1} MiB ({})",
+                mem.bytes as f64 / (1 << 20) as f64,
+                mem.source
+            );
+        }
+        if !f.program_costs.is_empty() {
+            println!("  program cost per run (BPF_PROG_TEST_RUN, median of rounds [min..max]):");
+            for c in &f.program_costs {
+                println!(
+                    "    {:<40} {:>8.1} ns [{:.1}..{:.1}]",
+                    c.case, c.median_ns, c.min_ns, c.max_ns
+                );
+            }
+        }
+        if let Some(sp) = &f.send_path {
+            println!(
+                "  send path, 64-byte UDP, added per packet (median of runs [min..max]), ratio to no filter:"
+            );
+            for p in [&sp.none_vs_none, &sp.one_destination, &sp.many_destinations] {
+                let label = if std::ptr::eq(p, &sp.none_vs_none) {
+                    "none vs none (the method's zero)".to_owned()
+                } else {
+                    format!("{:?} destination(s)", p.destinations)
+                };
+                println!(
+                    "    {label:<34} {:>+9.1} ns [{:+.1}..{:+.1}]  x{:.3} [{:.3}..{:.3}]  (no filter: {:.0} ns/packet)",
+                    p.added_ns,
+                    p.added_ns_min,
+                    p.added_ns_max,
+                    p.ratio,
+                    p.ratio_min,
+                    p.ratio_max,
+                    p.baseline_ns
+                );
+            }
+            for w in &sp.warnings {
+                println!("  warning: {w}");
+            }
+        }
+        if let Some(t) = &f.traffic {
+            for x in &t.throughput {
+                let offered = x
+                    .offered_bps
+                    .map_or_else(|| "max".into(), |b| format!("{:.1} Gbit/s", b / 1e9));
+                println!(
+                    "  UDP {:>4}-byte payload, offered {offered}: {:.3} Gbit/s, {:.0} packets/s received of {} sent; CPU {} ns/packet",
+                    x.payload_bytes,
+                    x.received_gbps,
+                    x.received_pps,
+                    x.sent_packets,
+                    x.cpu_ns_per_packet
+                        .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
+                );
+            }
+            for l in &t.latency {
+                println!(
+                    "  {} round trip (us): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} round trips)",
+                    l.protocol, l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, l.round_trips
+                );
+            }
+            if let Some(i) = &t.iperf3 {
+                println!(
+                    "  iperf3 UDP cross-check: {:.3} Gbit/s, {} % lost",
+                    i["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9,
+                    i["lost_percent"].as_f64().unwrap_or(f64::NAN)
+                );
+            }
+        }
+        match &f.kernel_allocations {
+            Some(system::AllocationDelta {
+                bytes: Some(delta), ..
+            }) => println!(
+                "  kernel allocations changed by {:+.1} MiB across the load (slab+vmalloc+percpu, approximate)",
+                *delta as f64 / f64::from(1 << 20)
+            ),
+            Some(system::AllocationDelta {
+                untrusted: Some(why),
+                ..
+            }) => println!("  kernel allocations across the load: {why}"),
+            _ => {}
+        }
+    }
+}

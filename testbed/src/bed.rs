@@ -1,0 +1,223 @@
+//! The two namespaces, their veth link and addresses, and the probe methods.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use filter_core::{Error, NetNs, Result, Tag, run_command};
+
+use crate::probes::{
+    PORT_V4, PORT_V6, PROBE_WAIT, ProbeSockets, check_probe_target, datagram, drain, is_timeout,
+    parse_datagram,
+};
+use crate::*;
+
+pub(crate) static LIVE_NAMESPACES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+pub(crate) static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn live() -> MutexGuard<'static, Vec<String>> {
+    LIVE_NAMESPACES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Namespaces this process created; deleted on drop, so a failed set-up leaves nothing.
+pub(crate) struct Namespaces {
+    pub(crate) names: Vec<String>,
+}
+
+impl Namespaces {
+    pub(crate) fn add(&mut self, name: String) -> Result<()> {
+        run_command(Command::new("ip").args(["netns", "add", &name]))?;
+        live().push(name.clone());
+        self.names.push(name);
+        Ok(())
+    }
+
+    pub(crate) fn remove(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for name in self.names.drain(..) {
+            if let Err(e) = run_command(Command::new("ip").args(["netns", "del", &name])) {
+                first_error.get_or_insert(e);
+            }
+            live().retain(|n| *n != name);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove() {
+            eprintln!("warning: removing testbed namespaces: {e}");
+        }
+    }
+}
+
+/// Two namespaces joined by a veth pair; see the [crate docs](crate).
+pub struct Testbed {
+    tag: Tag,
+    client: NetNs,
+    server: NetNs,
+    sockets: Arc<Mutex<ProbeSockets>>,
+    namespaces: Namespaces,
+}
+
+impl Testbed {
+    /// Builds a testbed with a fresh run id.
+    pub fn new() -> Result<Self> {
+        Self::with_tag(Tag::random())
+    }
+
+    /// Builds a testbed whose objects are named from `tag`.
+    pub fn with_tag(tag: Tag) -> Result<Self> {
+        let client_name = tag.with("client");
+        let server_name = tag.with("server");
+        let mut namespaces = Namespaces { names: Vec::new() };
+        namespaces.add(client_name.clone())?;
+        namespaces.add(server_name.clone())?;
+        let (client, server) = (NetNs::named(&client_name), NetNs::named(&server_name));
+        let (c_link, s_link) = (tag.with("c"), tag.with("s"));
+        run_command(Command::new("ip").args([
+            "link",
+            "add",
+            &c_link,
+            "netns",
+            &client_name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &s_link,
+            "netns",
+            &server_name,
+        ]))?;
+        let client_script = format!(
+            "link set lo up\nlink set {c_link} up\naddr add {CLIENT_V4}/24 dev {c_link}\n\
+             addr add {CLIENT_V6}/64 dev {c_link} nodad\n\
+             route add {PROBE_NET_V4} via {SERVER_V4}\nroute add {PROBE_NET_V6} via {SERVER_V6}\n"
+        );
+        let server_script = format!(
+            "link set lo up\nlink set {s_link} up\naddr add {SERVER_V4}/24 dev {s_link}\n\
+             addr add {SERVER_V6}/64 dev {s_link} nodad\n\
+             route add local {PROBE_NET_V4} dev lo\nroute add local {PROBE_NET_V6} dev lo\n"
+        );
+        ip_batch(&client_name, &client_script)?;
+        ip_batch(&server_name, &server_script)?;
+        let bind = |ns: &NetNs, addr: SocketAddr| {
+            ns.run(|| UdpSocket::bind(addr))?.map_err(|e| {
+                Error::io(
+                    format!("bind UDP {addr} in {}", ns.name().unwrap_or("?")),
+                    e,
+                )
+            })
+        };
+        let sockets = ProbeSockets {
+            client_v4: bind(&client, (Ipv4Addr::UNSPECIFIED, 0).into())?,
+            client_v6: bind(&client, (Ipv6Addr::UNSPECIFIED, 0).into())?,
+            server_v4: bind(&server, (Ipv4Addr::UNSPECIFIED, PORT_V4).into())?,
+            server_v6: bind(&server, (Ipv6Addr::UNSPECIFIED, PORT_V6).into())?,
+        };
+        Ok(Self {
+            tag,
+            client,
+            server,
+            sockets: Arc::new(Mutex::new(sockets)),
+            namespaces,
+        })
+    }
+
+    /// The run's tag: every object of the testbed and of filters in it is named from it.
+    pub fn tag(&self) -> &Tag {
+        &self.tag
+    }
+
+    /// The client namespace, where filters are installed.
+    pub fn client(&self) -> &NetNs {
+        &self.client
+    }
+
+    /// The client's end of the veth pair, whose egress filters hook (`egb-<id>-c`).
+    pub fn client_link(&self) -> String {
+        self.tag.with("c")
+    }
+
+    /// The server namespace.
+    pub fn server(&self) -> &NetNs {
+        &self.server
+    }
+
+    /// Sends a few UDP packets from the client to `dst` (inside the probe networks) and
+    /// tells whether any reached the server within 300 ms.
+    pub fn probe(&self, dst: IpAddr) -> Result<Probe> {
+        check_probe_target(dst)?;
+        let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
+        let (client, server, port) = sockets.pair(dst.is_ipv4());
+        drain(server);
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+        let payload = datagram(token, 0);
+        for _ in 0..3 {
+            // A filter in OUTPUT refuses the send (EPERM): that is a drop, not an error.
+            let _ = client.send_to(&payload, SocketAddr::new(dst, port));
+        }
+        let deadline = Instant::now() + PROBE_WAIT;
+        let mut buf = [0u8; 64];
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            server
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .map_err(|e| Error::io("set probe timeout", e))?;
+            match server.recv(&mut buf) {
+                Ok(n) if parse_datagram(&buf[..n]).is_some_and(|(t, _)| t == token) => {
+                    return Ok(Probe::Delivered);
+                }
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => break,
+                // A signal (a child process of another test ending) cut the wait short.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("receive probe", e)),
+            }
+        }
+        Ok(Probe::Dropped)
+    }
+
+    /// Starts sending a packet to `dst` every `interval` (tens of microseconds) and watching
+    /// which arrive, to time when a filter starts to block `dst`.
+    pub fn watch_enforcement(&self, dst: IpAddr, interval: Duration) -> Result<EnforcementWatch> {
+        check_probe_target(dst)?;
+        EnforcementWatch::start(&self.client, &self.server, dst, interval)
+    }
+
+    /// Removes the namespaces (and with them the veth pair and every filter inside).
+    /// Dropping the testbed does the same, printing errors instead of returning them.
+    pub fn remove(mut self) -> Result<()> {
+        self.namespaces.remove()
+    }
+}
+
+pub(crate) fn ip_batch(netns: &str, script: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["-n", netns, "-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("start ip -batch", e))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())
+        .map_err(|e| Error::io("write to ip -batch", e))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io("wait for ip -batch", e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Command {
+            command: format!("ip -n {netns} -batch - <<< {script:?}"),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
