@@ -106,6 +106,9 @@ pub struct Variant {
     pub largest_only: bool,
     /// Whether the scale test (10M to 100M entries) runs it.
     pub scale: bool,
+    /// Other labels a sweep runs it under, beside its name: `<name>@<attach mode>`
+    /// (`tcbpf-empty@clsact`: the attach floor of the other hook too).
+    pub sweep_also: &'static [&'static str],
     /// Builds it.
     #[serde(skip)]
     pub build: Build,
@@ -125,6 +128,7 @@ impl Variant {
             program_cost: false,
             largest_only: false,
             scale: true,
+            sweep_also: &[],
             build,
         }
     }
@@ -247,8 +251,8 @@ impl Registry {
             .collect()
     }
 
-    /// Checks that every name a variant points to (reference, floor) is a variant, and that
-    /// names are unique.
+    /// Checks that every name a variant points to (reference, floor) is a variant, that
+    /// names are unique, and that sweep labels name their own variant.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the first variant that breaks either rule.
@@ -257,6 +261,15 @@ impl Registry {
         for v in self.variants() {
             if !seen.insert(v.name) {
                 return Err(Error::InvalidInput(format!("two filters named {}", v.name)));
+            }
+            if let Some(label) = v.sweep_also.iter().find(|l| {
+                l.strip_prefix(v.name)
+                    .is_none_or(|rest| !rest.starts_with('@'))
+            }) {
+                return Err(Error::InvalidInput(format!(
+                    "{}: sweep label {label} is not `{}@<attach mode>`",
+                    v.name, v.name
+                )));
             }
             for other in [v.load_compared_with, v.send_path_floor]
                 .into_iter()

@@ -197,6 +197,13 @@ enum Loader {
     Restore,
 }
 
+impl Loader {
+    /// The registry variant this loader is.
+    fn variant(self) -> &'static str {
+        ENGINE.variants[self as usize].name
+    }
+}
+
 /// An ipset `hash:net` set per family and one iptables rule each; see the [crate docs](crate).
 pub struct IpsetFilter {
     netns: NetNs,
@@ -345,14 +352,10 @@ impl IpsetFilter {
     }
 
     fn remove_everything(&mut self) -> Result<()> {
-        let mut first_error = None;
+        // Rules first: the kernel refuses to destroy a set a rule refers to.
+        let mut first_error =
+            xtables::remove_chain_both(&self.netns, self.backend, self.tag.as_str()).err();
         for family in Family::BOTH {
-            // Rules first: the kernel refuses to destroy a set a rule refers to.
-            if let Err(e) =
-                xtables::remove_chain(&self.netns, self.backend, family, self.tag.as_str())
-            {
-                first_error.get_or_insert(e);
-            }
             for name in [self.set_name(family), self.staging_name(family)] {
                 if let Err(e) = self.socket.destroy(&name) {
                     first_error.get_or_insert(e);
@@ -379,10 +382,7 @@ fn entries_of(list: &CidrList, family: Family) -> Entries<'_> {
 
 impl EgressFilter for IpsetFilter {
     fn name(&self) -> &'static str {
-        match self.loader {
-            Loader::Netlink => "ipset",
-            Loader::Restore => "ipset-restore",
-        }
+        self.loader.variant()
     }
 
     fn backend(&self) -> String {
@@ -394,9 +394,8 @@ impl EgressFilter for IpsetFilter {
             }
         };
         format!(
-            "hash:net via {loader}; rule: iptables {} ({})",
-            self.backend.name(),
-            self.backend.version()
+            "hash:net via {loader}; rule: iptables {}",
+            self.backend.describe()
         )
     }
 
@@ -484,12 +483,7 @@ impl EgressFilter for IpsetFilter {
             bytes: memory,
             source: "ipset set headers (memsize), both families".into(),
         });
-        let (mut packets, mut bytes) = (0, 0);
-        for family in Family::BOTH {
-            let (p, b) = xtables::chain_counters(&self.netns, self.backend, family, self.chain())?;
-            packets += p;
-            bytes += b;
-        }
+        let (packets, bytes) = xtables::counters_both(&self.netns, self.backend, self.chain())?;
         stats.packets_matched = Some(packets);
         stats.bytes_matched = Some(bytes);
         Ok(stats)

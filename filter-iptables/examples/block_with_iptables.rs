@@ -27,11 +27,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut filter = IptablesFilter::new(NetNs::named(netns), Tag::new("example")?, backend);
     let start = std::time::Instant::now();
     filter.load(&list)?;
+    let took = start.elapsed();
+    let stats = filter.stats()?;
+    println!("loaded {} rules in {took:?}", list.len());
     println!(
-        "loaded {} rules in {:?}: {:?}",
-        list.len(),
-        start.elapsed(),
-        filter.stats()?
+        "IPv4 rules {}, IPv6 rules {}",
+        stats.entries_v4, stats.entries_v6
     );
     println!("press Enter to remove the filter");
     std::io::stdin().read_line(&mut String::new())?;

@@ -310,10 +310,7 @@ impl IptablesFilter {
 
 impl EgressFilter for IptablesFilter {
     fn name(&self) -> &'static str {
-        match self.loader {
-            Loader::Streamed => "iptables",
-            Loader::Script => "iptables-restore",
-        }
+        ENGINE.variants[self.loader as usize].name
     }
 
     fn backend(&self) -> String {
@@ -324,11 +321,7 @@ impl EgressFilter for IptablesFilter {
             (Loader::Streamed, Backend::Nft) => "rules streamed into iptables-nft-restore",
             (Loader::Script, _) => "script through iptables-restore",
         };
-        format!(
-            "{} ({}); {how}",
-            self.backend.name(),
-            self.backend.version()
-        )
+        format!("{}; {how}", self.backend.describe())
     }
 
     fn load(&mut self, list: &CidrList) -> Result<()> {
@@ -378,13 +371,7 @@ impl EgressFilter for IptablesFilter {
             }
         }
         if self.loaded {
-            let (mut packets, mut bytes) = (0, 0);
-            for family in Family::BOTH {
-                let (p, b) =
-                    xtables::chain_counters(&self.netns, self.backend, family, self.chain())?;
-                packets += p;
-                bytes += b;
-            }
+            let (packets, bytes) = xtables::counters_both(&self.netns, self.backend, self.chain())?;
             stats.packets_matched = Some(packets);
             stats.bytes_matched = Some(bytes);
         }
@@ -392,18 +379,11 @@ impl EgressFilter for IptablesFilter {
     }
 
     fn teardown(&mut self) -> Result<()> {
-        let mut first_error = None;
-        for family in Family::BOTH {
-            if let Err(e) =
-                xtables::remove_chain(&self.netns, self.backend, family, self.tag.as_str())
-            {
-                first_error.get_or_insert(e);
-            }
-        }
+        let removed = xtables::remove_chain_both(&self.netns, self.backend, self.tag.as_str());
         self.loaded = false;
         self.list = CidrList::new();
         self.rules = None;
-        first_error.map_or(Ok(()), Err)
+        removed
     }
 }
 

@@ -36,6 +36,7 @@ pub static ENGINE: Engine = Engine {
         // The attach floor runs at every size: the other eBPF rows subtract it.
         Variant {
             largest_only: false,
+            sweep_also: &["tcbpf-empty@clsact"],
             ..Variant::benchmark_only(
                 "tcbpf-empty",
                 "An eBPF program that passes everything, hooked the same way: the attach floor",

@@ -215,6 +215,21 @@ mod tests {
         assert!(unknown.contains("there are: none, iptables,"), "{unknown}");
     }
 
+    /// A built filter reports the name it is registered under (records carry it).
+    #[test]
+    fn built_filters_carry_their_registry_names() {
+        let at = Placement {
+            netns: NetNs::current(),
+            tag: filter_core::Tag::new("names").unwrap(),
+            interface: "lo".into(),
+            options: Default::default(),
+        };
+        for v in REGISTRY.variants() {
+            let filter = (v.build)(&at).unwrap();
+            assert_eq!(filter.name(), v.name);
+        }
+    }
+
     /// A made-up engine: what a new crate would export.
     static DUMMY: Engine = Engine {
         name: "dummy",

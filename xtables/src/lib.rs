@@ -47,6 +47,11 @@ impl Backend {
         }
     }
 
+    /// The back-end and its version, for records: `nft (iptables v1.8.9 (nf_tables))`.
+    pub fn describe(self) -> String {
+        format!("{} ({})", self.name(), self.version())
+    }
+
     /// `iptables --version` of this back-end, for records.
     pub fn version(self) -> String {
         run_command(Command::new(self.program(Family::V4)).arg("--version"))
@@ -116,6 +121,24 @@ pub fn chain_counters(
         }
     }
     Ok((packets, bytes))
+}
+
+/// The packet and byte counters of `chain`'s rules, summed over both families.
+pub fn counters_both(netns: &NetNs, backend: Backend, chain: &str) -> Result<(u64, u64)> {
+    let mut sum = (0, 0);
+    for family in Family::BOTH {
+        let (packets, bytes) = chain_counters(netns, backend, family, chain)?;
+        sum = (sum.0 + packets, sum.1 + bytes);
+    }
+    Ok(sum)
+}
+
+/// Unhooks and deletes `chain` in both families, trying both whatever fails; the first error.
+pub fn remove_chain_both(netns: &NetNs, backend: Backend, chain: &str) -> Result<()> {
+    Family::BOTH
+        .into_iter()
+        .map(|family| remove_chain(netns, backend, family, chain))
+        .fold(Ok(()), Result::and)
 }
 
 /// The transaction that unhooks `chain` from OUTPUT and deletes it, if it exists.

@@ -16,13 +16,10 @@ use crate::setup::{self, cargo, exec, root};
 /// Options of `cargo xtask bench`.
 #[derive(Debug, Args)]
 pub struct Options {
-    /// Filters to run, in order.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "none,iptables,iptables-restore,ipset,ipset-restore,tcbpf,tcbpf-per-entry,tcbpf-dir,tcbpf-empty,tcbpf-empty@clsact,tcbpf-cold,tcbpf-dir-cold,tcbpf-mix"
-    )]
-    pub filters: Vec<String>,
+    /// Filters to run, in order (`name` or `name@attach-mode`); default: every filter of
+    /// `egress-bench filters`, each also under the labels it lists in `sweep_also`.
+    #[arg(long, value_delimiter = ',')]
+    pub filters: Option<Vec<String>>,
     /// List sizes (entries per family), in increasing order.
     #[arg(
         long,
@@ -100,6 +97,18 @@ impl Registry {
         label.contains('@') || self.flag(label, "largest_only")
     }
 
+    /// The default sweep's filters: every variant, then the other labels it is run under.
+    fn sweep_filters(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|d| {
+                let also = d["sweep_also"].as_array().cloned().unwrap_or_default();
+                std::iter::once(d["name"].clone()).chain(also)
+            })
+            .filter_map(|label| label.as_str().map(ToOwned::to_owned))
+            .collect()
+    }
+
     /// The scale test's filters: every engine and reference loader.
     fn scale_filters(&self) -> Vec<String> {
         self.0
@@ -150,7 +159,10 @@ pub fn run(options: &Options) -> Result<()> {
     let filters = if options.scale {
         registry.scale_filters()
     } else {
-        options.filters.clone()
+        options
+            .filters
+            .clone()
+            .unwrap_or_else(|| registry.sweep_filters())
     };
     let repeats = if options.scale { 1 } else { options.repeats };
     let (sizes, mixes, family) = if options.scale {
