@@ -3,7 +3,21 @@
 //! (its [`Engine`], a variant name and options). A test-support crate: engine crates take it
 //! as a dev-dependency, the shipped binary never links it.
 //!
-//! Each check builds its own testbed, so the checks run in parallel safely.
+//! Each check builds its own testbed, so the checks run in parallel safely, and panics when
+//! the engine breaks the contract: it is a test.
+//!
+//! In an engine crate's `tests/conformance.rs`, one module per variant and option set:
+//!
+//! ```ignore
+//! mod netlink {
+//!     conformance::conformance_tests!(filter_ipset::ENGINE, "ipset", "backend" = "nft");
+//! }
+//! ```
+
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "every check is a test: failing is panicking"
+)]
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -98,6 +112,7 @@ fn assert_clean(subject: &Subject, bed: &Testbed, tag: &Tag) {
 /// Loading blocks the denied probes and passes the allowed ones, in both families, and
 /// the statistics count the entries and the drops.
 pub fn load_blocks_denied_passes_allowed(subject: &Subject) {
+    testbed::needs_root!();
     let bed = bed();
     let tag = bed.tag().clone();
     let mut filter = subject.make(&bed);
@@ -128,6 +143,7 @@ pub fn load_blocks_denied_passes_allowed(subject: &Subject) {
 /// Adding and removing single entries takes effect; a present add or an absent remove is
 /// not an error; removing a narrow entry inside a broad one leaves the broad one working.
 pub fn add_and_remove_entries(subject: &Subject) {
+    testbed::needs_root!();
     let bed = bed();
     let mut filter = subject.make(&bed);
     filter
@@ -157,6 +173,7 @@ pub fn add_and_remove_entries(subject: &Subject) {
 /// Replacing the list while packets flow to a denied and an allowed address: the allowed
 /// stream loses nothing, the denied stream gets nothing through, and the new list applies.
 pub fn replace_under_traffic(subject: &Subject) {
+    testbed::needs_root!();
     let bed = bed();
     let mut filter = subject.make(&bed);
     filter.load(&list_with_probes(5_000, 1)).unwrap();
@@ -209,6 +226,7 @@ pub fn replace_under_traffic(subject: &Subject) {
 
 /// Dropping a loaded filter without teardown removes its objects.
 pub fn drop_removes_everything(subject: &Subject) {
+    testbed::needs_root!();
     let bed = bed();
     let tag = bed.tag().clone();
     {

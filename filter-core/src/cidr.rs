@@ -176,6 +176,9 @@ impl CidrList {
     /// `#` and `;` start comments (whole-line or trailing); blank lines and CRLF are fine.
     /// The whole input is read: the error names every bad line (number, text and why; the
     /// first [`BAD_LINES_SHOWN`] in full, the rest counted).
+    ///
+    /// # Errors
+    /// [`ParseError::Lines`] naming every bad line; [`ParseError::Io`] when reading fails.
     pub fn parse(
         reader: impl Read,
         source_name: &str,
@@ -238,6 +241,9 @@ impl CidrList {
     }
 
     /// Reads a list from a file, or from standard input when `path` is `-`.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse), and [`ParseError::Io`] naming the file when it cannot be opened.
     pub fn parse_file(path: &Path, options: &ParseOptions) -> Result<Self, ParseError> {
         if path == Path::new("-") {
             return Self::parse(io::stdin().lock(), "stdin", options);
@@ -331,6 +337,9 @@ impl CidrList {
     /// Counts entries, normalised host bits, duplicates, covered entries and the IPv4
     /// addresses denied. Sorts a copy of one family at a time (5 bytes an IPv4 entry):
     /// O(n log n).
+    ///
+    /// # Panics
+    /// Never: entries of one family always make a network of that family.
     pub fn stats(&self) -> ListStats {
         let v4 = redundancy(&self.v4, |n| {
             (

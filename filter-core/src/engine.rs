@@ -4,6 +4,32 @@
 //!
 //! Each engine crate exports one `pub static ENGINE: Engine`; a program that runs several
 //! engines keeps a [`Registry`] of them, so that adding an engine is one crate and one line.
+//!
+//! ```no_run
+//! use filter_core::engine::{Options, Placement};
+//! use filter_core::{CidrList, NetNs, Registry, Tag};
+//! # static IPSET: filter_core::Engine = filter_core::Engine { name: "ipset", variants: &[],
+//! #     options: &[], leftovers: |_, _| Vec::new(), remove_leftovers: |_, _| Vec::new() };
+//! # static TCBPF: filter_core::Engine = filter_core::Engine { name: "tcbpf", variants: &[],
+//! #     options: &[], leftovers: |_, _| Vec::new(), remove_leftovers: |_, _| Vec::new() };
+//! // In a program: `&filter_ipset::ENGINE, &filter_tcbpf::ENGINE, ...`
+//! static ENGINES: Registry = Registry::new(&[&IPSET, &TCBPF]);
+//!
+//! let variant = ENGINES.find("ipset")?;
+//! let at = Placement {
+//!     netns: NetNs::named("blue"),
+//!     tag: Tag::new("demo")?,
+//!     interface: "eth0".into(),
+//!     options: Options::of([("backend", "nft")]),
+//! };
+//! let mut filter = (variant.build)(&at)?;
+//! filter.load(&CidrList::parse("203.0.113.0/24\n".as_bytes(), "inline", &Default::default())?)?;
+//! // What a killed run left, by tag: chains, sets, tc filters.
+//! for leftover in ENGINES.leftovers(&at.netns, at.tag.as_str()) {
+//!     println!("{leftover}");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -57,6 +57,19 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A change failed, and putting the previous list back failed too: the kernel may hold
+    /// parts of both lists, or none (tear the filter down and load again).
+    #[error(
+        "{failed}; putting the previous list back failed too ({restore}): the filter may hold \
+         parts of both lists; tear it down and load again"
+    )]
+    RestoreFailed {
+        /// Why the change failed.
+        failed: Box<Error>,
+        /// Why the previous list could not be put back.
+        restore: Box<Error>,
+    },
+
     /// The operation needs a loaded list (call `load` first).
     #[error("no list is loaded; call load() first")]
     NotLoaded,

@@ -24,6 +24,9 @@ impl Tag {
     pub const MAX_ID_LEN: usize = 8;
 
     /// Builds the tag for a run id made of ASCII letters and digits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty, too long or non-alphanumeric id.
     pub fn new(run_id: &str) -> Result<Self> {
         if run_id.is_empty()
             || run_id.len() > Self::MAX_ID_LEN
@@ -109,26 +112,55 @@ pub trait EgressFilter: Send {
     fn backend(&self) -> String;
 
     /// Installs `list`, all or nothing.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyLoaded`] when a list is loaded; [`Error::Limit`] or
+    /// [`Error::InvalidInput`] before anything changes when the list does not fit the engine;
+    /// [`Error::Kernel`], [`Error::Command`] or [`Error::Io`] when the kernel or a tool refuses
+    /// (what was created is removed again).
     fn load(&mut self, list: &CidrList) -> Result<()>;
 
     /// Replaces the loaded list with `list`, atomically for the packets in flight.
+    ///
+    /// # Errors
+    /// [`Error::NotLoaded`] without a loaded list; otherwise as [`load`](Self::load), with the
+    /// previous list still in force, or [`Error::RestoreFailed`] when putting it back failed too.
     fn replace(&mut self, list: &CidrList) -> Result<()>;
 
     /// Adds entries to the loaded list.
+    ///
+    /// # Errors
+    /// [`Error::NotLoaded`] without a loaded list; [`Error::Limit`] when the engine's maps or
+    /// sets are full; [`Error::Kernel`] or [`Error::Command`] when the kernel refuses.
     fn add(&mut self, entries: &[IpNet]) -> Result<()>;
 
     /// Removes entries from the loaded list.
+    ///
+    /// # Errors
+    /// [`Error::NotLoaded`] without a loaded list; [`Error::Kernel`] or [`Error::Command`]
+    /// when the kernel refuses.
     fn remove(&mut self, entries: &[IpNet]) -> Result<()>;
 
     /// Reads entry counts, match counters and kernel memory.
+    ///
+    /// # Errors
+    /// [`Error::NotLoaded`] where the engine needs a list to read from; [`Error::Kernel`] or
+    /// [`Error::Command`] when reading counters fails.
     fn stats(&self) -> Result<FilterStats>;
 
     /// Removes everything the filter created. Safe to call more than once.
+    ///
+    /// # Errors
+    /// The first failure to remove an object; the others are still tried.
     fn teardown(&mut self) -> Result<()>;
 
     /// Times the engine's own packet program in isolation (for example with
     /// `BPF_PROG_TEST_RUN`), for each `(case, destination)` probe, beside the engine's own
     /// floor and cold-cache cases. Engines without such a program return nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotLoaded`] without a loaded list; [`Error::Kernel`] when the kernel refuses
+    /// `BPF_PROG_TEST_RUN`.
     fn program_costs(&mut self, probes: &[(String, IpAddr)]) -> Result<Vec<ProgramCost>> {
         let _ = probes;
         Ok(Vec::new())

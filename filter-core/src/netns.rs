@@ -37,6 +37,9 @@ impl NetNs {
 
     /// Runs `f` on a short-lived thread that has entered this namespace, and returns its
     /// result. The caller's own thread never changes namespace.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the namespace cannot be opened or entered.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
         let Some(name) = &self.name else {
             return Ok(f());
@@ -72,6 +75,9 @@ impl NetNs {
 
 /// Runs a command to completion and returns its standard output; a failure becomes
 /// [`Error::Command`] with the command line and what the command wrote to standard error.
+///
+/// # Errors
+/// [`Error::Io`] when the command cannot start; [`Error::Command`] when it fails.
 pub fn run_command(cmd: &mut Command) -> Result<String> {
     let line = command_line(cmd);
     let output = cmd
@@ -92,6 +98,12 @@ pub fn run_command(cmd: &mut Command) -> Result<String> {
 /// Runs a command with what `write` produces streamed into its standard input (through a
 /// 1 MiB buffer, so the text is never held whole), and waits for it; a failure becomes
 /// [`Error::Command`] with the command line and its standard error.
+///
+/// # Errors
+/// As [`run_command`], and [`Error::Io`] when writing its input fails.
+///
+/// # Panics
+/// Never: standard input is always piped.
 pub fn run_with_input(
     cmd: &mut Command,
     write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,

@@ -23,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod error;
 mod netlink;
 
 use std::io::Write;
@@ -35,6 +36,7 @@ use filter_core::{
 use ipnet::IpNet;
 pub use xtables::Backend;
 
+pub use error::IpsetError;
 use netlink::{Entries, IpsetSocket};
 
 /// The engine, as egress-bench's registry sees it: `ipset` and its reference loader
@@ -151,29 +153,22 @@ impl SetSize {
     /// # Errors
     ///
     /// [`Error::Limit`] when the list does not fit.
+    ///
+    /// # Panics
+    /// Never: sizes are bounded by [`MAX_ENTRIES`] before they are narrowed.
     pub fn for_entries(entries: usize, fixed_maxelem: Option<u32>) -> Result<Self> {
         let n = entries as u64;
         if let Some(max) = fixed_maxelem
             && n > u64::from(max)
         {
-            return Err(Error::Limit {
-                limit: "ipset maxelem",
+            return Err(IpsetError::MaxelemExceeded {
                 requested: n,
-                max: u64::from(max),
-                hint: format!(
-                    "the set would be full (the kernel's \"Hash is full, cannot add more \
-                     elements\"); raise maxelem (--ipset-maxelem; Calico Felix: MaxIpsetSize, \
-                     default {FELIX_DEFAULT_MAXELEM}) or shorten the list"
-                ),
-            });
+                maxelem: max,
+            }
+            .into());
         }
         if n > MAX_ENTRIES {
-            return Err(Error::Limit {
-                limit: "ipset hash:net entries",
-                requested: n,
-                max: MAX_ENTRIES,
-                hint: "split the list across sets, or use the tcbpf engine".into(),
-            });
+            return Err(IpsetError::TooManyEntries { requested: n }.into());
         }
         filter_core::memory::require(
             "kernel memory for the ipset",
@@ -219,11 +214,17 @@ pub struct IpsetFilter {
 
 impl IpsetFilter {
     /// The engine: sets filled over nfnetlink by this process.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the netlink socket cannot be opened in the namespace.
     pub fn new(netns: NetNs, tag: Tag, backend: Backend) -> Result<Self> {
         Self::with_loader(netns, tag, backend, Loader::Netlink)
     }
 
     /// The reference loader: the same sets and rules, filled by `ipset restore`.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
     pub fn reference(netns: NetNs, tag: Tag, backend: Backend) -> Result<Self> {
         Self::with_loader(netns, tag, backend, Loader::Restore)
     }
@@ -251,11 +252,12 @@ impl IpsetFilter {
 
     fn swap(&mut self, family: Family) -> Result<()> {
         if family == Family::V6 && std::mem::take(&mut self.fail_next_v6_swap) {
-            return Err(Error::Kernel {
+            return Err(IpsetError::Refused {
                 operation: "swapping the IPv6 set (injected by a test)".into(),
                 code: -1,
                 message: "injected failure".into(),
-            });
+            }
+            .into());
         }
         let (live, staging) = (self.set_name(family), self.staging_name(family));
         self.socket.swap(&live, &staging)
@@ -443,13 +445,20 @@ impl EgressFilter for IpsetFilter {
         for family in Family::BOTH {
             if let Err(e) = self.swap(family) {
                 // Swapping back puts the old sets in force again (staging holds them now).
-                for &done in &swapped {
-                    let _ = self.swap(done);
-                }
+                let restored = swapped
+                    .iter()
+                    .map(|&done| self.swap(done))
+                    .fold(Ok(()), Result::and);
                 for family in Family::BOTH {
                     let _ = self.socket.destroy(&self.staging_name(family));
                 }
-                return Err(e);
+                return Err(match restored {
+                    Ok(()) => e,
+                    Err(restore) => Error::RestoreFailed {
+                        failed: Box::new(e),
+                        restore: Box::new(restore),
+                    },
+                });
             }
             swapped.push(family);
         }
@@ -516,10 +525,7 @@ fn check(list: &CidrList, maxelem: Option<u32>) -> Result<()> {
             || format!("entry {}", index + 1),
             |line| format!("line {line}"),
         );
-        return Err(Error::InvalidInput(format!(
-            "{place}: ipset hash:net cannot hold a /0 prefix (it would match everything); \
-             use a /1 pair (0.0.0.0/1 and 128.0.0.0/1, or ::/1 and 8000::/1) instead"
-        )));
+        return Err(IpsetError::ZeroPrefix { place }.into());
     }
     Ok(())
 }

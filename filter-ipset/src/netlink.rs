@@ -9,6 +9,8 @@ use filter_core::{Error, Family, NetNs, Result};
 use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
+use crate::IpsetError;
+
 const NFNL_SUBSYS_IPSET: u16 = 6;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -223,11 +225,12 @@ pub(crate) struct Refusal {
 
 impl Refusal {
     pub(crate) fn into_error(self, operation: String) -> Error {
-        Error::Kernel {
+        IpsetError::Refused {
             operation,
             code: self.code,
             message: describe(self.code),
         }
+        .into()
     }
 }
 

@@ -8,6 +8,7 @@ use testbed::{DENIED_V4, Probe, Testbed};
 
 #[test]
 fn set_is_sized_so_loading_never_resizes() {
+    testbed::needs_root!();
     let size = SetSize::for_entries(1_000_000, None).unwrap();
     assert_eq!(size.hashsize, 1 << 20);
     assert_eq!(size.maxelem, 2_000_000);
@@ -21,6 +22,7 @@ fn set_is_sized_so_loading_never_resizes() {
 
 #[test]
 fn bad_entry_is_named_and_nothing_is_applied() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut text = String::new();
     for net in generate(3_000, 5, Mix::Default, &[Family::V4]).iter() {
@@ -38,6 +40,7 @@ fn bad_entry_is_named_and_nothing_is_applied() {
 
 #[test]
 fn stats_report_kernel_memory_and_entries() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut filter =
         IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
@@ -56,6 +59,7 @@ fn stats_report_kernel_memory_and_entries() {
 /// distinct entries and refuses one more, naming the limit, with nothing changed.
 #[test]
 fn felix_maxelem_holds_its_size_and_refuses_one_more() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut list = generate(
         FELIX_DEFAULT_MAXELEM as usize + 1,

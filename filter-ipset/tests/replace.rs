@@ -9,6 +9,7 @@ use testbed::{DENIED_V4, Probe, Testbed};
 
 #[test]
 fn failed_replace_keeps_the_old_list_in_both_families() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut filter =
         IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();

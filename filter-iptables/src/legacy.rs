@@ -17,6 +17,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use filter_core::{Error, NetNs, Result};
 use ipnet::Ipv4Net;
 
+use crate::error::IptablesError;
+
 const IPT_SO_SET_REPLACE: libc::c_int = 64;
 const IPT_SO_GET_INFO: libc::c_int = 64;
 const IPT_SO_GET_ENTRIES: libc::c_int = 65;
@@ -48,19 +50,16 @@ pub const RULE_BYTES_V6: u64 = 168 + 40;
 
 /// Refuses `rules` DROP rules of one family before anything is built when their blob alone
 /// would reach the kernel's `XT_MAX_TABLE_SIZE`.
-pub fn check_blob_size(rules: usize, bytes_per_rule: u64, family: &str) -> Result<()> {
+pub fn check_blob_size(rules: usize, bytes_per_rule: u64, family: &'static str) -> Result<()> {
     let bytes = rules as u64 * bytes_per_rule;
     if bytes >= XT_MAX_TABLE_SIZE {
-        return Err(Error::Limit {
-            limit: "x_tables table blob (XT_MAX_TABLE_SIZE)",
-            requested: bytes,
-            max: XT_MAX_TABLE_SIZE - 1,
-            hint: format!(
-                "bytes for {rules} {family} rules of {bytes_per_rule} bytes: the legacy back-end holds \
-                 at most ~{} such rules in one table; use ipset or tcbpf for lists this long",
-                XT_MAX_TABLE_SIZE / bytes_per_rule
-            ),
-        });
+        return Err(IptablesError::BlobTooLarge {
+            rules,
+            family,
+            bytes_per_rule,
+            bytes,
+        }
+        .into());
     }
     Ok(())
 }
@@ -76,10 +75,8 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_ne_bytes(b[at..at + 2].try_into().expect("2 bytes"))
 }
 
-fn malformed(at: usize, why: &str) -> Error {
-    Error::InvalidInput(format!(
-        "malformed x_tables blob from the kernel: entry at byte {at}: {why}"
-    ))
+fn malformed(at: usize, why: &'static str) -> Error {
+    IptablesError::Malformed { at, why }.into()
 }
 
 /// Offsets of the entries of a table blob, each checked to lie whole inside it with its
@@ -113,11 +110,12 @@ fn entry_offsets(blob: &[u8]) -> Result<Vec<usize>> {
 
 fn sockopt_error(what: &str) -> Error {
     let e = io::Error::last_os_error();
-    Error::Kernel {
+    IptablesError::Refused {
         operation: format!("{what} on the legacy iptables filter table"),
         code: e.raw_os_error().unwrap_or(0),
         message: e.to_string(),
     }
+    .into()
 }
 
 /// A raw IPv4 socket in the namespace: the handle x_tables' socket options need.
@@ -137,11 +135,9 @@ fn raw_socket(netns: &NetNs) -> Result<OwnedFd> {
 }
 
 fn getsockopt(fd: &OwnedFd, opt: libc::c_int, buf: &mut [u8], what: &str) -> Result<()> {
-    let mut len = libc::socklen_t::try_from(buf.len()).map_err(|_| Error::Limit {
-        limit: "x_tables blob size",
+    let mut len = libc::socklen_t::try_from(buf.len()).map_err(|_| IptablesError::TooBig {
+        what: "blob size",
         requested: buf.len() as u64,
-        max: u64::from(u32::MAX),
-        hint: "load fewer rules, or use the ipset or tcbpf engine".into(),
     })?;
     // SAFETY: buf is valid for len bytes; the kernel writes at most len bytes.
     let r = unsafe {
@@ -195,9 +191,7 @@ fn error_entry(out: &mut Vec<u8>, chain: &str) {
 /// one table replacement. The chain must not exist.
 pub fn load_chain(netns: &NetNs, chain: &str, nets: &[Ipv4Net]) -> Result<()> {
     if chain.len() > 28 {
-        return Err(Error::InvalidInput(format!(
-            "chain name {chain:?} is longer than 28 bytes"
-        )));
+        return Err(IptablesError::ChainName(chain.to_owned()).into());
     }
     // The lock iptables-legacy takes around every change, so that no other tool interleaves.
     let lock = std::fs::OpenOptions::new()
@@ -221,9 +215,7 @@ pub fn load_chain(netns: &NetNs, chain: &str, nets: &[Ipv4Net]) -> Result<()> {
     let old_entries = u32_at(&info, 76);
     let old_size = u32_at(&info, 80) as usize;
     if valid_hooks & (1 << NF_INET_LOCAL_OUT) == 0 {
-        return Err(Error::InvalidInput(
-            "the legacy filter table has no OUTPUT hook".into(),
-        ));
+        return Err(IptablesError::NoOutputHook.into());
     }
     let mut get = name_field(TABLE, GET_ENTRIES + old_size);
     get[32..36].copy_from_slice(&(old_size as u32).to_ne_bytes());
@@ -231,9 +223,7 @@ pub fn load_chain(netns: &NetNs, chain: &str, nets: &[Ipv4Net]) -> Result<()> {
     let old = &get[GET_ENTRIES..];
 
     if u32_at(&get, 32) as usize != old_size {
-        return Err(Error::InvalidInput(
-            "the legacy filter table changed while it was read; try again".into(),
-        ));
+        return Err(IptablesError::TableChanged.into());
     }
     // The last entry is the table's closing ERROR entry: our chain goes just before it.
     let offsets = entry_offsets(old)?;
@@ -261,11 +251,9 @@ pub fn load_chain(netns: &NetNs, chain: &str, nets: &[Ipv4Net]) -> Result<()> {
     blob.extend_from_slice(&name_field(TABLE, 32));
     blob.extend_from_slice(&valid_hooks.to_ne_bytes());
     let entries = old_entries as usize + 3 + nets.len();
-    let too_big = |n: usize| Error::Limit {
-        limit: "x_tables rule count",
+    let too_big = |n: usize| IptablesError::TooBig {
+        what: "rule count",
         requested: n as u64,
-        max: u64::from(u32::MAX),
-        hint: "load fewer rules".into(),
     };
     blob.extend_from_slice(
         &u32::try_from(entries)

@@ -19,6 +19,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod error;
 mod legacy;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use filter_core::engine::{OptionSpec, Placement, Variant};
 use filter_core::{CidrList, EgressFilter, Engine, Family, FilterStats, NetNs, Result, Tag};
 use ipnet::IpNet;
 
+pub use error::IptablesError;
 pub use legacy::XT_MAX_TABLE_SIZE;
 pub use xtables::Backend;
 
@@ -190,11 +192,12 @@ impl IptablesFilter {
         footer: &str,
     ) -> Result<()> {
         if family == Family::V6 && self.fail_next_v6.replace(false) {
-            return Err(filter_core::Error::Kernel {
+            return Err(IptablesError::Refused {
                 operation: "the IPv6 restore transaction (injected by a test)".into(),
                 code: -1,
                 message: "injected failure".into(),
-            });
+            }
+            .into());
         }
         let chain = self.chain();
         let write = |w: &mut dyn Write| -> io::Result<()> {
@@ -254,12 +257,14 @@ impl IptablesFilter {
                 // A replace: the IPv4 chain already holds the new list; put the old one back
                 // so that both families keep what they had.
                 let old = self.live_v4();
-                self.transaction(Family::V4, &header, RuleOp::Append, old.iter(), "")
-                    .map_err(|undo| {
-                        filter_core::Error::InvalidInput(format!(
-                            "{e}; and restoring the previous IPv4 rules failed too: {undo}"
-                        ))
-                    })?;
+                if let Err(restore) =
+                    self.transaction(Family::V4, &header, RuleOp::Append, old.iter(), "")
+                {
+                    return Err(filter_core::Error::RestoreFailed {
+                        failed: Box::new(e),
+                        restore: Box::new(restore),
+                    });
+                }
             }
             return Err(e);
         }

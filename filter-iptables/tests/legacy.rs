@@ -10,6 +10,7 @@ fn save(bed: &Testbed) -> String {
 
 #[test]
 fn native_load_keeps_existing_rules_and_chains() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     // Someone else's rules around ours: a user chain jumped to from OUTPUT, rules in other
     // hooks. Their jump offsets move when our rules go in.
@@ -83,6 +84,7 @@ fn native_load_keeps_existing_rules_and_chains() {
 /// the limit, with nothing changed (the published benchmark's iptables stops here).
 #[test]
 fn list_past_the_table_blob_limit_is_refused_before_any_change() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let rules = usize::try_from(filter_iptables::XT_MAX_TABLE_SIZE / 152).unwrap() + 1;
     let list = filter_core::generate::generate(

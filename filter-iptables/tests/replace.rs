@@ -8,6 +8,7 @@ use testbed::{DENIED_V4, Probe, Testbed};
 
 #[test]
 fn failed_replace_keeps_the_old_list_in_both_families() {
+    testbed::needs_root!();
     for backend in [Backend::Legacy, Backend::Nft] {
         let bed = Testbed::new().unwrap();
         let mut filter = IptablesFilter::new(bed.client().clone(), bed.tag().clone(), backend);

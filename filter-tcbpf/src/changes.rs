@@ -2,11 +2,11 @@
 
 use aya::maps::lpm_trie::Key;
 use aya::maps::{HashMap, LpmTrie, Map, MapData, MapError};
-use filter_core::{EgressFilter, Error, Result};
+use filter_core::{EgressFilter, Result};
 use filter_tcbpf_common as common;
 use ipnet::IpNet;
 
-use crate::error::kernel;
+use crate::error::{TcbpfError, kernel};
 use crate::fill::{map_mut, v4_key, v6_key};
 use crate::{TcbpfFilter, dir, v6hash};
 
@@ -53,7 +53,8 @@ impl TcbpfFilter {
                                 common::MAP_DIR_V6
                             ),
                             e,
-                        ));
+                        )
+                        .into());
                     }
                 }
                 continue;
@@ -73,12 +74,12 @@ impl TcbpfFilter {
                 Ok(true) => instance.entries[slot] -= 1,
                 Ok(false) => {}
                 Err(e) if add && instance.entries[slot] >= u64::from(capacity) => {
-                    return Err(Error::Limit {
-                        limit: "BPF LPM trie max_entries",
+                    return Err(TcbpfError::TrieFull {
                         requested: instance.entries[slot] + 1,
                         max: u64::from(capacity),
-                        hint: format!("replace() the list to get maps sized for it ({e})"),
-                    });
+                        cause: e.to_string(),
+                    }
+                    .into());
                 }
                 Err(e) => {
                     return Err(kernel(
@@ -87,7 +88,8 @@ impl TcbpfFilter {
                             if add { "adding" } else { "removing" }
                         ),
                         e,
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -110,7 +112,7 @@ impl TcbpfFilter {
             let hash: HashMap<&MapData, v6hash::HashKey, u8> = instance
                 .ebpf
                 .map(common::MAP_DIR_V6)
-                .ok_or_else(|| Error::InvalidInput("no IPv6 map".into()))?
+                .ok_or_else(|| TcbpfError::MissingObject("IPv6 map".into()))?
                 .try_into()
                 .map_err(|e| kernel("open the IPv6 map", e))?;
             for key in hash.keys() {
@@ -121,14 +123,19 @@ impl TcbpfFilter {
         let trie: LpmTrie<&MapData, [u8; 16], u8> = instance
             .ebpf
             .map(common::MAP_DENY_V6)
-            .ok_or_else(|| Error::InvalidInput("no IPv6 map".into()))?
+            .ok_or_else(|| TcbpfError::MissingObject("IPv6 map".into()))?
             .try_into()
             .map_err(|e| kernel("open the IPv6 map", e))?;
         for key in trie.keys() {
             let key = key.map_err(|e| kernel("read the IPv6 map", e))?;
             #[expect(clippy::cast_possible_truncation, reason = "prefix lengths are <= 128")]
-            let net = ipnet::Ipv6Net::new(key.data().into(), key.prefix_len() as u8)
-                .map_err(|e| Error::InvalidInput(format!("IPv6 map key: {e}")))?;
+            let net =
+                ipnet::Ipv6Net::new(key.data().into(), key.prefix_len() as u8).map_err(|e| {
+                    TcbpfError::BadKey {
+                        map: common::MAP_DENY_V6,
+                        why: e.to_string(),
+                    }
+                })?;
             nets.insert(IpNet::V6(net));
         }
         for net in entries.iter().map(IpNet::trunc) {

@@ -69,6 +69,10 @@ pub struct Standalone {
 
 impl Standalone {
     /// Loads the program with maps filled with `list`, destinations looked up in `table`.
+    ///
+    /// # Errors
+    /// [`Error::Kernel`](filter_core::Error::Kernel) when the kernel refuses the maps or the
+    /// programs; [`Error::Limit`](filter_core::Error::Limit) when the list does not fit.
     pub fn load(list: &CidrList, table: Table) -> Result<Self> {
         let (filter, _) = programs(table);
         Ok(Self {
@@ -78,6 +82,9 @@ impl Standalone {
     }
 
     /// Runs `case` `repeat` times in the kernel and returns the mean time per run.
+    ///
+    /// # Errors
+    /// [`Error::Kernel`](filter_core::Error::Kernel) when `BPF_PROG_TEST_RUN` is refused.
     pub fn time(&mut self, case: Case, repeat: u32) -> Result<Duration> {
         let floor = IpAddr::from([198, 19, 0, 1]);
         let (filter, cold) = programs(self.table);
@@ -92,6 +99,9 @@ impl Standalone {
     }
 
     /// [`measure`] on this program.
+    ///
+    /// # Errors
+    /// As [`time`](Self::time).
     pub fn measure(
         &mut self,
         probes: &[(String, IpAddr)],
@@ -194,6 +204,9 @@ fn summary(case: &str, mut samples: Vec<f64>, repeat: u32) -> ProgramCost {
 /// Times the empty program (the method's floor), the filter for each probe, and cold
 /// lookups in each of `cold` (the families the list holds), rounds interleaved so that a
 /// change in machine speed hits every case alike.
+///
+/// # Errors
+/// [`Error::Kernel`](filter_core::Error::Kernel) when `BPF_PROG_TEST_RUN` is refused.
 pub fn measure(
     ebpf: &mut Ebpf,
     table: Table,

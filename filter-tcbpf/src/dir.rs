@@ -218,6 +218,9 @@ impl Prepared {
     }
 
     /// Expands the list into `store`, whose levels must be all [`DIR_ALLOW`] and zero.
+    ///
+    /// # Errors
+    /// [`ChunksFull`] when `store` has fewer chunks than [`chunks_needed`](Self::chunks_needed).
     pub fn build_in<S: Store>(self, store: S) -> Result<Dir24<S>, ChunksFull> {
         let mut table = Dir24 {
             store,
@@ -241,6 +244,9 @@ impl Prepared {
 
 impl Dir24<Owned> {
     /// Expands `nets` (any order, duplicates and overlaps allowed) into a table in memory.
+    ///
+    /// # Panics
+    /// Never: an owned store grows as needed.
     pub fn build(nets: &[Ipv4Net]) -> Self {
         let store = Owned {
             slots: vec![DIR_ALLOW; DIR_SLOTS as usize],
@@ -254,6 +260,9 @@ impl Dir24<Owned> {
 
 impl<S: Store> Dir24<S> {
     /// The prefixes of the list, in address order.
+    ///
+    /// # Panics
+    /// Never: stored prefix lengths are at most 32.
     pub fn nets(&mut self) -> Vec<Ipv4Net> {
         self.prefixes()
             .iter()
@@ -274,6 +283,9 @@ impl<S: Store> Dir24<S> {
     }
 
     /// Chunks in use (the second level's size; at most one per /24).
+    ///
+    /// # Panics
+    /// Never: a table has fewer than 2^32 chunks.
     pub fn chunks_used(&self) -> u32 {
         self.used - u32::try_from(self.free.len()).expect("fewer than 2^32 chunks")
     }
@@ -452,6 +464,9 @@ impl<S: Store> Dir24<S> {
 
     /// Adds one prefix. Returns whether the list changed (false if it was there already).
     /// On [`ChunksFull`] the table is unchanged.
+    ///
+    /// # Errors
+    /// [`ChunksFull`] when the prefix needs a chunk and none is left.
     pub fn add(&mut self, net: Ipv4Net) -> Result<bool, ChunksFull> {
         let (network, len) = (u32::from(net.network()), net.prefix_len());
         if self.prefixes().contains(&(network, len)) {
@@ -468,6 +483,9 @@ impl<S: Store> Dir24<S> {
     /// Addresses that other prefixes of the list cover stay denied, without a moment
     /// allowed. On [`ChunksFull`] (the prefixes inside a removed short one need more chunks
     /// than are left) the table and the list are unchanged.
+    ///
+    /// # Errors
+    /// [`ChunksFull`] when re-expanding the prefixes inside `net` needs more chunks than are left.
     pub fn remove(&mut self, net: Ipv4Net) -> Result<bool, ChunksFull> {
         let (network, len) = (u32::from(net.network()), net.prefix_len());
         if !self.prefixes().contains(&(network, len)) {

@@ -1,10 +1,99 @@
-//! Kernel refusals in words.
+//! What can go wrong in this engine, and kernel refusals in words.
 
 use filter_core::Error;
 
-/// A kernel refusal as an [`Error::Kernel`]: the whole error chain in words, the errno
+/// What can go wrong in the tc eBPF engine. Converts into [`filter_core::Error`] (what the
+/// [`EgressFilter`](filter_core::EgressFilter) methods return): refusals become
+/// [`Error::Kernel`], size limits [`Error::Limit`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TcbpfError {
+    /// A `bpf()` call or a tc netlink request was refused.
+    #[error("kernel refused {operation}: {message} (error {code})")]
+    Refused {
+        /// The request, with the map, program or interface it named.
+        operation: String,
+        /// The errno (0 when the kernel gave none).
+        code: i32,
+        /// The whole error chain in words, with a hint for the common errnos.
+        message: String,
+    },
+    /// A map would need more entries than `max_entries` can say.
+    #[error(
+        "BPF map max_entries exceeded: {requested} requested, at most {} allowed; split the list",
+        u32::MAX
+    )]
+    MapTooLarge {
+        /// Entries wanted (twice the list).
+        requested: u64,
+    },
+    /// An `add` found the LPM trie full: it was sized for the list loaded.
+    #[error(
+        "BPF LPM trie max_entries exceeded: {requested} requested, at most {max} allowed; replace() the list to get maps sized for it ({cause})"
+    )]
+    TrieFull {
+        /// Entries the add needed.
+        requested: u64,
+        /// The trie's `max_entries`.
+        max: u64,
+        /// The kernel's words.
+        cause: String,
+    },
+    /// The interface name cannot be given to the kernel.
+    #[error("interface name {0:?} is not a valid C string")]
+    InterfaceName(String),
+    /// The loaded program has no hook to swap (a failed earlier replace).
+    #[error("the loaded program is not hooked; tear the filter down and load again")]
+    NotHooked,
+    /// The embedded object lacks a program or map this crate names (a build problem).
+    #[error("the embedded BPF object has no {0}")]
+    MissingObject(String),
+    /// A key read back from a map does not make a network.
+    #[error("{map} holds a key that is not a network: {why}")]
+    BadKey {
+        /// The map.
+        map: &'static str,
+        /// Why.
+        why: String,
+    },
+}
+
+impl From<TcbpfError> for Error {
+    fn from(err: TcbpfError) -> Self {
+        match err {
+            TcbpfError::Refused {
+                operation,
+                code,
+                message,
+            } => Error::Kernel {
+                operation,
+                code,
+                message,
+            },
+            TcbpfError::MapTooLarge { requested } => Error::Limit {
+                limit: "BPF map max_entries",
+                requested,
+                max: u64::from(u32::MAX),
+                hint: "split the list".into(),
+            },
+            TcbpfError::TrieFull {
+                requested,
+                max,
+                cause,
+            } => Error::Limit {
+                limit: "BPF LPM trie max_entries",
+                requested,
+                max,
+                hint: format!("replace() the list to get maps sized for it ({cause})"),
+            },
+            other => Error::InvalidInput(other.to_string()),
+        }
+    }
+}
+
+/// A kernel refusal as a [`TcbpfError::Refused`]: the whole error chain in words, the errno
 /// where there is one, and a hint for the common limits.
-pub(crate) fn kernel(operation: impl Into<String>, err: impl std::error::Error) -> Error {
+pub(crate) fn kernel(operation: impl Into<String>, err: impl std::error::Error) -> TcbpfError {
     let mut message = err.to_string();
     let mut code = 0;
     let mut source = err.source();
@@ -32,7 +121,7 @@ pub(crate) fn kernel(operation: impl Into<String>, err: impl std::error::Error) 
         let head: String = message.chars().take(200).collect();
         message = format!("{head} [...] {}", &message[cut..]);
     }
-    Error::Kernel {
+    TcbpfError::Refused {
         operation: operation.into(),
         code,
         message: format!("{message}{hint}"),

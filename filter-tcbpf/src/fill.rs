@@ -5,10 +5,10 @@ use std::os::fd::AsFd;
 use aya::Ebpf;
 use aya::maps::lpm_trie::Key;
 use aya::maps::{LpmTrie, Map, MapData};
-use filter_core::{Error, Result};
+use filter_core::Result;
 use filter_tcbpf_common as common;
 
-use crate::error::kernel;
+use crate::error::{TcbpfError, kernel};
 use crate::sys;
 
 /// The kernel's internal "operation not supported" (not in libc): what old kernels return
@@ -28,12 +28,7 @@ pub(crate) const V6_HASH_BYTES_PER_ENTRY: u64 = 112;
 
 pub(crate) fn capacity(entries: usize) -> Result<u32> {
     let wanted = (entries as u64 * 2).max(1_024);
-    u32::try_from(wanted).map_err(|_| Error::Limit {
-        limit: "BPF map max_entries",
-        requested: wanted,
-        max: u64::from(u32::MAX),
-        hint: "split the list".into(),
-    })
+    Ok(u32::try_from(wanted).map_err(|_| TcbpfError::MapTooLarge { requested: wanted })?)
 }
 
 pub(crate) fn v4_key(net: &ipnet::Ipv4Net) -> Key<[u8; 4]> {
@@ -65,7 +60,11 @@ pub(crate) fn chunk_capacity(needed: u32) -> u32 {
 }
 
 /// Maps the values of an mmapable array map of the program into this process.
-pub(crate) fn mapping(ebpf: &Ebpf, name: &str, len: usize) -> Result<sys::Mapping> {
+pub(crate) fn mapping(
+    ebpf: &Ebpf,
+    name: &str,
+    len: usize,
+) -> std::result::Result<sys::Mapping, TcbpfError> {
     let map = ebpf
         .map(name)
         .unwrap_or_else(|| panic!("the embedded program defines map {name}"));
@@ -125,7 +124,8 @@ pub(crate) fn fill<const N: usize>(
                             chunk_index * BATCH + done as usize + 1
                         ),
                         e,
-                    ));
+                    )
+                    .into());
                 }
             }
         }

@@ -6,7 +6,7 @@ use aya::programs::LinkOrder;
 use aya::programs::tc::{NlOptions, TcAttach, TcAttachType};
 use filter_core::{Error, Result};
 
-use crate::error::kernel;
+use crate::error::{TcbpfError, kernel};
 use crate::instance::{Instance, program_mut};
 use crate::{Attach, TcbpfFilter};
 
@@ -14,7 +14,7 @@ impl TcbpfFilter {
     /// Hooks a loaded instance to the interface, inside the namespace.
     pub(crate) fn hook(&mut self, instance: &mut Instance) -> Result<()> {
         let interface = CString::new(self.interface.clone())
-            .map_err(|_| Error::InvalidInput(format!("interface name {:?}", self.interface)))?;
+            .map_err(|_| TcbpfError::InterfaceName(self.interface.clone()))?;
         let attach = self.attach;
         let hooked = self.program_name();
         let handle = crate::engine::tag_handle(self.tag.as_str());
@@ -26,7 +26,9 @@ impl TcbpfFilter {
                     Ok(()) => created = true,
                     Err(e) if os_error(&e) == Some(libc::EEXIST) => {}
                     Err(e) => {
-                        return Err(kernel(format!("adding a clsact qdisc to {interface:?}"), e));
+                        return Err(
+                            kernel(format!("adding a clsact qdisc to {interface:?}"), e).into()
+                        );
                     }
                 }
             }

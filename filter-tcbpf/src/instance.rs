@@ -4,10 +4,10 @@ use aya::Ebpf;
 use aya::EbpfLoader;
 use aya::programs::SchedClassifier;
 use aya::programs::tc::SchedClassifierLinkId;
-use filter_core::{CidrList, Error, Result};
+use filter_core::{CidrList, Result};
 use filter_tcbpf_common as common;
 
-use crate::error::kernel;
+use crate::error::{TcbpfError, kernel};
 use crate::fill::{
     TRIE_BYTES_PER_ENTRY, V6_HASH_BYTES_PER_ENTRY, capacity, chunk_capacity, distinct, fill,
     map_data, map_mut, mapping, v4_key, v6_key,
@@ -177,9 +177,12 @@ impl TcbpfFilter {
 }
 
 /// The program of `name` in a loaded object.
-pub(crate) fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier> {
+pub(crate) fn program_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> std::result::Result<&'a mut SchedClassifier, TcbpfError> {
     ebpf.program_mut(name)
-        .ok_or_else(|| Error::InvalidInput(format!("the embedded object has no program {name}")))?
+        .ok_or_else(|| TcbpfError::MissingObject(format!("program {name}")))?
         .try_into()
         .map_err(|e| kernel(format!("program {name}"), e))
 }

@@ -52,6 +52,7 @@ use ipnet::IpNet;
 pub use config::{Attach, Fill, Program, Table};
 pub use engine::{ATTACH_OPTION, ENGINE};
 
+pub use error::TcbpfError;
 use error::kernel;
 use fill::map_data;
 use instance::{Instance, program_mut};
@@ -190,21 +191,17 @@ impl EgressFilter for TcbpfFilter {
         let hooked = self.program_name();
         let mut next = Self::instance(list, self.fill, hooked, self.table)?;
         let mut old = self.current.take().expect("checked above");
-        let taken = old
-            .link
-            .take()
-            .ok_or_else(|| Error::InvalidInput("the loaded program is not hooked".into()))
-            .and_then(|id| {
-                program_mut(&mut old.ebpf, hooked)?
-                    .take_link(id)
-                    .map_err(|e| kernel("taking the hook's link", e))
-            });
+        let taken = old.link.take().ok_or(TcbpfError::NotHooked).and_then(|id| {
+            program_mut(&mut old.ebpf, hooked)?
+                .take_link(id)
+                .map_err(|e| kernel("taking the hook's link", e))
+        });
         let link = match taken {
             Ok(link) => link,
             Err(e) => {
                 // Still attached (the program keeps its links); only replace is refused.
                 self.current = Some(old);
-                return Err(e);
+                return Err(e.into());
             }
         };
         let ebpf = &mut next.ebpf;
@@ -213,7 +210,7 @@ impl EgressFilter for TcbpfFilter {
             if fail {
                 // What a refused update does: the link is gone, the old program unhooked.
                 drop(link);
-                return Err(Error::Kernel {
+                return Err(TcbpfError::Refused {
                     operation: "swapping programs on the hook (injected by a test)".into(),
                     code: -1,
                     message: "injected failure".into(),
@@ -238,9 +235,15 @@ impl EgressFilter for TcbpfFilter {
             Err(e) => {
                 // The link went with the failed update: hook the old program again.
                 self.discard(next);
-                self.hook(&mut old)?;
+                let failed = Error::from(e);
+                if let Err(restore) = self.hook(&mut old) {
+                    return Err(Error::RestoreFailed {
+                        failed: Box::new(failed),
+                        restore: Box::new(restore),
+                    });
+                }
                 self.current = Some(old);
-                Err(e)
+                Err(failed)
             }
         }
     }
@@ -258,7 +261,7 @@ impl EgressFilter for TcbpfFilter {
         let counters: PerCpuArray<&MapData, [u64; 2]> = instance
             .ebpf
             .map(common::MAP_COUNTERS)
-            .ok_or_else(|| Error::InvalidInput("no counters map".into()))?
+            .ok_or_else(|| TcbpfError::MissingObject("counters map".into()))?
             .try_into()
             .map_err(|e| kernel("open counters", e))?;
         let dropped = counters

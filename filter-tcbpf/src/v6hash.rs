@@ -4,11 +4,11 @@
 
 use std::os::fd::AsFd;
 
-use filter_core::{Error, Result};
+use filter_core::Result;
 use filter_tcbpf_common::{V6_KEY_BYTES, V6_MAX_LENGTHS};
 use ipnet::Ipv6Net;
 
-use crate::error::kernel;
+use crate::error::{TcbpfError, kernel};
 use crate::fill::BATCH;
 use crate::sys;
 
@@ -49,11 +49,13 @@ pub(crate) fn key(net: &Ipv6Net) -> HashKey {
     key
 }
 
-pub(crate) fn net(key: &HashKey) -> Result<Ipv6Net> {
+pub(crate) fn net(key: &HashKey) -> std::result::Result<Ipv6Net, TcbpfError> {
     let mut addr = [0u8; 16];
     addr.copy_from_slice(&key[..16]);
-    Ipv6Net::new(addr.into(), key[16])
-        .map_err(|e| Error::InvalidInput(format!("IPv6 hash key: {e}")))
+    Ipv6Net::new(addr.into(), key[16]).map_err(|e| TcbpfError::BadKey {
+        map: filter_tcbpf_common::MAP_DIR_V6,
+        why: e.to_string(),
+    })
 }
 
 /// Entries to make room for: the list, plus 1/16 (at least 1,024) for adds; the map is

@@ -8,6 +8,7 @@ use testbed::{DENIED_V4, Probe, Testbed};
 
 #[test]
 fn failed_swap_keeps_the_old_list_in_both_families() {
+    testbed::needs_root!();
     for (attach, table) in [
         (Attach::Tcx, Table::LpmTrie),
         (Attach::Clsact, Table::LpmTrie),

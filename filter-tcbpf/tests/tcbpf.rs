@@ -16,6 +16,7 @@ fn list(n: usize) -> filter_core::CidrList {
 
 #[test]
 fn attached_program_is_visible_then_gone() {
+    testbed::needs_root!();
     for attach in [Attach::Tcx, Attach::Clsact] {
         let bed = Testbed::new().unwrap();
         let tag = bed.tag().clone();
@@ -50,6 +51,7 @@ fn attached_program_is_visible_then_gone() {
 /// down must not take someone else's filter with it.
 #[test]
 fn clsact_qdisc_another_filter_uses_is_kept() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let link = bed.client_link();
     let loaded = || {
@@ -81,6 +83,7 @@ fn clsact_qdisc_another_filter_uses_is_kept() {
 
 #[test]
 fn stats_count_entries_drops_and_memory() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut filter = TcbpfFilter::new(
         bed.client().clone(),
@@ -116,6 +119,7 @@ fn stats_count_entries_drops_and_memory() {
 
 #[test]
 fn program_costs_are_timed_against_the_floor() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut filter = TcbpfFilter::new(
         bed.client().clone(),
@@ -167,6 +171,7 @@ fn probe(bed: &Testbed, addr: &str) -> Probe {
 
 #[test]
 fn dir_table_keeps_overlapping_prefixes_right_on_real_packets() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut filter = dir_filter(&bed);
     // A /24 with a host inside it, and a lone host in another /24 (the chunk path).
@@ -201,6 +206,7 @@ fn dir_table_keeps_overlapping_prefixes_right_on_real_packets() {
 
 #[test]
 fn dir_table_rebuilds_when_its_chunks_run_out() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut filter = dir_filter(&bed);
     let mut list = CidrList::new();
@@ -230,6 +236,7 @@ fn dir_table_rebuilds_when_its_chunks_run_out() {
 
 #[test]
 fn dir_table_hashes_few_v6_lengths_and_tries_many() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     // The default IPv6 mix has four lengths (and the probe's /64): looked up by hash.
     let mut filter = dir_filter(&bed);

@@ -54,6 +54,7 @@ fn list_file(lines: &str) -> tempfile::NamedTempFile {
 
 #[test]
 fn run_records_a_working_filter_and_leaves_nothing() {
+    testbed::needs_root!();
     let _lock = serial();
     let (_, record) = run_recorded(&[
         "--filter", "ipset", "--rules", "5000", "--family", "both", "--run-id", "clirec",
@@ -76,6 +77,7 @@ fn run_records_a_working_filter_and_leaves_nothing() {
 
 #[test]
 fn ipv6_only_run_times_ipv6_cold_lookups_and_says_what_memory_it_trusts() {
+    testbed::needs_root!();
     let _lock = serial();
     let (out, record) = run_recorded(&[
         "--filter", "tcbpf", "--rules", "3000", "--family", "6", "--run-id", "cliv6",
@@ -114,6 +116,7 @@ fn ipv6_only_run_times_ipv6_cold_lookups_and_says_what_memory_it_trusts() {
 
 #[test]
 fn send_path_sees_what_a_filter_costs() {
+    testbed::needs_root!();
     let _lock = serial();
     let dir = tempfile::tempdir().unwrap();
     let measure = |filter: &str| -> serde_json::Value {
@@ -158,6 +161,7 @@ fn send_path_sees_what_a_filter_costs() {
 /// --on-host` in the other, each in its namespace's own stack: the code path real hosts take.
 #[test]
 fn two_hosts_across_namespaces_leave_nothing_behind() {
+    testbed::needs_root!();
     let _lock = serial();
     let bed = testbed::Testbed::new().unwrap();
     let in_ns = |ns: &filter_core::NetNs| {
@@ -258,6 +262,7 @@ fn two_hosts_across_namespaces_leave_nothing_behind() {
 
 #[test]
 fn every_bad_line_is_named_and_nothing_is_created() {
+    testbed::needs_root!();
     let _lock = serial();
     let file = list_file("# feed\n1.2.3.4\n1.2.3.999\n5.6.7.8\nexample.com\n10.0.0.0/33 ; typo\n");
     let out = run(&[
@@ -286,6 +291,7 @@ fn every_bad_line_is_named_and_nothing_is_created() {
 /// testbed goes with the run: the leftover check here could find something.
 #[test]
 fn list_over_the_ipset_maxelem_is_refused_by_name_and_nothing_is_left() {
+    testbed::needs_root!();
     let _lock = serial();
     let out = run(&[
         "run",
@@ -309,6 +315,7 @@ fn list_over_the_ipset_maxelem_is_refused_by_name_and_nothing_is_left() {
 
 #[test]
 fn wrong_family_is_named() {
+    testbed::needs_root!();
     let _lock = serial();
     let file = list_file("1.2.3.4\n2001:db8::/32\n");
     let out = run(&[
@@ -328,6 +335,7 @@ fn wrong_family_is_named() {
 
 #[test]
 fn list_covering_the_testbed_stops_unless_excluded() {
+    testbed::needs_root!();
     let _lock = serial();
     let file = list_file("1.2.3.4\n198.18.0.0/15\n5.6.7.0/24\n198.19.0.1\n");
     let path = file.path().to_str().unwrap();
@@ -385,6 +393,7 @@ fn wait_for_namespace(prefix: &str) {
 
 #[test]
 fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
+    testbed::needs_root!();
     let _lock = serial();
     // ipset restore takes seconds for 2M entries: long enough to be killed mid-load.
     let mut child = bench()
@@ -419,6 +428,7 @@ fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
 
 #[test]
 fn sigterm_mid_load_removes_the_testbed() {
+    testbed::needs_root!();
     let _lock = serial();
     let mut child = bench()
         .args([
@@ -454,6 +464,7 @@ fn sigterm_mid_load_removes_the_testbed() {
 
 #[test]
 fn generate_writes_the_list_a_run_would_load() {
+    testbed::needs_root!();
     let out = run(&[
         "generate", "--rules", "5000", "--family", "both", "--seed", "7",
     ]);

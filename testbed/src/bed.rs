@@ -65,11 +65,19 @@ pub struct Testbed {
 
 impl Testbed {
     /// Builds a testbed with a fresh run id.
+    ///
+    /// # Errors
+    /// As [`with_tag`](Self::with_tag).
     pub fn new() -> Result<Self> {
         Self::with_tag(Tag::random())
     }
 
     /// Builds a testbed whose objects are named from `tag`.
+    ///
+    /// # Errors
+    /// [`Error::Command`](filter_core::Error::Command) when `ip` cannot make the namespaces,
+    /// link or addresses (needs root; what was made is removed); [`Error::Io`](filter_core::Error::Io)
+    /// when the probe sockets cannot be bound.
     pub fn with_tag(tag: Tag) -> Result<Self> {
         let client_name = tag.with("client");
         let server_name = tag.with("server");
@@ -149,6 +157,10 @@ impl Testbed {
 
     /// Sends a few UDP packets from the client to `dst` (inside the probe networks) and
     /// tells whether any reached the server within 300 ms.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](filter_core::Error::InvalidInput) for an address outside the probe
+    /// networks; [`Error::Io`](filter_core::Error::Io) when the sockets fail.
     pub fn probe(&self, dst: IpAddr) -> Result<Probe> {
         check_probe_target(dst)?;
         let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
@@ -182,6 +194,9 @@ impl Testbed {
 
     /// Starts sending a packet to `dst` every `interval` (tens of microseconds) and watching
     /// which arrive, to time when a filter starts to block `dst`.
+    ///
+    /// # Errors
+    /// As [`probe`](Self::probe).
     pub fn watch_enforcement(&self, dst: IpAddr, interval: Duration) -> Result<EnforcementWatch> {
         check_probe_target(dst)?;
         EnforcementWatch::start(&self.client, &self.server, dst, interval)
@@ -189,6 +204,9 @@ impl Testbed {
 
     /// Removes the namespaces (and with them the veth pair and every filter inside).
     /// Dropping the testbed does the same, printing errors instead of returning them.
+    ///
+    /// # Errors
+    /// The first namespace `ip netns del` could not remove.
     pub fn remove(mut self) -> Result<()> {
         self.namespaces.remove()
     }

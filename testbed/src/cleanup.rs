@@ -11,6 +11,9 @@ use crate::bed::live;
 
 /// Removes every testbed namespace and host link (`egb-*`) left by runs that were killed,
 /// and returns their names. Never touches objects without the prefix.
+///
+/// # Errors
+/// The first object that could not be removed.
 pub fn cleanup() -> Result<Vec<String>> {
     let mut removed = Vec::new();
     if let Ok(entries) = fs::read_dir("/run/netns") {
@@ -65,6 +68,9 @@ pub fn on_signal(hook: impl Fn() + Send + 'static) {
 
 /// On SIGINT, SIGTERM or SIGHUP, runs the [`on_signal`] hooks, removes every testbed of this
 /// process and exits with status 130 (SIGINT) or 143. Call once, early in `main`.
+///
+/// # Errors
+/// [`Error::Io`](filter_core::Error::Io) when the handlers cannot be installed.
 pub fn install_signal_cleanup() -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])

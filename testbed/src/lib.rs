@@ -9,6 +9,16 @@
 //! Everything is removed when the [`Testbed`] is dropped (also while unwinding from a
 //! panic), by [`install_signal_cleanup`] on Ctrl-C or SIGTERM, and by [`cleanup`] after a
 //! run that was killed.
+//!
+//! ```no_run
+//! use testbed::{DENIED_V4, Probe, Testbed};
+//!
+//! let bed = Testbed::new()?; // needs root
+//! // A filter goes in `bed.client()`, on the egress of `bed.client_link()`, named by `bed.tag()`.
+//! assert_eq!(bed.probe(DENIED_V4.into())?, Probe::Delivered);
+//! bed.remove()?;
+//! # Ok::<(), filter_core::Error>(())
+//! ```
 
 mod addresses;
 mod bed;
@@ -24,3 +34,38 @@ pub use cleanup::{cleanup, install_signal_cleanup, leftovers, on_signal};
 pub use inspect::link_hooks;
 pub use probes::Probe;
 pub use watch::{Enforcement, EnforcementWatch};
+
+/// Whether kernel tests can run here: they need root (namespaces, firewalls, BPF). When
+/// not root, writes a line saying the test is skipped straight to standard error (past the
+/// test harness's capture, so it shows) and returns false; with `EGB_REQUIRE_ROOT=1` (as
+/// CI sets) it panics instead, so a CI run can never pass by skipping.
+///
+/// # Panics
+/// When not root and `EGB_REQUIRE_ROOT=1`.
+pub fn kernel_tests_allowed(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("EGB_REQUIRE_ROOT").is_none_or(|v| v != "1"),
+        "{test} needs root, and EGB_REQUIRE_ROOT=1 forbids skipping it"
+    );
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: needs root (namespaces, firewalls, BPF); run `cargo xtask test` as root"
+    );
+    false
+}
+
+/// Returns from the calling test, with a visible message, unless kernel tests can run here
+/// ([`kernel_tests_allowed`]).
+#[macro_export]
+macro_rules! needs_root {
+    () => {
+        if !$crate::kernel_tests_allowed(concat!(module_path!(), " (", file!(), ":", line!(), ")"))
+        {
+            return;
+        }
+    };
+}

@@ -36,6 +36,10 @@ pub struct SinkPair {
 
 impl SinkPair {
     /// Builds both namespaces.
+    ///
+    /// # Errors
+    /// [`Error::Command`](filter_core::Error::Command) when `ip` cannot make the namespaces or
+    /// links (needs root; what was made is removed).
     pub fn new(tag: Tag) -> Result<Self> {
         let mut namespaces = Namespaces { names: Vec::new() };
         let mut build = |suffix: &str| -> Result<NetNs> {
@@ -96,6 +100,9 @@ impl SinkPair {
     }
 
     /// Removes both namespaces (also done on drop).
+    ///
+    /// # Errors
+    /// The first namespace `ip netns del` could not remove.
     pub fn remove(mut self) -> Result<()> {
         self.namespaces.remove()
     }

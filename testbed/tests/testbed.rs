@@ -18,6 +18,7 @@ fn route(bed: &Testbed, args: &str) {
 
 #[test]
 fn probes_see_delivery_and_drops_in_both_families() {
+    testbed::needs_root!();
     let bed = Testbed::new().expect("testbed (run as root)");
     let tag = bed.tag().to_string();
     for dst in [
@@ -48,6 +49,7 @@ fn probes_see_delivery_and_drops_in_both_families() {
 
 #[test]
 fn enforcement_watch_times_a_change() {
+    testbed::needs_root!();
     let bed = Testbed::new().expect("testbed (run as root)");
     let watch = bed
         .watch_enforcement(DENIED_V4.into(), Duration::from_micros(20))
@@ -69,6 +71,7 @@ fn enforcement_watch_times_a_change() {
 
 #[test]
 fn dropping_removes_everything() {
+    testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let tag = bed.tag().to_string();
     assert_eq!(leftovers(&tag).len(), 2, "two namespaces while alive");

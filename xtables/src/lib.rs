@@ -1,6 +1,20 @@
 //! Driving `iptables-restore` and `ip6tables-restore` in a network namespace: one process
 //! per transaction, whatever its size, on either back-end; and finding and removing the
 //! chains egress-bench's engines (`filter-iptables`, `filter-ipset`) hook into `OUTPUT`.
+//!
+//! ```no_run
+//! use filter_core::{Family, NetNs};
+//! use xtables::Backend;
+//!
+//! let ns = NetNs::named("blue");
+//! // One transaction: the kernel applies all of it or none.
+//! xtables::restore(&ns, Backend::Nft, Family::V4, "*filter\n:egb-demo - [0:0]\n\
+//!     -A egb-demo -d 203.0.113.0/24 -j DROP\n-A OUTPUT -j egb-demo\nCOMMIT\n")?;
+//! let (packets, bytes) = xtables::counters_both(&ns, Backend::Nft, "egb-demo")?;
+//! println!("{packets} packets, {bytes} bytes dropped");
+//! xtables::remove_chain_both(&ns, Backend::Nft, "egb-demo")?;
+//! # Ok::<(), filter_core::Error>(())
+//! ```
 
 use std::io::{self, Write};
 use std::process::Command;
@@ -76,6 +90,11 @@ impl FromStr for Backend {
 /// Applies one `iptables-restore --noflush` transaction whose text `write` produces, streamed
 /// into the restore process (the whole text is never held in memory). The kernel sees all of
 /// it or, if any line fails, none of it.
+///
+/// # Errors
+/// [`Error::Command`](filter_core::Error::Command) with the restore program's standard
+/// error when any line is refused (nothing applied); [`Error::Io`](filter_core::Error::Io)
+/// when it cannot start.
 pub fn restore_with(
     netns: &NetNs,
     backend: Backend,
@@ -88,6 +107,9 @@ pub fn restore_with(
 }
 
 /// Applies a small `iptables-restore --noflush` transaction given as text.
+///
+/// # Errors
+/// As [`restore_with`].
 pub fn restore(netns: &NetNs, backend: Backend, family: Family, text: &str) -> Result<()> {
     restore_with(netns, backend, family, |w| w.write_all(text.as_bytes()))
 }
@@ -100,6 +122,9 @@ pub fn chain_exists(netns: &NetNs, backend: Backend, family: Family, chain: &str
 }
 
 /// Sums the packet and byte counters of the rules in `chain`.
+///
+/// # Errors
+/// [`Error::Command`](filter_core::Error::Command) when the chain cannot be listed.
 pub fn chain_counters(
     netns: &NetNs,
     backend: Backend,
@@ -124,6 +149,9 @@ pub fn chain_counters(
 }
 
 /// The packet and byte counters of `chain`'s rules, summed over both families.
+///
+/// # Errors
+/// As [`chain_counters`].
 pub fn counters_both(netns: &NetNs, backend: Backend, chain: &str) -> Result<(u64, u64)> {
     let mut sum = (0, 0);
     for family in Family::BOTH {
@@ -134,6 +162,9 @@ pub fn counters_both(netns: &NetNs, backend: Backend, chain: &str) -> Result<(u6
 }
 
 /// Unhooks and deletes `chain` in both families, trying both whatever fails; the first error.
+///
+/// # Errors
+/// The first family's failure, as [`remove_chain`].
 pub fn remove_chain_both(netns: &NetNs, backend: Backend, chain: &str) -> Result<()> {
     Family::BOTH
         .into_iter()
@@ -142,6 +173,9 @@ pub fn remove_chain_both(netns: &NetNs, backend: Backend, chain: &str) -> Result
 }
 
 /// The transaction that unhooks `chain` from OUTPUT and deletes it, if it exists.
+///
+/// # Errors
+/// As [`restore`], when the chain exists and cannot be removed.
 pub fn remove_chain(netns: &NetNs, backend: Backend, family: Family, chain: &str) -> Result<()> {
     if !chain_exists(netns, backend, family, chain) {
         return Ok(());
