@@ -7,21 +7,14 @@
 
 use filter_core::{Error, Family, NetNs, Result};
 use ipnet::{Ipv4Net, Ipv6Net};
-use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
+use nfnetlink::{
+    Message, NLA_F_NET_BYTEORDER, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLMSG_DONE,
+    NLMSG_ERROR, Socket, attributes, be32, error_code, messages,
+};
 
 use crate::IpsetError;
 
 const NFNL_SUBSYS_IPSET: u16 = 6;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_DUMP: u16 = 0x300;
-const NLA_F_NESTED: u16 = 0x8000;
-const NLA_F_NET_BYTEORDER: u16 = 0x4000;
-const NLA_TYPE_MASK: u16 = !(NLA_F_NESTED | NLA_F_NET_BYTEORDER);
 
 const IPSET_PROTOCOL: u8 = 7;
 const IPSET_CMD_CREATE: u8 = 2;
@@ -91,121 +84,37 @@ fn describe(code: i32) -> String {
     text.to_owned()
 }
 
-/// One netlink message under construction.
-struct Message {
-    buf: Vec<u8>,
-    nests: Vec<usize>,
+/// An ipset request: `kind` with the protocol version attribute every request carries.
+fn request(cmd: u8, family: Family, flags: u16) -> Message {
+    let mut msg = Message::new(
+        NFNL_SUBSYS_IPSET << 8 | u16::from(cmd),
+        flags,
+        nfproto(family),
+        0,
+    );
+    msg.attr(IPSET_ATTR_PROTOCOL, &[IPSET_PROTOCOL]);
+    msg
 }
 
-impl Message {
-    fn new(cmd: u8, family: Family, flags: u16) -> Self {
-        let mut buf = Vec::with_capacity(MESSAGE_BYTES + 256);
-        buf.extend_from_slice(&[0; 4]); // length, set by finish()
-        buf.extend_from_slice(&(NFNL_SUBSYS_IPSET << 8 | u16::from(cmd)).to_ne_bytes());
-        buf.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
-        buf.extend_from_slice(&[0; 8]); // sequence, set by finish(); port id 0
-        buf.extend_from_slice(&[nfproto(family), 0, 0, 0]); // nfgenmsg: family, version 0, res_id 0
-        let mut msg = Self {
-            buf,
-            nests: Vec::new(),
-        };
-        msg.attr(IPSET_ATTR_PROTOCOL, &[IPSET_PROTOCOL]);
-        msg
-    }
-
-    fn attr(&mut self, kind: u16, data: &[u8]) {
-        let len = u16::try_from(4 + data.len()).expect("attribute fits in 64 KiB");
-        self.buf.extend_from_slice(&len.to_ne_bytes());
-        self.buf.extend_from_slice(&kind.to_ne_bytes());
-        self.buf.extend_from_slice(data);
-        self.buf.resize(self.buf.len().next_multiple_of(4), 0);
-    }
-
-    fn attr_be32(&mut self, kind: u16, value: u32) {
-        self.attr(kind | NLA_F_NET_BYTEORDER, &value.to_be_bytes());
-    }
-
-    fn attr_name(&mut self, kind: u16, name: &str) {
-        let mut bytes = Vec::with_capacity(name.len() + 1);
-        bytes.extend_from_slice(name.as_bytes());
-        bytes.push(0);
-        self.attr(kind, &bytes);
-    }
-
-    fn begin(&mut self, kind: u16) {
-        self.nests.push(self.buf.len());
-        self.buf.extend_from_slice(&[0, 0]);
-        self.buf
-            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
-    }
-
-    fn end(&mut self) {
-        let start = self.nests.pop().expect("a nest is open");
-        let len = u16::try_from(self.buf.len() - start).expect("nest fits in 64 KiB");
-        self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-    }
-
-    fn entry(&mut self, addr: &[u8], prefix_len: u8, lineno: u32) {
-        self.begin(IPSET_ATTR_DATA);
-        self.begin(IPSET_ATTR_IP);
-        let kind = if addr.len() == 4 {
-            IPSET_ATTR_IPADDR_IPV4
-        } else {
-            IPSET_ATTR_IPADDR_IPV6
-        };
-        self.attr(kind | NLA_F_NET_BYTEORDER, addr);
-        self.end();
-        self.attr(IPSET_ATTR_CIDR, &[prefix_len]);
-        self.attr_be32(IPSET_ATTR_LINENO, lineno);
-        self.end();
-    }
-
-    fn finish(&mut self, seq: u32) -> &[u8] {
-        let len = u32::try_from(self.buf.len()).expect("message under 4 GiB");
-        self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
-        self.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
-        &self.buf
-    }
+/// A 32-bit attribute as ipset wants it: network byte order, flagged so.
+fn attr_be32(msg: &mut Message, kind: u16, value: u32) {
+    msg.attr(kind | NLA_F_NET_BYTEORDER, &value.to_be_bytes());
 }
 
-/// Attributes of one level of a netlink message: (type without flags, payload).
-fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        if data.len() < 4 {
-            return None;
-        }
-        let len = usize::from(u16::from_ne_bytes([data[0], data[1]]));
-        let kind = u16::from_ne_bytes([data[2], data[3]]) & NLA_TYPE_MASK;
-        if len < 4 || len > data.len() {
-            return None;
-        }
-        let payload = &data[4..len];
-        data = &data[len.next_multiple_of(4).min(data.len())..];
-        Some((kind, payload))
-    })
-}
-
-/// Netlink messages in a received buffer: (type, sequence number, body after the 16-byte
-/// header). Stops at the first message whose length does not fit, so no input panics.
-fn messages(mut data: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
-    std::iter::from_fn(move || {
-        let header = data.get(..16)?;
-        let len = u32::from_ne_bytes(header[0..4].try_into().ok()?) as usize;
-        let kind = u16::from_ne_bytes([header[4], header[5]]);
-        let seq = u32::from_ne_bytes(header[8..12].try_into().ok()?);
-        let body = data.get(16..len)?;
-        data = data.get(len.next_multiple_of(4)..).unwrap_or_default();
-        Some((kind, seq, body))
-    })
-}
-
-/// The error number of an `NLMSG_ERROR` body (0: an acknowledgement), if it has one.
-fn error_code(body: &[u8]) -> Option<i32> {
-    Some(i32::from_ne_bytes(body.get(..4)?.try_into().ok()?))
-}
-
-fn be32(payload: &[u8]) -> Option<u32> {
-    Some(u32::from_be_bytes(payload.get(..4)?.try_into().ok()?))
+/// One entry of an add or delete: address, prefix length and line number.
+fn entry(msg: &mut Message, addr: &[u8], prefix_len: u8, lineno: u32) {
+    msg.begin(IPSET_ATTR_DATA);
+    msg.begin(IPSET_ATTR_IP);
+    let kind = if addr.len() == 4 {
+        IPSET_ATTR_IPADDR_IPV4
+    } else {
+        IPSET_ATTR_IPADDR_IPV6
+    };
+    msg.attr(kind | NLA_F_NET_BYTEORDER, addr);
+    msg.end();
+    msg.attr(IPSET_ATTR_CIDR, &[prefix_len]);
+    attr_be32(msg, IPSET_ATTR_LINENO, lineno);
+    msg.end();
 }
 
 /// A set as the kernel describes it in a header-only listing.
@@ -238,23 +147,13 @@ impl Refusal {
 pub(crate) struct IpsetSocket {
     socket: Socket,
     seq: u32,
-    rx: Vec<u8>,
 }
 
 impl IpsetSocket {
     pub(crate) fn open(netns: &NetNs) -> Result<Self> {
-        let socket = netns
-            .run(|| {
-                let mut socket = Socket::new(NETLINK_NETFILTER)?;
-                socket.bind_auto()?;
-                socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
-                Ok::<_, std::io::Error>(socket)
-            })?
-            .map_err(|e| Error::io("open nfnetlink socket", e))?;
         Ok(Self {
-            socket,
+            socket: Socket::open(netns)?,
             seq: 1,
-            rx: Vec::with_capacity(MESSAGE_BYTES * 2 + 4096),
         })
     }
 
@@ -262,22 +161,17 @@ impl IpsetSocket {
     fn request(&mut self, msg: &mut Message) -> std::result::Result<(), Refusal> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let bytes = msg.finish(seq);
-        if let Err(e) = self.socket.send(bytes, 0) {
-            return Err(Refusal {
-                code: e.raw_os_error().unwrap_or(libc_eio()),
-                entry: None,
-            });
-        }
+        let io_refusal = |e: Error| Refusal {
+            code: match e {
+                Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc_eio()),
+                _ => libc_eio(),
+            },
+            entry: None,
+        };
+        self.socket.send(msg.finish(seq)).map_err(io_refusal)?;
         loop {
-            self.rx.clear();
-            if let Err(e) = self.socket.recv(&mut self.rx, 0) {
-                return Err(Refusal {
-                    code: e.raw_os_error().unwrap_or(libc_eio()),
-                    entry: None,
-                });
-            }
-            for (kind, reply_seq, body) in messages(&self.rx) {
+            let replies = self.socket.receive().map_err(io_refusal)?;
+            for (kind, reply_seq, body) in messages(replies) {
                 if kind != NLMSG_ERROR || reply_seq != seq {
                     continue;
                 }
@@ -305,18 +199,18 @@ impl IpsetSocket {
     ) -> Result<()> {
         let mut last = None;
         for revision in HASH_NET_REVISIONS.rev() {
-            let mut msg = Message::new(
+            let mut msg = request(
                 IPSET_CMD_CREATE,
                 family,
                 NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE,
             );
-            msg.attr_name(IPSET_ATTR_SETNAME, name);
-            msg.attr_name(IPSET_ATTR_TYPENAME, "hash:net");
+            msg.attr_str(IPSET_ATTR_SETNAME, name);
+            msg.attr_str(IPSET_ATTR_TYPENAME, "hash:net");
             msg.attr(IPSET_ATTR_REVISION, &[revision]);
             msg.attr(IPSET_ATTR_FAMILY, &[nfproto(family)]);
             msg.begin(IPSET_ATTR_DATA);
-            msg.attr_be32(IPSET_ATTR_HASHSIZE, hashsize);
-            msg.attr_be32(IPSET_ATTR_MAXELEM, maxelem);
+            attr_be32(&mut msg, IPSET_ATTR_HASHSIZE, hashsize);
+            attr_be32(&mut msg, IPSET_ATTR_MAXELEM, maxelem);
             msg.end();
             match self.request(&mut msg) {
                 Ok(()) => return Ok(()),
@@ -337,8 +231,8 @@ impl IpsetSocket {
 
     /// Destroys a set; a missing set is not an error.
     pub(crate) fn destroy(&mut self, name: &str) -> Result<()> {
-        let mut msg = Message::new(IPSET_CMD_DESTROY, Family::V4, NLM_F_ACK);
-        msg.attr_name(IPSET_ATTR_SETNAME, name);
+        let mut msg = request(IPSET_CMD_DESTROY, Family::V4, NLM_F_ACK);
+        msg.attr_str(IPSET_ATTR_SETNAME, name);
         match self.request(&mut msg) {
             Ok(()) => Ok(()),
             Err(r) if r.code == 2 => Ok(()), // ENOENT
@@ -348,9 +242,9 @@ impl IpsetSocket {
 
     /// Swaps the contents of two sets of the same type and family, atomically.
     pub(crate) fn swap(&mut self, a: &str, b: &str) -> Result<()> {
-        let mut msg = Message::new(IPSET_CMD_SWAP, Family::V4, NLM_F_ACK);
-        msg.attr_name(IPSET_ATTR_SETNAME, a);
-        msg.attr_name(IPSET_ATTR_SETNAME2, b);
+        let mut msg = request(IPSET_CMD_SWAP, Family::V4, NLM_F_ACK);
+        msg.attr_str(IPSET_ATTR_SETNAME, a);
+        msg.attr_str(IPSET_ATTR_SETNAME2, b);
         self.request(&mut msg)
             .map_err(|r| r.into_error(format!("swapping sets {a} and {b}")))
     }
@@ -368,10 +262,10 @@ impl IpsetSocket {
         let cmd = if add { IPSET_CMD_ADD } else { IPSET_CMD_DEL };
         let family = entries.family();
         let new_message = || {
-            let mut msg = Message::new(cmd, family, NLM_F_ACK);
-            msg.attr_name(IPSET_ATTR_SETNAME, name);
+            let mut msg = request(cmd, family, NLM_F_ACK);
+            msg.attr_str(IPSET_ATTR_SETNAME, name);
             // The kernel writes the failing entry's line number here in its error reply.
-            msg.attr_be32(IPSET_ATTR_LINENO, 0);
+            attr_be32(&mut msg, IPSET_ATTR_LINENO, 0);
             msg.begin(IPSET_ATTR_ADT);
             msg
         };
@@ -384,19 +278,21 @@ impl IpsetSocket {
         for index in 0..entries.len() {
             let lineno = u32::try_from(index + 1).unwrap_or(u32::MAX);
             match entries {
-                Entries::V4(nets) => msg.entry(
+                Entries::V4(nets) => entry(
+                    &mut msg,
                     &nets[index].addr().octets(),
                     nets[index].prefix_len(),
                     lineno,
                 ),
-                Entries::V6(nets) => msg.entry(
+                Entries::V6(nets) => entry(
+                    &mut msg,
                     &nets[index].addr().octets(),
                     nets[index].prefix_len(),
                     lineno,
                 ),
             }
             pending += 1;
-            if msg.buf.len() >= MESSAGE_BYTES {
+            if msg.len() >= MESSAGE_BYTES {
                 send(&mut msg, self)?;
                 progress(pending);
                 pending = 0;
@@ -412,22 +308,16 @@ impl IpsetSocket {
 
     /// Element count and memory of a set, from a header-only listing.
     pub(crate) fn header(&mut self, name: &str) -> Result<SetHeader> {
-        let mut msg = Message::new(IPSET_CMD_LIST, Family::V4, NLM_F_DUMP);
-        msg.attr_name(IPSET_ATTR_SETNAME, name);
-        msg.attr_be32(IPSET_ATTR_FLAGS, IPSET_FLAG_LIST_HEADER);
+        let mut msg = request(IPSET_CMD_LIST, Family::V4, NLM_F_DUMP);
+        msg.attr_str(IPSET_ATTR_SETNAME, name);
+        attr_be32(&mut msg, IPSET_ATTR_FLAGS, IPSET_FLAG_LIST_HEADER);
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let operation = || format!("listing set {name}");
-        self.socket
-            .send(msg.finish(seq), 0)
-            .map_err(|e| Error::io(operation(), e))?;
+        self.socket.send(msg.finish(seq))?;
         let mut header = SetHeader::default();
         loop {
-            self.rx.clear();
-            self.socket
-                .recv(&mut self.rx, 0)
-                .map_err(|e| Error::io(operation(), e))?;
-            for (kind, _, body) in messages(&self.rx) {
+            for (kind, _, body) in messages(self.socket.receive()?) {
                 match kind {
                     NLMSG_DONE => return Ok(header),
                     NLMSG_ERROR => {
@@ -539,85 +429,29 @@ mod tests {
 
     use super::*;
 
-    /// A netlink message: header (length, type, flags, seq, port) and body.
-    fn message(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
-        let len = u32::try_from(16 + body.len()).unwrap();
-        let mut m = len.to_ne_bytes().to_vec();
-        m.extend_from_slice(&kind.to_ne_bytes());
-        m.extend_from_slice(&0u16.to_ne_bytes());
-        m.extend_from_slice(&seq.to_ne_bytes());
-        m.extend_from_slice(&0u32.to_ne_bytes());
-        m.extend_from_slice(body);
-        m.resize(m.len().next_multiple_of(4), 0);
-        m
-    }
-
-    #[test]
-    fn replies_are_split_into_messages_and_errors() {
-        let mut rx = message(NLMSG_ERROR, 7, &(-17i32).to_ne_bytes());
-        rx.extend(message(NLMSG_DONE, 8, &[1, 2, 3]));
-        let got: Vec<_> = messages(&rx).collect();
-        assert_eq!(got.len(), 2);
-        assert_eq!(
-            (got[0].0, got[0].1, error_code(got[0].2)),
-            (NLMSG_ERROR, 7, Some(-17))
-        );
-        assert_eq!((got[1].0, got[1].2), (NLMSG_DONE, &[1u8, 2, 3][..]));
-        // A truncated second message is left out, not read past.
-        assert_eq!(messages(&rx[..rx.len() - 4]).count(), 1);
-        assert_eq!(error_code(&[1, 2]), None);
-    }
-
     proptest! {
-        /// Whatever the kernel (or a corrupted buffer) hands back, parsing never panics and
-        /// never reads past the buffer.
+        /// Whatever the kernel (or a corrupted buffer) hands back as an error reply, finding
+        /// the refused entry never panics and never reads past the buffer.
         #[test]
-        fn parsing_random_and_truncated_replies_never_panics(
+        fn reading_the_refused_entry_never_panics(
             bytes in proptest::collection::vec(any::<u8>(), 0..512),
             cut in 0usize..512,
         ) {
             let bytes = &bytes[..cut.min(bytes.len())];
-            for (_, _, body) in messages(bytes) {
-                prop_assert!(body.len() <= bytes.len());
-                let _ = error_code(body);
-                let _ = refused_entry(body);
-                for (_, payload) in attributes(body) {
-                    prop_assert!(payload.len() <= body.len());
-                    let _ = be32(payload);
-                }
-            }
-            let _ = attributes(bytes).count();
             let _ = refused_entry(bytes);
-        }
-
-        /// Well-formed messages come back whole, in order, however many are packed.
-        #[test]
-        fn packed_messages_come_back_whole(
-            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..8),
-        ) {
-            let rx: Vec<u8> = bodies
-                .iter()
-                .enumerate()
-                .flat_map(|(i, b)| message(NLMSG_ERROR, i as u32, b))
-                .collect();
-            let got: Vec<(u32, Vec<u8>)> =
-                messages(&rx).map(|(_, seq, body)| (seq, body.to_vec())).collect();
-            let padded: Vec<(u32, Vec<u8>)> = bodies
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (i as u32, b.clone()))
-                .collect();
-            prop_assert_eq!(got, padded);
+            for (_, _, body) in messages(bytes) {
+                let _ = refused_entry(body);
+            }
         }
     }
 
     #[test]
     fn add_message_matches_ipset_restore_layout() {
         // Captured with strace from `ipset restore` (ipset 7.17): add t 1.2.3.0/24.
-        let mut msg = Message::new(IPSET_CMD_ADD, Family::V4, NLM_F_ACK);
-        msg.attr_name(IPSET_ATTR_SETNAME, "t");
+        let mut msg = request(IPSET_CMD_ADD, Family::V4, NLM_F_ACK);
+        msg.attr_str(IPSET_ATTR_SETNAME, "t");
         msg.begin(IPSET_ATTR_ADT);
-        msg.entry(&Ipv4Addr::new(1, 2, 3, 0).octets(), 24, 2);
+        entry(&mut msg, &Ipv4Addr::new(1, 2, 3, 0).octets(), 24, 2);
         msg.end();
         let bytes = msg.finish(7).to_vec();
         let adt = &bytes[16 + 4 + 8 + 8..];
@@ -634,9 +468,9 @@ mod tests {
 
     #[test]
     fn v6_entry_and_attribute_parsing() {
-        let mut msg = Message::new(IPSET_CMD_ADD, Family::V6, NLM_F_ACK);
-        msg.attr_be32(IPSET_ATTR_LINENO, 42);
-        msg.entry(&Ipv6Addr::LOCALHOST.octets(), 128, 1);
+        let mut msg = request(IPSET_CMD_ADD, Family::V6, NLM_F_ACK);
+        attr_be32(&mut msg, IPSET_ATTR_LINENO, 42);
+        entry(&mut msg, &Ipv6Addr::LOCALHOST.octets(), 128, 1);
         let bytes = msg.finish(1).to_vec();
         assert_eq!(bytes[16], NFPROTO_IPV6);
         assert_eq!(refused_entry(&bytes), Some(41));
