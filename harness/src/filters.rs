@@ -16,6 +16,7 @@ pub static REGISTRY: Registry = Registry::new(&[
     &BASELINE,
     &filter_iptables::ENGINE,
     &filter_ipset::ENGINE,
+    &filter_nftables::ENGINE,
     &filter_tcbpf::ENGINE,
 ]);
 

@@ -23,6 +23,7 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "iptables",
     "ipset",
+    "nftables",
     "iperf3",
     "bpftool",
     "fonts-dejavu-core",

@@ -1,0 +1,96 @@
+//! The nftables engine against the kernel and against `nft` itself.
+
+use conformance::{list_with_probes, objects, replace_failing_half_way};
+use filter_core::{CidrList, EgressFilter, Error};
+use filter_nftables::NftablesFilter;
+use testbed::{DENIED_V4, Probe, Testbed};
+
+/// The `elements = { ... }` of a set as `nft list set` prints it, whitespace removed.
+fn listed_elements(bed: &Testbed, set: &str) -> String {
+    let out = filter_core::run_command(bed.client().command("nft").args([
+        "list",
+        "set",
+        "inet",
+        bed.tag().as_str(),
+        set,
+    ]))
+    .unwrap();
+    let start = out
+        .find("elements = {")
+        .map_or(out.len(), |i| i + "elements = {".len());
+    let end = out[start..].find('}').map_or(out.len(), |i| start + i);
+    out[start..end].split_whitespace().collect()
+}
+
+/// What the engine merged and sent is what `nft -f` (auto-merge) makes of the same list, as
+/// `nft list set` prints both: overlaps, neighbours, an open end and IPv6 included.
+#[test]
+fn sets_read_back_as_nft_makes_them() {
+    testbed::needs_root!();
+    let text = "10.0.0.0/8\n10.1.0.0/16\n192.0.2.1\n192.0.2.2/31\n198.51.100.0/25\n\
+                198.51.100.128/25\n255.255.255.0/24\n2001:db8::/32\n2001:db8:1::/48\n\
+                2001:db9::1\nffff::/16\n";
+    let list = CidrList::parse(text.as_bytes(), "test", &Default::default()).unwrap();
+    let mut printed = Vec::new();
+    for make in [NftablesFilter::new, NftablesFilter::reference] {
+        let bed = Testbed::new().unwrap();
+        let mut filter = make(bed.client().clone(), bed.tag().clone()).unwrap();
+        filter.load(&list).unwrap();
+        printed.push((listed_elements(&bed, "v4-0"), listed_elements(&bed, "v6-0")));
+        filter.teardown().unwrap();
+    }
+    assert_eq!(printed[0], printed[1]);
+    assert_eq!(
+        printed[0].0,
+        "10.0.0.0/8,192.0.2.1-192.0.2.3,198.51.100.0/24,255.255.255.0/24"
+    );
+}
+
+/// A replace whose last transaction (rules to the new sets, old sets deleted) the kernel
+/// refuses leaves the old list in force in both families, and the new sets are gone.
+#[test]
+fn failed_swap_keeps_the_old_list_in_both_families() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
+    filter.load(&list_with_probes(300, 1)).unwrap();
+    let new = replace_failing_half_way(&bed, &mut filter, NftablesFilter::fail_next_swap);
+    let sets = filter_core::run_command(bed.client().command("nft").args(["list", "sets", "inet"]))
+        .unwrap();
+    assert!(!sets.contains("v4-1"), "the new sets are removed: {sets}");
+    filter.replace(&new).unwrap();
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+    filter.teardown().unwrap();
+    let left = objects(&filter_nftables::ENGINE, &bed, bed.tag().as_str());
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// When the kernel refuses an add (here an element someone else put in the set overlaps
+/// it), the error names the set and the range, and the list in force is unchanged.
+#[test]
+fn a_kernel_refusal_names_the_range_and_changes_nothing() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
+    filter.load(&list_with_probes(10, 1)).unwrap();
+    let before = filter.stats().unwrap().entries_v4;
+    filter_core::run_command(bed.client().command("nft").args([
+        "add",
+        "element",
+        "inet",
+        bed.tag().as_str(),
+        "v4-0",
+        "{ 192.0.2.0/24 }",
+    ]))
+    .unwrap();
+    let err = filter.add(&["192.0.2.0/25".parse().unwrap()]).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Kernel { code: 17, .. }), "{text}");
+    assert!(
+        text.contains("set v4-0") && text.contains("192.0.2.0"),
+        "{text}"
+    );
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    assert_eq!(filter.stats().unwrap().entries_v4, before);
+    filter.teardown().unwrap();
+}
