@@ -33,7 +33,7 @@ impl Width {
 }
 
 /// The first and last address of a network.
-fn bounds(net: &IpNet) -> (u128, u128) {
+pub(crate) fn bounds(net: &IpNet) -> (u128, u128) {
     match net {
         IpNet::V4(n) => (
             u128::from(u32::from(n.network())),
@@ -44,8 +44,13 @@ fn bounds(net: &IpNet) -> (u128, u128) {
 }
 
 /// Inclusive ranges covering `nets` (one family), overlaps and neighbours merged, in order.
+#[cfg(test)]
 pub(crate) fn merge<'a>(nets: impl IntoIterator<Item = &'a IpNet>) -> Vec<(u128, u128)> {
-    let mut ranges: Vec<(u128, u128)> = nets.into_iter().map(bounds).collect();
+    merge_ranges(nets.into_iter().map(bounds).collect())
+}
+
+/// `ranges` sorted, overlaps and neighbours merged.
+pub(crate) fn merge_ranges(mut ranges: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
     ranges.sort_unstable();
     let mut merged: Vec<(u128, u128)> = Vec::with_capacity(ranges.len());
     for (start, end) in ranges {

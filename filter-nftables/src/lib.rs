@@ -1,11 +1,17 @@
-//! Egress filter engine with nftables: table `inet egb-<id>`, an output-hook chain, one set
-//! per family (`ipv4_addr`, `ipv6_addr`, `flags interval`) and one rule per family
-//! (`meta nfproto ipv4 ip daddr @set counter drop`), spoken directly over nfnetlink.
+//! Egress filter engine with nftables: table `inet egb-<id>`, an output-hook chain, two sets
+//! per family and a rule per set (`meta nfproto ipv4 ip daddr @h4-0 counter drop`), spoken
+//! directly over nfnetlink.
 //!
-//! - Interval sets refuse overlapping elements, so the list is merged here as `nft` merges
-//!   it: overlapping and adjacent prefixes become one range, sent as a start element and an
-//!   end element one past it.
-//! - A load creates the table, chain and sets, fills the sets in transactions of up to 8 MiB
+//! - Host addresses (`/32`, `/128`) go in a hash set made with a size (twice the hosts, at
+//!   least 65,536: the kernel's fixed-size hash), every other prefix in an interval set.
+//!   Measured here at 1M entries of the default mix: 0.98 s to load, against 2.31 s with one
+//!   interval set for everything (each rbtree insert costs about 1.3 us) and 3.67 s with the
+//!   hosts in a hash set made without a size (the resizable hash). An add past the hash's
+//!   size swaps in sets made for the new list.
+//! - Interval sets refuse overlapping elements, so the prefixes are merged here as `nft`
+//!   merges them: overlapping and adjacent prefixes become one range, sent as a start element
+//!   and an end element one past it.
+//! - A load creates the table, chain and sets, fills the sets in transactions of up to 16 MiB
 //!   (one `sendmsg` each), and only then adds the rules in a last transaction: no packet sees
 //!   half a list, and a failure deletes the table.
 //! - [`replace`](EgressFilter::replace) fills new sets the same way, then one transaction
@@ -109,7 +115,7 @@ fn remove_leftovers(netns: &NetNs, prefix: &str) -> Vec<String> {
 }
 
 /// Largest transaction sent in one `sendmsg`.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 16 << 20;
 /// Largest element message: its element list is one attribute, whose length is 16 bits.
 const MESSAGE_BYTES: usize = 60 * 1024;
 /// Kernel memory an interval-set element takes (an rbtree node with its extension and key),
@@ -125,21 +131,79 @@ enum Loader {
     Script,
 }
 
-/// One family's loaded list and how its set holds it.
+/// One family's loaded list and how its two sets hold it: host addresses (`/32`, `/128`)
+/// in a hash set, every other prefix merged into an interval set. A lookup in each costs
+/// less per packet than one in a tree of both, and hash inserts are several times cheaper
+/// than tree inserts (1M default-mix entries load in about a quarter of the time).
 #[derive(Debug, Default)]
 struct FamilyState {
-    /// The list's entries, sorted, without duplicates.
-    nets: Vec<IpNet>,
-    /// The set's elements, in key order.
-    elements: Vec<Element>,
+    /// The list's prefixes other than host addresses, sorted, without duplicates.
+    others: Vec<IpNet>,
+    /// The hash set's keys: the host addresses, in order.
+    hosts: Vec<Element>,
+    /// The interval set's elements, in key order.
+    ranges: Vec<Element>,
 }
+
+impl FamilyState {
+    /// A family's state for its host keys and other prefixes.
+    fn new(family: Family, mut hosts: Vec<u128>, mut others: Vec<IpNet>) -> Self {
+        hosts.sort_unstable();
+        hosts.dedup();
+        others.sort_unstable();
+        others.dedup();
+        let ranges = intervals::merge_ranges(others.iter().map(intervals::bounds).collect());
+        Self {
+            ranges: intervals::elements(&ranges, width(family)),
+            hosts: hosts.into_iter().map(|k| (k, false)).collect(),
+            others,
+        }
+    }
+
+    /// Distinct entries of the list.
+    fn entries(&self) -> u64 {
+        (self.hosts.len() + self.others.len()) as u64
+    }
+
+    /// The elements of one of the two sets.
+    fn elements(&self, kind: SetKind) -> &[Element] {
+        match kind {
+            SetKind::Hash => &self.hosts,
+            SetKind::Interval => &self.ranges,
+        }
+    }
+
+    /// The host addresses as prefixes of full length.
+    fn host_nets(&self, family: Family) -> Vec<IpNet> {
+        let host = |k: u128| -> IpNet {
+            match family {
+                #[expect(clippy::cast_possible_truncation, reason = "IPv4 keys are below 2^32")]
+                Family::V4 => {
+                    IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(k as u32)))
+                }
+                Family::V6 => IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::from(k))),
+            }
+        };
+        self.hosts.iter().map(|&(k, _)| host(k)).collect()
+    }
+}
+
+/// The sets of a table generation: per family, the hosts' hash and the ranges' tree.
+const SETS: [(Family, SetKind); 4] = [
+    (Family::V4, SetKind::Hash),
+    (Family::V4, SetKind::Interval),
+    (Family::V6, SetKind::Hash),
+    (Family::V6, SetKind::Interval),
+];
 
 /// What is loaded.
 #[derive(Debug)]
 struct Loaded {
-    /// Sets are named `v4-<generation>` and `v6-<generation>`; a replace makes new ones.
+    /// Sets are named `h4-<generation>`, `v4-<generation>`, ...; a replace makes new ones.
     generation: u32,
     families: [FamilyState; 2],
+    /// The size the hosts' hash sets were made with, per family: an add past it rebuilds.
+    capacity: [u32; 2],
 }
 
 /// The nftables filter; see the [crate docs](crate).
@@ -154,6 +218,18 @@ pub struct NftablesFilter {
     fail_next_swap: bool,
 }
 
+/// The size a hosts' hash set is made with: room to double, and 65,536 at least.
+fn hash_size(hosts: usize) -> u32 {
+    u32::try_from((hosts * 2).max(1 << 16)).unwrap_or(u32::MAX)
+}
+
+fn family_index(family: Family) -> usize {
+    match family {
+        Family::V4 => 0,
+        Family::V6 => 1,
+    }
+}
+
 fn width(family: Family) -> Width {
     match family {
         Family::V4 => Width::V4,
@@ -161,41 +237,53 @@ fn width(family: Family) -> Width {
     }
 }
 
-fn family_nets(list: &CidrList, family: Family) -> Vec<IpNet> {
-    let mut nets: Vec<IpNet> = match family {
-        Family::V4 => list.v4().iter().map(|n| IpNet::V4(n.trunc())).collect(),
-        Family::V6 => list.v6().iter().map(|n| IpNet::V6(n.trunc())).collect(),
-    };
-    nets.sort_unstable();
-    nets.dedup();
-    nets
+/// Splits entries of one family into host keys and other prefixes.
+fn split<'a>(nets: impl Iterator<Item = &'a IpNet>) -> (Vec<u128>, Vec<IpNet>) {
+    let (mut hosts, mut others) = (Vec::new(), Vec::new());
+    for net in nets {
+        let net = net.trunc();
+        if net.prefix_len() == net.max_prefix_len() {
+            hosts.push(intervals::bounds(&net).0);
+        } else {
+            others.push(net);
+        }
+    }
+    (hosts, others)
 }
 
 fn state_of(list: &CidrList, family: Family) -> FamilyState {
-    let nets = family_nets(list, family);
-    let elements = intervals::elements(&intervals::merge(&nets), width(family));
-    FamilyState { nets, elements }
+    let nets: Vec<IpNet> = match family {
+        Family::V4 => list.v4().iter().map(|&n| IpNet::V4(n)).collect(),
+        Family::V6 => list.v6().iter().map(|&n| IpNet::V6(n)).collect(),
+    };
+    let (hosts, others) = split(nets.iter());
+    FamilyState::new(family, hosts, others)
 }
 
-/// The set of a family in a generation (`v4-0`).
-fn set_name(family: Family, generation: u32) -> String {
-    match family {
-        Family::V4 => format!("v4-{generation}"),
-        Family::V6 => format!("v6-{generation}"),
-    }
+/// A set of a generation: `h4-0` (IPv4 hosts), `v4-0` (IPv4 ranges), `h6-0`, `v6-0`.
+fn set_name(family: Family, kind: SetKind, generation: u32) -> String {
+    let prefix = match kind {
+        SetKind::Hash => 'h',
+        SetKind::Interval => 'v',
+    };
+    let digit = match family {
+        Family::V4 => 4,
+        Family::V6 => 6,
+    };
+    format!("{prefix}{digit}-{generation}")
 }
 
 /// An element as text, for errors: the address, and whether it closes a range.
-fn describe(family: Family, (key, is_end): Element) -> String {
+fn describe(family: Family, kind: SetKind, (key, is_end): Element) -> String {
     let addr: std::net::IpAddr = match family {
         #[expect(clippy::cast_possible_truncation, reason = "IPv4 keys are below 2^32")]
         Family::V4 => std::net::Ipv4Addr::from(key as u32).into(),
         Family::V6 => std::net::Ipv6Addr::from(key).into(),
     };
-    if is_end {
-        format!("the end of a range before {addr}")
-    } else {
-        format!("a range from {addr}")
+    match (kind, is_end) {
+        (SetKind::Hash, _) => format!("address {addr}"),
+        (SetKind::Interval, true) => format!("the end of a range before {addr}"),
+        (SetKind::Interval, false) => format!("a range from {addr}"),
     }
 }
 
@@ -241,15 +329,17 @@ impl Transactions {
         self.current = Batch::new(messages::NFNL_SUBSYS_NFTABLES, after);
     }
 
-    /// Element messages adding (or deleting) `elements` of a set.
+    /// Element messages adding (or deleting) `elements` of a set of `generation`.
     fn elements(
         &mut self,
         table: &str,
-        set: &str,
-        family: Family,
+        generation: u32,
+        (family, kind): (Family, SetKind),
         elements: &[Element],
         add: bool,
     ) {
+        let set = set_name(family, kind, generation);
+        let set = set.as_str();
         let w = width(family);
         let mut start = 0;
         while start < elements.len() {
@@ -259,12 +349,11 @@ impl Transactions {
                 let (key, is_end) = elements[end];
                 let next = elements.get(end + 1).map(|e| e.1);
                 let index = u16::try_from(end - start + 1).expect("a message holds few elements");
-                messages::push_element(
-                    &mut msg,
-                    index,
-                    &w.key(key),
-                    messages::Bound::of(is_end, next),
-                );
+                let bound = match kind {
+                    SetKind::Hash => messages::Bound::Key,
+                    SetKind::Interval => messages::Bound::of(is_end, next),
+                };
+                messages::push_element(&mut msg, index, &w.key(key), bound);
                 end += 1;
             }
             msg.end();
@@ -272,8 +361,8 @@ impl Transactions {
                 "{} {} elements of set {set} ({} to {})",
                 if add { "adding" } else { "deleting" },
                 end - start,
-                describe(family, elements[start]),
-                describe(family, elements[end - 1]),
+                describe(family, kind, elements[start]),
+                describe(family, kind, elements[end - 1]),
             );
             self.push(&mut msg, what);
             start = end;
@@ -393,7 +482,10 @@ impl NftablesFilter {
 
     /// Checks what a load needs against the memory there is, before anything changes.
     fn check(families: &[FamilyState; 2]) -> Result<()> {
-        let elements: usize = families.iter().map(|f| f.elements.len()).sum();
+        let elements: usize = families
+            .iter()
+            .map(|f| f.hosts.len() + f.ranges.len())
+            .sum();
         filter_core::memory::require(
             "kernel memory for the nftables sets",
             elements as u64 * BYTES_PER_ELEMENT,
@@ -421,19 +513,29 @@ impl NftablesFilter {
                 format!("creating chain {}", messages::CHAIN),
             );
         }
-        for (i, family) in Family::BOTH.into_iter().enumerate() {
-            let set = set_name(family, generation);
-            let id = u32::try_from(i + 1).expect("two families");
+        for (i, (family, kind)) in SETS.into_iter().enumerate() {
+            let set = set_name(family, kind, generation);
+            let id = u32::try_from(i + 1).expect("four sets");
+            let size = match kind {
+                SetKind::Hash => hash_size(families[family_index(family)].hosts.len()),
+                SetKind::Interval => 0,
+            };
             tx.push(
-                &mut messages::new_set(&table, &set, id, width(family), SetKind::Interval),
+                &mut messages::new_set(&table, &set, id, width(family), kind, size),
                 format!("creating set {set}"),
             );
         }
         // The sets exist once the first transaction commits: elements name them.
         tx.cut();
-        for (family, state) in Family::BOTH.into_iter().zip(families) {
-            let set = set_name(family, generation);
-            tx.elements(&table, &set, family, &state.elements, true);
+        for (family, kind) in SETS {
+            let state = &families[family_index(family)];
+            tx.elements(
+                &table,
+                generation,
+                (family, kind),
+                state.elements(kind),
+                true,
+            );
         }
         tx.cut();
     }
@@ -441,8 +543,8 @@ impl NftablesFilter {
     /// The rules that match the sets of `generation`.
     fn rules(&self, tx: &mut Transactions, generation: u32) {
         let table = self.table().to_owned();
-        for family in Family::BOTH {
-            let set = set_name(family, generation);
+        for (family, kind) in SETS {
+            let set = set_name(family, kind, generation);
             tx.push(
                 &mut messages::new_rule(&table, &set, 0, width(family)),
                 format!("adding the rule that matches set {set}"),
@@ -460,6 +562,7 @@ impl NftablesFilter {
         }
         self.loaded = Some(Loaded {
             generation: 0,
+            capacity: families.each_ref().map(|f| hash_size(f.hosts.len())),
             families,
         });
         Ok(())
@@ -477,8 +580,8 @@ impl NftablesFilter {
             "flushing the chain's rules".into(),
         );
         self.rules(&mut tx, new);
-        for family in Family::BOTH {
-            let set = set_name(family, old);
+        for (family, kind) in SETS {
+            let set = set_name(family, kind, old);
             tx.push(
                 &mut messages::delete_set(&table, &set),
                 format!("deleting set {set}"),
@@ -493,8 +596,8 @@ impl NftablesFilter {
         if let Err(e) = self.commit(tx) {
             // The old rules and sets are untouched; the new sets go.
             let mut undo = self.new_transactions();
-            for family in Family::BOTH {
-                let set = set_name(family, new);
+            for (family, kind) in SETS {
+                let set = set_name(family, kind, new);
                 undo.push(
                     &mut messages::delete_set(&table, &set),
                     format!("deleting set {set}"),
@@ -505,6 +608,7 @@ impl NftablesFilter {
         }
         self.loaded = Some(Loaded {
             generation: new,
+            capacity: families.each_ref().map(|f| hash_size(f.hosts.len())),
             families,
         });
         Ok(())
@@ -516,14 +620,12 @@ impl NftablesFilter {
         let generation = loaded.generation;
         let table = self.table().to_owned();
         let mut tx = self.new_transactions();
-        for (family, (old, new)) in Family::BOTH
-            .into_iter()
-            .zip(loaded.families.iter().zip(&families))
-        {
-            let (gone, came) = intervals::diff(&old.elements, &new.elements);
-            let set = set_name(family, generation);
-            tx.elements(&table, &set, family, &gone, false);
-            tx.elements(&table, &set, family, &came, true);
+        for (family, kind) in SETS {
+            let i = family_index(family);
+            let (old, new) = (&loaded.families[i], &families[i]);
+            let (gone, came) = intervals::diff(old.elements(kind), new.elements(kind));
+            tx.elements(&table, generation, (family, kind), &gone, false);
+            tx.elements(&table, generation, (family, kind), &came, true);
         }
         self.commit(tx)?;
         if let Some(loaded) = self.loaded.as_mut() {
@@ -535,17 +637,34 @@ impl NftablesFilter {
     /// The ruleset through `nft -f`: the whole table for a load, the sets emptied and filled
     /// again (one transaction) once loaded.
     fn script(&mut self, families: [FamilyState; 2]) -> Result<()> {
-        let (v4, v6) = (&families[0].nets, &families[1].nets);
+        let sets: Vec<script::ScriptSet> = SETS
+            .into_iter()
+            .map(|(family, kind)| {
+                let state = &families[family_index(family)];
+                let nets = match kind {
+                    SetKind::Hash => state.host_nets(family),
+                    SetKind::Interval => state.others.clone(),
+                };
+                script::ScriptSet {
+                    name: set_name(family, kind, 0),
+                    family,
+                    kind,
+                    size: hash_size(state.hosts.len()),
+                    nets,
+                }
+            })
+            .collect();
         let text = if self.loaded.is_some() {
-            script::refill(self.table(), v4, v6)
+            script::refill(self.table(), &sets)
         } else {
-            script::ruleset(self.table(), v4, v6)
+            script::ruleset(self.table(), &sets)
         };
         let mut cmd = self.netns.command("nft");
         cmd.args(["-f", "-"]);
         filter_core::run_with_input(&mut cmd, |w| w.write_all(text.as_bytes()))?;
         self.loaded = Some(Loaded {
             generation: 0,
+            capacity: families.each_ref().map(|f| hash_size(f.hosts.len())),
             families,
         });
         Ok(())
@@ -555,23 +674,29 @@ impl NftablesFilter {
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
         let families: [FamilyState; 2] = std::array::from_fn(|i| {
             let family = Family::BOTH[i];
-            let mut nets = loaded.families[i].nets.clone();
-            let changed = entries
-                .iter()
-                .map(IpNet::trunc)
-                .filter(|n| Family::of(n.addr()) == family);
+            let state = &loaded.families[i];
+            let mut hosts: Vec<u128> = state.hosts.iter().map(|&(k, _)| k).collect();
+            let mut others = state.others.clone();
+            let (changed_hosts, changed_others) =
+                split(entries.iter().filter(|n| Family::of(n.addr()) == family));
             if add {
-                nets.extend(changed);
-                nets.sort_unstable();
-                nets.dedup();
+                hosts.extend(changed_hosts);
+                others.extend(changed_others);
             } else {
-                let gone: std::collections::HashSet<IpNet> = changed.collect();
-                nets.retain(|n| !gone.contains(n));
+                let gone: std::collections::HashSet<u128> = changed_hosts.into_iter().collect();
+                hosts.retain(|k| !gone.contains(k));
+                let gone: std::collections::HashSet<IpNet> = changed_others.into_iter().collect();
+                others.retain(|n| !gone.contains(n));
             }
-            let elements = intervals::elements(&intervals::merge(&nets), width(family));
-            FamilyState { nets, elements }
+            FamilyState::new(family, hosts, others)
         });
+        let outgrown = families
+            .iter()
+            .zip(loaded.capacity)
+            .any(|(f, capacity)| f.hosts.len() > capacity as usize);
         match self.loader {
+            // A hosts' set is full: new sets sized for the list, swapped in atomically.
+            Loader::Netlink if outgrown => self.replace_netlink(families),
             Loader::Netlink => self.change_netlink(families),
             Loader::Script => self.script(families),
         }
@@ -645,9 +770,12 @@ impl EgressFilter for NftablesFilter {
     }
 
     fn backend(&self) -> String {
-        let mut text = String::from("nf_tables interval sets (rbtree), inet table, output hook; ");
+        let mut text = String::from(
+            "nf_tables: hosts in fixed-size hash sets, other prefixes in interval sets (rbtree), \
+             inet table, output hook; ",
+        );
         match self.loader {
-            Loader::Netlink => text.push_str("nfnetlink transactions of up to 8 MiB"),
+            Loader::Netlink => text.push_str("nfnetlink transactions of up to 16 MiB"),
             Loader::Script => {
                 let version = run_command(std::process::Command::new("nft").arg("--version"))
                     .map_or_else(|_| "nft".into(), |v| v.trim().to_owned());
@@ -691,7 +819,7 @@ impl EgressFilter for NftablesFilter {
 
     fn stats(&self) -> Result<FilterStats> {
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
-        let entries = |i: usize| loaded.families[i].nets.len() as u64;
+        let entries = |i: usize| loaded.families[i].entries();
         // The dump needs the socket mutably; a fresh one keeps `stats` a read.
         let mut reader = Self::with_loader(self.netns.clone(), self.tag.clone(), self.loader)?;
         let (packets, bytes) = reader.counters()?;

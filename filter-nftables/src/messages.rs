@@ -64,6 +64,8 @@ const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
 const NFTA_SET_KEY_TYPE: u16 = 4;
 const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DESC: u16 = 9;
+const NFTA_SET_DESC_SIZE: u16 = 1;
 const NFTA_SET_ID: u16 = 10;
 const NFTA_SET_USERDATA: u16 = 13;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
@@ -99,6 +101,8 @@ pub(crate) const CHAIN: &str = "output";
 pub(crate) enum SetKind {
     /// `flags interval`: ranges (the kernel's rbtree back-end for one field).
     Interval,
+    /// Plain keys (the kernel's resizable hash): host addresses.
+    Hash,
 }
 
 fn nft(command: u16, flags: u16, family: u8) -> Message {
@@ -134,15 +138,24 @@ pub(crate) fn new_chain(table: &str) -> Message {
     msg
 }
 
-/// `add set inet <table> <set> { type ipv4_addr; [flags interval;] }`, with `id` to name it
-/// in the same batch. No size: the kernel's default back-end grows with the set.
-pub(crate) fn new_set(table: &str, set: &str, id: u32, width: Width, kind: SetKind) -> Message {
+/// `add set inet <table> <set> { type ipv4_addr; [flags interval;] [size <size>;] }`, with
+/// `id` to name it in the same batch. A size (not 0) makes the kernel pick a fixed-size hash
+/// over its resizable one, and refuses elements past it (`ENFILE`).
+pub(crate) fn new_set(
+    table: &str,
+    set: &str,
+    id: u32,
+    width: Width,
+    kind: SetKind,
+    size: u32,
+) -> Message {
     let (key_type, key_len) = match width {
         Width::V4 => (TYPE_IPADDR, 4),
         Width::V6 => (TYPE_IP6ADDR, 16),
     };
     let flags = match kind {
         SetKind::Interval => NFT_SET_INTERVAL,
+        SetKind::Hash => 0,
     };
     let mut msg = nft(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, NFPROTO_INET);
     msg.attr_str(NFTA_SET_TABLE, table)
@@ -150,8 +163,13 @@ pub(crate) fn new_set(table: &str, set: &str, id: u32, width: Width, kind: SetKi
         .attr_be32(NFTA_SET_FLAGS, flags)
         .attr_be32(NFTA_SET_KEY_TYPE, key_type)
         .attr_be32(NFTA_SET_KEY_LEN, key_len)
-        .attr_be32(NFTA_SET_ID, id)
-        .attr(NFTA_SET_USERDATA, &SET_USERDATA);
+        .attr_be32(NFTA_SET_ID, id);
+    if size != 0 {
+        msg.begin(NFTA_SET_DESC)
+            .attr_be32(NFTA_SET_DESC_SIZE, size)
+            .end();
+    }
+    msg.attr(NFTA_SET_USERDATA, &SET_USERDATA);
     msg
 }
 
@@ -193,6 +211,8 @@ pub(crate) enum Bound {
     /// The start of a range that runs to the last address: no end element follows, and
     /// `nft` marks it so in the element's user data (`NFTNL_SET_ELEM_F_INTERVAL_OPEN`).
     OpenStart,
+    /// A key of a set without ranges.
+    Key,
 }
 
 impl Bound {
@@ -388,7 +408,7 @@ mod tests {
     /// `nft --debug=mnl` creating `set deny4 { type ipv4_addr; flags interval; }` (id 1).
     #[test]
     fn set_message_matches_nft() {
-        let mut msg = new_set("egb-x", "deny4", 1, Width::V4, SetKind::Interval);
+        let mut msg = new_set("egb-x", "deny4", 1, Width::V4, SetKind::Interval, 0);
         let nft = hex("01 00 00 00
              0a 00 01 00 65 67 62 2d 78 00 00 00
              0a 00 02 00 64 65 6e 79 34 00 00 00

@@ -2,29 +2,56 @@
 
 use std::fmt::Write as _;
 
+use filter_core::Family;
 use ipnet::IpNet;
 
-use crate::messages::CHAIN;
+use crate::messages::{CHAIN, SetKind};
 
-/// `{ a, b, ... }`, eight to a line.
-fn elements(text: &mut String, nets: &[IpNet]) {
+/// A set as the script writes it.
+pub(crate) struct ScriptSet {
+    /// Its name (`h4-0`).
+    pub(crate) name: String,
+    /// Its family.
+    pub(crate) family: Family,
+    /// Hash or intervals.
+    pub(crate) kind: SetKind,
+    /// Its entries.
+    pub(crate) nets: Vec<IpNet>,
+    /// A hash set's size, as the engine makes it.
+    pub(crate) size: u32,
+}
+
+/// `{ a, b, ... }`, eight to a line; a set without intervals takes bare addresses.
+fn elements(text: &mut String, kind: SetKind, nets: &[IpNet]) {
     text.push('{');
     for (i, net) in nets.iter().enumerate() {
         text.push_str(if i % 8 == 0 { "\n      " } else { " " });
-        let _ = write!(text, "{net},");
+        let _ = match kind {
+            SetKind::Hash => write!(text, "{},", net.addr()),
+            SetKind::Interval => write!(text, "{net},"),
+        };
     }
     text.push_str("\n    }");
 }
 
-/// One `set` block: `auto-merge` lets `nft` merge overlapping prefixes itself.
-fn set_block(text: &mut String, name: &str, key: &str, nets: &[IpNet]) {
-    let _ = write!(
-        text,
-        "  set {name} {{\n    type {key}\n    flags interval\n    auto-merge\n"
-    );
+/// One `set` block; an interval set gets `auto-merge`, so that `nft` merges overlapping
+/// prefixes itself.
+fn set_block(text: &mut String, set: &ScriptSet) {
+    let (name, nets) = (&set.name, &set.nets);
+    let key = match set.family {
+        Family::V4 => "ipv4_addr",
+        Family::V6 => "ipv6_addr",
+    };
+    let _ = write!(text, "  set {name} {{\n    type {key}\n");
+    match set.kind {
+        SetKind::Interval => text.push_str("    flags interval\n    auto-merge\n"),
+        SetKind::Hash => {
+            let _ = writeln!(text, "    size {}", set.size);
+        }
+    }
     if !nets.is_empty() {
         text.push_str("    elements = ");
-        elements(text, nets);
+        elements(text, set.kind, nets);
         text.push('\n');
     }
     text.push_str("  }\n");
@@ -32,13 +59,20 @@ fn set_block(text: &mut String, name: &str, key: &str, nets: &[IpNet]) {
 
 /// A loaded table's sets emptied and filled with a new list, in one transaction (deleting
 /// and re-creating the table in one file lets packets through while the hooks move).
-pub(crate) fn refill(table: &str, v4: &[IpNet], v6: &[IpNet]) -> String {
-    let mut text = String::with_capacity(64 + (v4.len() + v6.len()) * 24);
-    for (set, nets) in [("v4-0", v4), ("v6-0", v6)] {
+pub(crate) fn refill(table: &str, sets: &[ScriptSet]) -> String {
+    let entries: usize = sets.iter().map(|s| s.nets.len()).sum();
+    let mut text = String::with_capacity(64 + entries * 24);
+    for ScriptSet {
+        name: set,
+        kind,
+        nets,
+        ..
+    } in sets
+    {
         let _ = writeln!(text, "flush set inet {table} {set}");
         if !nets.is_empty() {
             let _ = write!(text, "add element inet {table} {set} ");
-            elements(&mut text, nets);
+            elements(&mut text, *kind, nets);
             text.push('\n');
         }
     }
@@ -46,16 +80,27 @@ pub(crate) fn refill(table: &str, v4: &[IpNet], v6: &[IpNet]) -> String {
 }
 
 /// The whole table, as a script would first create it.
-pub(crate) fn ruleset(table: &str, v4: &[IpNet], v6: &[IpNet]) -> String {
-    let mut text = String::with_capacity(64 + (v4.len() + v6.len()) * 24);
+pub(crate) fn ruleset(table: &str, sets: &[ScriptSet]) -> String {
+    let entries: usize = sets.iter().map(|s| s.nets.len()).sum();
+    let mut text = String::with_capacity(64 + entries * 24);
     let _ = writeln!(text, "table inet {table} {{");
-    set_block(&mut text, "v4-0", "ipv4_addr", v4);
-    set_block(&mut text, "v6-0", "ipv6_addr", v6);
+    for set in sets {
+        set_block(&mut text, set);
+    }
     let _ = write!(
         text,
-        "  chain {CHAIN} {{\n    type filter hook output priority 0; policy accept;\n    \
-         meta nfproto ipv4 ip daddr @v4-0 counter drop\n    \
-         meta nfproto ipv6 ip6 daddr @v6-0 counter drop\n  }}\n}}\n"
+        "  chain {CHAIN} {{\n    type filter hook output priority 0; policy accept;\n"
     );
+    for ScriptSet { name, family, .. } in sets {
+        let (proto, ip) = match family {
+            Family::V4 => ("ipv4", "ip"),
+            Family::V6 => ("ipv6", "ip6"),
+        };
+        let _ = writeln!(
+            text,
+            "    meta nfproto {proto} {ip} daddr @{name} counter drop"
+        );
+    }
+    text.push_str("  }\n}\n");
     text
 }

@@ -22,8 +22,9 @@ fn listed_elements(bed: &Testbed, set: &str) -> String {
     out[start..end].split_whitespace().collect()
 }
 
-/// What the engine merged and sent is what `nft -f` (auto-merge) makes of the same list, as
-/// `nft list set` prints both: overlaps, neighbours, an open end and IPv6 included.
+/// What the engine split, merged and sent is what `nft -f` (auto-merge) makes of the same
+/// list, as `nft list set` prints both: host addresses in the hash sets, overlaps,
+/// neighbours, an open end and IPv6 in the interval sets.
 #[test]
 fn sets_read_back_as_nft_makes_them() {
     testbed::needs_root!();
@@ -36,14 +37,17 @@ fn sets_read_back_as_nft_makes_them() {
         let bed = Testbed::new().unwrap();
         let mut filter = make(bed.client().clone(), bed.tag().clone()).unwrap();
         filter.load(&list).unwrap();
-        printed.push((listed_elements(&bed, "v4-0"), listed_elements(&bed, "v6-0")));
+        printed.push(["h4-0", "v4-0", "h6-0", "v6-0"].map(|set| listed_elements(&bed, set)));
         filter.teardown().unwrap();
     }
     assert_eq!(printed[0], printed[1]);
+    assert_eq!(printed[0][0], "192.0.2.1");
     assert_eq!(
-        printed[0].0,
-        "10.0.0.0/8,192.0.2.1-192.0.2.3,198.51.100.0/24,255.255.255.0/24"
+        printed[0][1],
+        "10.0.0.0/8,192.0.2.2/31,198.51.100.0/24,255.255.255.0/24"
     );
+    assert_eq!(printed[0][2], "2001:db9::1");
+    assert_eq!(printed[0][3], "2001:db8::/32,ffff::/16");
 }
 
 /// A replace whose last transaction (rules to the new sets, old sets deleted) the kernel
@@ -92,5 +96,31 @@ fn a_kernel_refusal_names_the_range_and_changes_nothing() {
     );
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
     assert_eq!(filter.stats().unwrap().entries_v4, before);
+    filter.teardown().unwrap();
+}
+
+/// Adding more host addresses than the hosts' hash set was sized for swaps in sets sized for
+/// the new list (the fixed-size hash would refuse them), and the filter keeps working.
+#[test]
+fn adds_past_the_hash_size_rebuild_the_sets() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
+    filter.load(&list_with_probes(10, 1)).unwrap();
+    let before = filter.stats().unwrap().entries_v4;
+    // 70,000 distinct hosts of 100.64.0.0/10: past the 65,536 the set was made with.
+    let hosts: Vec<ipnet::IpNet> = (0..70_000u32)
+        .map(|i| {
+            ipnet::IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                0x6440_0000 + i,
+            )))
+        })
+        .collect();
+    filter.add(&hosts).unwrap();
+    assert_eq!(filter.stats().unwrap().entries_v4, before + 70_000);
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    let sets = filter_core::run_command(bed.client().command("nft").args(["list", "sets", "inet"]))
+        .unwrap();
+    assert!(sets.contains("h4-1") && !sets.contains("h4-0"), "{sets}");
     filter.teardown().unwrap();
 }
