@@ -241,6 +241,88 @@ pub fn drop_removes_everything(subject: &Subject) {
     expect_probes(&bed, Probe::Delivered, "after drop");
 }
 
+/// After a sequence of syncs the filter holds exactly the last list: big changes (a new
+/// draw from a pool, past the point where engines swap in a new copy) alternate with small
+/// ones (a few entries in and out), the probe networks in every other list. After each, the
+/// probes drop exactly when the list holds them, the held list and the counts are the list's,
+/// and the report counts the difference.
+pub fn sync_converges(subject: &Subject) {
+    testbed::needs_root!();
+    use rand::{Rng, SeedableRng};
+    let bed = bed();
+    let tag = bed.tag().clone();
+    let mut filter = subject.make(&bed);
+    let pool: Vec<IpNet> = generate(300, 7, Mix::Default, &Family::BOTH)
+        .iter()
+        .collect();
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(11);
+    let mut last: Vec<IpNet> = Vec::new();
+    for step in 0..8 {
+        let mut desired: Vec<IpNet> = if step % 2 == 0 {
+            pool.iter()
+                .filter(|_| rng.random_bool(0.5))
+                .copied()
+                .collect()
+        } else {
+            let mut next: Vec<IpNet> = last
+                .iter()
+                .filter(|n| !denied_probe_nets().contains(n))
+                .copied()
+                .collect();
+            for _ in 0..5 {
+                let pick = pool[rng.random_range(0..pool.len())];
+                match next.iter().position(|n| *n == pick) {
+                    Some(at) => {
+                        next.remove(at);
+                    }
+                    None => next.push(pick),
+                }
+            }
+            next
+        };
+        let with_probes = step % 4 < 2;
+        if with_probes {
+            desired.extend(denied_probe_nets());
+        }
+        let list: CidrList = desired.iter().copied().collect();
+        let held_before: CidrList = last.iter().copied().collect();
+        let (gone, came) = filter_core::difference(&held_before, &list);
+        let report = filter.sync(&list).unwrap();
+        let when = format!("after sync {step} ({report:?})");
+        if step > 0 {
+            assert_eq!(
+                (report.added, report.removed),
+                (came.len() as u64, gone.len() as u64),
+                "{when}"
+            );
+        }
+        let denied = if with_probes {
+            Probe::Dropped
+        } else {
+            Probe::Delivered
+        };
+        for (deny, _) in ADDRS {
+            assert_eq!(bed.probe(deny).unwrap(), denied, "{deny} {when}");
+        }
+        if let Some(held) = filter.held() {
+            let (extra, missing) = filter_core::difference(&held, &list);
+            assert!(
+                extra.is_empty() && missing.is_empty(),
+                "{when}: held differs"
+            );
+        }
+        let stats = filter.stats().unwrap();
+        assert_eq!(
+            (stats.entries_v4, stats.entries_v6),
+            (list.v4().len() as u64, list.v6().len() as u64),
+            "{when}"
+        );
+        last = desired;
+    }
+    filter.teardown().unwrap();
+    assert_clean(subject, &bed, &tag);
+}
+
 /// A replace made to fail half way by `inject` (an engine's test hook) leaves the old list in
 /// force in both families, with its entry counts. `filter` holds a list with the probe
 /// networks; the new list lacks them, so had either family switched, its denied probe would
@@ -289,6 +371,10 @@ macro_rules! conformance_tests {
         #[test]
         fn drop_removes_everything() {
             $crate::drop_removes_everything(&SUBJECT);
+        }
+        #[test]
+        fn sync_converges() {
+            $crate::sync_converges(&SUBJECT);
         }
     };
 }

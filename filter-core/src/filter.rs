@@ -154,6 +154,39 @@ pub trait EgressFilter: Send {
     /// The first failure to remove an object; the others are still tried.
     fn teardown(&mut self) -> Result<()>;
 
+    /// The list the filter holds, where it keeps track of it (`None`: it does not, and
+    /// [`sync`](Self::sync) falls back to [`replace`](Self::replace)).
+    fn held(&self) -> Option<CidrList> {
+        None
+    }
+
+    /// Makes the loaded list `desired` with the fewest changes: the entries to add go in
+    /// first, then those to remove go, so that no address denied before and after is allowed
+    /// in between. Loads `desired` when nothing is loaded. Engines that can apply a
+    /// difference in one kernel transaction override this.
+    ///
+    /// # Errors
+    /// As [`add`](Self::add) and [`remove`](Self::remove) (or [`load`](Self::load) and
+    /// [`replace`](Self::replace)). An add that fails leaves the list as it was; a remove
+    /// that fails leaves the added entries in force.
+    fn sync(&mut self, desired: &CidrList) -> Result<SyncReport> {
+        if self.held().is_none() {
+            // Nothing to compare with: load, or replace what is loaded.
+            let start = std::time::Instant::now();
+            match self.load(desired) {
+                Err(Error::AlreadyLoaded) => self.replace(desired)?,
+                other => other?,
+            }
+            return Ok(SyncReport {
+                added: desired.len() as u64,
+                removed: 0,
+                replaced: true,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+        sync_or_swap(self, desired, f64::INFINITY)
+    }
+
     /// Times the engine's own packet program in isolation (for example with
     /// `BPF_PROG_TEST_RUN`), for each `(case, destination)` probe, beside the engine's own
     /// floor and cold-cache cases. Engines without such a program return nothing.
@@ -165,6 +198,79 @@ pub trait EgressFilter: Send {
         let _ = probes;
         Ok(Vec::new())
     }
+}
+
+/// What a [`sync`](EgressFilter::sync) changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    /// Entries added.
+    pub added: u64,
+    /// Entries removed.
+    pub removed: u64,
+    /// Whether the whole list was loaded or replaced instead of changed entry by entry.
+    pub replaced: bool,
+    /// Wall-clock seconds the sync took.
+    pub seconds: f64,
+}
+
+/// [`EgressFilter::sync`] for engines whose `replace` swaps a whole new copy in atomically:
+/// when the difference is more than `max_share` of the desired list (the engine's per-entry
+/// changes would take longer than a fresh copy), one `replace`; else the difference.
+///
+/// # Errors
+/// As [`EgressFilter::sync`].
+pub fn sync_or_swap<F: EgressFilter + ?Sized>(
+    filter: &mut F,
+    desired: &CidrList,
+    max_share: f64,
+) -> Result<SyncReport> {
+    let start = std::time::Instant::now();
+    if let Some(held) = filter.held() {
+        let (gone, came) = difference(&held, desired);
+        #[expect(clippy::cast_precision_loss, reason = "a share")]
+        let share = (gone.len() + came.len()) as f64 / desired.len().max(1) as f64;
+        if share > max_share {
+            filter.replace(desired)?;
+            return Ok(SyncReport {
+                added: came.len() as u64,
+                removed: gone.len() as u64,
+                replaced: true,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+        if !came.is_empty() {
+            filter.add(&came)?;
+        }
+        if !gone.is_empty() {
+            filter.remove(&gone)?;
+        }
+        return Ok(SyncReport {
+            added: came.len() as u64,
+            removed: gone.len() as u64,
+            replaced: false,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    filter.load(desired)?;
+    Ok(SyncReport {
+        added: desired.len() as u64,
+        removed: 0,
+        replaced: true,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The entries of `held` that `desired` lacks, and those of `desired` that `held` lacks
+/// (host bits cleared, duplicates once), each in address order.
+pub fn difference(held: &CidrList, desired: &CidrList) -> (Vec<IpNet>, Vec<IpNet>) {
+    let set = |list: &CidrList| -> std::collections::BTreeSet<IpNet> {
+        list.iter().map(|n| n.trunc()).collect()
+    };
+    let (held, desired) = (set(held), set(desired));
+    (
+        held.difference(&desired).copied().collect(),
+        desired.difference(&held).copied().collect(),
+    )
 }
 
 /// The time one run of an engine's packet program takes, over repeated timed rounds.
@@ -182,4 +288,53 @@ pub struct ProgramCost {
     pub repeat: u32,
     /// Rounds.
     pub rounds: u32,
+}
+
+/// The list a filter holds, kept cheaply for [`EgressFilter::held`]: the list loaded (or
+/// replaced) as given, and the entries added and removed since, each change O(log n).
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    base: CidrList,
+    added: std::collections::BTreeSet<IpNet>,
+    removed: std::collections::BTreeSet<IpNet>,
+}
+
+impl Held {
+    /// Holds `list`, as a load or replace installed it.
+    pub fn set(&mut self, list: &CidrList) {
+        self.base = list.clone();
+        self.added.clear();
+        self.removed.clear();
+    }
+
+    /// Records entries added.
+    pub fn add(&mut self, entries: &[IpNet]) {
+        for net in entries.iter().map(IpNet::trunc) {
+            self.removed.remove(&net);
+            self.added.insert(net);
+        }
+    }
+
+    /// Records entries removed.
+    pub fn remove(&mut self, entries: &[IpNet]) {
+        for net in entries.iter().map(IpNet::trunc) {
+            self.added.remove(&net);
+            self.removed.insert(net);
+        }
+    }
+
+    /// The list held now.
+    pub fn list(&self) -> CidrList {
+        self.base
+            .iter()
+            .map(|n| n.trunc())
+            .filter(|n| !self.removed.contains(n))
+            .chain(self.added.iter().copied())
+            .collect()
+    }
+
+    /// Forgets everything (a teardown).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
 }

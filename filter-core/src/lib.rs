@@ -30,7 +30,10 @@ pub use cidr::{
 };
 pub use engine::{Engine, Options, Placement, Registry, Role, Variant};
 pub use error::{Error, Result};
-pub use filter::{EgressFilter, FilterStats, KernelMemory, OBJECT_PREFIX, ProgramCost, Tag};
+pub use filter::{
+    EgressFilter, FilterStats, Held, KernelMemory, OBJECT_PREFIX, ProgramCost, SyncReport, Tag,
+    difference, sync_or_swap,
+};
 pub use netns::{NetNs, command_line, run_command, run_with_input};
 
 /// Items one per indented line, then "and N more" for the `total` beyond those given: how

@@ -210,6 +210,8 @@ pub struct IpsetFilter {
     maxelem: Option<u32>,
     /// Tests only: the next IPv6 swap fails, as a kernel refusal would.
     fail_next_v6_swap: bool,
+    /// The list in the sets, for `sync`.
+    held: filter_core::Held,
 }
 
 impl IpsetFilter {
@@ -240,6 +242,7 @@ impl IpsetFilter {
             loaded: false,
             maxelem: None,
             fail_next_v6_swap: false,
+            held: filter_core::Held::default(),
         })
     }
 
@@ -419,6 +422,7 @@ impl EgressFilter for IpsetFilter {
         match result {
             Ok(()) => {
                 self.loaded = true;
+                self.held.set(list);
                 Ok(())
             }
             Err(e) => {
@@ -462,6 +466,7 @@ impl EgressFilter for IpsetFilter {
             }
             swapped.push(family);
         }
+        self.held.set(list);
         for family in Family::BOTH {
             self.socket.destroy(&self.staging_name(family))?;
         }
@@ -469,11 +474,25 @@ impl EgressFilter for IpsetFilter {
     }
 
     fn add(&mut self, entries: &[IpNet]) -> Result<()> {
-        change(self, entries, true)
+        change(self, entries, true)?;
+        self.held.add(entries);
+        Ok(())
     }
 
     fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
-        change(self, entries, false)
+        change(self, entries, false)?;
+        self.held.remove(entries);
+        Ok(())
+    }
+
+    fn held(&self) -> Option<CidrList> {
+        self.loaded.then(|| self.held.list())
+    }
+
+    /// Past a quarter of the list changing, a swap of freshly filled sets (one kernel
+    /// operation per family) beats per-entry messages and never shows a half-changed list.
+    fn sync(&mut self, desired: &CidrList) -> Result<filter_core::SyncReport> {
+        filter_core::sync_or_swap(self, desired, 0.25)
     }
 
     fn stats(&self) -> Result<FilterStats> {
@@ -500,6 +519,7 @@ impl EgressFilter for IpsetFilter {
 
     fn teardown(&mut self) -> Result<()> {
         self.loaded = false;
+        self.held.clear();
         self.remove_everything()
     }
 }

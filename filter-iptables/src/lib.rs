@@ -359,6 +359,16 @@ impl EgressFilter for IptablesFilter {
         self.change(entries, RuleOp::Delete)
     }
 
+    fn held(&self) -> Option<CidrList> {
+        if !self.loaded {
+            return None;
+        }
+        Some(match &self.rules {
+            None => self.list.clone(),
+            Some(rules) => rules.keys().copied().collect(),
+        })
+    }
+
     fn stats(&self) -> Result<FilterStats> {
         let mut stats = FilterStats::default();
         match &self.rules {

@@ -670,6 +670,22 @@ impl NftablesFilter {
         Ok(())
     }
 
+    /// Makes the sets hold `families`: the element difference in one transaction, or new sets
+    /// swapped in when a hosts' set would outgrow its size.
+    fn apply(&mut self, families: [FamilyState; 2]) -> Result<()> {
+        let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
+        let outgrown = families
+            .iter()
+            .zip(loaded.capacity)
+            .any(|(f, capacity)| f.hosts.len() > capacity as usize);
+        match self.loader {
+            // A hosts' set is full: new sets sized for the list, swapped in atomically.
+            Loader::Netlink if outgrown => self.replace_netlink(families),
+            Loader::Netlink => self.change_netlink(families),
+            Loader::Script => self.script(families),
+        }
+    }
+
     fn apply_change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
         let families: [FamilyState; 2] = std::array::from_fn(|i| {
@@ -690,16 +706,7 @@ impl NftablesFilter {
             }
             FamilyState::new(family, hosts, others)
         });
-        let outgrown = families
-            .iter()
-            .zip(loaded.capacity)
-            .any(|(f, capacity)| f.hosts.len() > capacity as usize);
-        match self.loader {
-            // A hosts' set is full: new sets sized for the list, swapped in atomically.
-            Loader::Netlink if outgrown => self.replace_netlink(families),
-            Loader::Netlink => self.change_netlink(families),
-            Loader::Script => self.script(families),
-        }
+        self.apply(families)
     }
 
     /// Packets and bytes the rules' counters have seen, from a dump of the chain.
@@ -815,6 +822,46 @@ impl EgressFilter for NftablesFilter {
 
     fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
         self.apply_change(entries, false)
+    }
+
+    fn held(&self) -> Option<CidrList> {
+        let loaded = self.loaded.as_ref()?;
+        Some(
+            Family::BOTH
+                .into_iter()
+                .zip(&loaded.families)
+                .flat_map(|(family, state)| {
+                    let mut nets = state.host_nets(family);
+                    nets.extend_from_slice(&state.others);
+                    nets
+                })
+                .collect(),
+        )
+    }
+
+    /// The whole difference in one transaction: every packet sees the old list or the new
+    /// one, whatever the size of the change.
+    fn sync(&mut self, desired: &CidrList) -> Result<filter_core::SyncReport> {
+        let start = std::time::Instant::now();
+        let Some(held) = self.held() else {
+            self.load(desired)?;
+            return Ok(filter_core::SyncReport {
+                added: desired.len() as u64,
+                removed: 0,
+                replaced: true,
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        };
+        let (gone, came) = filter_core::difference(&held, desired);
+        let families = Family::BOTH.map(|family| state_of(desired, family));
+        Self::check(&families)?;
+        self.apply(families)?;
+        Ok(filter_core::SyncReport {
+            added: came.len() as u64,
+            removed: gone.len() as u64,
+            replaced: false,
+            seconds: start.elapsed().as_secs_f64(),
+        })
     }
 
     fn stats(&self) -> Result<FilterStats> {

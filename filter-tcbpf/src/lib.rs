@@ -70,6 +70,8 @@ pub struct TcbpfFilter {
     current: Option<Instance>,
     /// Tests only: the next program swap fails, as a kernel refusal would.
     fail_next_swap: bool,
+    /// The list in the maps, for `sync`.
+    held: filter_core::Held,
 }
 
 impl TcbpfFilter {
@@ -86,6 +88,7 @@ impl TcbpfFilter {
             created_qdisc: false,
             current: None,
             fail_next_swap: false,
+            held: filter_core::Held::default(),
         }
     }
 
@@ -181,6 +184,7 @@ impl EgressFilter for TcbpfFilter {
             return Err(e);
         }
         self.current = Some(instance);
+        self.held.set(list);
         Ok(())
     }
 
@@ -229,6 +233,7 @@ impl EgressFilter for TcbpfFilter {
             Ok(id) => {
                 next.link = Some(id);
                 self.current = Some(next);
+                self.held.set(list);
                 self.discard(old);
                 Ok(())
             }
@@ -249,11 +254,25 @@ impl EgressFilter for TcbpfFilter {
     }
 
     fn add(&mut self, entries: &[IpNet]) -> Result<()> {
-        self.change(entries, true)
+        self.change(entries, true)?;
+        self.held.add(entries);
+        Ok(())
     }
 
     fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
-        self.change(entries, false)
+        self.change(entries, false)?;
+        self.held.remove(entries);
+        Ok(())
+    }
+
+    fn held(&self) -> Option<CidrList> {
+        self.current.as_ref().map(|_| self.held.list())
+    }
+
+    /// Past a quarter of the list changing, a fresh program with maps filled in batches,
+    /// swapped in by one link update, beats per-entry map updates.
+    fn sync(&mut self, desired: &CidrList) -> Result<filter_core::SyncReport> {
+        filter_core::sync_or_swap(self, desired, 0.25)
     }
 
     fn stats(&self) -> Result<FilterStats> {
@@ -319,6 +338,7 @@ impl EgressFilter for TcbpfFilter {
     }
 
     fn teardown(&mut self) -> Result<()> {
+        self.held.clear();
         if let Some(instance) = self.current.take() {
             self.discard(instance);
         }
