@@ -10,6 +10,7 @@ mod sendpath;
 mod sys;
 mod system;
 mod traffic;
+mod updates;
 
 use std::process::ExitCode;
 

@@ -63,6 +63,8 @@ pub struct Figures {
     pub send_path: Option<crate::sendpath::SendPath>,
     /// Traffic through the filter on the testbed (`--traffic`).
     pub traffic: Option<crate::traffic::Traffic>,
+    /// Live updates applied while probes watched (`--updates`).
+    pub updates: Option<crate::updates::Updates>,
     /// Change in the kernel's slab + vmalloc + per-CPU memory across the load (approximate),
     /// only when it can be trusted (positive and above the machine's idle noise).
     pub kernel_allocations_delta_bytes: Option<i64>,

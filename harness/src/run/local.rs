@@ -65,6 +65,17 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
         let allocations = memory_before
             .zip(system::kernel_allocations())
             .map(|(before, after)| before.delta_to(after));
+        let updates = match args.updates.updates {
+            Some(_) => {
+                let spinner = new_spinner("applying the update feed under probes".into());
+                let updates =
+                    crate::updates::measure(&bed, filter.as_mut(), &list, families, &args.updates)
+                        .context("applying the update feed")?;
+                spinner.finish_and_clear();
+                Some(updates)
+            }
+            None => None,
+        };
         let traffic = if args.traffic {
             let spinner = new_spinner("sending traffic through the filter".into());
             let traffic = crate::traffic::measure(&bed, &crate::traffic::Settings::default())
@@ -107,6 +118,7 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
             program_costs,
             send_path,
             traffic,
+            updates,
             kernel_allocations_delta_bytes: allocations.as_ref().and_then(|a| a.bytes),
             kernel_allocations: allocations,
         })

@@ -69,6 +69,8 @@ pub struct RunArgs {
     /// that the filter blocks (it must reach the server before the filter is loaded).
     #[arg(long, requires = "server")]
     pub denied_probe: Option<IpAddr>,
+    #[command(flatten)]
+    pub updates: crate::updates::UpdateArgs,
     /// Write the JSON record here.
     #[arg(long)]
     pub output: Option<PathBuf>,

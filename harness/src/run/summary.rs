@@ -94,6 +94,34 @@ pub(super) fn print(record: &Record) {
                 println!("  warning: {w}");
             }
         }
+        if let Some(u) = &f.updates {
+            println!(
+                "  updates ({} requested, {} per call): {} in {:.1} s = {:.0} updates/s; call p50 {:.1} us, p99 {:.1} us, max {:.0} us",
+                u.requested,
+                u.batch,
+                u.updates,
+                u.seconds,
+                u.updates_per_second,
+                u.call_us[0],
+                u.call_us[1],
+                u.call_us[2]
+            );
+            if let Some(e) = u.enforcement_us {
+                println!(
+                    "    an added network is enforced {e:.0} us after the call starts (median)"
+                );
+            }
+            println!(
+                "    violations: {} ({} of {} packets to {} got through, {} of {} to {} were lost)",
+                u.violations,
+                u.stays_denied.delivered,
+                u.stays_denied.sent,
+                u.stays_denied.address,
+                u.stays_allowed.sent - u.stays_allowed.delivered,
+                u.stays_allowed.sent,
+                u.stays_allowed.address
+            );
+        }
         if let Some(t) = &f.traffic {
             for x in &t.throughput {
                 let offered = x

@@ -120,6 +120,7 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
                 program_costs: Vec::new(),
                 send_path: None,
                 traffic,
+                updates: None,
                 kernel_allocations_delta_bytes: None,
                 kernel_allocations: None,
             }),

@@ -1,0 +1,271 @@
+//! `run --updates`: a feed of adds and removes applied to a loaded filter while probe streams
+//! check that what must stay denied never passes and what must stay allowed never drops.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use filter_core::generate::{Mix, generate};
+use filter_core::{CidrList, EgressFilter, Family};
+use ipnet::IpNet;
+use serde::Serialize;
+use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Testbed};
+
+/// Gap between the packets of the streams that watch for violations.
+const WATCH_INTERVAL: Duration = Duration::from_micros(50);
+
+/// An address of the testbed's probe network that no list holds: the target of the
+/// call-to-enforcement measurement.
+const LATENCY_TARGET: Ipv4Addr = Ipv4Addr::new(198, 19, 200, 1);
+
+/// Times the call-to-enforcement latency is measured; the median is reported.
+const LATENCY_ROUNDS: usize = 5;
+
+/// How fast the feed goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// As fast as the filter takes the calls.
+    Max,
+    /// This many entries changed per second.
+    PerSecond(f64),
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "max" {
+            return Ok(Rate::Max);
+        }
+        match s.parse::<f64>() {
+            Ok(r) if r > 0.0 && r.is_finite() => Ok(Rate::PerSecond(r)),
+            _ => Err(format!(
+                "--updates {s:?}: give `max` or entries per second (a positive number)"
+            )),
+        }
+    }
+}
+
+/// Options of the update feed.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpdateArgs {
+    /// Also apply a feed of adds and removes after the load, while probe streams check
+    /// that addresses that stay denied never pass and those that stay allowed never drop:
+    /// `max` (as fast as the filter takes them) or entries per second.
+    #[arg(long)]
+    pub updates: Option<Rate>,
+    /// Entries per add or remove call (1: single-entry updates).
+    #[arg(long, default_value_t = 1, requires = "updates")]
+    pub update_batch: usize,
+    /// How long the feed runs, in seconds.
+    #[arg(long, default_value_t = 5.0, requires = "updates")]
+    pub update_duration: f64,
+}
+
+/// One probe stream's count.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stream {
+    /// The address.
+    pub address: IpAddr,
+    /// Packets sent.
+    pub sent: u64,
+    /// Packets the server received.
+    pub delivered: u64,
+}
+
+/// What the feed measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Updates {
+    /// The rate asked for (`max` or entries per second).
+    pub requested: String,
+    /// Entries per call.
+    pub batch: usize,
+    /// How long the feed ran.
+    pub seconds: f64,
+    /// Entries added and removed (each counts as one update).
+    pub updates: u64,
+    /// Add and remove calls made.
+    pub calls: u64,
+    /// Updates per second sustained over the feed.
+    pub updates_per_second: f64,
+    /// Median, 99th percentile and longest time of one call, microseconds.
+    pub call_us: [f64; 3],
+    /// From the start of an add call until a probe to the added network stopped getting
+    /// through (median of rounds), microseconds.
+    pub enforcement_us: Option<f64>,
+    /// The stream to an address the list holds throughout: nothing may be delivered.
+    pub stays_denied: Stream,
+    /// The stream to an address the list never holds: nothing may be lost.
+    pub stays_allowed: Stream,
+    /// Packets delivered to the denied address plus packets lost to the allowed one: 0 for
+    /// a filter that is never wrong while it changes.
+    pub violations: u64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a short list"
+    )]
+    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[at]
+}
+
+/// Entries the feed cycles through: generated with another seed, in the family the list
+/// holds, none of them in the list.
+fn pool(list: &CidrList, family: Family, size: usize) -> Vec<IpNet> {
+    let held: std::collections::HashSet<IpNet> = list.iter().map(|n| n.trunc()).collect();
+    generate(size, 0x0fee_d5ee_d, Mix::Default, &[family])
+        .iter()
+        .filter(|n| !held.contains(&n.trunc()))
+        .collect()
+}
+
+/// Applies the feed to `filter` (loaded with `list`) in `bed`, then measures how long an
+/// add takes to be enforced, and leaves the filter holding `list` again.
+///
+/// The feed keeps a window of churn entries in the list: each step adds the next entries
+/// of the pool and removes those added a window earlier, so the list's size stays steady
+/// while every entry of it turns over, as under a threat feed.
+pub fn measure(
+    bed: &Testbed,
+    filter: &mut dyn EgressFilter,
+    list: &CidrList,
+    families: &[Family],
+    args: &UpdateArgs,
+) -> Result<Updates> {
+    let rate = args.updates.context("no --updates")?;
+    let batch = args.update_batch.max(1);
+    let family = if families.contains(&Family::V4) {
+        Family::V4
+    } else {
+        Family::V6
+    };
+    let (denied, allowed): (IpAddr, IpAddr) = match family {
+        Family::V4 => (DENIED_V4.into(), ALLOWED_V4.into()),
+        Family::V6 => (DENIED_V6.into(), ALLOWED_V6.into()),
+    };
+    let pool = pool(list, family, 200_000);
+    let window = (pool.len() / 2).max(batch);
+    let denied_watch = bed.watch_enforcement(denied, WATCH_INTERVAL)?;
+    let allowed_watch = bed.watch_enforcement(allowed, WATCH_INTERVAL)?;
+    let duration = Duration::from_secs_f64(args.update_duration.max(0.1));
+    let start = Instant::now();
+    let (mut updates, mut step) = (0u64, 0usize);
+    let mut calls = Vec::new();
+    while start.elapsed() < duration {
+        let at = |i: usize| -> Vec<IpNet> {
+            (0..batch)
+                .map(|j| pool[(i * batch + j) % pool.len()])
+                .collect()
+        };
+        let t = Instant::now();
+        filter
+            .add(&at(step))
+            .context("adding entries of the feed")?;
+        calls.push(t.elapsed().as_secs_f64() * 1e6);
+        updates += batch as u64;
+        if step * batch >= window {
+            let t = Instant::now();
+            filter
+                .remove(&at(step - window / batch))
+                .context("removing entries of the feed")?;
+            calls.push(t.elapsed().as_secs_f64() * 1e6);
+            updates += batch as u64;
+        }
+        step += 1;
+        if let Rate::PerSecond(r) = rate {
+            #[expect(clippy::cast_precision_loss, reason = "a pace")]
+            let due = Duration::from_secs_f64(updates as f64 / r);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(20));
+    let (denied_seen, allowed_seen) = (denied_watch.finish(start), allowed_watch.finish(start));
+
+    // Back to the list as loaded: the window of churn entries goes.
+    let live: Vec<IpNet> = (step.saturating_sub(window / batch)..step)
+        .flat_map(|i| (0..batch).map(move |j| i * batch + j))
+        .map(|i| pool[i % pool.len()])
+        .collect();
+    filter
+        .remove(&live)
+        .context("removing the feed's entries")?;
+
+    let enforcement_us = if family == Family::V4 {
+        Some(enforcement_latency(bed, filter)?)
+    } else {
+        None
+    };
+    calls.sort_by(f64::total_cmp);
+    let stays_denied = Stream {
+        address: denied,
+        sent: denied_seen.sent,
+        delivered: denied_seen.delivered,
+    };
+    let stays_allowed = Stream {
+        address: allowed,
+        sent: allowed_seen.sent,
+        delivered: allowed_seen.delivered,
+    };
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let updates_per_second = updates as f64 / seconds;
+    Ok(Updates {
+        requested: match rate {
+            Rate::Max => "max".into(),
+            Rate::PerSecond(r) => format!("{r}"),
+        },
+        batch,
+        seconds,
+        updates,
+        calls: calls.len() as u64,
+        updates_per_second,
+        call_us: [
+            percentile(&calls, 0.5),
+            percentile(&calls, 0.99),
+            calls.last().copied().unwrap_or(0.0),
+        ],
+        enforcement_us,
+        violations: stays_denied.delivered + (stays_allowed.sent - stays_allowed.delivered),
+        stays_denied,
+        stays_allowed,
+    })
+}
+
+/// The median time from the start of an add call until packets to the added network stop
+/// getting through, in microseconds; the network is removed after each round.
+fn enforcement_latency(bed: &Testbed, filter: &mut dyn EgressFilter) -> Result<f64> {
+    let net = IpNet::V4(ipnet::Ipv4Net::new_assert(LATENCY_TARGET, 24));
+    let mut rounds = Vec::new();
+    for _ in 0..LATENCY_ROUNDS {
+        let watch = bed.watch_enforcement(LATENCY_TARGET.into(), Duration::from_micros(20))?;
+        std::thread::sleep(Duration::from_millis(5));
+        let start = Instant::now();
+        filter
+            .add(&[net])
+            .context("adding the latency probe's network")?;
+        std::thread::sleep(Duration::from_millis(10));
+        let seen = watch.finish(start);
+        filter
+            .remove(&[net])
+            .context("removing the latency probe's network")?;
+        if let Some(after) = seen.after {
+            rounds.push(after.as_secs_f64() * 1e6);
+        }
+    }
+    rounds.sort_by(f64::total_cmp);
+    anyhow::ensure!(
+        !rounds.is_empty(),
+        "an added network was never enforced: packets to {LATENCY_TARGET} kept getting through"
+    );
+    Ok(percentile(&rounds, 0.5))
+}
