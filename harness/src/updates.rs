@@ -121,7 +121,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// holds, none of them in the list.
 fn pool(list: &CidrList, family: Family, size: usize) -> Vec<IpNet> {
     let held: std::collections::HashSet<IpNet> = list.iter().map(|n| n.trunc()).collect();
-    generate(size, 0x0fee_d5ee_d, Mix::Default, &[family])
+    generate(size, 0xfeed_5eed, Mix::Default, &[family])
         .iter()
         .filter(|n| !held.contains(&n.trunc()))
         .collect()
