@@ -75,6 +75,41 @@ fn run_records_a_working_filter_and_leaves_nothing() {
     assert!(leftovers("egb-clirec").is_empty());
 }
 
+/// An update feed under probes: updates are applied and counted, an added network is
+/// enforced, nothing that stays denied passes and nothing that stays allowed drops, and the
+/// list is back as loaded afterwards.
+#[test]
+fn update_feed_is_counted_and_never_wrong() {
+    testbed::needs_root!();
+    let _lock = serial();
+    for filter in ["tcbpf-dir", "nftables"] {
+        let (out, record) = run_recorded(&[
+            "--filter",
+            filter,
+            "--rules",
+            "2000",
+            "--no-program-cost",
+            "--updates",
+            "max",
+            "--update-batch",
+            "10",
+            "--update-duration",
+            "0.5",
+        ]);
+        let updates = &record["figures"]["updates"];
+        assert!(updates["updates"].as_u64().unwrap() >= 10, "{filter}: {updates:#}");
+        assert_eq!(updates["batch"], 10);
+        assert_eq!(updates["violations"], 0, "{filter}: {updates:#}");
+        assert!(updates["stays_denied"]["sent"].as_u64().unwrap() > 100);
+        assert!(updates["enforcement_us"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            record["figures"]["stats"]["entries_v4"], 2_002,
+            "{filter}: the feed's entries are gone again"
+        );
+        assert!(text(&out).contains("violations: 0"), "{}", text(&out));
+    }
+}
+
 #[test]
 fn ipv6_only_run_times_ipv6_cold_lookups_and_says_what_memory_it_trusts() {
     testbed::needs_root!();
