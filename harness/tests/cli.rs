@@ -97,7 +97,10 @@ fn update_feed_is_counted_and_never_wrong() {
             "0.5",
         ]);
         let updates = &record["figures"]["updates"];
-        assert!(updates["updates"].as_u64().unwrap() >= 10, "{filter}: {updates:#}");
+        assert!(
+            updates["updates"].as_u64().unwrap() >= 10,
+            "{filter}: {updates:#}"
+        );
         assert_eq!(updates["batch"], 10);
         assert_eq!(updates["violations"], 0, "{filter}: {updates:#}");
         assert!(updates["stays_denied"]["sent"].as_u64().unwrap() > 100);

@@ -33,6 +33,11 @@ fn sweep(dir: &std::path::Path, ipset_load: f64) {
             {"filter": "ipset", "size": 1000000, "status": "ok", "record": record(ipset_load * 100.0, 150.0, 1 << 25)},
         ]
     });
+    let mut runs = runs;
+    runs["runs"][3]["record"]["figures"]["updates"] = serde_json::json!({
+        "updates_per_second": 54615.4, "call_us": [16.5, 42.1, 762.0], "enforcement_us": 188.0,
+        "violations": 0
+    });
     std::fs::write(dir.join("results.json"), serde_json::to_vec(&runs).unwrap()).unwrap();
 }
 
@@ -67,6 +72,12 @@ fn report_writes_tables_csv_and_plots() {
         "baseline comparison: {summary}"
     );
     assert!(summary.contains("spread too wide"), "{summary}");
+    assert!(
+        summary.contains("## Live updates")
+            && summary.contains("| ipset | 1000000 | 54615 | 16.5 | 42.1 | 188 | 0 |"),
+        "{summary}"
+    );
+    assert!(now.path().join("update_rate.svg").exists());
     let load = std::fs::read_to_string(now.path().join("load.csv")).unwrap();
     assert_eq!(load.lines().count(), 5, "{load}");
     let send = std::fs::read_to_string(now.path().join("send_path.csv")).unwrap();

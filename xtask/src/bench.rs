@@ -49,6 +49,10 @@ pub struct Options {
     /// Skip the data-path measurements (send-path cost per packet, throughput, CPU, latency).
     #[arg(long)]
     pub no_send_path: bool,
+    /// Seconds of the live-update feed (single-entry adds and removes under probes) each
+    /// engine gets at the largest size; 0 leaves it out.
+    #[arg(long, default_value_t = 3.0)]
+    pub update_seconds: f64,
     /// The breaking-point test: 10M, 50M and 100M distinct IPv4 entries for every engine
     /// (default and hosts mixes; reference loaders on the default mix to 50M), with a time budget
     /// that grows with the size and runs skipped when the last size projects over it.
@@ -86,6 +90,11 @@ impl Registry {
     /// A flag of the filter a label names.
     fn flag(&self, label: &str, key: &str) -> bool {
         self.entry(label).is_some_and(|d| d[key] == true)
+    }
+
+    /// A filter a user would install, attached the default way.
+    fn is_engine(&self, label: &str) -> bool {
+        !label.contains('@') && self.entry(label).is_some_and(|d| d["role"] == "engine")
     }
 
     fn is_reference(&self, label: &str) -> bool {
@@ -138,6 +147,8 @@ struct Job {
     mix: String,
     repeat: u32,
     send_path: bool,
+    /// Whether the run also applies the live-update feed.
+    updates: bool,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -211,6 +222,12 @@ pub fn run(options: &Options) -> Result<()> {
                         && repeat == 0
                         && registry.flag(filter, "send_path")
                         && !(options.scale && mix != "default");
+                    // Live updates: every engine, once, at the largest size.
+                    let updates = largest
+                        && repeat == 0
+                        && !options.scale
+                        && options.update_seconds > 0.0
+                        && registry.is_engine(filter);
                     jobs.push(Job {
                         filter: filter.clone(),
                         label,
@@ -218,6 +235,7 @@ pub fn run(options: &Options) -> Result<()> {
                         mix: mix.clone(),
                         repeat,
                         send_path,
+                        updates,
                     });
                 }
             }
@@ -438,6 +456,10 @@ fn one_run(
         if !options.scale {
             cmd.arg("--traffic");
         }
+    }
+    if job.updates {
+        cmd.args(["--updates", "max", "--update-duration"])
+            .arg(options.update_seconds.to_string());
     }
     // The program is the same whatever fills its maps: time it once per size and table.
     if !registry.flag(&job.filter, "program_cost") || job.filter.contains('@') || job.repeat > 0 {

@@ -43,6 +43,7 @@ pub fn summary(sweep: &Sweep, baseline: Option<&Sweep>, plots: &[String]) -> Str
     send_path_table(&mut md, sweep);
     traffic_tables(&mut md, sweep);
     program_cost_table(&mut md, sweep);
+    updates_table(&mut md, sweep);
     if let Some(base) = baseline {
         comparison(&mut md, sweep, base);
     }
@@ -365,6 +366,47 @@ fn traffic_tables(md: &mut String, sweep: &Sweep) {
             }
             let _ = writeln!(md, "| {filter} | {size} | {} |", cells.join(" | "));
         }
+    }
+}
+
+/// The live-update feed of each engine (`run --updates max`): rate, call latency, time to
+/// enforcement, and violations, which must be 0.
+fn updates_table(md: &mut String, sweep: &Sweep) {
+    let rows: Vec<(&str, u64, &Value)> = sweep
+        .runs
+        .iter()
+        .filter(|r| r.ok() && !r.record["figures"]["updates"].is_null())
+        .map(|r| (r.filter.as_str(), r.size, &r.record["figures"]["updates"]))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Live updates\n\n\
+         After the load, single-entry adds and removes as fast as the filter takes them (a window of \
+         entries turning over, as under a threat feed) while one probe stream goes to an address the \
+         list holds throughout and one to an address it never holds. Violations: packets to the first \
+         that got through plus packets to the second that were lost; they must be 0. Enforced: from the \
+         start of an add call until packets to the added network stop getting through (median of 5).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| filter | entries | updates/s | call p50 (us) | call p99 (us) | enforced after (us) | violations |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for (filter, size, u) in rows {
+        let _ = writeln!(
+            md,
+            "| {filter} | {size} | {} | {} | {} | {} | {} |",
+            fmt(u["updates_per_second"].as_f64(), 0),
+            fmt(u["call_us"][0].as_f64(), 1),
+            fmt(u["call_us"][1].as_f64(), 1),
+            fmt(u["enforcement_us"].as_f64(), 0),
+            u["violations"]
+                .as_u64()
+                .map_or_else(|| "-".into(), |v| v.to_string()),
+        );
     }
 }
 

@@ -55,6 +55,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
             .find(|l| l["protocol"] == "udp")?["p99_us"]
             .as_f64()
     };
+    let rate = |f: &Value| f["updates"]["updates_per_second"].as_f64();
     let charts = [
         Chart {
             file: "load_time",
@@ -104,6 +105,13 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
             y_label: "ns",
             log_y: true,
             pick: &cpu,
+        },
+        Chart {
+            file: "update_rate",
+            title: "Live updates, single entries under probes",
+            y_label: "updates per second",
+            log_y: true,
+            pick: &rate,
         },
         Chart {
             file: "latency_p99",
