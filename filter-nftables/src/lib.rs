@@ -38,6 +38,7 @@ mod error;
 mod intervals;
 mod messages;
 mod script;
+mod state;
 
 use std::fmt::Write as _;
 
@@ -51,6 +52,7 @@ use nfnetlink::{Batch, Message, NLMSG_DONE, NLMSG_ERROR, Socket, attributes, be6
 pub use error::NftablesError;
 use intervals::{Element, Width};
 use messages::SetKind;
+use state::{Delta, FamilyState};
 
 /// The engine, as egress-bench's registry sees it: `nftables` and its reference loader
 /// `nft-f`.
@@ -131,63 +133,6 @@ enum Loader {
     Script,
 }
 
-/// One family's loaded list and how its two sets hold it: host addresses (`/32`, `/128`)
-/// in a hash set, every other prefix merged into an interval set. A lookup in each costs
-/// less per packet than one in a tree of both, and hash inserts are several times cheaper
-/// than tree inserts (1M default-mix entries load in about a quarter of the time).
-#[derive(Debug, Default)]
-struct FamilyState {
-    /// The list's prefixes other than host addresses, sorted, without duplicates.
-    others: Vec<IpNet>,
-    /// The hash set's keys: the host addresses, in order.
-    hosts: Vec<Element>,
-    /// The interval set's elements, in key order.
-    ranges: Vec<Element>,
-}
-
-impl FamilyState {
-    /// A family's state for its host keys and other prefixes.
-    fn new(family: Family, mut hosts: Vec<u128>, mut others: Vec<IpNet>) -> Self {
-        hosts.sort_unstable();
-        hosts.dedup();
-        others.sort_unstable();
-        others.dedup();
-        let ranges = intervals::merge_ranges(others.iter().map(intervals::bounds).collect());
-        Self {
-            ranges: intervals::elements(&ranges, width(family)),
-            hosts: hosts.into_iter().map(|k| (k, false)).collect(),
-            others,
-        }
-    }
-
-    /// Distinct entries of the list.
-    fn entries(&self) -> u64 {
-        (self.hosts.len() + self.others.len()) as u64
-    }
-
-    /// The elements of one of the two sets.
-    fn elements(&self, kind: SetKind) -> &[Element] {
-        match kind {
-            SetKind::Hash => &self.hosts,
-            SetKind::Interval => &self.ranges,
-        }
-    }
-
-    /// The host addresses as prefixes of full length.
-    fn host_nets(&self, family: Family) -> Vec<IpNet> {
-        let host = |k: u128| -> IpNet {
-            match family {
-                #[expect(clippy::cast_possible_truncation, reason = "IPv4 keys are below 2^32")]
-                Family::V4 => {
-                    IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(k as u32)))
-                }
-                Family::V6 => IpNet::from(std::net::IpAddr::from(std::net::Ipv6Addr::from(k))),
-            }
-        };
-        self.hosts.iter().map(|&(k, _)| host(k)).collect()
-    }
-}
-
 /// The sets of a table generation: per family, the hosts' hash and the ranges' tree.
 const SETS: [(Family, SetKind); 4] = [
     (Family::V4, SetKind::Hash),
@@ -237,27 +182,11 @@ fn width(family: Family) -> Width {
     }
 }
 
-/// Splits entries of one family into host keys and other prefixes.
-fn split<'a>(nets: impl Iterator<Item = &'a IpNet>) -> (Vec<u128>, Vec<IpNet>) {
-    let (mut hosts, mut others) = (Vec::new(), Vec::new());
-    for net in nets {
-        let net = net.trunc();
-        if net.prefix_len() == net.max_prefix_len() {
-            hosts.push(intervals::bounds(&net).0);
-        } else {
-            others.push(net);
-        }
-    }
-    (hosts, others)
-}
-
 fn state_of(list: &CidrList, family: Family) -> FamilyState {
-    let nets: Vec<IpNet> = match family {
-        Family::V4 => list.v4().iter().map(|&n| IpNet::V4(n)).collect(),
-        Family::V6 => list.v6().iter().map(|&n| IpNet::V6(n)).collect(),
-    };
-    let (hosts, others) = split(nets.iter());
-    FamilyState::new(family, hosts, others)
+    match family {
+        Family::V4 => FamilyState::new(family, list.v4().iter().map(|&n| IpNet::V4(n))),
+        Family::V6 => FamilyState::new(family, list.v6().iter().map(|&n| IpNet::V6(n))),
+    }
 }
 
 /// A set of a generation: `h4-0` (IPv4 hosts), `v4-0` (IPv4 ranges), `h6-0`, `v6-0`.
@@ -484,7 +413,7 @@ impl NftablesFilter {
     fn check(families: &[FamilyState; 2]) -> Result<()> {
         let elements: usize = families
             .iter()
-            .map(|f| f.hosts.len() + f.ranges.len())
+            .map(|f| f.host_count() + f.elements(SetKind::Interval).len())
             .sum();
         filter_core::memory::require(
             "kernel memory for the nftables sets",
@@ -517,7 +446,7 @@ impl NftablesFilter {
             let set = set_name(family, kind, generation);
             let id = u32::try_from(i + 1).expect("four sets");
             let size = match kind {
-                SetKind::Hash => hash_size(families[family_index(family)].hosts.len()),
+                SetKind::Hash => hash_size(families[family_index(family)].host_count()),
                 SetKind::Interval => 0,
             };
             tx.push(
@@ -533,7 +462,7 @@ impl NftablesFilter {
                 &table,
                 generation,
                 (family, kind),
-                state.elements(kind),
+                &state.elements(kind),
                 true,
             );
         }
@@ -562,7 +491,7 @@ impl NftablesFilter {
         }
         self.loaded = Some(Loaded {
             generation: 0,
-            capacity: families.each_ref().map(|f| hash_size(f.hosts.len())),
+            capacity: families.each_ref().map(|f| hash_size(f.host_count())),
             families,
         });
         Ok(())
@@ -608,30 +537,23 @@ impl NftablesFilter {
         }
         self.loaded = Some(Loaded {
             generation: new,
-            capacity: families.each_ref().map(|f| hash_size(f.hosts.len())),
+            capacity: families.each_ref().map(|f| hash_size(f.host_count())),
             families,
         });
         Ok(())
     }
 
-    /// Applies a changed list as element differences, one transaction when it fits.
-    fn change_netlink(&mut self, families: [FamilyState; 2]) -> Result<()> {
-        let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
-        let generation = loaded.generation;
+    /// Sends element changes, one transaction when they fit.
+    fn commit_deltas(&mut self, deltas: &[Delta; 2]) -> Result<()> {
+        let generation = self.loaded.as_ref().ok_or(Error::NotLoaded)?.generation;
         let table = self.table().to_owned();
         let mut tx = self.new_transactions();
         for (family, kind) in SETS {
-            let i = family_index(family);
-            let (old, new) = (&loaded.families[i], &families[i]);
-            let (gone, came) = intervals::diff(old.elements(kind), new.elements(kind));
-            tx.elements(&table, generation, (family, kind), &gone, false);
-            tx.elements(&table, generation, (family, kind), &came, true);
+            let (gone, came) = deltas[family_index(family)].of(kind);
+            tx.elements(&table, generation, (family, kind), gone, false);
+            tx.elements(&table, generation, (family, kind), came, true);
         }
-        self.commit(tx)?;
-        if let Some(loaded) = self.loaded.as_mut() {
-            loaded.families = families;
-        }
-        Ok(())
+        self.commit(tx)
     }
 
     /// The ruleset through `nft -f`: the whole table for a load, the sets emptied and filled
@@ -641,15 +563,12 @@ impl NftablesFilter {
             .into_iter()
             .map(|(family, kind)| {
                 let state = &families[family_index(family)];
-                let nets = match kind {
-                    SetKind::Hash => state.host_nets(family),
-                    SetKind::Interval => state.others.clone(),
-                };
+                let nets = state.nets(kind);
                 script::ScriptSet {
                     name: set_name(family, kind, 0),
                     family,
                     kind,
-                    size: hash_size(state.hosts.len()),
+                    size: hash_size(state.host_count()),
                     nets,
                 }
             })
@@ -664,7 +583,7 @@ impl NftablesFilter {
         filter_core::run_with_input(&mut cmd, |w| w.write_all(text.as_bytes()))?;
         self.loaded = Some(Loaded {
             generation: 0,
-            capacity: families.each_ref().map(|f| hash_size(f.hosts.len())),
+            capacity: families.each_ref().map(|f| hash_size(f.host_count())),
             families,
         });
         Ok(())
@@ -677,36 +596,55 @@ impl NftablesFilter {
         let outgrown = families
             .iter()
             .zip(loaded.capacity)
-            .any(|(f, capacity)| f.hosts.len() > capacity as usize);
+            .any(|(f, capacity)| f.host_count() > capacity as usize);
         match self.loader {
             // A hosts' set is full: new sets sized for the list, swapped in atomically.
             Loader::Netlink if outgrown => self.replace_netlink(families),
-            Loader::Netlink => self.change_netlink(families),
+            Loader::Netlink => {
+                let deltas = [0, 1].map(|i| loaded.families[i].delta_to(&families[i]));
+                self.commit_deltas(&deltas)?;
+                if let Some(loaded) = self.loaded.as_mut() {
+                    loaded.families = families;
+                }
+                Ok(())
+            }
             Loader::Script => self.script(families),
         }
     }
 
+    /// Adds or removes entries: the elements they change, in time proportional to them and
+    /// the ranges they touch (not to the list), one transaction.
     fn apply_change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
-        let families: [FamilyState; 2] = std::array::from_fn(|i| {
+        let plans: [state::Plan; 2] = std::array::from_fn(|i| {
             let family = Family::BOTH[i];
-            let state = &loaded.families[i];
-            let mut hosts: Vec<u128> = state.hosts.iter().map(|&(k, _)| k).collect();
-            let mut others = state.others.clone();
-            let (changed_hosts, changed_others) =
-                split(entries.iter().filter(|n| Family::of(n.addr()) == family));
-            if add {
-                hosts.extend(changed_hosts);
-                others.extend(changed_others);
-            } else {
-                let gone: std::collections::HashSet<u128> = changed_hosts.into_iter().collect();
-                hosts.retain(|k| !gone.contains(k));
-                let gone: std::collections::HashSet<IpNet> = changed_others.into_iter().collect();
-                others.retain(|n| !gone.contains(n));
-            }
-            FamilyState::new(family, hosts, others)
+            let mine: Vec<IpNet> = entries
+                .iter()
+                .filter(|n| Family::of(n.addr()) == family)
+                .copied()
+                .collect();
+            loaded.families[i].plan(&mine, add)
         });
-        self.apply(families)
+        let outgrown = plans
+            .iter()
+            .zip(&loaded.families)
+            .zip(loaded.capacity)
+            .any(|((plan, f), capacity)| f.hosts_after(plan) > capacity as usize);
+        if outgrown || self.loader == Loader::Script {
+            let mut families = loaded.families.clone();
+            for (family, plan) in families.iter_mut().zip(plans) {
+                family.apply(plan);
+            }
+            return self.apply(families);
+        }
+        let [p4, p6] = plans;
+        self.commit_deltas(&[p4.delta.clone(), p6.delta.clone()])?;
+        if let Some(loaded) = self.loaded.as_mut() {
+            let [f4, f6] = &mut loaded.families;
+            f4.apply(p4);
+            f6.apply(p6);
+        }
+        Ok(())
     }
 
     /// Packets and bytes the rules' counters have seen, from a dump of the chain.
@@ -830,9 +768,9 @@ impl EgressFilter for NftablesFilter {
             Family::BOTH
                 .into_iter()
                 .zip(&loaded.families)
-                .flat_map(|(family, state)| {
-                    let mut nets = state.host_nets(family);
-                    nets.extend_from_slice(&state.others);
+                .flat_map(|(_, state)| {
+                    let mut nets = state.nets(SetKind::Hash);
+                    nets.extend(state.nets(SetKind::Interval));
                     nets
                 })
                 .collect(),

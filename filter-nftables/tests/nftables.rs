@@ -124,3 +124,27 @@ fn adds_past_the_hash_size_rebuild_the_sets() {
     assert!(sets.contains("h4-1") && !sets.contains("h4-0"), "{sets}");
     filter.teardown().unwrap();
 }
+
+/// Many entries added, then removed in one call, as a feed's window turns over: every call
+/// goes through, and the sets end as loaded.
+#[test]
+fn a_window_of_entries_comes_and_goes() {
+    testbed::needs_root!();
+    use filter_core::generate::{Mix, generate};
+    let bed = Testbed::new().unwrap();
+    let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
+    let list = list_with_probes(3_000, 1);
+    filter.load(&list).unwrap();
+    let printed = |set: &str| listed_elements(&bed, set);
+    let before = (printed("h4-0"), printed("v4-0"));
+    let feed: Vec<ipnet::IpNet> = generate(3_000, 2, Mix::Default, &[filter_core::Family::V4])
+        .iter()
+        .collect();
+    for chunk in feed.chunks(7) {
+        filter.add(chunk).unwrap();
+    }
+    filter.remove(&feed).unwrap();
+    assert_eq!((printed("h4-0"), printed("v4-0")), before);
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    filter.teardown().unwrap();
+}
