@@ -88,3 +88,26 @@ impl Error {
         }
     }
 }
+
+/// A request the kernel refused: what was asked, and its answer. Engines' error types carry
+/// it, and it becomes [`Error::Kernel`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("kernel refused {operation}: {message} (error {code})")]
+pub struct Refusal {
+    /// The request, with the object it named.
+    pub operation: String,
+    /// The kernel's error number (errno or a protocol-specific code).
+    pub code: i32,
+    /// The error in words.
+    pub message: String,
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        Error::Kernel {
+            operation: r.operation,
+            code: r.code,
+            message: r.message,
+        }
+    }
+}

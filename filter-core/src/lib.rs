@@ -29,7 +29,7 @@ pub use cidr::{
     ParseOptions,
 };
 pub use engine::{Engine, Options, Placement, Registry, Role, Variant};
-pub use error::{Error, Result};
+pub use error::{Error, Refusal, Result};
 pub use filter::{
     EgressFilter, FilterStats, Held, KernelMemory, OBJECT_PREFIX, ProgramCost, SyncReport, Tag,
     difference, sync_or_swap,

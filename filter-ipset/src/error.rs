@@ -37,15 +37,8 @@ pub enum IpsetError {
         place: String,
     },
     /// The kernel refused an ipset request.
-    #[error("kernel refused {operation}: {message} (error {code})")]
-    Refused {
-        /// The request, with the set and entry it named.
-        operation: String,
-        /// The errno or ipset protocol error code.
-        code: i32,
-        /// The error in words.
-        message: String,
-    },
+    #[error(transparent)]
+    Refused(filter_core::Refusal),
 }
 
 impl From<IpsetError> for Error {
@@ -67,15 +60,7 @@ impl From<IpsetError> for Error {
                 max: MAX_ENTRIES,
                 hint: "split the list across sets, or use the tcbpf engine".into(),
             },
-            IpsetError::Refused {
-                operation,
-                code,
-                message,
-            } => Error::Kernel {
-                operation,
-                code,
-                message,
-            },
+            IpsetError::Refused(refusal) => refusal.into(),
             other => Error::InvalidInput(other.to_string()),
         }
     }

@@ -255,11 +255,11 @@ impl IpsetFilter {
 
     fn swap(&mut self, family: Family) -> Result<()> {
         if family == Family::V6 && std::mem::take(&mut self.fail_next_v6_swap) {
-            return Err(IpsetError::Refused {
+            return Err(IpsetError::Refused(filter_core::Refusal {
                 operation: "swapping the IPv6 set (injected by a test)".into(),
                 code: -1,
                 message: "injected failure".into(),
-            }
+            })
             .into());
         }
         let (live, staging) = (self.set_name(family), self.staging_name(family));

@@ -134,11 +134,11 @@ pub(crate) struct Refusal {
 
 impl Refusal {
     pub(crate) fn into_error(self, operation: String) -> Error {
-        IpsetError::Refused {
+        IpsetError::Refused(filter_core::Refusal {
             operation,
             code: self.code,
             message: describe(self.code),
-        }
+        })
         .into()
     }
 }

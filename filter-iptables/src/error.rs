@@ -55,15 +55,8 @@ pub enum IptablesError {
     #[error("chain name {0:?} is longer than 28 bytes")]
     ChainName(String),
     /// A socket option or a restore transaction was refused.
-    #[error("kernel refused {operation}: {message} (error {code})")]
-    Refused {
-        /// The request.
-        operation: String,
-        /// The errno.
-        code: i32,
-        /// The error in words.
-        message: String,
-    },
+    #[error(transparent)]
+    Refused(filter_core::Refusal),
 }
 
 impl From<IptablesError> for Error {
@@ -95,15 +88,7 @@ impl From<IptablesError> for Error {
                 max: u64::from(u32::MAX),
                 hint: "load fewer rules, or use the ipset or tcbpf engine".into(),
             },
-            IptablesError::Refused {
-                operation,
-                code,
-                message,
-            } => Error::Kernel {
-                operation,
-                code,
-                message,
-            },
+            IptablesError::Refused(refusal) => refusal.into(),
             other => Error::InvalidInput(other.to_string()),
         }
     }

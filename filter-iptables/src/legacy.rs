@@ -110,11 +110,11 @@ fn entry_offsets(blob: &[u8]) -> Result<Vec<usize>> {
 
 fn sockopt_error(what: &str) -> Error {
     let e = io::Error::last_os_error();
-    IptablesError::Refused {
+    IptablesError::Refused(filter_core::Refusal {
         operation: format!("{what} on the legacy iptables filter table"),
         code: e.raw_os_error().unwrap_or(0),
         message: e.to_string(),
-    }
+    })
     .into()
 }
 

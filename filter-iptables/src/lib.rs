@@ -192,11 +192,11 @@ impl IptablesFilter {
         footer: &str,
     ) -> Result<()> {
         if family == Family::V6 && self.fail_next_v6.replace(false) {
-            return Err(IptablesError::Refused {
+            return Err(IptablesError::Refused(filter_core::Refusal {
                 operation: "the IPv6 restore transaction (injected by a test)".into(),
                 code: -1,
                 message: "injected failure".into(),
-            }
+            })
             .into());
         }
         let chain = self.chain();

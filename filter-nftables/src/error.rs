@@ -9,15 +9,8 @@ use filter_core::Error;
 #[non_exhaustive]
 pub enum NftablesError {
     /// The kernel refused a message of a transaction; nothing of that transaction applied.
-    #[error("kernel refused {operation}: {message} (error {code})")]
-    Refused {
-        /// What the refused message was doing, with the set and elements it named.
-        operation: String,
-        /// The errno.
-        code: i32,
-        /// The errno in words, with a hint for the common ones.
-        message: String,
-    },
+    #[error(transparent)]
+    Refused(filter_core::Refusal),
 }
 
 impl NftablesError {
@@ -29,26 +22,18 @@ impl NftablesError {
             17 => " (an element overlaps one the set holds, or the table exists)",
             _ => "",
         };
-        Self::Refused {
+        Self::Refused(filter_core::Refusal {
             operation,
             code,
             message: format!("{}{hint}", std::io::Error::from_raw_os_error(code)),
-        }
+        })
     }
 }
 
 impl From<NftablesError> for Error {
     fn from(err: NftablesError) -> Self {
         match err {
-            NftablesError::Refused {
-                operation,
-                code,
-                message,
-            } => Error::Kernel {
-                operation,
-                code,
-                message,
-            },
+            NftablesError::Refused(refusal) => refusal.into(),
         }
     }
 }

@@ -9,15 +9,8 @@ use filter_core::Error;
 #[non_exhaustive]
 pub enum TcbpfError {
     /// A `bpf()` call or a tc netlink request was refused.
-    #[error("kernel refused {operation}: {message} (error {code})")]
-    Refused {
-        /// The request, with the map, program or interface it named.
-        operation: String,
-        /// The errno (0 when the kernel gave none).
-        code: i32,
-        /// The whole error chain in words, with a hint for the common errnos.
-        message: String,
-    },
+    #[error(transparent)]
+    Refused(filter_core::Refusal),
     /// A map would need more entries than `max_entries` can say.
     #[error(
         "BPF map max_entries exceeded: {requested} requested, at most {} allowed; split the list",
@@ -61,15 +54,7 @@ pub enum TcbpfError {
 impl From<TcbpfError> for Error {
     fn from(err: TcbpfError) -> Self {
         match err {
-            TcbpfError::Refused {
-                operation,
-                code,
-                message,
-            } => Error::Kernel {
-                operation,
-                code,
-                message,
-            },
+            TcbpfError::Refused(refusal) => refusal.into(),
             TcbpfError::MapTooLarge { requested } => Error::Limit {
                 limit: "BPF map max_entries",
                 requested,
@@ -121,9 +106,9 @@ pub(crate) fn kernel(operation: impl Into<String>, err: impl std::error::Error) 
         let head: String = message.chars().take(200).collect();
         message = format!("{head} [...] {}", &message[cut..]);
     }
-    TcbpfError::Refused {
+    TcbpfError::Refused(filter_core::Refusal {
         operation: operation.into(),
         code,
         message: format!("{message}{hint}"),
-    }
+    })
 }

@@ -214,11 +214,11 @@ impl EgressFilter for TcbpfFilter {
             if fail {
                 // What a refused update does: the link is gone, the old program unhooked.
                 drop(link);
-                return Err(TcbpfError::Refused {
+                return Err(TcbpfError::Refused(filter_core::Refusal {
                     operation: "swapping programs on the hook (injected by a test)".into(),
                     code: -1,
                     message: "injected failure".into(),
-                });
+                }));
             }
             program_mut(ebpf, hooked)?
                 .attach_to_link(link)

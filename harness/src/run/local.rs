@@ -1,17 +1,18 @@
 //! A run in a testbed this process builds: client and server namespaces joined by a veth.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use filter_core::engine::Placement;
 use filter_core::{Family, Tag, count};
 use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed};
 
+use super::record as new_record;
 use super::{ENFORCEMENT_INTERVAL, RunArgs, cost_probes, finish, new_spinner, probe_name};
 use crate::filters::FilterKind;
 use crate::list;
-use crate::record::{Figures, ProbeResult, Record, Verdict};
+use crate::record::{Figures, ProbeResult, Verdict};
 use crate::system::{self, Environment};
 
 /// Builds the testbed, loads, verifies and measures, and writes the record.
@@ -128,20 +129,8 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
     drop(filter);
     bed.remove().context("removing the testbed")?;
 
-    let record = Record {
-        filter: args.filter.name(),
-        backend,
-        two_hosts: None,
-        run_id: tag.to_string(),
-        unix_time: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        list: list_info,
-        verdict,
-        figures,
-        environment,
-        peak_memory: system::PeakMemory::read(),
-    };
+    let found = (list_info, verdict, figures, environment);
+    let record = new_record(args, backend, &tag, found);
     finish(args, &record)
 }
 

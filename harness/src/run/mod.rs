@@ -110,6 +110,33 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
 }
 
+/// What a run found: its list, verdict, figures and machine.
+type Found = (
+    crate::list::ListInfo,
+    crate::record::Verdict,
+    Option<crate::record::Figures>,
+    crate::system::Environment,
+);
+
+/// The record of a run that has just ended (its time and peak memory read now).
+fn record(args: &RunArgs, backend: String, tag: &filter_core::Tag, found: Found) -> Record {
+    let (list, verdict, figures, environment) = found;
+    Record {
+        filter: args.filter.name(),
+        backend,
+        two_hosts: None,
+        run_id: tag.to_string(),
+        unix_time: std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        list,
+        verdict,
+        figures,
+        environment,
+        peak_memory: crate::system::PeakMemory::read(),
+    }
+}
+
 fn finish(args: &RunArgs, record: &Record) -> Result<()> {
     if let Some(path) = &args.output {
         let json = serde_json::to_vec_pretty(record)?;

@@ -1,18 +1,19 @@
 //! Two hosts: the filter goes into this host's own stack, traffic goes to a remote
 //! `egress-bench serve`.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use filter_core::Tag;
 use filter_core::engine::Placement;
 use testbed::Probe;
 
+use super::record as new_record;
 use super::{RunArgs, finish, probe_name};
 use crate::filters;
 use crate::list;
-use crate::record::{Figures, ProbeResult, Record, Verdict};
-use crate::system::{self, Environment};
+use crate::record::{Figures, ProbeResult, Verdict};
+use crate::system::Environment;
 
 /// Two hosts: the filter goes into this host's own stack, traffic goes to `egress-bench serve`.
 pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
@@ -135,23 +136,12 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
             left.join(", ")
         );
     }
-    let record = Record {
-        filter: args.filter.name(),
-        backend,
-        two_hosts: Some(remote::TwoHosts {
-            server: server.ip.to_string(),
-            interface,
-            denied_probe: denied.to_string(),
-        }),
-        run_id: tag.to_string(),
-        unix_time: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        list: list_info,
-        verdict,
-        figures,
-        environment,
-        peak_memory: system::PeakMemory::read(),
-    };
+    let found = (list_info, verdict, figures, environment);
+    let mut record = new_record(args, backend, &tag, found);
+    record.two_hosts = Some(remote::TwoHosts {
+        server: server.ip.to_string(),
+        interface,
+        denied_probe: denied.to_string(),
+    });
     finish(args, &record)
 }
