@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Family {
     /// IPv4.
     V4,
@@ -122,7 +122,7 @@ fn describe_bad_lines(shown: &[BadLine], total: u64) -> String {
 }
 
 /// Counts that describe a list as the kernel will see it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListStats {
     /// IPv4 entries.
     pub entries_v4: u64,
@@ -158,7 +158,7 @@ pub struct CidrList {
 }
 
 /// An entry of a list, with the line it came from (if it came from text).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Located {
     /// 1-based source line, if parsed from text.
     pub line: Option<u64>,

@@ -2,7 +2,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{CidrList, Error, Result};
 
@@ -68,7 +68,7 @@ impl fmt::Display for Tag {
 }
 
 /// Kernel memory held by a filter, with the source of the figure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelMemory {
     /// Bytes.
     pub bytes: u64,
@@ -77,7 +77,7 @@ pub struct KernelMemory {
 }
 
 /// What a loaded filter reports about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterStats {
     /// IPv4 entries in the kernel.
     pub entries_v4: u64,
@@ -201,7 +201,7 @@ pub trait EgressFilter: Send {
 }
 
 /// What a [`sync`](EgressFilter::sync) changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncReport {
     /// Entries added.
     pub added: u64,
@@ -274,7 +274,7 @@ pub fn difference(held: &CidrList, desired: &CidrList) -> (Vec<IpNet>, Vec<IpNet
 }
 
 /// The time one run of an engine's packet program takes, over repeated timed rounds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgramCost {
     /// What was timed (`v4 hit`, `empty program (floor)`, ...).
     pub case: String,

@@ -36,7 +36,7 @@ use serde::Serialize;
 use crate::{CidrList, Family};
 
 /// Which prefix lengths a generated list has (see [How a mix scales](self#how-a-mix-scales)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
 pub enum Mix {
     /// As in the published egress-filtering benchmark: 89% /32, 10% /24, 1% /16 (up to about
     /// 1.42M entries; past that the /16s are capped). IPv6: 20% /128, 30% /64, 40% /48, 10% /32.

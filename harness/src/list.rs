@@ -9,10 +9,10 @@ use filter_core::generate::{Generator, Mix, generate};
 use filter_core::{
     BAD_LINES_SHOWN, CidrList, Family, ListStats, Located, ParseOptions, count, listing,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which address families a run loads and checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum Families {
     /// IPv4 only.
     #[value(name = "4")]
@@ -68,7 +68,7 @@ fn parse_mix(s: &str) -> Result<Mix, String> {
 }
 
 /// What a record says about its list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListInfo {
     pub source: String,
     /// Entries asked for per family (`--rules`); the generator gives that many distinct

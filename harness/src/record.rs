@@ -1,15 +1,15 @@
 //! The JSON record of one run.
 
 use filter_core::{FilterStats, ProgramCost};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::list::ListInfo;
 use crate::system::Environment;
 
 /// One run of one filter with one list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
-    pub filter: &'static str,
+    pub filter: String,
     pub backend: String,
     /// Two-host mode: the server and the client interface toward it (`None`: the testbed).
     pub two_hosts: Option<crate::remote::TwoHosts>,
@@ -26,22 +26,22 @@ pub struct Record {
 }
 
 /// Whether the filter did its job, probe by probe.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
     pub ok: bool,
     pub probes: Vec<ProbeResult>,
 }
 
 /// One probe: an address, what should happen to packets sent there, and what did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeResult {
     pub address: String,
-    pub expected: &'static str,
-    pub observed: &'static str,
+    pub expected: String,
+    pub observed: String,
 }
 
 /// What the run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figures {
     /// Wall-clock time of the filter's load call.
     pub load_seconds: f64,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sys::{BATCH, Receiver, Sender};
 use crate::traffic::{Latency, Throughput, histogram, percentiles};
@@ -311,7 +311,7 @@ pub fn route_interface(dst: IpAddr) -> Result<String> {
 }
 
 /// What a two-host record says about the hosts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TwoHosts {
     pub server: String,
     pub interface: String,

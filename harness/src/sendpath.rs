@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use filter_core::NetNs;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::median;
 use crate::sys::{BATCH, Sender, thread_cpu_time};
@@ -29,7 +29,7 @@ const RUN_TARGET: Duration = Duration::from_millis(1_500);
 const PORT: u16 = 9;
 
 /// Where the packets go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Destinations {
     /// One flow to one address, as in the published benchmark.
     One,
@@ -52,7 +52,7 @@ impl Default for Settings {
 }
 
 /// One run: medians over its rounds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     pub added_ns: f64,
     pub ratio: f64,
@@ -62,7 +62,7 @@ pub struct Run {
 }
 
 /// The cost added per packet, over several runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Paired {
     pub destinations: Destinations,
     /// Median over runs of the per-run median of A-N, ns per packet.
@@ -79,7 +79,7 @@ pub struct Paired {
 }
 
 /// The send-path figures of one filter.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendPath {
     /// Both namespaces without a filter: how close to zero the method gets.
     pub none_vs_none: Paired,

@@ -2,16 +2,16 @@
 
 use std::fs;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The machine a record was measured on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Environment {
     pub kernel: String,
     pub cpus: usize,
     pub iptables: String,
     pub ipset: String,
-    pub egress_bench: &'static str,
+    pub egress_bench: String,
 }
 
 impl Environment {
@@ -26,7 +26,7 @@ impl Environment {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
             iptables: tool("iptables", "--version"),
             ipset: tool("ipset", "version"),
-            egress_bench: env!("CARGO_PKG_VERSION"),
+            egress_bench: env!("CARGO_PKG_VERSION").into(),
         }
     }
 }
@@ -111,7 +111,7 @@ impl AllocationBaseline {
 }
 
 /// The change in the kernel's allocations across a load, and whether it is a figure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AllocationDelta {
     /// The change, when it can be trusted as the filter's (positive, above the noise).
     pub bytes: Option<i64>,
@@ -125,7 +125,7 @@ pub struct AllocationDelta {
 
 /// Peak resident memory of this process, in bytes, from `getrusage(RUSAGE_SELF)`. (Children
 /// are left out: a child's peak counts the pages it shared with this process before `exec`.)
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct PeakMemory {
     pub egress_bench_bytes: u64,
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use filter_core::NetNs;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use testbed::{ALLOWED_V4, Testbed};
 
 use crate::sys::{BATCH, Receiver, Sender};
@@ -44,7 +44,7 @@ impl Default for Settings {
 }
 
 /// One throughput measurement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Throughput {
     pub payload_bytes: usize,
     /// Offered rate in bit/s (frames), or `None` for as fast as possible.
@@ -60,9 +60,9 @@ pub struct Throughput {
 }
 
 /// Round-trip time percentiles, in microseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
-    pub protocol: &'static str,
+    pub protocol: String,
     pub round_trips: u64,
     pub p50_us: f64,
     pub p90_us: f64,
@@ -73,7 +73,7 @@ pub struct Latency {
 }
 
 /// Everything measured on the traffic path.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Traffic {
     pub throughput: Vec<Throughput>,
     pub latency: Vec<Latency>,
@@ -193,7 +193,7 @@ fn throughput(
 pub fn percentiles(protocol: &'static str, h: &Histogram<u64>) -> Latency {
     let us = |ns: u64| ns as f64 / 1_000.0;
     Latency {
-        protocol,
+        protocol: protocol.into(),
         round_trips: h.len(),
         p50_us: us(h.value_at_quantile(0.50)),
         p90_us: us(h.value_at_quantile(0.90)),

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use filter_core::generate::{Mix, generate};
 use filter_core::{CidrList, EgressFilter, Family};
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Testbed};
 
 /// Gap between the packets of the streams that watch for violations.
@@ -64,7 +64,7 @@ pub struct UpdateArgs {
 }
 
 /// One probe stream's count.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Stream {
     /// The address.
     pub address: IpAddr,
@@ -75,7 +75,7 @@ pub struct Stream {
 }
 
 /// What the feed measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Updates {
     /// The rate asked for (`max` or entries per second).
     pub requested: String,

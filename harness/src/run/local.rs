@@ -184,8 +184,8 @@ fn verify(bed: &Testbed, kind: FilterKind, families: &[Family]) -> Result<Verdic
             let observed = bed.probe(address)?;
             probes.push(ProbeResult {
                 address: address.to_string(),
-                expected: probe_name(expected),
-                observed: probe_name(observed),
+                expected: probe_name(expected).into(),
+                observed: probe_name(observed).into(),
             });
         }
     }

@@ -122,7 +122,7 @@ type Found = (
 fn record(args: &RunArgs, backend: String, tag: &filter_core::Tag, found: Found) -> Record {
     let (list, verdict, figures, environment) = found;
     Record {
-        filter: args.filter.name(),
+        filter: args.filter.name().into(),
         backend,
         two_hosts: None,
         run_id: tag.to_string(),

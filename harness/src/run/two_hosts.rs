@@ -87,8 +87,8 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
             };
             probes.push(ProbeResult {
                 address: address.to_string(),
-                expected: probe_name(expected),
-                observed: probe_name(observed),
+                expected: probe_name(expected).into(),
+                observed: probe_name(observed).into(),
             });
         }
         let ok = probes.iter().all(|p| p.expected == p.observed);
