@@ -70,6 +70,17 @@ pub enum Error {
         restore: Box<Error>,
     },
 
+    /// The engine (or the way it was made) does not offer this.
+    #[error("{engine} does not support {feature}; {hint}")]
+    Unsupported {
+        /// What was asked for.
+        feature: &'static str,
+        /// The engine's name.
+        engine: &'static str,
+        /// What to do instead.
+        hint: String,
+    },
+
     /// The operation needs a loaded list (call `load` first).
     #[error("no list is loaded; call load() first")]
     NotLoaded,

@@ -154,6 +154,22 @@ pub trait EgressFilter: Send {
     /// The first failure to remove an object; the others are still tried.
     fn teardown(&mut self) -> Result<()>;
 
+    /// Adds entries that stop being enforced `ttl` after the call, by the kernel itself: no
+    /// process has to stay alive for them to expire (as a blocklist manager's decisions do).
+    /// Adding an entry again renews its time; [`remove`](Self::remove) takes it out early.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] from engines (or filters made) without timeouts; otherwise as
+    /// [`add`](Self::add).
+    fn add_with_timeout(&mut self, entries: &[IpNet], ttl: std::time::Duration) -> Result<()> {
+        let _ = (entries, ttl);
+        Err(Error::Unsupported {
+            feature: "per-entry timeouts",
+            engine: self.name(),
+            hint: "use an engine with timeouts (ipset made with timeouts)".into(),
+        })
+    }
+
     /// The list the filter holds, where it keeps track of it (`None`: it does not, and
     /// [`sync`](Self::sync) falls back to [`replace`](Self::replace)).
     fn held(&self) -> Option<CidrList> {
@@ -297,6 +313,8 @@ pub struct Held {
     base: CidrList,
     added: std::collections::BTreeSet<IpNet>,
     removed: std::collections::BTreeSet<IpNet>,
+    /// Entries added with a timeout: when the kernel stops holding them.
+    expiring: std::collections::HashMap<IpNet, std::time::Instant>,
 }
 
 impl Held {
@@ -311,7 +329,18 @@ impl Held {
     pub fn add(&mut self, entries: &[IpNet]) {
         for net in entries.iter().map(IpNet::trunc) {
             self.removed.remove(&net);
+            self.expiring.remove(&net);
             self.added.insert(net);
+        }
+    }
+
+    /// Records entries added until `deadline`, when the kernel drops them by itself.
+    pub fn add_expiring(&mut self, entries: &[IpNet], deadline: std::time::Instant) {
+        for net in entries.iter().map(IpNet::trunc) {
+            // A loaded entry added again with a timeout expires too: hide the loaded copy.
+            self.removed.insert(net);
+            self.added.insert(net);
+            self.expiring.insert(net, deadline);
         }
     }
 
@@ -319,17 +348,20 @@ impl Held {
     pub fn remove(&mut self, entries: &[IpNet]) {
         for net in entries.iter().map(IpNet::trunc) {
             self.added.remove(&net);
+            self.expiring.remove(&net);
             self.removed.insert(net);
         }
     }
 
-    /// The list held now.
+    /// The list held now (expired entries left out).
     pub fn list(&self) -> CidrList {
+        let now = std::time::Instant::now();
+        let live = |n: &IpNet| self.expiring.get(n).is_none_or(|&deadline| deadline > now);
         self.base
             .iter()
             .map(|n| n.trunc())
             .filter(|n| !self.removed.contains(n))
-            .chain(self.added.iter().copied())
+            .chain(self.added.iter().copied().filter(live))
             .collect()
     }
 

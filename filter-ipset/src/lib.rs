@@ -61,6 +61,10 @@ pub static ENGINE: Engine = Engine {
     options: &[
         BACKEND_OPTION,
         OptionSpec {
+            key: TIMEOUTS_OPTION,
+            about: "true: sets with the timeout extension, for add_with_timeout (8 bytes per entry)",
+        },
+        OptionSpec {
             key: MAXELEM_OPTION,
             about: "create sets with this maxelem and refuse longer lists (default: twice the list)",
         },
@@ -80,9 +84,15 @@ pub const MAXELEM_OPTION: &str = "maxelem";
 
 type Make = fn(NetNs, Tag, Backend) -> Result<IpsetFilter>;
 
+/// The key of the `timeouts` option (`true`: sets made with the timeout extension).
+pub const TIMEOUTS_OPTION: &str = "timeouts";
+
 fn build(at: &Placement, make: Make) -> Result<Box<dyn EgressFilter>> {
     let backend = at.options.get(BACKEND_OPTION.key)?.unwrap_or_default();
-    let filter = make(at.netns.clone(), at.tag.clone(), backend)?;
+    let mut filter = make(at.netns.clone(), at.tag.clone(), backend)?;
+    if at.options.get(TIMEOUTS_OPTION)?.unwrap_or(false) {
+        filter = filter.with_timeouts();
+    }
     Ok(match at.options.get(MAXELEM_OPTION)? {
         Some(maxelem) => Box::new(filter.with_maxelem(maxelem)),
         None => Box::new(filter),
@@ -212,6 +222,8 @@ pub struct IpsetFilter {
     fail_next_v6_swap: bool,
     /// The list in the sets, for `sync`.
     held: filter_core::Held,
+    /// Whether sets are made with the timeout extension (entries may expire).
+    timeouts: bool,
 }
 
 impl IpsetFilter {
@@ -243,6 +255,7 @@ impl IpsetFilter {
             maxelem: None,
             fail_next_v6_swap: false,
             held: filter_core::Held::default(),
+            timeouts: false,
         })
     }
 
@@ -275,6 +288,16 @@ impl IpsetFilter {
         self
     }
 
+    /// Makes sets with ipset's timeout extension, so that
+    /// [`add_with_timeout`](EgressFilter::add_with_timeout) works: the kernel stops matching
+    /// an entry when its time is up, whatever happens to this process. Costs 8 bytes per
+    /// entry; other entries stay until removed.
+    #[must_use]
+    pub fn with_timeouts(mut self) -> Self {
+        self.timeouts = true;
+        self
+    }
+
     /// The set matched for `family` (`egb-<id>-v4`, `egb-<id>-v6`).
     pub fn set_name(&self, family: Family) -> String {
         self.tag.with(family_suffix(family))
@@ -302,10 +325,15 @@ impl IpsetFilter {
     }
 
     fn netlink_fill(&mut self, name: &str, entries: Entries<'_>, size: SetSize) -> Result<()> {
+        self.socket.create(
+            name,
+            entries.family(),
+            size.hashsize,
+            size.maxelem,
+            self.timeouts,
+        )?;
         self.socket
-            .create(name, entries.family(), size.hashsize, size.maxelem)?;
-        self.socket
-            .change(name, entries, true, |_| {})
+            .change(name, entries, true, None, |_| {})
             .map_err(|refusal| {
                 let what = refusal
                     .entry
@@ -323,8 +351,10 @@ impl IpsetFilter {
         self.ipset_restore(|w| {
             writeln!(
                 w,
-                "create {name} hash:net family {family} hashsize {} maxelem {}",
-                size.hashsize, size.maxelem
+                "create {name} hash:net family {family} hashsize {} maxelem {}{}",
+                size.hashsize,
+                size.maxelem,
+                if self.timeouts { " timeout 0" } else { "" }
             )?;
             match entries {
                 Entries::V4(nets) => nets.iter().try_for_each(|n| writeln!(w, "add {name} {n}")),
@@ -474,13 +504,33 @@ impl EgressFilter for IpsetFilter {
     }
 
     fn add(&mut self, entries: &[IpNet]) -> Result<()> {
-        change(self, entries, true)?;
+        change(self, entries, true, None)?;
         self.held.add(entries);
         Ok(())
     }
 
+    /// Native: each entry carries its own timeout (whole seconds, rounded up), and the kernel
+    /// stops matching it when the time is up. Needs sets made [with timeouts](IpsetFilter::with_timeouts).
+    fn add_with_timeout(&mut self, entries: &[IpNet], ttl: std::time::Duration) -> Result<()> {
+        if !self.timeouts {
+            return Err(Error::Unsupported {
+                feature: "per-entry timeouts",
+                engine: self.name(),
+                hint: "make the filter with timeouts (IpsetFilter::with_timeouts, option timeouts=true)"
+                    .into(),
+            });
+        }
+        let seconds = u32::try_from(ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        change(self, entries, true, Some(seconds))?;
+        self.held
+            .add_expiring(entries, std::time::Instant::now() + ttl);
+        Ok(())
+    }
+
     fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
-        change(self, entries, false)?;
+        change(self, entries, false, None)?;
         self.held.remove(entries);
         Ok(())
     }
@@ -550,7 +600,12 @@ fn check(list: &CidrList, maxelem: Option<u32>) -> Result<()> {
     Ok(())
 }
 
-fn change(filter: &mut IpsetFilter, entries: &[IpNet], add: bool) -> Result<()> {
+fn change(
+    filter: &mut IpsetFilter,
+    entries: &[IpNet],
+    add: bool,
+    timeout: Option<u32>,
+) -> Result<()> {
     if !filter.loaded {
         return Err(Error::NotLoaded);
     }
@@ -565,16 +620,20 @@ fn change(filter: &mut IpsetFilter, entries: &[IpNet], add: bool) -> Result<()> 
             continue;
         }
         match filter.loader {
-            Loader::Netlink => filter.socket.change(&set, part, add, |_| {}).map_err(|r| {
-                let verb = if add { "adding to" } else { "removing from" };
-                r.into_error(format!("{verb} set {set}"))
-            })?,
+            Loader::Netlink => filter
+                .socket
+                .change(&set, part, add, timeout, |_| {})
+                .map_err(|r| {
+                    let verb = if add { "adding to" } else { "removing from" };
+                    r.into_error(format!("{verb} set {set}"))
+                })?,
             Loader::Restore => {
                 let verb = if add { "add" } else { "del" };
+                let ttl = timeout.map(|t| format!(" timeout {t}")).unwrap_or_default();
                 filter.ipset_restore(|w| {
                     list.iter()
                         .filter(|n| Family::of(n.addr()) == family)
-                        .try_for_each(|n| writeln!(w, "{verb} {set} {n}"))
+                        .try_for_each(|n| writeln!(w, "{verb} {set} {n}{ttl}"))
                 })?;
             }
         }

@@ -36,6 +36,7 @@ const IPSET_ATTR_ADT: u16 = 8;
 const IPSET_ATTR_LINENO: u16 = 9;
 const IPSET_ATTR_IP: u16 = 1;
 const IPSET_ATTR_CIDR: u16 = 3;
+const IPSET_ATTR_TIMEOUT: u16 = 6;
 const IPSET_ATTR_HASHSIZE: u16 = 18;
 const IPSET_ATTR_MAXELEM: u16 = 19;
 const IPSET_ATTR_ELEMENTS: u16 = 24;
@@ -102,7 +103,9 @@ fn attr_be32(msg: &mut Message, kind: u16, value: u32) {
 }
 
 /// One entry of an add or delete: address, prefix length and line number.
-fn entry(msg: &mut Message, addr: &[u8], prefix_len: u8, lineno: u32) {
+/// One entry of an add or delete: address, prefix length, seconds to live (sets made with
+/// timeouts) and line number.
+fn entry(msg: &mut Message, addr: &[u8], prefix_len: u8, timeout: Option<u32>, lineno: u32) {
     msg.begin(IPSET_ATTR_DATA);
     msg.begin(IPSET_ATTR_IP);
     let kind = if addr.len() == 4 {
@@ -113,6 +116,9 @@ fn entry(msg: &mut Message, addr: &[u8], prefix_len: u8, lineno: u32) {
     msg.attr(kind | NLA_F_NET_BYTEORDER, addr);
     msg.end();
     msg.attr(IPSET_ATTR_CIDR, &[prefix_len]);
+    if let Some(seconds) = timeout {
+        attr_be32(msg, IPSET_ATTR_TIMEOUT, seconds);
+    }
     attr_be32(msg, IPSET_ATTR_LINENO, lineno);
     msg.end();
 }
@@ -196,6 +202,7 @@ impl IpsetSocket {
         family: Family,
         hashsize: u32,
         maxelem: u32,
+        timeouts: bool,
     ) -> Result<()> {
         let mut last = None;
         for revision in HASH_NET_REVISIONS.rev() {
@@ -211,6 +218,10 @@ impl IpsetSocket {
             msg.begin(IPSET_ATTR_DATA);
             attr_be32(&mut msg, IPSET_ATTR_HASHSIZE, hashsize);
             attr_be32(&mut msg, IPSET_ATTR_MAXELEM, maxelem);
+            if timeouts {
+                // A default of 0: entries stay unless added with a timeout of their own.
+                attr_be32(&mut msg, IPSET_ATTR_TIMEOUT, 0);
+            }
             msg.end();
             match self.request(&mut msg) {
                 Ok(()) => return Ok(()),
@@ -257,6 +268,7 @@ impl IpsetSocket {
         name: &str,
         entries: Entries<'_>,
         add: bool,
+        timeout: Option<u32>,
         mut progress: impl FnMut(usize),
     ) -> std::result::Result<(), Refusal> {
         let cmd = if add { IPSET_CMD_ADD } else { IPSET_CMD_DEL };
@@ -282,12 +294,14 @@ impl IpsetSocket {
                     &mut msg,
                     &nets[index].addr().octets(),
                     nets[index].prefix_len(),
+                    timeout,
                     lineno,
                 ),
                 Entries::V6(nets) => entry(
                     &mut msg,
                     &nets[index].addr().octets(),
                     nets[index].prefix_len(),
+                    timeout,
                     lineno,
                 ),
             }
@@ -451,7 +465,7 @@ mod tests {
         let mut msg = request(IPSET_CMD_ADD, Family::V4, NLM_F_ACK);
         msg.attr_str(IPSET_ATTR_SETNAME, "t");
         msg.begin(IPSET_ATTR_ADT);
-        entry(&mut msg, &Ipv4Addr::new(1, 2, 3, 0).octets(), 24, 2);
+        entry(&mut msg, &Ipv4Addr::new(1, 2, 3, 0).octets(), 24, None, 2);
         msg.end();
         let bytes = msg.finish(7).to_vec();
         let adt = &bytes[16 + 4 + 8 + 8..];
@@ -470,7 +484,7 @@ mod tests {
     fn v6_entry_and_attribute_parsing() {
         let mut msg = request(IPSET_CMD_ADD, Family::V6, NLM_F_ACK);
         attr_be32(&mut msg, IPSET_ATTR_LINENO, 42);
-        entry(&mut msg, &Ipv6Addr::LOCALHOST.octets(), 128, 1);
+        entry(&mut msg, &Ipv6Addr::LOCALHOST.octets(), 128, None, 1);
         let bytes = msg.finish(1).to_vec();
         assert_eq!(bytes[16], NFPROTO_IPV6);
         assert_eq!(refused_entry(&bytes), Some(41));

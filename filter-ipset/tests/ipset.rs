@@ -124,3 +124,45 @@ fn felix_maxelem_holds_its_size_and_refuses_one_more() {
     full.teardown().unwrap();
     assert!(conformance::objects(&filter_ipset::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }
+
+/// An entry added with a timeout is enforced, then stops being matched when its time is up,
+/// with no call from this process; `held` forgets it. A filter made without timeouts says so.
+#[test]
+fn timed_entries_expire_by_themselves() {
+    testbed::needs_root!();
+    use filter_core::generate::{Mix, generate};
+    use std::time::Duration;
+    let bed = Testbed::new().unwrap();
+    let mut plain =
+        IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft).unwrap();
+    plain
+        .load(&generate(10, 1, Mix::Default, &filter_core::Family::BOTH))
+        .unwrap();
+    let probe: ipnet::IpNet = testbed::DENIED_NET_V4.into();
+    let err = plain
+        .add_with_timeout(&[probe], Duration::from_secs(1))
+        .unwrap_err();
+    assert!(
+        matches!(err, filter_core::Error::Unsupported { .. }),
+        "{err}"
+    );
+    plain.teardown().unwrap();
+
+    let mut filter = IpsetFilter::new(bed.client().clone(), bed.tag().clone(), Backend::Nft)
+        .unwrap()
+        .with_timeouts();
+    filter
+        .load(&generate(100, 1, Mix::Default, &filter_core::Family::BOTH))
+        .unwrap();
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+    filter
+        .add_with_timeout(&[probe], Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    assert!(filter.held().unwrap().iter().any(|n| n == probe));
+    std::thread::sleep(Duration::from_millis(2_200));
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+    assert!(!filter.held().unwrap().iter().any(|n| n == probe));
+    filter.teardown().unwrap();
+    assert!(conformance::objects(&filter_ipset::ENGINE, &bed, bed.tag().as_str()).is_empty());
+}
