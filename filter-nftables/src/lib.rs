@@ -74,17 +74,23 @@ pub static ENGINE: Engine = Engine {
             |at| build(at, Loader::Script),
         ),
     ],
-    options: &[],
+    options: &[filter_core::engine::OptionSpec {
+        key: TIMEOUTS_OPTION,
+        about: "true: hosts' sets that keep time, for add_with_timeout (resizable hash)",
+    }],
     leftovers,
     remove_leftovers,
 };
 
+/// The key of the `timeouts` option (`true`: hosts' sets that keep time).
+pub const TIMEOUTS_OPTION: &str = "timeouts";
+
 fn build(at: &Placement, loader: Loader) -> Result<Box<dyn EgressFilter>> {
-    Ok(Box::new(NftablesFilter::with_loader(
-        at.netns.clone(),
-        at.tag.clone(),
-        loader,
-    )?))
+    let mut filter = NftablesFilter::with_loader(at.netns.clone(), at.tag.clone(), loader)?;
+    if at.options.get(TIMEOUTS_OPTION)?.unwrap_or(false) {
+        filter = filter.with_timeouts();
+    }
+    Ok(Box::new(filter))
 }
 
 /// The `egb-*` tables in `netns` whose names start with `prefix`.
@@ -161,6 +167,10 @@ pub struct NftablesFilter {
     loaded: Option<Loaded>,
     /// Tests only: the transaction that swaps the rules to the new sets fails.
     fail_next_swap: bool,
+    /// Whether the hosts' sets are made to keep time (entries may expire).
+    timeouts: bool,
+    /// Per family, host addresses added with a timeout: when the kernel drops them.
+    expiring: [std::collections::HashMap<u128, std::time::Instant>; 2],
 }
 
 /// The size a hosts' hash set is made with: room to double, and 65,536 at least.
@@ -298,6 +308,27 @@ impl Transactions {
         }
     }
 
+    /// Messages adding host keys with a timeout of `ms` milliseconds to `set`.
+    fn timed_keys(&mut self, table: &str, set: &str, family: Family, keys: &[u128], ms: u64) {
+        let w = width(family);
+        for chunk in keys.chunks(1_000) {
+            let mut msg = messages::elements(table, set, 0, true);
+            for (i, &k) in chunk.iter().enumerate() {
+                let index = u16::try_from(i + 1).expect("1,000 keys a message");
+                messages::push_timed_key(&mut msg, index, &w.key(k), ms);
+            }
+            msg.end();
+            let first = describe(family, SetKind::Hash, (chunk[0], false));
+            self.push(
+                &mut msg,
+                format!(
+                    "adding {} addresses from {first} to set {set} for {ms} ms",
+                    chunk.len()
+                ),
+            );
+        }
+    }
+
     /// Every batch, the current one last.
     fn finish(mut self) -> (Vec<Sent>, Vec<(u32, String)>) {
         if !self.current.is_empty() {
@@ -336,6 +367,8 @@ impl NftablesFilter {
             seq: 1,
             loaded: None,
             fail_next_swap: false,
+            timeouts: false,
+            expiring: Default::default(),
         })
     }
 
@@ -345,6 +378,36 @@ impl NftablesFilter {
     #[doc(hidden)]
     pub fn fail_next_swap(&mut self) {
         self.fail_next_swap = true;
+    }
+
+    /// Makes the hosts' sets keep time, so that
+    /// [`add_with_timeout`](EgressFilter::add_with_timeout) works for host addresses: the
+    /// kernel stops matching them when their time is up. The sets then use the kernel's
+    /// resizable hash, which loads more slowly than the fixed-size one.
+    #[must_use]
+    pub fn with_timeouts(mut self) -> Self {
+        self.timeouts = true;
+        self
+    }
+
+    /// Forgets host addresses whose timeout has passed (100 ms early, so that a delete never
+    /// asks for one the kernel already dropped; one re-added meanwhile is taken as present).
+    fn forget_expired(&mut self) {
+        let Some(loaded) = self.loaded.as_mut() else {
+            return;
+        };
+        let soon = std::time::Instant::now() + std::time::Duration::from_millis(100);
+        for (state, expiring) in loaded.families.iter_mut().zip(&mut self.expiring) {
+            let gone: Vec<u128> = expiring
+                .iter()
+                .filter(|&(_, &deadline)| deadline <= soon)
+                .map(|(&k, _)| k)
+                .collect();
+            for k in &gone {
+                expiring.remove(k);
+            }
+            state.forget_hosts(&gone);
+        }
     }
 
     /// The table's name (`egb-<id>`).
@@ -450,7 +513,7 @@ impl NftablesFilter {
                 SetKind::Interval => 0,
             };
             tx.push(
-                &mut messages::new_set(&table, &set, id, width(family), kind, size),
+                &mut messages::new_set(&table, &set, id, width(family), kind, size, self.timeouts),
                 format!("creating set {set}"),
             );
         }
@@ -615,6 +678,13 @@ impl NftablesFilter {
     /// Adds or removes entries: the elements they change, in time proportional to them and
     /// the ranges they touch (not to the list), one transaction.
     fn apply_change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
+        self.forget_expired();
+        // A plain add of a timed address makes it permanent again.
+        for (expiring, family) in self.expiring.iter_mut().zip(Family::BOTH) {
+            for net in entries.iter().filter(|n| Family::of(n.addr()) == family) {
+                expiring.remove(&state::key_of(net));
+            }
+        }
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
         let plans: [state::Plan; 2] = std::array::from_fn(|i| {
             let family = Family::BOTH[i];
@@ -748,6 +818,8 @@ impl EgressFilter for NftablesFilter {
         }
         let families = Family::BOTH.map(|family| state_of(list, family));
         Self::check(&families)?;
+        // New sets: no entry of the list carries a timeout.
+        self.expiring = Default::default();
         match self.loader {
             Loader::Netlink => self.replace_netlink(families),
             Loader::Script => self.script(families),
@@ -758,18 +830,87 @@ impl EgressFilter for NftablesFilter {
         self.apply_change(entries, true)
     }
 
+    /// Native for host addresses (`/32`, `/128`): each goes into the hosts' set with its own
+    /// timeout (milliseconds), one transaction; an address already there is put back with
+    /// the timeout. Other prefixes merge into ranges with their neighbours, so they cannot
+    /// carry a time of their own here. Needs a filter made [with timeouts](NftablesFilter::with_timeouts).
+    fn add_with_timeout(&mut self, entries: &[IpNet], ttl: std::time::Duration) -> Result<()> {
+        if !self.timeouts || self.loader == Loader::Script {
+            return Err(Error::Unsupported {
+                feature: "per-entry timeouts",
+                engine: self.name(),
+                hint: "make the filter with timeouts (NftablesFilter::with_timeouts, option \
+                       timeouts=true)"
+                    .into(),
+            });
+        }
+        if let Some(net) = entries
+            .iter()
+            .find(|n| n.prefix_len() != n.max_prefix_len())
+        {
+            return Err(Error::Unsupported {
+                feature: "timeouts on prefixes other than host addresses",
+                engine: self.name(),
+                hint: format!(
+                    "{net} would merge into a range with its neighbours; add it with add()"
+                ),
+            });
+        }
+        self.forget_expired();
+        let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
+        let generation = loaded.generation;
+        let table = self.table().to_owned();
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut tx = self.new_transactions();
+        let mut keys: [Vec<u128>; 2] = Default::default();
+        for (i, family) in Family::BOTH.into_iter().enumerate() {
+            let mut mine: Vec<u128> = entries
+                .iter()
+                .filter(|n| Family::of(n.addr()) == family)
+                .map(state::key_of)
+                .collect();
+            mine.sort_unstable();
+            mine.dedup();
+            let present: Vec<Element> = mine
+                .iter()
+                .filter(|&&k| loaded.families[i].has_host(k))
+                .map(|&k| (k, false))
+                .collect();
+            let set = set_name(family, SetKind::Hash, generation);
+            tx.elements(&table, generation, (family, SetKind::Hash), &present, false);
+            tx.timed_keys(&table, &set, family, &mine, ms);
+            keys[i] = mine;
+        }
+        self.commit(tx)?;
+        let deadline = std::time::Instant::now() + ttl;
+        if let Some(loaded) = self.loaded.as_mut() {
+            for (i, mine) in keys.iter().enumerate() {
+                loaded.families[i].insert_hosts(mine);
+                self.expiring[i].extend(mine.iter().map(|&k| (k, deadline)));
+            }
+        }
+        Ok(())
+    }
+
     fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
         self.apply_change(entries, false)
     }
 
     fn held(&self) -> Option<CidrList> {
         let loaded = self.loaded.as_ref()?;
+        let now = std::time::Instant::now();
         Some(
             Family::BOTH
                 .into_iter()
                 .zip(&loaded.families)
-                .flat_map(|(_, state)| {
+                .zip(&self.expiring)
+                .flat_map(|((_, state), expiring)| {
                     let mut nets = state.nets(SetKind::Hash);
+                    nets.retain(|n| {
+                        expiring
+                            .get(&state::key_of(n))
+                            .is_none_or(|&deadline| deadline > now)
+                    });
                     nets.extend(state.nets(SetKind::Interval));
                     nets
                 })
@@ -781,6 +922,7 @@ impl EgressFilter for NftablesFilter {
     /// one, whatever the size of the change.
     fn sync(&mut self, desired: &CidrList) -> Result<filter_core::SyncReport> {
         let start = std::time::Instant::now();
+        self.forget_expired();
         let Some(held) = self.held() else {
             self.load(desired)?;
             return Ok(filter_core::SyncReport {
@@ -818,6 +960,7 @@ impl EgressFilter for NftablesFilter {
     }
 
     fn teardown(&mut self) -> Result<()> {
+        self.expiring = Default::default();
         if self.loaded.take().is_some() {
             self.delete_table()?;
         }

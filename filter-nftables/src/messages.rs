@@ -75,8 +75,10 @@ const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_SET_ELEM_USERDATA: u16 = 6;
+const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 
 const NFT_SET_INTERVAL: u32 = 0x4;
+const NFT_SET_TIMEOUT: u32 = 0x10;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
 const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_ACCEPT: u32 = 1;
@@ -101,7 +103,7 @@ pub(crate) const CHAIN: &str = "output";
 pub(crate) enum SetKind {
     /// `flags interval`: ranges (the kernel's rbtree back-end for one field).
     Interval,
-    /// Plain keys (the kernel's resizable hash): host addresses.
+    /// Plain keys (a hash): host addresses.
     Hash,
 }
 
@@ -148,6 +150,7 @@ pub(crate) fn new_set(
     width: Width,
     kind: SetKind,
     size: u32,
+    timeouts: bool,
 ) -> Message {
     let (key_type, key_len) = match width {
         Width::V4 => (TYPE_IPADDR, 4),
@@ -155,6 +158,8 @@ pub(crate) fn new_set(
     };
     let flags = match kind {
         SetKind::Interval => NFT_SET_INTERVAL,
+        // Keys that may carry a timeout: the kernel picks its resizable hash, which keeps time.
+        SetKind::Hash if timeouts => NFT_SET_TIMEOUT,
         SetKind::Hash => 0,
     };
     let mut msg = nft(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, NFPROTO_INET);
@@ -199,6 +204,16 @@ pub(crate) fn elements(table: &str, set: &str, id: u32, add: bool) -> Message {
     }
     msg.begin(NFTA_SET_ELEM_LIST_ELEMENTS);
     msg
+}
+
+/// One host key added with a timeout, in milliseconds.
+pub(crate) fn push_timed_key(msg: &mut Message, index: u16, key: &[u8], timeout_ms: u64) {
+    msg.begin(index)
+        .attr(NFTA_SET_ELEM_TIMEOUT, &timeout_ms.to_be_bytes())
+        .begin(NFTA_SET_ELEM_KEY)
+        .attr(NFTA_DATA_VALUE, key)
+        .end()
+        .end();
 }
 
 /// Where an element sits in its range, for `nft list` to print the set back as written.
@@ -408,7 +423,7 @@ mod tests {
     /// `nft --debug=mnl` creating `set deny4 { type ipv4_addr; flags interval; }` (id 1).
     #[test]
     fn set_message_matches_nft() {
-        let mut msg = new_set("egb-x", "deny4", 1, Width::V4, SetKind::Interval, 0);
+        let mut msg = new_set("egb-x", "deny4", 1, Width::V4, SetKind::Interval, 0, false);
         let nft = hex("01 00 00 00
              0a 00 01 00 65 67 62 2d 78 00 00 00
              0a 00 02 00 64 65 6e 79 34 00 00 00

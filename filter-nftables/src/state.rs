@@ -65,6 +65,11 @@ fn width(family: Family) -> Width {
     }
 }
 
+/// The key of an entry: its first address.
+pub(crate) fn key_of(net: &IpNet) -> u128 {
+    intervals::bounds(&net.trunc()).0
+}
+
 /// The elements of ranges given in order: a start, and an end one past it unless the range
 /// runs to the last address.
 fn range_elements<'a>(
@@ -330,6 +335,23 @@ impl FamilyState {
             self.ranges.remove(&k);
         }
         self.ranges.extend(plan.ranges_in);
+    }
+
+    /// Whether a host address is held.
+    pub(crate) fn has_host(&self, key: u128) -> bool {
+        self.hosts.contains(&key)
+    }
+
+    /// Records host addresses the kernel now holds (added with a timeout).
+    pub(crate) fn insert_hosts(&mut self, keys: &[u128]) {
+        self.hosts.extend(keys.iter().copied());
+    }
+
+    /// Forgets host addresses the kernel dropped by itself (their timeout passed).
+    pub(crate) fn forget_hosts(&mut self, keys: &[u128]) {
+        for k in keys {
+            self.hosts.remove(k);
+        }
     }
 
     /// The host count after a plan.

@@ -148,3 +148,50 @@ fn a_window_of_entries_comes_and_goes() {
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
     filter.teardown().unwrap();
 }
+
+/// A host address added with a timeout is enforced, then stops being matched when its time
+/// is up with no call from this process, and `held` forgets it; a prefix other than a host
+/// address, or a filter made without timeouts, is refused by name.
+#[test]
+fn timed_host_entries_expire_by_themselves() {
+    testbed::needs_root!();
+    use std::time::Duration;
+    let bed = Testbed::new().unwrap();
+    let host: ipnet::IpNet = "198.19.255.1/32".parse().unwrap();
+    let mut plain = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
+    plain.load(&CidrList::new()).unwrap();
+    let err = plain
+        .add_with_timeout(&[host], Duration::from_secs(1))
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    plain.teardown().unwrap();
+
+    let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone())
+        .unwrap()
+        .with_timeouts();
+    filter
+        .load(&filter_core::generate::generate(
+            200,
+            1,
+            filter_core::generate::Mix::Default,
+            &filter_core::Family::BOTH,
+        ))
+        .unwrap();
+    let err = filter
+        .add_with_timeout(&[testbed::DENIED_NET_V4.into()], Duration::from_secs(1))
+        .unwrap_err();
+    assert!(err.to_string().contains("198.19.255.0/24"), "{err}");
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+    filter
+        .add_with_timeout(&[host], Duration::from_millis(1_500))
+        .unwrap();
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    assert!(filter.held().unwrap().iter().any(|n| n == host));
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+    assert!(!filter.held().unwrap().iter().any(|n| n == host));
+    // Changes after the expiry go through: nothing asks for the expired address.
+    filter.add(&["203.0.113.7/32".parse().unwrap()]).unwrap();
+    filter.remove(&[host]).unwrap();
+    filter.teardown().unwrap();
+}
