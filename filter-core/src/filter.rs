@@ -186,20 +186,6 @@ pub trait EgressFilter: Send {
     /// [`replace`](Self::replace)). An add that fails leaves the list as it was; a remove
     /// that fails leaves the added entries in force.
     fn sync(&mut self, desired: &CidrList) -> Result<SyncReport> {
-        if self.held().is_none() {
-            // Nothing to compare with: load, or replace what is loaded.
-            let start = std::time::Instant::now();
-            match self.load(desired) {
-                Err(Error::AlreadyLoaded) => self.replace(desired)?,
-                other => other?,
-            }
-            return Ok(SyncReport {
-                added: desired.len() as u64,
-                removed: 0,
-                replaced: true,
-                seconds: start.elapsed().as_secs_f64(),
-            });
-        }
         sync_or_swap(self, desired, f64::INFINITY)
     }
 
@@ -229,9 +215,23 @@ pub struct SyncReport {
     pub seconds: f64,
 }
 
-/// [`EgressFilter::sync`] for engines whose `replace` swaps a whole new copy in atomically:
-/// when the difference is more than `max_share` of the desired list (the engine's per-entry
-/// changes would take longer than a fresh copy), one `replace`; else the difference.
+impl SyncReport {
+    /// A report of a sync that began at `start` and ends now.
+    pub fn since(start: std::time::Instant, added: usize, removed: usize, replaced: bool) -> Self {
+        Self {
+            added: added as u64,
+            removed: removed as u64,
+            replaced,
+            seconds: start.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// [`EgressFilter::sync`] by difference: when it is more than `max_share` of the desired
+/// list (for engines whose `replace` swaps a whole new copy in atomically, and per-entry
+/// changes would take longer than a fresh copy), one `replace`; else adds, then removes.
+/// With nothing to compare with (no [`held`](EgressFilter::held) list), a load, or a replace
+/// of what is loaded.
 ///
 /// # Errors
 /// As [`EgressFilter::sync`].
@@ -241,39 +241,27 @@ pub fn sync_or_swap<F: EgressFilter + ?Sized>(
     max_share: f64,
 ) -> Result<SyncReport> {
     let start = std::time::Instant::now();
-    if let Some(held) = filter.held() {
-        let (gone, came) = difference(&held, desired);
-        #[expect(clippy::cast_precision_loss, reason = "a share")]
-        let share = (gone.len() + came.len()) as f64 / desired.len().max(1) as f64;
-        if share > max_share {
-            filter.replace(desired)?;
-            return Ok(SyncReport {
-                added: came.len() as u64,
-                removed: gone.len() as u64,
-                replaced: true,
-                seconds: start.elapsed().as_secs_f64(),
-            });
+    let Some(held) = filter.held() else {
+        match filter.load(desired) {
+            Err(Error::AlreadyLoaded) => filter.replace(desired)?,
+            other => other?,
         }
-        if !came.is_empty() {
-            filter.add(&came)?;
-        }
-        if !gone.is_empty() {
-            filter.remove(&gone)?;
-        }
-        return Ok(SyncReport {
-            added: came.len() as u64,
-            removed: gone.len() as u64,
-            replaced: false,
-            seconds: start.elapsed().as_secs_f64(),
-        });
+        return Ok(SyncReport::since(start, desired.len(), 0, true));
+    };
+    let (gone, came) = difference(&held, desired);
+    #[expect(clippy::cast_precision_loss, reason = "a share")]
+    let share = (gone.len() + came.len()) as f64 / desired.len().max(1) as f64;
+    if share > max_share {
+        filter.replace(desired)?;
+        return Ok(SyncReport::since(start, came.len(), gone.len(), true));
     }
-    filter.load(desired)?;
-    Ok(SyncReport {
-        added: desired.len() as u64,
-        removed: 0,
-        replaced: true,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    if !came.is_empty() {
+        filter.add(&came)?;
+    }
+    if !gone.is_empty() {
+        filter.remove(&gone)?;
+    }
+    Ok(SyncReport::since(start, came.len(), gone.len(), false))
 }
 
 /// The entries of `held` that `desired` lacks, and those of `desired` that `held` lacks

@@ -716,36 +716,35 @@ impl NftablesFilter {
         }
         Ok(())
     }
+}
 
-    /// Packets and bytes the rules' counters have seen, from a dump of the chain.
-    fn counters(&mut self) -> Result<(u64, u64)> {
-        let table = self.table().to_owned();
-        let seq = self.seq;
-        self.seq += 1;
-        self.socket.send(messages::get_rules(&table).finish(seq))?;
-        let (mut packets, mut bytes) = (0, 0);
-        loop {
-            for (kind, reply_seq, body) in messages(self.socket.receive()?) {
-                if reply_seq != seq {
-                    continue;
+/// Packets and bytes the counters of `table`'s rules have seen, from a dump of its chain on
+/// `socket` (a request of its own, sequence number 1).
+fn counters(socket: &mut Socket, table: &str) -> Result<(u64, u64)> {
+    let seq = 1;
+    socket.send(messages::get_rules(table).finish(seq))?;
+    let (mut packets, mut bytes) = (0, 0);
+    loop {
+        for (kind, reply_seq, body) in messages(socket.receive()?) {
+            if reply_seq != seq {
+                continue;
+            }
+            match kind {
+                NLMSG_DONE => return Ok((packets, bytes)),
+                NLMSG_ERROR => {
+                    let code = nfnetlink::error_code(body).unwrap_or(0);
+                    if code != 0 {
+                        return Err(NftablesError::refused(
+                            format!("listing the rules of table inet {table}"),
+                            -code,
+                        )
+                        .into());
+                    }
                 }
-                match kind {
-                    NLMSG_DONE => return Ok((packets, bytes)),
-                    NLMSG_ERROR => {
-                        let code = nfnetlink::error_code(body).unwrap_or(0);
-                        if code != 0 {
-                            return Err(NftablesError::refused(
-                                format!("listing the rules of table inet {table}"),
-                                -code,
-                            )
-                            .into());
-                        }
-                    }
-                    _ => {
-                        let (p, b) = rule_counters(body.get(4..).unwrap_or_default());
-                        packets += p;
-                        bytes += b;
-                    }
+                _ => {
+                    let (p, b) = rule_counters(body.get(4..).unwrap_or_default());
+                    packets += p;
+                    bytes += b;
                 }
             }
         }
@@ -925,31 +924,30 @@ impl EgressFilter for NftablesFilter {
         self.forget_expired();
         let Some(held) = self.held() else {
             self.load(desired)?;
-            return Ok(filter_core::SyncReport {
-                added: desired.len() as u64,
-                removed: 0,
-                replaced: true,
-                seconds: start.elapsed().as_secs_f64(),
-            });
+            return Ok(filter_core::SyncReport::since(
+                start,
+                desired.len(),
+                0,
+                true,
+            ));
         };
         let (gone, came) = filter_core::difference(&held, desired);
         let families = Family::BOTH.map(|family| state_of(desired, family));
         Self::check(&families)?;
         self.apply(families)?;
-        Ok(filter_core::SyncReport {
-            added: came.len() as u64,
-            removed: gone.len() as u64,
-            replaced: false,
-            seconds: start.elapsed().as_secs_f64(),
-        })
+        Ok(filter_core::SyncReport::since(
+            start,
+            came.len(),
+            gone.len(),
+            false,
+        ))
     }
 
     fn stats(&self) -> Result<FilterStats> {
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
         let entries = |i: usize| loaded.families[i].entries();
-        // The dump needs the socket mutably; a fresh one keeps `stats` a read.
-        let mut reader = Self::with_loader(self.netns.clone(), self.tag.clone(), self.loader)?;
-        let (packets, bytes) = reader.counters()?;
+        // The dump needs a socket mutably; a fresh one keeps `stats` a read.
+        let (packets, bytes) = counters(&mut Socket::open(&self.netns)?, self.table())?;
         Ok(FilterStats {
             entries_v4: entries(0),
             entries_v6: entries(1),
