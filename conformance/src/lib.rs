@@ -346,6 +346,33 @@ pub fn replace_failing_half_way<F: EgressFilter>(
     new
 }
 
+/// Entries added with a timeout that a plain [`add`](EgressFilter::add) or a
+/// [`sync`](EgressFilter::sync) keeps lose their timeout: after their time they are still
+/// enforced, and nothing is left expiring. `filter` holds a list without
+/// [`DENIED_HOST_V4`](testbed::DENIED_HOST_V4) or `198.19.253.1`; it is left with both.
+pub fn timed_entries_kept_become_permanent<F: EgressFilter>(bed: &Testbed, filter: &mut F) {
+    let by_add: IpNet = "198.19.253.1/32".parse().unwrap();
+    let by_sync = IpNet::from(std::net::IpAddr::from(testbed::DENIED_HOST_V4));
+    let ttl = std::time::Duration::from_millis(1_200);
+    filter.add_with_timeout(&[by_add, by_sync], ttl).unwrap();
+    assert_eq!(filter.expiring(), vec![by_add, by_sync]);
+    filter.add(&[by_add]).unwrap();
+    let mut desired = filter.held().unwrap();
+    desired.extend([by_sync]);
+    filter.sync(&desired).unwrap();
+    assert!(filter.expiring().is_empty(), "{:?}", filter.expiring());
+    std::thread::sleep(ttl + std::time::Duration::from_millis(800));
+    for (net, how) in [(by_add, "added"), (by_sync, "synced")] {
+        assert_eq!(
+            bed.probe(net.addr()).unwrap(),
+            Probe::Dropped,
+            "{net}, {how} again without a timeout, expired"
+        );
+    }
+    let held = filter.held().unwrap();
+    assert!(held.iter().any(|n| n == by_add) && held.iter().any(|n| n == by_sync));
+}
+
 /// Expands to one `#[test]` per conformance check for a variant of an engine:
 /// `conformance_tests!(filter_ipset::ENGINE, "ipset", "backend" = "legacy")`.
 #[macro_export]

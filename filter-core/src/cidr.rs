@@ -28,6 +28,14 @@ impl Family {
             IpAddr::V6(_) => Self::V6,
         }
     }
+
+    /// Bits in an address of the family: 32 or 128.
+    pub const fn max_prefix_len(self) -> u8 {
+        match self {
+            Self::V4 => 32,
+            Self::V6 => 128,
+        }
+    }
 }
 
 /// How strictly text is read.

@@ -166,7 +166,7 @@ pub trait EgressFilter: Send {
         Err(Error::Unsupported {
             feature: "per-entry timeouts",
             engine: self.name(),
-            hint: "use an engine with timeouts (ipset made with timeouts)".into(),
+            hint: "use an engine with timeouts (tcbpf, or ipset made with timeouts)".into(),
         })
     }
 
@@ -176,9 +176,17 @@ pub trait EgressFilter: Send {
         None
     }
 
+    /// The held entries that were added with a timeout and have not expired, in address
+    /// order (none from engines without timeouts).
+    fn expiring(&self) -> Vec<IpNet> {
+        Vec::new()
+    }
+
     /// Makes the loaded list `desired` with the fewest changes: the entries to add go in
     /// first, then those to remove go, so that no address denied before and after is allowed
-    /// in between. Loads `desired` when nothing is loaded. Engines that can apply a
+    /// in between. Entries of `desired` held with a timeout are added again without one:
+    /// after a sync the kernel holds `desired`, and nothing of it expires. Loads `desired`
+    /// when nothing is loaded. Engines that can apply a
     /// difference in one kernel transaction override this.
     ///
     /// # Errors
@@ -248,7 +256,12 @@ pub fn sync_or_swap<F: EgressFilter + ?Sized>(
         }
         return Ok(SyncReport::since(start, desired.len(), 0, true));
     };
-    let (gone, came) = difference(&held, desired);
+    let (gone, mut came) = difference(&held, desired);
+    let timed = filter.expiring();
+    if !timed.is_empty() {
+        let wanted: std::collections::BTreeSet<IpNet> = desired.iter().map(|n| n.trunc()).collect();
+        came.extend(timed.into_iter().filter(|n| wanted.contains(n)));
+    }
     #[expect(clippy::cast_precision_loss, reason = "a share")]
     let share = (gone.len() + came.len()) as f64 / desired.len().max(1) as f64;
     if share > max_share {
@@ -306,11 +319,12 @@ pub struct Held {
 }
 
 impl Held {
-    /// Holds `list`, as a load or replace installed it.
+    /// Holds `list`, as a load or replace installed it (no entry of it expires).
     pub fn set(&mut self, list: &CidrList) {
         self.base = list.clone();
         self.added.clear();
         self.removed.clear();
+        self.expiring.clear();
     }
 
     /// Records entries added.
@@ -351,6 +365,38 @@ impl Held {
             .filter(|n| !self.removed.contains(n))
             .chain(self.added.iter().copied().filter(live))
             .collect()
+    }
+
+    /// The entries added with a timeout that have not expired yet, in address order.
+    pub fn expiring(&self) -> Vec<IpNet> {
+        let now = std::time::Instant::now();
+        let mut live: Vec<IpNet> = self
+            .expiring
+            .iter()
+            .filter(|&(_, &deadline)| deadline > now)
+            .map(|(&net, _)| net)
+            .collect();
+        live.sort_unstable();
+        live
+    }
+
+    /// Takes out the entries whose timeout has passed and returns them, so that their keys can
+    /// be deleted from the kernel (where they no longer match but still take memory).
+    pub fn take_expired(&mut self) -> Vec<IpNet> {
+        let now = std::time::Instant::now();
+        let mut gone: Vec<IpNet> = self
+            .expiring
+            .iter()
+            .filter(|&(_, &deadline)| deadline <= now)
+            .map(|(&net, _)| net)
+            .collect();
+        gone.sort_unstable();
+        for net in &gone {
+            self.expiring.remove(net);
+            self.added.remove(net);
+            self.removed.insert(*net);
+        }
+        gone
     }
 
     /// Forgets everything (a teardown).

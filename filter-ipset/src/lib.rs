@@ -535,6 +535,10 @@ impl EgressFilter for IpsetFilter {
         Ok(())
     }
 
+    fn expiring(&self) -> Vec<IpNet> {
+        self.held.expiring()
+    }
+
     fn held(&self) -> Option<CidrList> {
         self.loaded.then(|| self.held.list())
     }

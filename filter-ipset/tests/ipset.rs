@@ -163,6 +163,7 @@ fn timed_entries_expire_by_themselves() {
     std::thread::sleep(Duration::from_millis(2_200));
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
     assert!(!filter.held().unwrap().iter().any(|n| n == probe));
+    conformance::timed_entries_kept_become_permanent(&bed, &mut filter);
     filter.teardown().unwrap();
     assert!(conformance::objects(&filter_ipset::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }

@@ -675,14 +675,60 @@ impl NftablesFilter {
         }
     }
 
+    /// Puts the host addresses of `entries` that carry a timeout back without one, in one
+    /// transaction (each deleted and added again), so that they stop expiring.
+    fn make_permanent(&mut self, entries: &[IpNet]) -> Result<()> {
+        let keys: [Vec<u128>; 2] = std::array::from_fn(|i| {
+            let family = Family::BOTH[i];
+            let mut mine: Vec<u128> = entries
+                .iter()
+                .filter(|n| Family::of(n.addr()) == family)
+                .map(state::key_of)
+                .filter(|k| self.expiring[i].contains_key(k))
+                .collect();
+            mine.sort_unstable();
+            mine.dedup();
+            mine
+        });
+        if keys.iter().all(Vec::is_empty) {
+            return Ok(());
+        }
+        let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
+        let generation = loaded.generation;
+        let table = self.table().to_owned();
+        let mut tx = self.new_transactions();
+        for (family, mine) in Family::BOTH.into_iter().zip(&keys) {
+            let elements: Vec<Element> = mine.iter().map(|&k| (k, false)).collect();
+            tx.elements(
+                &table,
+                generation,
+                (family, SetKind::Hash),
+                &elements,
+                false,
+            );
+            tx.elements(&table, generation, (family, SetKind::Hash), &elements, true);
+        }
+        self.commit(tx)?;
+        for (expiring, mine) in self.expiring.iter_mut().zip(&keys) {
+            for k in mine {
+                expiring.remove(k);
+            }
+        }
+        Ok(())
+    }
+
     /// Adds or removes entries: the elements they change, in time proportional to them and
     /// the ranges they touch (not to the list), one transaction.
     fn apply_change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
         self.forget_expired();
-        // A plain add of a timed address makes it permanent again.
-        for (expiring, family) in self.expiring.iter_mut().zip(Family::BOTH) {
-            for net in entries.iter().filter(|n| Family::of(n.addr()) == family) {
-                expiring.remove(&state::key_of(net));
+        if add {
+            // A plain add of a timed address makes it permanent again.
+            self.make_permanent(entries)?;
+        } else {
+            for (expiring, family) in self.expiring.iter_mut().zip(Family::BOTH) {
+                for net in entries.iter().filter(|n| Family::of(n.addr()) == family) {
+                    expiring.remove(&state::key_of(net));
+                }
             }
         }
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
@@ -895,6 +941,22 @@ impl EgressFilter for NftablesFilter {
         self.apply_change(entries, false)
     }
 
+    fn expiring(&self) -> Vec<IpNet> {
+        let now = std::time::Instant::now();
+        let mut nets: Vec<IpNet> = Family::BOTH
+            .into_iter()
+            .zip(&self.expiring)
+            .flat_map(|(family, expiring)| {
+                expiring
+                    .iter()
+                    .filter(move |&(_, &deadline)| deadline > now)
+                    .map(move |(&k, _)| state::host_net(family, k))
+            })
+            .collect();
+        nets.sort_unstable();
+        nets
+    }
+
     fn held(&self) -> Option<CidrList> {
         let loaded = self.loaded.as_ref()?;
         let now = std::time::Instant::now();
@@ -932,6 +994,15 @@ impl EgressFilter for NftablesFilter {
             ));
         };
         let (gone, came) = filter_core::difference(&held, desired);
+        let timed = self.expiring();
+        let kept: Vec<IpNet> = if timed.is_empty() {
+            Vec::new()
+        } else {
+            let wanted: std::collections::BTreeSet<IpNet> =
+                desired.iter().map(|n| n.trunc()).collect();
+            timed.into_iter().filter(|n| wanted.contains(n)).collect()
+        };
+        self.make_permanent(&kept)?;
         let families = Family::BOTH.map(|family| state_of(desired, family));
         Self::check(&families)?;
         self.apply(families)?;

@@ -70,6 +70,21 @@ pub(crate) fn key_of(net: &IpNet) -> u128 {
     intervals::bounds(&net.trunc()).0
 }
 
+/// The host address (`/32`, `/128`) of a key.
+pub(crate) fn host_net(family: Family, key: u128) -> IpNet {
+    net_at(family, key, family.max_prefix_len())
+}
+
+/// The prefix of `len` bits starting at key `start`.
+fn net_at(family: Family, start: u128, len: u8) -> IpNet {
+    let addr: IpAddr = match family {
+        #[expect(clippy::cast_possible_truncation, reason = "IPv4 keys are below 2^32")]
+        Family::V4 => Ipv4Addr::from(start as u32).into(),
+        Family::V6 => Ipv6Addr::from(start).into(),
+    };
+    IpNet::new(addr, len).expect("a stored prefix length fits its family")
+}
+
 /// The elements of ranges given in order: a start, and an end one past it unless the range
 /// runs to the last address.
 fn range_elements<'a>(
@@ -162,12 +177,7 @@ impl FamilyState {
     }
 
     fn net(&self, start: u128, len: u8) -> IpNet {
-        let addr: IpAddr = match self.family {
-            #[expect(clippy::cast_possible_truncation, reason = "IPv4 keys are below 2^32")]
-            Family::V4 => Ipv4Addr::from(start as u32).into(),
-            Family::V6 => Ipv6Addr::from(start).into(),
-        };
-        IpNet::new(addr, len).expect("a stored prefix length fits its family")
+        net_at(self.family, start, len)
     }
 
     /// The entries of one of the two sets, as prefixes.

@@ -193,5 +193,6 @@ fn timed_host_entries_expire_by_themselves() {
     // Changes after the expiry go through: nothing asks for the expired address.
     filter.add(&["203.0.113.7/32".parse().unwrap()]).unwrap();
     filter.remove(&[host]).unwrap();
+    conformance::timed_entries_kept_become_permanent(&bed, &mut filter);
     filter.teardown().unwrap();
 }

@@ -3,7 +3,8 @@
 #![no_std]
 
 /// LPM trie of denied IPv4 networks: key `{prefix_len: u32, addr: [u8; 4]}` (network
-/// order), value `u8` (unused).
+/// order), value a `u64` [trie value](trie_value): when the entry stops matching, and its
+/// prefix length.
 pub const MAP_DENY_V4: &str = "EGB_DENY_V4";
 /// LPM trie of denied IPv6 networks: key `{prefix_len: u32, addr: [u8; 16]}`.
 pub const MAP_DENY_V6: &str = "EGB_DENY_V6";
@@ -72,6 +73,41 @@ pub const PROG_COLD_V6_DIR: &str = "egb_cold_v6_dir";
 pub const PROG_COLD_V6_BASE: &str = "egb_cold_v6_base";
 /// Lookups per run of [`PROG_COLD`] and [`PROG_COLD_V6`].
 pub const COLD_LOOKUPS: u32 = 64;
+
+/// Low bits of a [trie value](trie_value) that hold the entry's prefix length.
+pub const TRIE_VALUE_LEN_MASK: u64 = 0xff;
+/// The deadline of a [trie value](trie_value) for an entry that never expires.
+pub const NEVER: u64 = !TRIE_VALUE_LEN_MASK;
+
+/// The value stored with a trie entry: its deadline in `bpf_ktime_get_ns` time
+/// (`CLOCK_MONOTONIC` nanoseconds, rounded up to 256 ns), or [`NEVER`], with the low 8 bits
+/// holding the entry's prefix length. When the longest match has expired, the program looks
+/// again for matches shorter than that length, so an expired entry never hides a shorter one
+/// that still holds.
+pub const fn trie_value(prefix_len: u8, deadline_ns: Option<u64>) -> u64 {
+    let deadline = match deadline_ns {
+        None => NEVER,
+        Some(ns) => {
+            let rounded = ns.saturating_add(TRIE_VALUE_LEN_MASK) & NEVER;
+            if rounded >= NEVER {
+                NEVER - (TRIE_VALUE_LEN_MASK + 1)
+            } else {
+                rounded
+            }
+        }
+    };
+    deadline | prefix_len as u64
+}
+
+/// The deadline part of a [trie value](trie_value) ([`NEVER`] for a permanent entry).
+pub const fn trie_value_deadline(value: u64) -> u64 {
+    value & NEVER
+}
+
+/// The prefix length part of a [trie value](trie_value).
+pub const fn trie_value_prefix_len(value: u64) -> u32 {
+    (value & TRIE_VALUE_LEN_MASK) as u32
+}
 
 /// Packets and bytes dropped. Packets that pass are not counted: the interface's own
 /// statistics have them, and the common path stays one lookup long.

@@ -10,8 +10,20 @@ use crate::error::{TcbpfError, kernel};
 use crate::fill::{map_mut, v4_key, v6_key};
 use crate::{TcbpfFilter, dir, v6hash};
 
+/// `BPF_NOEXIST`: add only if absent.
+const BPF_NOEXIST: u64 = 1;
+/// `BPF_EXIST`: update only if present.
+const BPF_EXIST: u64 = 2;
+
 impl TcbpfFilter {
-    pub(crate) fn change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
+    /// Adds (`add`) or removes entries; added trie entries expire at `deadline_ns`
+    /// (`CLOCK_MONOTONIC`) when one is given, and a present entry takes the new deadline.
+    pub(crate) fn change(
+        &mut self,
+        entries: &[IpNet],
+        add: bool,
+        deadline_ns: Option<u64>,
+    ) -> Result<()> {
         let instance = self.current()?;
         for (done, net) in entries.iter().map(IpNet::trunc).enumerate() {
             if let (IpNet::V4(n), Some(table)) = (net, instance.dir.as_mut()) {
@@ -65,9 +77,10 @@ impl TcbpfFilter {
             };
             let capacity = instance.capacity[slot];
             let map = map_mut(&mut instance.ebpf, name);
+            let value = add.then(|| common::trie_value(net.prefix_len(), deadline_ns));
             let result = match net {
-                IpNet::V4(n) => update(map, &v4_key(&n), add),
-                IpNet::V6(n) => update(map, &v6_key(&n), add),
+                IpNet::V4(n) => update(map, &v4_key(&n), value),
+                IpNet::V6(n) => update(map, &v6_key(&n), value),
             };
             match result {
                 Ok(true) if add => instance.entries[slot] += 1,
@@ -120,7 +133,7 @@ impl TcbpfFilter {
                 nets.insert(IpNet::V6(v6hash::net(&key)?));
             }
         }
-        let trie: LpmTrie<&MapData, [u8; 16], u8> = instance
+        let trie: LpmTrie<&MapData, [u8; 16], u64> = instance
             .ebpf
             .map(common::MAP_DENY_V6)
             .ok_or_else(|| TcbpfError::MissingObject("IPv6 map".into()))?
@@ -149,19 +162,22 @@ impl TcbpfFilter {
     }
 }
 
-/// Inserts (if absent) or removes one key; returns whether the map changed.
+/// Inserts one key with `value` (a present key takes the new value: a deadline, or none), or
+/// removes it when there is no value; returns whether a key came or went.
 fn update<const N: usize>(
     map: &mut Map,
     key: &Key<[u8; N]>,
-    add: bool,
+    value: Option<u64>,
 ) -> std::result::Result<bool, MapError> {
-    let mut trie: LpmTrie<&mut MapData, [u8; N], u8> = LpmTrie::try_from(map)?;
-    let result = if add {
-        trie.insert(key, &0, u64::from(aya_obj_noexist()))
-    } else {
-        trie.remove(key)
+    let mut trie: LpmTrie<&mut MapData, [u8; N], u64> = LpmTrie::try_from(map)?;
+    let Some(value) = value else {
+        return changed(trie.remove(key));
     };
-    changed(result)
+    let added = changed(trie.insert(key, &value, BPF_NOEXIST))?;
+    if !added {
+        trie.insert(key, &value, BPF_EXIST)?;
+    }
+    Ok(added)
 }
 
 /// Inserts (if absent) or removes one key of the IPv6 hash; returns whether it changed.
@@ -172,7 +188,7 @@ fn update_hash(
 ) -> std::result::Result<bool, MapError> {
     let mut hash: HashMap<&mut MapData, v6hash::HashKey, u8> = HashMap::try_from(map)?;
     changed(if add {
-        hash.insert(key, &0, u64::from(aya_obj_noexist()))
+        hash.insert(key, &0, BPF_NOEXIST)
     } else {
         hash.remove(key)
     })
@@ -191,9 +207,4 @@ fn changed(result: std::result::Result<(), MapError>) -> std::result::Result<boo
         }
         Err(e) => Err(e),
     }
-}
-
-/// `BPF_NOEXIST`: add only if absent.
-const fn aya_obj_noexist() -> u32 {
-    1
 }

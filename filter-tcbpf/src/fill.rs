@@ -72,19 +72,29 @@ pub(crate) fn mapping(
         .map_err(|e| kernel(format!("mmap of map {name} ({len} bytes)"), e))
 }
 
-/// Packs LPM keys (`u32` prefix length in host order, then the address) for a batch update.
+/// Packs LPM keys (`u32` prefix length in host order, then the address) and their
+/// permanent [trie values](common::trie_value) for a batch update.
 pub(crate) fn pack<const N: usize>(
     keys: impl Iterator<Item = Key<[u8; N]>>,
     out: &mut Vec<u8>,
+    values: &mut Vec<u8>,
 ) -> u32 {
     out.clear();
+    values.clear();
     let mut count = 0;
     for key in keys {
         out.extend_from_slice(&key.prefix_len().to_ne_bytes());
         out.extend_from_slice(&key.data());
+        values.extend_from_slice(&permanent(&key).to_ne_bytes());
         count += 1;
     }
     count
+}
+
+/// The trie value of a key that never expires.
+pub(crate) fn permanent<const N: usize>(key: &Key<[u8; N]>) -> u64 {
+    #[expect(clippy::cast_possible_truncation, reason = "prefix lengths are <= 128")]
+    common::trie_value(key.prefix_len() as u8, None)
 }
 
 /// Fills a trie: batches where the kernel supports them, else one update per entry.
@@ -96,17 +106,12 @@ pub(crate) fn fill<const N: usize>(
     batch: bool,
 ) -> Result<bool> {
     let mut packed = Vec::with_capacity(BATCH.min(keys.len()) * (4 + N));
-    let values = vec![0u8; BATCH.min(keys.len())];
+    let mut values = Vec::with_capacity(BATCH.min(keys.len()) * 8);
     let mut batched = batch;
     for (chunk_index, chunk) in keys.chunks(BATCH).enumerate() {
         if batched {
-            let count = pack(chunk.iter().copied(), &mut packed);
-            match sys::update_batch(
-                map_data(map).fd().as_fd(),
-                &packed,
-                &values[..chunk.len()],
-                count,
-            ) {
+            let count = pack(chunk.iter().copied(), &mut packed, &mut values);
+            match sys::update_batch(map_data(map).fd().as_fd(), &packed, &values, count) {
                 Ok(_) => continue,
                 Err((e, 0))
                     if chunk_index == 0
@@ -129,10 +134,10 @@ pub(crate) fn fill<const N: usize>(
                 }
             }
         }
-        let mut trie: LpmTrie<&mut MapData, [u8; N], u8> =
+        let mut trie: LpmTrie<&mut MapData, [u8; N], u64> =
             LpmTrie::try_from(&mut *map).map_err(|e| kernel(format!("open map {name}"), e))?;
         for (i, key) in chunk.iter().enumerate() {
-            trie.insert(key, &0, 0).map_err(|e| {
+            trie.insert(key, &permanent(key), 0).map_err(|e| {
                 kernel(
                     format!("update {name} entry {}", chunk_index * BATCH + i + 1),
                     e,

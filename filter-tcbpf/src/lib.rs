@@ -131,6 +131,23 @@ impl TcbpfFilter {
         self.fail_next_swap = true;
     }
 
+    /// Deletes the keys of entries whose timeout has passed (they no longer match, but keep
+    /// their memory until deleted) and returns how many went. Every change runs it first;
+    /// a caller that adds with timeouts and then goes quiet can run it from time to time.
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] when the kernel refuses a delete.
+    pub fn sweep_expired(&mut self) -> Result<usize> {
+        if self.current.is_none() {
+            return Ok(0);
+        }
+        let gone = self.held.take_expired();
+        if !gone.is_empty() {
+            self.change(&gone, false, None)?;
+        }
+        Ok(gone.len())
+    }
+
     /// The attach mode in use (`tcx` or `clsact`).
     pub fn attach_mode(&self) -> Attach {
         self.attach
@@ -254,19 +271,55 @@ impl EgressFilter for TcbpfFilter {
     }
 
     fn add(&mut self, entries: &[IpNet]) -> Result<()> {
-        self.change(entries, true)?;
+        self.sweep_expired()?;
+        self.change(entries, true, None)?;
         self.held.add(entries);
         Ok(())
     }
 
     fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
-        self.change(entries, false)?;
+        self.sweep_expired()?;
+        self.change(entries, false, None)?;
         self.held.remove(entries);
+        Ok(())
+    }
+
+    /// Native in the LPM tries: each entry's value holds its deadline, which the program
+    /// checks against the kernel's clock, so an entry stops matching on time whether or not
+    /// this process is alive (with clsact the program stays hooked after it exits). An expired
+    /// entry never hides a shorter one that still holds (see
+    /// [`trie_value`](filter_tcbpf_common::trie_value)). Expired keys keep their memory until
+    /// [`sweep_expired`](TcbpfFilter::sweep_expired), which every change runs first.
+    ///
+    /// The constant-time table (`tcbpf-dir`) refuses: its IPv4 side keeps one bit per
+    /// address, with no room for a deadline.
+    fn add_with_timeout(&mut self, entries: &[IpNet], ttl: std::time::Duration) -> Result<()> {
+        if self.table == Table::Dir24 {
+            return Err(Error::Unsupported {
+                feature: "per-entry timeouts",
+                engine: self.name(),
+                hint: "the constant-time table keeps one bit per IPv4 address, with no room \
+                       for a deadline: use tcbpf (LPM tries)"
+                    .into(),
+            });
+        }
+        self.sweep_expired()?;
+        let ttl_ns = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = sys::monotonic_ns()
+            .map_err(|e| kernel("reading CLOCK_MONOTONIC", e))?
+            .saturating_add(ttl_ns);
+        self.change(entries, true, Some(deadline))?;
+        self.held
+            .add_expiring(entries, std::time::Instant::now() + ttl);
         Ok(())
     }
 
     fn held(&self) -> Option<CidrList> {
         self.current.as_ref().map(|_| self.held.list())
+    }
+
+    fn expiring(&self) -> Vec<IpNet> {
+        self.held.expiring()
     }
 
     /// Past a quarter of the list changing, a fresh program with maps filled in batches,

@@ -6,7 +6,9 @@ use filter_core::generate::{Mix, generate};
 use filter_core::{CidrList, EgressFilter, Family};
 use filter_tcbpf::{Attach, Fill, Table, TcbpfFilter};
 use ipnet::IpNet;
-use testbed::{ALLOWED_V4, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets};
+use testbed::{
+    ALLOWED_V4, DENIED_HOST_V4, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets,
+};
 
 fn list(n: usize) -> filter_core::CidrList {
     let mut list = generate(n, 9, Mix::Default, &Family::BOTH);
@@ -264,4 +266,105 @@ fn dir_table_hashes_few_v6_lengths_and_tries_many() {
     assert!(filter.backend().contains("LPM"), "{}", filter.backend());
     assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
     assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered);
+}
+
+/// Entries added with a timeout stop matching on time with no call from this process, in both
+/// families; an expired longer prefix never hides a shorter one that still holds (permanent or
+/// timed); the sweep deletes expired keys; a sync that keeps a timed entry makes it permanent;
+/// the constant-time table refuses timeouts by name.
+#[test]
+fn timed_entries_expire_in_the_program() {
+    testbed::needs_root!();
+    use std::time::Duration;
+    let host = |a: IpAddr| IpNet::from(a);
+    let net = |s: &str| s.parse::<IpNet>().unwrap();
+    let bed = Testbed::new().unwrap();
+    let mut filter = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    );
+    let base = generate(1_000, 3, Mix::Default, &Family::BOTH);
+    filter.load(&base).unwrap();
+    for probe in [DENIED_V4, DENIED_HOST_V4] {
+        assert_eq!(bed.probe(probe.into()).unwrap(), Probe::Delivered);
+    }
+    // DENIED_V4: a /32 for 1 s inside a /24 for 3 s. DENIED_V6: a /128 for 1 s inside a
+    // permanent /64. DENIED_HOST_V4: a /32 for 1 s alone.
+    filter
+        .add_with_timeout(&[net("198.19.255.0/24")], Duration::from_secs(3))
+        .unwrap();
+    filter.add(&[IpNet::V6(testbed::DENIED_NET_V6)]).unwrap();
+    let short = [
+        host(DENIED_V4.into()),
+        host(DENIED_V6.into()),
+        host(DENIED_HOST_V4.into()),
+    ];
+    filter
+        .add_with_timeout(&short, Duration::from_secs(1))
+        .unwrap();
+    let expiring = filter.expiring();
+    assert_eq!(expiring.len(), 4, "{expiring:?}");
+    for probe in [DENIED_V4.into(), DENIED_V6.into(), DENIED_HOST_V4.into()] {
+        assert_eq!(bed.probe(probe).unwrap(), Probe::Dropped, "{probe}");
+    }
+    let entries = |f: &TcbpfFilter| {
+        let stats = f.stats().unwrap();
+        stats.entries_v4 + stats.entries_v6
+    };
+    let before = entries(&filter);
+    std::thread::sleep(Duration::from_millis(1_300));
+    // No call since: the program alone decides.
+    assert_eq!(
+        bed.probe(DENIED_HOST_V4.into()).unwrap(),
+        Probe::Delivered,
+        "an expired /32 still matched"
+    );
+    assert_eq!(
+        bed.probe(DENIED_V4.into()).unwrap(),
+        Probe::Dropped,
+        "an expired /32 hid the /24 that still holds"
+    );
+    assert_eq!(
+        bed.probe(DENIED_V6.into()).unwrap(),
+        Probe::Dropped,
+        "an expired /128 hid the permanent /64"
+    );
+    assert_eq!(entries(&filter), before, "expired keys stay until swept");
+    assert_eq!(filter.sweep_expired().unwrap(), 3);
+    assert_eq!(entries(&filter), before - 3);
+    assert!(!filter.held().unwrap().iter().any(|n| short.contains(&n)));
+    // A sync that keeps the timed /24 makes it permanent.
+    let mut desired = base.clone();
+    desired.extend([net("198.19.255.0/24"), IpNet::V6(testbed::DENIED_NET_V6)]);
+    let report = filter.sync(&desired).unwrap();
+    assert_eq!((report.added, report.removed), (1, 0), "{report:?}");
+    assert!(filter.expiring().is_empty());
+    std::thread::sleep(Duration::from_millis(2_000));
+    assert_eq!(
+        bed.probe(DENIED_V4.into()).unwrap(),
+        Probe::Dropped,
+        "the synced /24 expired"
+    );
+    conformance::timed_entries_kept_become_permanent(&bed, &mut filter);
+    filter.teardown().unwrap();
+
+    let mut dir = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    )
+    .with_table(Table::Dir24);
+    dir.load(&base).unwrap();
+    let err = dir
+        .add_with_timeout(&short, Duration::from_secs(1))
+        .unwrap_err();
+    assert!(
+        matches!(err, filter_core::Error::Unsupported { .. }) && err.to_string().contains("bit"),
+        "{err}"
+    );
+    dir.teardown().unwrap();
+    assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }

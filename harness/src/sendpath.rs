@@ -87,6 +87,20 @@ pub struct SendPath {
     pub many_destinations: Paired,
     /// Reasons not to trust the figures, with what to do.
     pub warnings: Vec<String>,
+    /// Many destinations again while an update feed changes the list (`--updates`).
+    #[serde(default)]
+    pub during_updates: Option<DuringUpdates>,
+}
+
+/// The send path measured while the filter is being changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DuringUpdates {
+    /// What the filter added per packet meanwhile (many destinations).
+    pub paired: Paired,
+    /// Updates per second the feed sustained meanwhile, on the other CPU.
+    pub updates_per_second: f64,
+    /// Entries per add or remove call.
+    pub batch: usize,
 }
 
 /// A socket in `netns`, connected to the one destination or unconnected for many.
@@ -198,6 +212,30 @@ pub fn baseline(filtered: &NetNs, bare: &NetNs, settings: &Settings) -> Result<P
     .expect("the meter thread does not panic")
 }
 
+/// The filter's cost with many destinations, on the last CPU, while the caller changes the
+/// filter from another thread (pinned elsewhere with [`pin_away`]).
+pub fn many_destinations(filtered: &NetNs, bare: &NetNs, settings: &Settings) -> Result<Paired> {
+    let (filtered, bare, settings) = (filtered.clone(), bare.clone(), settings.clone());
+    std::thread::spawn(move || {
+        pin();
+        measure(&filtered, &bare, Destinations::Many, &settings)
+    })
+    .join()
+    .expect("the meter thread does not panic")
+}
+
+/// Pins the calling thread to every CPU but the meter's (none on a single CPU).
+pub fn pin_away() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in 0..cpus.saturating_sub(1) {
+        let _ = set.set(cpu);
+    }
+    if cpus > 1 {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}
+
 /// The filter's cost with one and with many destinations, given the none-vs-none check.
 pub fn with_filter(
     filtered: &NetNs,
@@ -238,5 +276,6 @@ pub fn with_filter(
         one_destination: one,
         many_destinations: many,
         warnings,
+        during_updates: None,
     })
 }

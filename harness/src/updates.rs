@@ -127,12 +127,97 @@ fn pool(list: &CidrList, family: Family, size: usize) -> Vec<IpNet> {
         .collect()
 }
 
+/// The feed: a window of churn entries kept in the list. Each step adds the next entries of
+/// the pool and removes those added a window earlier, so the list's size stays steady while
+/// every entry of it turns over, as under a threat feed.
+pub struct Feed {
+    pool: Vec<IpNet>,
+    batch: usize,
+    window: usize,
+    step: usize,
+    rate: Rate,
+    start: Instant,
+    /// Entries added and removed so far (each counts as one update).
+    pub updates: u64,
+    /// The time each add or remove call took, microseconds.
+    pub calls_us: Vec<f64>,
+}
+
+impl Feed {
+    /// A feed of entries not in `list`, in `family`, `batch` per call, paced to `rate`.
+    pub fn new(list: &CidrList, family: Family, batch: usize, rate: Rate) -> Self {
+        let pool = pool(list, family, 200_000);
+        let batch = batch.max(1);
+        Self {
+            window: (pool.len() / 2).max(batch),
+            pool,
+            batch,
+            step: 0,
+            rate,
+            start: Instant::now(),
+            updates: 0,
+            calls_us: Vec::new(),
+        }
+    }
+
+    fn at(&self, step: usize) -> Vec<IpNet> {
+        (0..self.batch)
+            .map(|j| self.pool[(step * self.batch + j) % self.pool.len()])
+            .collect()
+    }
+
+    /// One step: an add and, once the window is full, a remove; then waits as the rate asks.
+    ///
+    /// # Errors
+    /// When the filter refuses a change.
+    pub fn step(&mut self, filter: &mut dyn EgressFilter) -> Result<()> {
+        let t = Instant::now();
+        filter
+            .add(&self.at(self.step))
+            .context("adding entries of the feed")?;
+        self.calls_us.push(t.elapsed().as_secs_f64() * 1e6);
+        self.updates += self.batch as u64;
+        if self.step * self.batch >= self.window {
+            let t = Instant::now();
+            filter
+                .remove(&self.at(self.step - self.window / self.batch))
+                .context("removing entries of the feed")?;
+            self.calls_us.push(t.elapsed().as_secs_f64() * 1e6);
+            self.updates += self.batch as u64;
+        }
+        self.step += 1;
+        if let Rate::PerSecond(r) = self.rate {
+            #[expect(clippy::cast_precision_loss, reason = "a pace")]
+            let due = Duration::from_secs_f64(self.updates as f64 / r);
+            if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the window of churn entries: the filter holds the list as loaded again.
+    ///
+    /// # Errors
+    /// When the filter refuses the removal.
+    pub fn undo(&self, filter: &mut dyn EgressFilter) -> Result<()> {
+        let live: Vec<IpNet> = (self.step.saturating_sub(self.window / self.batch)..self.step)
+            .flat_map(|i| (0..self.batch).map(move |j| i * self.batch + j))
+            .map(|i| self.pool[i % self.pool.len()])
+            .collect();
+        filter.remove(&live).context("removing the feed's entries")
+    }
+
+    /// Updates per second since the feed began.
+    pub fn rate_so_far(&self) -> f64 {
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        let updates = self.updates as f64;
+        updates / self.start.elapsed().as_secs_f64()
+    }
+}
+
 /// Applies the feed to `filter` (loaded with `list`) in `bed`, then measures how long an
 /// add takes to be enforced, and leaves the filter holding `list` again.
-///
-/// The feed keeps a window of churn entries in the list: each step adds the next entries
-/// of the pool and removes those added a window earlier, so the list's size stays steady
-/// while every entry of it turns over, as under a threat feed.
 pub fn measure(
     bed: &Testbed,
     filter: &mut dyn EgressFilter,
@@ -141,7 +226,6 @@ pub fn measure(
     args: &UpdateArgs,
 ) -> Result<Updates> {
     let rate = args.updates.context("no --updates")?;
-    let batch = args.update_batch.max(1);
     let family = if families.contains(&Family::V4) {
         Family::V4
     } else {
@@ -151,61 +235,25 @@ pub fn measure(
         Family::V4 => (DENIED_V4.into(), ALLOWED_V4.into()),
         Family::V6 => (DENIED_V6.into(), ALLOWED_V6.into()),
     };
-    let pool = pool(list, family, 200_000);
-    let window = (pool.len() / 2).max(batch);
     let denied_watch = bed.watch_enforcement(denied, WATCH_INTERVAL)?;
     let allowed_watch = bed.watch_enforcement(allowed, WATCH_INTERVAL)?;
     let duration = Duration::from_secs_f64(args.update_duration.max(0.1));
+    let mut feed = Feed::new(list, family, args.update_batch, rate);
     let start = Instant::now();
-    let (mut updates, mut step) = (0u64, 0usize);
-    let mut calls = Vec::new();
     while start.elapsed() < duration {
-        let at = |i: usize| -> Vec<IpNet> {
-            (0..batch)
-                .map(|j| pool[(i * batch + j) % pool.len()])
-                .collect()
-        };
-        let t = Instant::now();
-        filter
-            .add(&at(step))
-            .context("adding entries of the feed")?;
-        calls.push(t.elapsed().as_secs_f64() * 1e6);
-        updates += batch as u64;
-        if step * batch >= window {
-            let t = Instant::now();
-            filter
-                .remove(&at(step - window / batch))
-                .context("removing entries of the feed")?;
-            calls.push(t.elapsed().as_secs_f64() * 1e6);
-            updates += batch as u64;
-        }
-        step += 1;
-        if let Rate::PerSecond(r) = rate {
-            #[expect(clippy::cast_precision_loss, reason = "a pace")]
-            let due = Duration::from_secs_f64(updates as f64 / r);
-            if let Some(wait) = due.checked_sub(start.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
+        feed.step(filter)?;
     }
     let seconds = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(20));
     let (denied_seen, allowed_seen) = (denied_watch.finish(start), allowed_watch.finish(start));
-
-    // Back to the list as loaded: the window of churn entries goes.
-    let live: Vec<IpNet> = (step.saturating_sub(window / batch)..step)
-        .flat_map(|i| (0..batch).map(move |j| i * batch + j))
-        .map(|i| pool[i % pool.len()])
-        .collect();
-    filter
-        .remove(&live)
-        .context("removing the feed's entries")?;
+    feed.undo(filter)?;
 
     let enforcement_us = if family == Family::V4 {
         Some(enforcement_latency(bed, filter)?)
     } else {
         None
     };
+    let mut calls = std::mem::take(&mut feed.calls_us);
     calls.sort_by(f64::total_cmp);
     let stays_denied = Stream {
         address: denied,
@@ -218,15 +266,15 @@ pub fn measure(
         delivered: allowed_seen.delivered,
     };
     #[expect(clippy::cast_precision_loss, reason = "a rate")]
-    let updates_per_second = updates as f64 / seconds;
+    let updates_per_second = feed.updates as f64 / seconds;
     Ok(Updates {
         requested: match rate {
             Rate::Max => "max".into(),
             Rate::PerSecond(r) => format!("{r}"),
         },
-        batch,
+        batch: feed.batch,
         seconds,
-        updates,
+        updates: feed.updates,
         calls: calls.len() as u64,
         updates_per_second,
         call_us: [

@@ -159,12 +159,56 @@ fn measure_send_path(
     filter
         .load(list)
         .context("loading the list into the sink namespace")?;
-    let result = sendpath::with_filter(pair.filtered(), pair.bare(), none, &settings);
+    let mut result = sendpath::with_filter(pair.filtered(), pair.bare(), none, &settings);
+    if let (Ok(send_path), Some(rate)) = (result.as_mut(), args.updates.updates) {
+        let batch = args.updates.update_batch;
+        match send_path_during_updates(&pair, filter.as_mut(), list, rate, batch, &settings) {
+            Ok(during) => send_path.during_updates = Some(during),
+            Err(e) => result = Err(e),
+        }
+    }
     filter.teardown()?;
     drop(filter);
     pair.remove()?;
     spinner.finish_and_clear();
     result
+}
+
+/// The send path with many destinations while an update feed (IPv4, as the packets) runs on
+/// the other CPU; the filter holds `list` again afterwards.
+fn send_path_during_updates(
+    pair: &testbed::sink::SinkPair,
+    filter: &mut dyn filter_core::EgressFilter,
+    list: &filter_core::CidrList,
+    rate: crate::updates::Rate,
+    batch: usize,
+    settings: &crate::sendpath::Settings,
+) -> Result<crate::sendpath::DuringUpdates> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut feed = crate::updates::Feed::new(list, Family::V4, batch, rate);
+    let stop = AtomicBool::new(false);
+    let (paired, fed) = std::thread::scope(|scope| {
+        let feeder = scope.spawn(|| -> Result<f64> {
+            crate::sendpath::pin_away();
+            while !stop.load(Ordering::Relaxed) {
+                feed.step(filter)?;
+            }
+            Ok(feed.rate_so_far())
+        });
+        let paired = crate::sendpath::many_destinations(pair.filtered(), pair.bare(), settings);
+        stop.store(true, Ordering::Relaxed);
+        (
+            paired,
+            feeder.join().expect("the feed thread does not panic"),
+        )
+    });
+    let updates_per_second = fed?;
+    feed.undo(filter)?;
+    Ok(crate::sendpath::DuringUpdates {
+        paired: paired?,
+        updates_per_second,
+        batch: batch.max(1),
+    })
 }
 
 /// Probes the denied and allowed addresses of every loaded family.

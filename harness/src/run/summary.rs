@@ -73,12 +73,21 @@ pub(super) fn print(record: &Record) {
             println!(
                 "  send path, 64-byte UDP, added per packet (median of runs [min..max]), ratio to no filter:"
             );
-            for p in [&sp.none_vs_none, &sp.one_destination, &sp.many_destinations] {
-                let label = if std::ptr::eq(p, &sp.none_vs_none) {
-                    "none vs none (the method's zero)".to_owned()
-                } else {
-                    format!("{:?} destination(s)", p.destinations)
-                };
+            let during = sp.during_updates.as_ref().map(|d| {
+                (
+                    &d.paired,
+                    format!("Many, during {:.0} updates/s", d.updates_per_second),
+                )
+            });
+            let rows = [
+                (
+                    &sp.none_vs_none,
+                    "none vs none (the method's zero)".to_owned(),
+                ),
+                (&sp.one_destination, "One destination(s)".to_owned()),
+                (&sp.many_destinations, "Many destination(s)".to_owned()),
+            ];
+            for (p, label) in rows.into_iter().chain(during) {
                 println!(
                     "    {label:<34} {:>+9.1} ns [{:+.1}..{:+.1}]  x{:.3} [{:.3}..{:.3}]  (no filter: {:.0} ns/packet)",
                     p.added_ns,
