@@ -4,35 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use filter_core::generate::{Generator, Mix, generate};
-use filter_core::{
-    BAD_LINES_SHOWN, CidrList, Family, ListStats, Located, ParseOptions, count, listing,
-};
-use serde::{Deserialize, Serialize};
+use filter_core::{BAD_LINES_SHOWN, CidrList, Family, Located, ParseOptions, count, listing};
 
-/// Which address families a run loads and checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum Families {
-    /// IPv4 only.
-    #[value(name = "4")]
-    V4,
-    /// IPv6 only.
-    #[value(name = "6")]
-    V6,
-    /// Both.
-    Both,
-}
-
-impl Families {
-    pub fn list(self) -> &'static [Family] {
-        match self {
-            Families::V4 => &[Family::V4],
-            Families::V6 => &[Family::V6],
-            Families::Both => &Family::BOTH,
-        }
-    }
-}
+pub use records::{Families, ListInfo};
 
 /// Where the list comes from and how it is read.
 #[derive(Debug, Clone, Args)]
@@ -65,26 +41,6 @@ pub struct ListArgs {
 
 fn parse_mix(s: &str) -> Result<Mix, String> {
     s.parse()
-}
-
-/// What a record says about its list.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ListInfo {
-    pub source: String,
-    /// Entries asked for per family (`--rules`); the generator gives that many distinct
-    /// networks unless the mix runs out of them.
-    pub requested: Option<usize>,
-    pub seed: Option<u64>,
-    pub mix: Option<Mix>,
-    pub families: Families,
-    /// Counts before the probe entries were added.
-    pub stats: ListStats,
-    pub aggregated: bool,
-    pub excluded_conflicting: usize,
-    /// Deliberate entries the harness added so that probes can prove the filter blocks.
-    pub probe_entries: Vec<String>,
-    /// Entries handed to the filter.
-    pub loaded_entries: usize,
 }
 
 /// Builds the run's list for the testbed: generated or read, checked against the testbed's

@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use serde::{Deserialize, Serialize};
 
 use crate::sys::{BATCH, Receiver, Sender};
-use crate::traffic::{Latency, Throughput, histogram, percentiles};
+use crate::traffic::{Latency, Side, Spread, Throughput, histogram, latency_side};
 
 /// The default control port.
 pub const DEFAULT_PORT: u16 = 9_200;
@@ -222,8 +221,9 @@ impl Server {
         Ok(self.count(token)?.0 > 0)
     }
 
-    /// UDP to the server as fast as it goes for `duration`, counted by the server.
-    pub fn throughput(&mut self, payload: usize, duration: Duration) -> Result<Throughput> {
+    /// UDP to the server as fast as it goes for `leg`, counted by the server: packets sent,
+    /// received and seconds.
+    fn throughput_leg(&mut self, payload: usize, leg: Duration) -> Result<(u64, u64, f64)> {
         let token = TOKEN.fetch_add(1, Ordering::Relaxed) | (u64::from(std::process::id()) << 32);
         let socket = UdpSocket::bind(if self.ip.is_ipv4() {
             "0.0.0.0:0"
@@ -236,7 +236,7 @@ impl Server {
         let mut tx = Sender::with_payload(bytes);
         let start = Instant::now();
         let mut sent = 0u64;
-        while start.elapsed() < duration {
+        while start.elapsed() < leg {
             if tx.send(&socket, BATCH).is_ok() {
                 sent += BATCH as u64;
             }
@@ -244,22 +244,47 @@ impl Server {
         let seconds = start.elapsed().as_secs_f64();
         std::thread::sleep(Duration::from_millis(200));
         let (received, _) = self.count(token)?;
+        Ok((sent, received, seconds))
+    }
+
+    /// UDP to the server as fast as it goes, `rounds` legs of `leg` each, through the filter
+    /// only (there is no path without it to alternate with).
+    pub fn throughput(&mut self, payload: usize, rounds: u32, leg: Duration) -> Result<Throughput> {
         let frame_bits = ((payload.max(8) + 42) * 8) as f64;
-        let pps = received as f64 / seconds;
+        let (mut pps, mut sent, mut received) = (Vec::new(), 0, 0);
+        for _ in 0..rounds.max(1) {
+            let (s, r, seconds) = self.throughput_leg(payload, leg)?;
+            pps.push(r as f64 / seconds);
+            sent += s;
+            received += r;
+        }
+        let gbps: Vec<f64> = pps.iter().map(|p| p * frame_bits / 1e9).collect();
         Ok(Throughput {
             payload_bytes: payload.max(8),
             offered_bps: None,
-            seconds,
-            sent_packets: sent,
-            received_packets: received,
-            received_pps: pps,
-            received_gbps: pps * frame_bits / 1e9,
-            cpu_ns_per_packet: None,
+            flows: 1,
+            rounds: rounds.max(1),
+            seconds_per_leg: leg.as_secs_f64(),
+            filter: Side {
+                received_gbps: Spread::of(&gbps),
+                received_pps: Spread::of(&pps),
+                cpu_ns_per_packet: Spread::of(&[]),
+                sent_packets: sent,
+                received_packets: received,
+            },
+            none: None,
+            ratio_pps: None,
+            ratio_cpu: None,
         })
     }
 
-    /// UDP and TCP round trips to the echo port.
-    pub fn latency(&mut self, round_trips: u32, interval: Duration) -> Result<Vec<Latency>> {
+    /// UDP and TCP round trips to the echo port, `rounds` rounds of `round_trips` each.
+    pub fn latency(
+        &mut self,
+        rounds: u32,
+        round_trips: u32,
+        interval: Duration,
+    ) -> Result<Vec<Latency>> {
         let target = SocketAddr::new(self.ip, self.port + 2);
         let udp = UdpSocket::bind(if self.ip.is_ipv4() {
             "0.0.0.0:0"
@@ -268,29 +293,39 @@ impl Server {
         })?;
         udp.connect(target)?;
         udp.set_read_timeout(Some(Duration::from_millis(500)))?;
-        let mut h = histogram();
-        let mut buf = [0u8; 64];
-        for i in 0..round_trips {
-            let t = Instant::now();
-            udp.send(&i.to_be_bytes())?;
-            if udp.recv(&mut buf).is_ok() {
-                h.record(t.elapsed().as_nanos() as u64).ok();
-            }
-            std::thread::sleep(interval);
-        }
-        let udp = percentiles("udp", &h);
         let mut tcp = TcpStream::connect_timeout(&target, Duration::from_secs(3))?;
         tcp.set_nodelay(true)?;
-        let mut h = histogram();
-        let mut buf = [0u8; 32];
-        for _ in 0..round_trips {
-            let t = Instant::now();
-            tcp.write_all(&buf)?;
-            tcp.read_exact(&mut buf)?;
-            h.record(t.elapsed().as_nanos() as u64).ok();
-            std::thread::sleep(interval);
+        let mut out = Vec::new();
+        for protocol in ["udp", "tcp"] {
+            let mut per_round = Vec::new();
+            for _ in 0..rounds.max(1) {
+                let mut h = histogram();
+                let mut buf = [0u8; 32];
+                for i in 0..round_trips {
+                    let t = Instant::now();
+                    if protocol == "tcp" {
+                        tcp.write_all(&buf)?;
+                        tcp.read_exact(&mut buf)?;
+                        h.record(t.elapsed().as_nanos() as u64).ok();
+                    } else {
+                        udp.send(&i.to_be_bytes())?;
+                        if udp.recv(&mut buf).is_ok() {
+                            h.record(t.elapsed().as_nanos() as u64).ok();
+                        }
+                    }
+                    std::thread::sleep(interval);
+                }
+                per_round.push(h);
+            }
+            out.push(Latency {
+                protocol: protocol.into(),
+                filter: latency_side(&per_round),
+                none: None,
+                ratio_p50: None,
+                ratio_p99: None,
+            });
         }
-        Ok(vec![udp, percentiles("tcp", &h)])
+        Ok(out)
     }
 }
 
@@ -310,10 +345,4 @@ pub fn route_interface(dst: IpAddr) -> Result<String> {
         .with_context(|| format!("no route to {dst}: {out}"))
 }
 
-/// What a two-host record says about the hosts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TwoHosts {
-    pub server: String,
-    pub interface: String,
-    pub denied_probe: String,
-}
+pub use records::TwoHosts;

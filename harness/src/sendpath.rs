@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use filter_core::NetNs;
-use serde::{Deserialize, Serialize};
 
 use crate::report::median;
 use crate::sys::{BATCH, Sender, thread_cpu_time};
@@ -28,15 +27,7 @@ const RUN_TARGET: Duration = Duration::from_millis(1_500);
 /// Port packets are sent to (nothing listens: they are discarded at the sink).
 const PORT: u16 = 9;
 
-/// Where the packets go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Destinations {
-    /// One flow to one address, as in the published benchmark.
-    One,
-    /// Every address of 198.19.0.0/17 in turn (32,768; the deliberate denied probe network
-    /// in the upper half stays out).
-    Many,
-}
+pub use records::{Destinations, DuringUpdates, Paired, SendPath, SendPathRun};
 
 /// How long to measure.
 #[derive(Debug, Clone)]
@@ -49,58 +40,6 @@ impl Default for Settings {
     fn default() -> Self {
         Self { runs: 5 }
     }
-}
-
-/// One run: medians over its rounds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Run {
-    pub added_ns: f64,
-    pub ratio: f64,
-    pub baseline_ns: f64,
-    pub rounds: u32,
-    pub packets_per_chunk: usize,
-}
-
-/// The cost added per packet, over several runs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Paired {
-    pub destinations: Destinations,
-    /// Median over runs of the per-run median of A-N, ns per packet.
-    pub added_ns: f64,
-    pub added_ns_min: f64,
-    pub added_ns_max: f64,
-    /// Median over runs of the per-run median of A/N.
-    pub ratio: f64,
-    pub ratio_min: f64,
-    pub ratio_max: f64,
-    /// Median send cost per packet without a filter, ns (the host's speed state).
-    pub baseline_ns: f64,
-    pub runs: Vec<Run>,
-}
-
-/// The send-path figures of one filter.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SendPath {
-    /// Both namespaces without a filter: how close to zero the method gets.
-    pub none_vs_none: Paired,
-    pub one_destination: Paired,
-    pub many_destinations: Paired,
-    /// Reasons not to trust the figures, with what to do.
-    pub warnings: Vec<String>,
-    /// Many destinations again while an update feed changes the list (`--updates`).
-    #[serde(default)]
-    pub during_updates: Option<DuringUpdates>,
-}
-
-/// The send path measured while the filter is being changed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DuringUpdates {
-    /// What the filter added per packet meanwhile (many destinations).
-    pub paired: Paired,
-    /// Updates per second the feed sustained meanwhile, on the other CPU.
-    pub updates_per_second: f64,
-    /// Entries per add or remove call.
-    pub batch: usize,
 }
 
 /// A socket in `netns`, connected to the one destination or unconnected for many.
@@ -167,7 +106,7 @@ fn measure(
             ratios.push(a / n);
             bases.push(n);
         }
-        runs.push(Run {
+        runs.push(SendPathRun {
             added_ns: median(diffs),
             ratio: median(ratios),
             baseline_ns: median(bases),
@@ -175,7 +114,7 @@ fn measure(
             packets_per_chunk: chunk,
         });
     }
-    let pick = |f: fn(&Run) -> f64| -> Vec<f64> { runs.iter().map(f).collect() };
+    let pick = |f: fn(&SendPathRun) -> f64| -> Vec<f64> { runs.iter().map(f).collect() };
     let (added, ratio) = (pick(|r| r.added_ns), pick(|r| r.ratio));
     let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);

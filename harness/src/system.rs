@@ -2,32 +2,21 @@
 
 use std::fs;
 
-use serde::{Deserialize, Serialize};
+pub use records::{AllocationDelta, Environment, PeakMemory};
 
-/// The machine a record was measured on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Environment {
-    pub kernel: String,
-    pub cpus: usize,
-    pub iptables: String,
-    pub ipset: String,
-    pub egress_bench: String,
-}
-
-impl Environment {
-    pub fn read() -> Self {
-        let tool = |program: &str, arg: &str| {
-            filter_core::run_command(std::process::Command::new(program).arg(arg))
-                .map_or_else(|_| "not installed".to_owned(), |v| v.trim().to_owned())
-        };
-        Self {
-            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned()),
-            cpus: std::thread::available_parallelism().map_or(0, usize::from),
-            iptables: tool("iptables", "--version"),
-            ipset: tool("ipset", "version"),
-            egress_bench: env!("CARGO_PKG_VERSION").into(),
-        }
+/// The machine this runs on.
+pub fn environment() -> Environment {
+    let tool = |program: &str, arg: &str| {
+        filter_core::run_command(std::process::Command::new(program).arg(arg))
+            .map_or_else(|_| "not installed".to_owned(), |v| v.trim().to_owned())
+    };
+    Environment {
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned()),
+        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        iptables: tool("iptables", "--version"),
+        ipset: tool("ipset", "version"),
+        egress_bench: env!("CARGO_PKG_VERSION").into(),
     }
 }
 
@@ -110,32 +99,11 @@ impl AllocationBaseline {
     }
 }
 
-/// The change in the kernel's allocations across a load, and whether it is a figure.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AllocationDelta {
-    /// The change, when it can be trusted as the filter's (positive, above the noise).
-    pub bytes: Option<i64>,
-    /// The change as read, trusted or not.
-    pub raw_bytes: i64,
-    /// How much the reading moved by itself before the load.
-    pub noise_bytes: u64,
-    /// Why `bytes` is not given, when it is not.
-    pub untrusted: Option<String>,
-}
-
-/// Peak resident memory of this process, in bytes, from `getrusage(RUSAGE_SELF)`. (Children
-/// are left out: a child's peak counts the pages it shared with this process before `exec`.)
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct PeakMemory {
-    pub egress_bench_bytes: u64,
-}
-
-impl PeakMemory {
-    pub fn read() -> Self {
-        let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF);
-        Self {
-            egress_bench_bytes: usage.map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024),
-        }
+/// Peak resident memory of this process, from `getrusage(RUSAGE_SELF)`.
+pub fn peak_memory() -> PeakMemory {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF);
+    PeakMemory {
+        egress_bench_bytes: usage.map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024),
     }
 }
 

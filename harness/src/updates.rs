@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use filter_core::generate::{Mix, generate};
 use filter_core::{CidrList, EgressFilter, Family};
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Testbed};
 
 /// Gap between the packets of the streams that watch for violations.
@@ -63,45 +62,7 @@ pub struct UpdateArgs {
     pub update_duration: f64,
 }
 
-/// One probe stream's count.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Stream {
-    /// The address.
-    pub address: IpAddr,
-    /// Packets sent.
-    pub sent: u64,
-    /// Packets the server received.
-    pub delivered: u64,
-}
-
-/// What the feed measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Updates {
-    /// The rate asked for (`max` or entries per second).
-    pub requested: String,
-    /// Entries per call.
-    pub batch: usize,
-    /// How long the feed ran.
-    pub seconds: f64,
-    /// Entries added and removed (each counts as one update).
-    pub updates: u64,
-    /// Add and remove calls made.
-    pub calls: u64,
-    /// Updates per second sustained over the feed.
-    pub updates_per_second: f64,
-    /// Median, 99th percentile and longest time of one call, microseconds.
-    pub call_us: [f64; 3],
-    /// From the start of an add call until a probe to the added network stopped getting
-    /// through (median of rounds), microseconds.
-    pub enforcement_us: Option<f64>,
-    /// The stream to an address the list holds throughout: nothing may be delivered.
-    pub stays_denied: Stream,
-    /// The stream to an address the list never holds: nothing may be lost.
-    pub stays_allowed: Stream,
-    /// Packets delivered to the denied address plus packets lost to the allowed one: 0 for
-    /// a filter that is never wrong while it changes.
-    pub violations: u64,
-}
+pub use records::{Stream, Updates};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -148,8 +109,11 @@ impl Feed {
     pub fn new(list: &CidrList, family: Family, batch: usize, rate: Rate) -> Self {
         let pool = pool(list, family, 200_000);
         let batch = batch.max(1);
+        // At most a quarter of the list extra at any time: maps sized for the list (tries
+        // made for twice its entries) take the window.
+        let window = (list.len() / 4).min(pool.len() / 2).max(batch);
         Self {
-            window: (pool.len() / 2).max(batch),
+            window,
             pool,
             batch,
             step: 0,

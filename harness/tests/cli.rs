@@ -266,7 +266,7 @@ fn two_hosts_across_namespaces_leave_nothing_behind() {
             serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         assert_eq!(record["verdict"]["ok"], true, "{record:#}");
         assert_eq!(record["two_hosts"]["interface"], bed.client_link().as_str());
-        let received = record["figures"]["traffic"]["throughput"][0]["received_packets"]
+        let received = record["figures"]["traffic"]["throughput"][0]["filter"]["received_packets"]
             .as_u64()
             .unwrap();
         assert!(
@@ -349,6 +349,73 @@ fn list_over_the_ipset_maxelem_is_refused_by_name_and_nothing_is_left() {
         "{said}"
     );
     assert!(leftovers("egb-climax").is_empty());
+}
+
+/// A sweep holding a real run's record and a real failure (the runs `cargo xtask bench` makes,
+/// put together the way it does) reads back typed, and the report shows the failure as a
+/// row naming its error instead of a gap.
+#[test]
+fn a_failing_engine_is_a_failure_row_in_the_report() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let failed = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--rules",
+        "1000",
+        "--ipset-maxelem",
+        "1000",
+        "--run-id",
+        "clifail",
+    ]);
+    assert!(!failed.status.success(), "{}", text(&failed));
+    let stderr: Vec<String> = String::from_utf8_lossy(&failed.stderr)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let (_, record) = run_recorded(&[
+        "--filter",
+        "ipset",
+        "--rules",
+        "1000",
+        "--traffic",
+        "--traffic-rounds",
+        "2",
+        "--run-id",
+        "clifine",
+    ]);
+    let record: records::Record = serde_json::from_value(record).expect("a typed record");
+    let results = records::SweepResults {
+        description: "two runs".into(),
+        options: String::new(),
+        runs: vec![
+            records::SweepRun::finished("ipset", 1000, record),
+            records::SweepRun::failed("ipset", 10_000, &stderr, &failed.status.to_string()),
+        ],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("results.json"),
+        serde_json::to_vec(&results).unwrap(),
+    )
+    .unwrap();
+    let out = run(&["report", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| ipset | 10000 |"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("failed: ") && row.contains("maxelem"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("## Traffic through the filter"),
+        "{summary}"
+    );
+    assert!(leftovers("egb-clifail").is_empty() && leftovers("egb-clifine").is_empty());
 }
 
 #[test]

@@ -126,13 +126,32 @@ impl Testbed {
             server_v4: bind(&server, (Ipv4Addr::UNSPECIFIED, PORT_V4).into())?,
             server_v6: bind(&server, (Ipv6Addr::UNSPECIFIED, PORT_V6).into())?,
         };
-        Ok(Self {
+        let bed = Self {
             tag,
             client,
             server,
             sockets: Arc::new(Mutex::new(sockets)),
             namespaces,
-        })
+        };
+        bed.wait_until_ready()?;
+        Ok(bed)
+    }
+
+    /// Waits until packets to the allowed probes get through: a link just set up drops
+    /// packets until the kernel's link watcher activates its queue, which a busy machine
+    /// can put off for up to a second.
+    fn wait_until_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for probe in [IpAddr::from(ALLOWED_V4), IpAddr::from(ALLOWED_V6)] {
+            while self.probe(probe)? == Probe::Dropped {
+                if Instant::now() > deadline {
+                    return Err(Error::InvalidInput(format!(
+                        "the testbed's link carries no packets to {probe} 5 s after it was set up"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The run's tag: every object of the testbed and of filters in it is named from it.

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use records::{Record, RunStatus, SweepResults, SweepRun};
 use serde_json::Value;
 
 use crate::setup::{self, cargo, exec, root};
@@ -249,7 +251,17 @@ pub fn run(options: &Options) -> Result<()> {
     let memory_at_start = mem_available();
     let mut runs = Vec::new();
     let total = jobs.len();
+    let bar = progress_bar(total);
+    let runner = Runner {
+        binary: &binary,
+        registry: &registry,
+        options,
+        family: &family,
+        bar: &bar,
+    };
     for (i, job) in jobs.iter_mut().enumerate() {
+        bar.set_position(i as u64);
+        bar.set_message(format!("{} at {} entries", job.label, job.size));
         let progress = format!(
             "[{}/{}] {} at {} entries",
             i + 1,
@@ -258,8 +270,13 @@ pub fn run(options: &Options) -> Result<()> {
             job.size
         );
         if let Some(why) = stopped.get(&job.label) {
-            eprintln!("{progress}: not run: {why}");
-            runs.push(serde_json::json!({"filter": job.label, "size": job.size, "status": "not run", "record": {"error": why}}));
+            say(&bar, format!("{progress}: not run: {why}"));
+            runs.push(SweepRun::stopped(
+                &job.label,
+                job.size,
+                RunStatus::NotRun,
+                why.clone(),
+            ));
             continue;
         }
         let budget = Duration::from_secs(if options.scale {
@@ -273,8 +290,11 @@ pub fn run(options: &Options) -> Result<()> {
             #[expect(clippy::cast_precision_loss, reason = "a projection")]
             let projected = seconds * job.size as f64 / *size as f64 * 1.1;
             if job.send_path && projected > SCALE_SEND_PATH_MAX_LOAD.as_secs_f64() {
-                eprintln!(
-                    "{progress}: load projected at {projected:.0} s: the send path (a second load) is left out"
+                say(
+                    &bar,
+                    format!(
+                        "{progress}: load projected at {projected:.0} s: the send path (a second load) is left out"
+                    ),
                 );
                 job.send_path = false;
             }
@@ -284,8 +304,13 @@ pub fn run(options: &Options) -> Result<()> {
                     "skipped: projected {whole:.0} s (load {seconds:.0} s at {size} entries) over the {} s budget",
                     budget.as_secs()
                 );
-                eprintln!("{progress}: {why}");
-                runs.push(serde_json::json!({"filter": job.label, "size": job.size, "status": "over budget", "record": {"error": why}}));
+                say(&bar, format!("{progress}: {why}"));
+                runs.push(SweepRun::stopped(
+                    &job.label,
+                    job.size,
+                    RunStatus::OverBudget,
+                    why.clone(),
+                ));
                 stopped.insert(
                     job.label.clone(),
                     format!("skipped at {} entries", job.size),
@@ -294,56 +319,60 @@ pub fn run(options: &Options) -> Result<()> {
             }
         }
         wait_for_memory(memory_at_start);
-        eprintln!("{progress} ({})", eta(started.elapsed(), i, total));
+        say(
+            &bar,
+            format!("{progress} ({})", eta(started.elapsed(), i, total)),
+        );
         let path = out.join(format!(
             "{}-{}-{i}.json",
             job.label.replace('/', "-"),
             job.size
         ));
-        let (status, record) =
-            match one_run(&binary, &registry, job, options, &family, budget, &path)? {
-                Outcome::Done(record) => {
-                    if let Some(load) = record["figures"]["load_seconds"].as_f64() {
-                        last_load.insert(job.label.clone(), (job.size, load));
-                    }
-                    ("ok", record)
+        let run = match one_run(&runner, job, budget, &path)? {
+            Outcome::Done(record) => {
+                if let Some(figures) = &record.figures {
+                    last_load.insert(job.label.clone(), (job.size, figures.load_seconds));
                 }
-                Outcome::Failed(why) => {
-                    eprintln!("  failed: {why}");
-                    // A failure is a finding (a limit reached): larger sizes would fail the same way.
-                    if options.scale {
-                        stopped.insert(
-                            job.label.clone(),
-                            format!("failed at {} entries ({why})", job.size),
-                        );
-                    }
-                    ("failed", serde_json::json!({ "error": why }))
-                }
-                Outcome::OverBudget => {
-                    eprintln!(
-                        "  over the {} s budget: not run at larger sizes",
-                        budget.as_secs()
-                    );
+                // A list read from a file: its size is what was loaded.
+                let size = if job.size == 0 {
+                    record.list.loaded_entries as u64
+                } else {
+                    job.size
+                };
+                SweepRun::finished(&job.label, size, *record)
+            }
+            Outcome::Failed { stderr, exit } => {
+                let run = SweepRun::failed(&job.label, job.size, &stderr, &exit);
+                let why = run.error.clone().unwrap_or_default();
+                say(&bar, format!("  failed: {why}"));
+                // A failure is a finding (a limit reached): larger sizes would fail the same way.
+                if options.scale {
                     stopped.insert(
                         job.label.clone(),
-                        format!(
-                            "over the {} s budget at {} entries",
-                            budget.as_secs(),
-                            job.size
-                        ),
+                        format!("failed at {} entries ({why})", job.size),
                     );
-                    ("over budget", Value::Null)
                 }
-            };
-        let size = if job.size == 0 {
-            record["list"]["loaded_entries"].as_u64().unwrap_or(0)
-        } else {
-            job.size
+                run
+            }
+            Outcome::OverBudget => {
+                let why = format!("stopped at the {} s budget", budget.as_secs());
+                say(&bar, format!("  {why}: not run at larger sizes"));
+                stopped.insert(
+                    job.label.clone(),
+                    format!(
+                        "over the {} s budget at {} entries",
+                        budget.as_secs(),
+                        job.size
+                    ),
+                );
+                SweepRun::stopped(&job.label, job.size, RunStatus::OverBudget, why)
+            }
         };
-        runs.push(serde_json::json!({"filter": job.label, "size": size, "status": status, "record": record}));
+        runs.push(run);
         // Rewritten after every run: a sweep cut short keeps what it measured.
         write_results(&out, options, &family, &runs)?;
     }
+    bar.finish_and_clear();
     write_results(&out, options, &family, &runs)?;
     exec(Command::new(&binary).arg("report").arg(&out))?;
     eprintln!(
@@ -354,7 +383,7 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-fn write_results(out: &Path, options: &Options, family: &str, runs: &[Value]) -> Result<()> {
+fn write_results(out: &Path, options: &Options, family: &str, runs: &[SweepRun]) -> Result<()> {
     let description = format!(
         "Lists: {}; family {family}; iptables back-end {}; {} run(s) per cell; time budget {} s per run{}.",
         options.cidrs.as_ref().map_or_else(
@@ -371,12 +400,38 @@ fn write_results(out: &Path, options: &Options, family: &str, runs: &[Value]) ->
             ""
         }
     );
-    let results = serde_json::json!({ "description": description, "options": format!("{options:?}"), "runs": runs });
+    let results = SweepResults {
+        description,
+        options: format!("{options:?}"),
+        runs: runs.to_vec(),
+    };
     std::fs::write(
         out.join("results.json"),
         serde_json::to_vec_pretty(&results)?,
     )?;
     Ok(())
+}
+
+/// A progress bar of the sweep's runs on stderr (hidden when stderr is not a terminal: then
+/// the lines printed through [`say`] are the progress).
+fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} runs, {elapsed} so far, about {eta} left: {msg}",
+        )
+        .expect("a valid template"),
+    );
+    bar
+}
+
+/// Prints a line above the progress bar, or to stderr when there is no bar.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn eta(elapsed: Duration, done: usize, total: usize) -> String {
@@ -392,8 +447,12 @@ fn eta(elapsed: Duration, done: usize, total: usize) -> String {
 }
 
 enum Outcome {
-    Done(Value),
-    Failed(String),
+    Done(Box<Record>),
+    /// egress-bench failed: its last lines on stderr and its exit status.
+    Failed {
+        stderr: Vec<String>,
+        exit: String,
+    },
     OverBudget,
 }
 
@@ -422,15 +481,23 @@ fn wait_for_memory(at_start: Option<u64>) {
     }
 }
 
-fn one_run(
-    binary: &Path,
-    registry: &Registry,
-    job: &Job,
-    options: &Options,
-    family: &str,
-    budget: Duration,
-    path: &Path,
-) -> Result<Outcome> {
+/// What every run of a sweep shares.
+struct Runner<'a> {
+    binary: &'a Path,
+    registry: &'a Registry,
+    options: &'a Options,
+    family: &'a str,
+    bar: &'a ProgressBar,
+}
+
+fn one_run(runner: &Runner<'_>, job: &Job, budget: Duration, path: &Path) -> Result<Outcome> {
+    let Runner {
+        binary,
+        registry,
+        options,
+        family,
+        bar,
+    } = *runner;
     let mut cmd = Command::new(binary);
     // `filter@clsact` runs an eBPF filter with the clsact attach instead of TCX.
     let (filter, attach) = job.filter.split_once('@').unwrap_or((&job.filter, "auto"));
@@ -468,12 +535,25 @@ fn one_run(
     let mut child = cmd
         .arg("--output")
         .arg(path)
-        .stdout(std::process::Stdio::inherit())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .context("starting egress-bench")?;
-    // Passed through, and its last lines kept: a failed run's record names the error.
+    // Passed through above the progress bar, and stderr's last lines kept: a failed run's
+    // record names the error.
+    let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
+    let out_bar = bar.clone();
+    let forward = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            say(&out_bar, line);
+        }
+    });
+    let err_bar = bar.clone();
     let tail = std::thread::spawn(move || {
         use std::io::BufRead;
         let mut last: Vec<String> = Vec::new();
@@ -481,9 +561,9 @@ fn one_run(
             .lines()
             .map_while(Result::ok)
         {
-            eprintln!("{line}");
+            say(&err_bar, line.clone());
             last.push(line);
-            if last.len() > 20 {
+            if last.len() > records::STDERR_TAIL_LINES {
                 last.remove(0);
             }
         }
@@ -492,21 +572,19 @@ fn one_run(
     let deadline = Instant::now() + budget;
     loop {
         if let Some(status) = child.try_wait()? {
+            let _ = forward.join();
             if !status.success() {
-                let last = tail.join().unwrap_or_default();
-                let error = last
-                    .iter()
-                    .rev()
-                    .find_map(|l| l.strip_prefix("egress-bench: "))
-                    .map_or_else(
-                        || format!("egress-bench exited with {status}"),
-                        str::to_owned,
-                    );
-                return Ok(Outcome::Failed(error));
+                let stderr = tail.join().unwrap_or_default();
+                return Ok(Outcome::Failed {
+                    stderr,
+                    exit: status.to_string(),
+                });
             }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            return Ok(Outcome::Done(serde_json::from_str(&text)?));
+            let record: Record = serde_json::from_str(&text)
+                .with_context(|| format!("reading the record {}", path.display()))?;
+            return Ok(Outcome::Done(Box::new(record)));
         }
         if Instant::now() > deadline {
             // SIGTERM lets egress-bench remove its namespaces before it exits.

@@ -2,9 +2,12 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use records::Figures;
 
-use super::{Sweep, load_seconds, median, memory_bytes, program_cost, send_path};
+use super::{
+    SendCase, Sweep, figures, latency, load_seconds, median, memory_bytes, program_cost, send_path,
+    throughput,
+};
 use filter_core::{Registry, Variant};
 
 use crate::filters::REGISTRY;
@@ -81,7 +84,7 @@ fn load_table(md: &mut String, sweep: &Sweep) {
                 let _ = writeln!(md, "| {filter} | {size} | {why} | | | | |");
                 continue;
             }
-            let get = |key: &str| sweep.median_of(filter, size, |f| f[key].as_f64());
+
             let ratio = yardstick(filter, |d| d.load_compared_with)
                 .and_then(|reference| {
                     Some(
@@ -96,9 +99,12 @@ fn load_table(md: &mut String, sweep: &Sweep) {
             let _ = writeln!(
                 md,
                 "| {filter} | {size} | {} | {} | {} | {} | {ratio} |",
-                fmt(get("load_seconds"), 3),
-                fmt(get("enforcement_seconds"), 3),
-                fmt(get("teardown_seconds"), 3),
+                fmt(sweep.median_of(filter, size, load_seconds), 3),
+                fmt(sweep.median_of(filter, size, |f| f.enforcement_seconds), 3),
+                fmt(
+                    sweep.median_of(filter, size, |f| Some(f.teardown_seconds)),
+                    3
+                ),
                 fmt(memory, 1),
             );
         }
@@ -141,23 +147,28 @@ fn scale_table(md: &mut String, sweep: &Sweep) {
                 let _ = writeln!(md, "| {filter} | {size} | | {why} | | | |");
                 continue;
             }
-            let Some(run) = sweep.first_ok(filter, size) else {
+            let Some(r) = sweep
+                .first_ok(filter, size)
+                .and_then(|run| run.record.as_deref())
+            else {
                 continue;
             };
-            let (r, f) = (&run.record, &run.record["figures"]);
-            let stats = &r["list"]["stats"];
+            let Some(f) = r.figures.as_ref() else {
+                continue;
+            };
+            let stats = &r.list.stats;
             let list = format!(
                 "{} distinct, {} covered, {:.1}% of v4",
-                stats["distinct"].as_u64().unwrap_or(0),
-                stats["covered"].as_u64().unwrap_or(0),
-                stats["v4_space_denied"].as_f64().unwrap_or(f64::NAN) * 100.0
+                stats.distinct,
+                stats.covered,
+                stats.v4_space_denied * 100.0
             );
             let memory = format!(
                 "{} / {}",
-                mib(f["stats"]["kernel_memory"]["bytes"].as_f64()),
-                mib(f["kernel_allocations_delta_bytes"].as_f64())
+                mib(f.stats.kernel_memory.as_ref().map(|m| m.bytes as f64)),
+                mib(f.kernel_allocations_delta_bytes.map(|b| b as f64))
             );
-            let rss = mib(r["peak_memory"]["egress_bench_bytes"].as_f64());
+            let rss = mib(Some(r.peak_memory.egress_bench_bytes as f64));
             let cost = |case: &str| program_cost(f, case);
             let mut per_packet = Vec::new();
             if let (Some(floor), Some(hit), Some(miss)) = (
@@ -180,30 +191,27 @@ fn scale_table(md: &mut String, sweep: &Sweep) {
                 }
             }
             if let (Some(one), Some(many)) = (
-                send_path(f, "one_destination")["added_ns"].as_f64(),
-                send_path(f, "many_destinations")["added_ns"].as_f64(),
+                send_path(f, SendCase::One).map(|p| p.added_ns),
+                send_path(f, SendCase::Many).map(|p| p.added_ns),
             ) {
                 per_packet.push(format!("send path {one:+.0} / {many:+.0}"));
             }
             let _ = writeln!(
                 md,
                 "| {filter} | {size} | {list} | {} | {memory} | {rss} | {} |",
-                fmt(f["load_seconds"].as_f64(), 2),
+                fmt(Some(f.load_seconds), 2),
                 per_packet.join("; ")
             );
         }
     }
 }
 
-fn cell(sweep: &Sweep, filter: &str, size: u64, case: &str) -> Option<String> {
+fn cell(sweep: &Sweep, filter: &str, size: u64, case: SendCase) -> Option<String> {
     let run = sweep.ok_runs(filter, size).next()?;
-    let p = send_path(&run.record["figures"], case);
-    let added = p["added_ns"].as_f64()?;
+    let p = send_path(figures(run)?, case)?;
     Some(format!(
-        "{added:+.0} [{:+.0}..{:+.0}] x{:.3}",
-        p["added_ns_min"].as_f64()?,
-        p["added_ns_max"].as_f64()?,
-        p["ratio"].as_f64()?
+        "{:+.0} [{:+.0}..{:+.0}] x{:.3}",
+        p.added_ns, p.added_ns_min, p.added_ns_max, p.ratio
     ))
 }
 
@@ -211,7 +219,7 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
     let has = |filter: &str, size: u64| {
         sweep
             .ok_runs(filter, size)
-            .any(|r| !r.record["figures"]["send_path"].is_null())
+            .any(|r| figures(r).is_some_and(|f| f.send_path.is_some()))
     };
     if !sweep
         .sizes()
@@ -240,128 +248,114 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
     for size in sweep.sizes() {
         for filter in sweep.filters.iter().filter(|f| has(f, size)) {
-            let floor = |case: &str| {
+            let floor = |case: SendCase| {
                 let base = yardstick(filter, |d| d.send_path_floor)?;
-                let added = |f: &Value| send_path(f, case)["added_ns"].as_f64();
+                let added = |f: &Figures| send_path(f, case).map(|p| p.added_ns);
                 Some(sweep.median_of(filter, size, added)? - sweep.median_of(&base, size, added)?)
             };
-            let above = match (floor("one_destination"), floor("many_destinations")) {
+            let above = match (floor(SendCase::One), floor(SendCase::Many)) {
                 (Some(a), Some(b)) => format!("{a:+.0} / {b:+.0}"),
                 _ => String::new(),
             };
             let nvn = sweep
                 .median_of(filter, size, |f| {
-                    send_path(f, "none_vs_none")["added_ns"].as_f64()
+                    send_path(f, SendCase::NoneVsNone).map(|p| p.added_ns)
                 })
                 .map_or_else(|| "-".into(), |v| format!("{v:+.1}"));
             let _ = writeln!(
                 md,
                 "| {filter} | {size} | {nvn} | {} | {} | {above} |",
-                cell(sweep, filter, size, "one_destination").unwrap_or_default(),
-                cell(sweep, filter, size, "many_destinations").unwrap_or_default(),
+                cell(sweep, filter, size, SendCase::One).unwrap_or_default(),
+                cell(sweep, filter, size, SendCase::Many).unwrap_or_default(),
             );
         }
     }
 }
 
 fn traffic_tables(md: &mut String, sweep: &Sweep) {
-    let runs: Vec<&super::Run> = sweep
-        .runs
-        .iter()
-        .filter(|r| r.ok() && !r.record["figures"]["traffic"].is_null())
-        .collect();
-    if runs.is_empty() {
+    let has = |r: &super::Run| r.ok() && figures(r).is_some_and(|f| f.traffic.is_some());
+    if !sweep.runs.iter().any(has) {
         return;
     }
     let _ = writeln!(
         md,
         "\n## Traffic through the filter (testbed veth, to an allowed address)\n\n\
-         UDP from the client to the server namespace for 1 s; Gbit/s of Ethernet frames received; CPU: busy \
-         time of all cores (softirq included, /proc/stat) per received packet. Ratios to `none` at the same size. \
-         Both ends share this machine's two cores, so these figures swing between runs: the send-path table \
-         above resolves small costs far better.\n"
+         UDP from the client to the server namespace, alternated N-A-A-N with a twin testbed without a \
+         filter in each of several rounds (first run at each size): median [min..max] over rounds. A/N: \
+         the per-round ratio with the filter over without; where the rounds fall on both sides of 1 the \
+         table says \"no difference resolved\" rather than a ratio. CPU: the sender's and receiver's own \
+         CPU time plus the softirq threads', per received packet. `none vs none`: both testbeds without \
+         a filter, before the load: the method's zero in the same run.\n"
     );
     let _ = writeln!(
         md,
-        "| filter | entries | 1470 B: Gbit/s (vs none) | 18 B: packets/s (vs none) | CPU ns/packet at 1 Gbit/s | iperf3 UDP Gbit/s |"
+        "| filter | entries | none vs none (A/N packets/s) | 1470 B: Gbit/s | A/N | 18 B: packets/s | A/N | CPU ns/packet at 1 Gbit/s | A/N CPU |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
-    let tput = |f: &Value, payload: u64, offered: bool, key: &str| {
-        f["traffic"]["throughput"]
-            .as_array()?
-            .iter()
-            .find(|t| t["payload_bytes"] == payload && t["offered_bps"].is_null() != offered)?[key]
-            .as_f64()
-    };
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for size in sweep.sizes() {
         for filter in &sweep.filters {
-            if !runs.iter().any(|r| &r.filter == filter && r.size == size) {
+            let Some(f) = sweep
+                .ok_runs(filter, size)
+                .find(|r| has(r))
+                .and_then(figures)
+            else {
                 continue;
-            }
-            let mine = |payload, offered, key: &'static str| {
-                sweep.median_of(filter, size, |f| tput(f, payload, offered, key))
             };
-            let none = |payload, offered, key: &'static str| {
-                sweep.median_of("none", size, |f| tput(f, payload, offered, key))
+            let traffic = f.traffic.as_ref().expect("checked by has");
+            let nvn = traffic
+                .none_vs_none
+                .as_ref()
+                .and_then(|t| t.ratio_pps.as_ref())
+                .map_or_else(|| "-".into(), records::Spread::ratio);
+            let ratio = |t: Option<&records::Throughput>, cpu: bool| {
+                t.and_then(|t| if cpu { t.ratio_cpu } else { t.ratio_pps })
+                    .map_or_else(|| "-".into(), |r| r.ratio())
             };
-            let with_ratio = |v: Option<f64>, base: Option<f64>, digits: usize| match (v, base) {
-                (Some(v), Some(b)) if b > 0.0 => format!("{v:.digits$} ({:.2})", v / b),
-                (v, _) => fmt(v, digits),
-            };
-            let iperf = sweep.median_of(filter, size, |f| {
-                f["traffic"]["iperf3"]["bits_per_second"]
-                    .as_f64()
-                    .map(|b| b / 1e9)
-            });
+            let (big, small, paced) = (
+                throughput(f, 1470, false),
+                throughput(f, 18, false),
+                throughput(f, 1470, true),
+            );
             let _ = writeln!(
                 md,
-                "| {filter} | {size} | {} | {} | {} | {} |",
-                with_ratio(
-                    mine(1470, false, "received_gbps"),
-                    none(1470, false, "received_gbps"),
-                    2
-                ),
-                with_ratio(
-                    mine(18, false, "received_pps"),
-                    none(18, false, "received_pps"),
-                    0
-                ),
-                fmt(mine(1470, true, "cpu_ns_per_packet"), 0),
-                fmt(iperf, 2),
+                "| {filter} | {size} | {nvn} | {} | {} | {} | {} | {} | {} |",
+                big.map_or_else(|| "-".into(), |t| t.filter.received_gbps.show(2)),
+                ratio(big, false),
+                small.map_or_else(|| "-".into(), |t| t.filter.received_pps.show(0)),
+                ratio(small, false),
+                paced.map_or_else(|| "-".into(), |t| t.filter.cpu_ns_per_packet.show(0)),
+                ratio(paced, true),
             );
         }
     }
     let _ = writeln!(
         md,
-        "\nRound trips, 2,000 at 100 us intervals, microseconds (HDR histogram):\n"
+        "\nRound trips at 100 us intervals, microseconds, with the filter: median [min..max] over rounds \
+         of each round's percentile, and the per-round A/N ratio of the median:\n"
     );
     let _ = writeln!(
         md,
-        "| filter | entries | UDP p50 | p90 | p99 | p99.9 | max | TCP p50 | p90 | p99 | p99.9 | max |"
+        "| filter | entries | UDP p50 | p99 | A/N p50 | TCP p50 | p99 | A/N p50 |"
     );
-    let _ = writeln!(
-        md,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    );
-    let lat = |f: &Value, proto: &str, key: &str| {
-        f["traffic"]["latency"]
-            .as_array()?
-            .iter()
-            .find(|l| l["protocol"] == proto)?[key]
-            .as_f64()
-    };
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for size in sweep.sizes() {
         for filter in &sweep.filters {
-            if !runs.iter().any(|r| &r.filter == filter && r.size == size) {
+            let Some(f) = sweep
+                .ok_runs(filter, size)
+                .find(|r| has(r))
+                .and_then(figures)
+            else {
                 continue;
-            }
+            };
             let mut cells = Vec::new();
             for proto in ["udp", "tcp"] {
-                for key in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
-                    cells.push(fmt(
-                        sweep.median_of(filter, size, |f| lat(f, proto, key)),
-                        1,
-                    ));
+                match latency(f, proto) {
+                    Some(l) => {
+                        cells.push(l.filter.p50_us.show(1));
+                        cells.push(l.filter.p99_us.show(1));
+                        cells.push(l.ratio_p50.map_or_else(|| "-".into(), |r| r.ratio()));
+                    }
+                    None => cells.extend(["-".to_owned(), "-".to_owned(), "-".to_owned()]),
                 }
             }
             let _ = writeln!(md, "| {filter} | {size} | {} |", cells.join(" | "));
@@ -372,11 +366,12 @@ fn traffic_tables(md: &mut String, sweep: &Sweep) {
 /// The live-update feed of each engine (`run --updates max`): rate, call latency, time to
 /// enforcement, and violations, which must be 0.
 fn updates_table(md: &mut String, sweep: &Sweep) {
-    let rows: Vec<(&str, u64, &Value)> = sweep
+    let rows: Vec<(&str, u64, &Figures)> = sweep
         .runs
         .iter()
-        .filter(|r| r.ok() && !r.record["figures"]["updates"].is_null())
-        .map(|r| (r.filter.as_str(), r.size, &r.record["figures"]["updates"]))
+        .filter(|r| r.ok())
+        .filter_map(|r| Some((r.filter.as_str(), r.size, figures(r)?)))
+        .filter(|(_, _, f)| f.updates.is_some())
         .collect();
     if rows.is_empty() {
         return;
@@ -388,35 +383,46 @@ fn updates_table(md: &mut String, sweep: &Sweep) {
          entries turning over, as under a threat feed) while one probe stream goes to an address the \
          list holds throughout and one to an address it never holds. Violations: packets to the first \
          that got through plus packets to the second that were lost; they must be 0. Enforced: from the \
-         start of an add call until packets to the added network stop getting through (median of 5).\n"
+         start of an add call until packets to the added network stop getting through (median of 5). \
+         Send path quiet / during: ns added per packet (many destinations) without and while the feed \
+         runs flat out on the other CPU, where the send path was measured.\n"
     );
     let _ = writeln!(
         md,
-        "| filter | entries | updates/s | call p50 (us) | call p99 (us) | enforced after (us) | violations |"
+        "| filter | entries | updates/s | call p50 (us) | call p99 (us) | enforced after (us) | violations | send path quiet / during (ns) |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-    for (filter, size, u) in rows {
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (filter, size, f) in rows {
+        let u = f.updates.as_ref().expect("filtered above");
+        let churn = match (
+            send_path(f, SendCase::Many),
+            send_path(f, SendCase::DuringUpdates),
+        ) {
+            (Some(quiet), Some(during)) => format!(
+                "{:+.0} / {:+.0} [{:+.0}..{:+.0}]",
+                quiet.added_ns, during.added_ns, during.added_ns_min, during.added_ns_max
+            ),
+            _ => "-".into(),
+        };
         let _ = writeln!(
             md,
-            "| {filter} | {size} | {} | {} | {} | {} | {} |",
-            fmt(u["updates_per_second"].as_f64(), 0),
-            fmt(u["call_us"][0].as_f64(), 1),
-            fmt(u["call_us"][1].as_f64(), 1),
-            fmt(u["enforcement_us"].as_f64(), 0),
-            u["violations"]
-                .as_u64()
-                .map_or_else(|| "-".into(), |v| v.to_string()),
+            "| {filter} | {size} | {} | {} | {} | {} | {} | {churn} |",
+            fmt(Some(u.updates_per_second), 0),
+            fmt(Some(u.call_us[0]), 1),
+            fmt(Some(u.call_us[1]), 1),
+            fmt(u.enforcement_us, 0),
+            u.violations,
         );
     }
 }
 
 fn program_cost_table(md: &mut String, sweep: &Sweep) {
     let costs = |run: &super::Run| -> Vec<(String, f64)> {
-        run.record["figures"]["program_costs"]
-            .as_array()
+        figures(run)
+            .map(|f| &f.program_costs)
             .into_iter()
             .flatten()
-            .filter_map(|c| Some((c["case"].as_str()?.to_owned(), c["median_ns"].as_f64()?)))
+            .map(|c| (c.case.clone(), c.median_ns))
             .collect()
     };
     let Some(first) = sweep.runs.iter().find(|r| r.ok() && !costs(r).is_empty()) else {
@@ -467,10 +473,10 @@ fn comparison(md: &mut String, sweep: &Sweep, base: &Sweep) {
         "| filter | entries | load | added per packet, one destination |"
     );
     let _ = writeln!(md, "|---|---:|---:|---:|");
-    let one = |f: &Value| send_path(f, "one_destination")["added_ns"].as_f64();
+    let one = |f: &Figures| send_path(f, SendCase::One).map(|p| p.added_ns);
     for size in sweep.sizes() {
         for filter in &sweep.filters {
-            let ratio = |pick: &dyn Fn(&Value) -> Option<f64>| {
+            let ratio = |pick: &dyn Fn(&Figures) -> Option<f64>| {
                 Some(sweep.median_of(filter, size, pick)? / base.median_of(filter, size, pick)?)
             };
             let (load, send) = (ratio(&load_seconds), ratio(&one));
@@ -490,14 +496,11 @@ fn comparison(md: &mut String, sweep: &Sweep, base: &Sweep) {
 fn warnings(md: &mut String, sweep: &Sweep) {
     let mut all = Vec::new();
     for run in sweep.runs.iter().filter(|r| r.ok()) {
-        for w in run.record["figures"]["send_path"]["warnings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            if let Some(w) = w.as_str() {
-                all.push(format!("- {} at {}: {w}", run.filter, run.size));
-            }
+        let Some(send_path) = figures(run).and_then(|f| f.send_path.as_ref()) else {
+            continue;
+        };
+        for w in &send_path.warnings {
+            all.push(format!("- {} at {}: {w}", run.filter, run.size));
         }
     }
     if !all.is_empty() {

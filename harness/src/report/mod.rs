@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::Value;
+use records::{Figures, Latency, Paired, RunStatus, SweepResults, Throughput};
 
 /// Arguments of `egress-bench report`.
 #[derive(Debug, Args)]
@@ -23,24 +23,12 @@ pub struct ReportArgs {
 }
 
 /// One run of the sweep as results.json has it.
-#[derive(Debug, Clone)]
-pub struct Run {
-    pub filter: String,
-    pub size: u64,
-    pub status: String,
-    pub record: Value,
+pub type Run = records::SweepRun;
+
+/// The figures of a run that wrote its record.
+fn figures(run: &Run) -> Option<&Figures> {
+    run.record.as_ref()?.figures.as_ref()
 }
-
-impl Run {
-    fn figures(&self) -> &Value {
-        &self.record["figures"]
-    }
-
-    fn ok(&self) -> bool {
-        self.status == "ok"
-    }
-}
-
 /// Every run of a sweep, with the order filters were given in.
 #[derive(Debug, Clone)]
 pub struct Sweep {
@@ -57,34 +45,31 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 
 impl Sweep {
     /// Reads `dir/results.json`.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not a sweep's results.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("results.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        let json: Value =
+        let results: SweepResults =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        Ok(Self::from_results(results))
+    }
+
+    /// The sweep of parsed results.
+    pub fn from_results(results: SweepResults) -> Self {
         let mut filters: Vec<String> = Vec::new();
-        let runs: Vec<Run> = json["runs"]
-            .as_array()
-            .context("results.json has no runs")?
-            .iter()
-            .map(|r| Run {
-                filter: r["filter"].as_str().unwrap_or("?").to_owned(),
-                size: r["size"].as_u64().unwrap_or(0),
-                status: r["status"].as_str().unwrap_or("?").to_owned(),
-                record: r["record"].clone(),
-            })
-            .collect();
-        for run in &runs {
+        for run in &results.runs {
             if !filters.contains(&run.filter) {
                 filters.push(run.filter.clone());
             }
         }
-        Ok(Self {
-            runs,
+        Self {
+            runs: results.runs,
             filters,
-            description: json["description"].as_str().unwrap_or_default().to_owned(),
-        })
+            description: results.description,
+        }
     }
 
     /// Sizes in increasing order.
@@ -111,9 +96,17 @@ impl Sweep {
         self.runs
             .iter()
             .find(|r| r.filter == filter && r.size == size)
-            .map(|r| match r.record["error"].as_str() {
-                Some(error) => format!("{}: {error}", r.status),
-                None => r.status.clone(),
+            .map(|r| {
+                let status = match r.status {
+                    RunStatus::Ok => "no figures (the filter failed its probes)",
+                    RunStatus::Failed => "failed",
+                    RunStatus::OverBudget => "over budget",
+                    RunStatus::NotRun => "not run",
+                };
+                match &r.error {
+                    Some(error) => format!("{status}: {error}"),
+                    None => status.to_owned(),
+                }
             })
     }
 
@@ -127,11 +120,11 @@ impl Sweep {
         &self,
         filter: &str,
         size: u64,
-        pick: impl Fn(&Value) -> Option<f64>,
+        pick: impl Fn(&Figures) -> Option<f64>,
     ) -> Option<f64> {
         let values: Vec<f64> = self
             .ok_runs(filter, size)
-            .filter_map(|r| pick(r.figures()))
+            .filter_map(|r| figures(r).and_then(&pick))
             .collect();
         (!values.is_empty()).then(|| median(values))
     }
@@ -139,7 +132,7 @@ impl Sweep {
     /// Per filter, the (size, value) points that `pick` finds.
     pub fn series(
         &self,
-        pick: impl Fn(&Value) -> Option<f64>,
+        pick: impl Fn(&Figures) -> Option<f64>,
     ) -> BTreeMap<usize, (String, Vec<(u64, f64)>)> {
         let mut out = BTreeMap::new();
         for (i, filter) in self.filters.iter().enumerate() {
@@ -157,29 +150,87 @@ impl Sweep {
 }
 
 /// Load time in seconds.
-pub fn load_seconds(f: &Value) -> Option<f64> {
-    f["load_seconds"].as_f64()
+pub fn load_seconds(f: &Figures) -> Option<f64> {
+    Some(f.load_seconds)
 }
 
 /// Kernel memory in bytes: the filter's own figure, else the meminfo delta.
-pub fn memory_bytes(f: &Value) -> Option<f64> {
-    f["stats"]["kernel_memory"]["bytes"]
-        .as_f64()
-        .or_else(|| f["kernel_allocations_delta_bytes"].as_f64())
+pub fn memory_bytes(f: &Figures) -> Option<f64> {
+    f.stats
+        .kernel_memory
+        .as_ref()
+        .map(|m| m.bytes as f64)
+        .or(f.kernel_allocations_delta_bytes.map(|b| b as f64))
 }
 
-/// The send-path figure for one destination pattern.
-pub fn send_path<'a>(f: &'a Value, case: &str) -> &'a Value {
-    &f["send_path"][case]
+/// A send-path case of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendCase {
+    /// Both namespaces without a filter.
+    NoneVsNone,
+    /// One destination.
+    One,
+    /// 32,768 destinations.
+    Many,
+    /// 32,768 destinations while the update feed runs.
+    DuringUpdates,
+}
+
+impl SendCase {
+    /// Every case, in table order.
+    pub const ALL: [SendCase; 4] = [
+        SendCase::NoneVsNone,
+        SendCase::One,
+        SendCase::Many,
+        SendCase::DuringUpdates,
+    ];
+
+    /// The name used in CSV files.
+    pub fn name(self) -> &'static str {
+        match self {
+            SendCase::NoneVsNone => "none_vs_none",
+            SendCase::One => "one_destination",
+            SendCase::Many => "many_destinations",
+            SendCase::DuringUpdates => "many_destinations_during_updates",
+        }
+    }
+}
+
+/// The send-path figure of one case.
+pub fn send_path(f: &Figures, case: SendCase) -> Option<&Paired> {
+    let s = f.send_path.as_ref()?;
+    match case {
+        SendCase::NoneVsNone => Some(&s.none_vs_none),
+        SendCase::One => Some(&s.one_destination),
+        SendCase::Many => Some(&s.many_destinations),
+        SendCase::DuringUpdates => s.during_updates.as_ref().map(|d| &d.paired),
+    }
 }
 
 /// The median of one `BPF_PROG_TEST_RUN` case, in ns.
-pub fn program_cost(f: &Value, case: &str) -> Option<f64> {
-    f["program_costs"]
-        .as_array()?
+pub fn program_cost(f: &Figures, case: &str) -> Option<f64> {
+    f.program_costs
         .iter()
-        .find(|c| c["case"] == case)?["median_ns"]
-        .as_f64()
+        .find(|c| c.case == case)
+        .map(|c| c.median_ns)
+}
+
+/// A throughput case of the traffic figures: payload bytes, and whether it was paced.
+pub fn throughput(f: &Figures, payload: usize, paced: bool) -> Option<&Throughput> {
+    f.traffic
+        .as_ref()?
+        .throughput
+        .iter()
+        .find(|t| t.payload_bytes == payload && t.offered_bps.is_some() == paced)
+}
+
+/// The round trips of one protocol (`udp`, `tcp`).
+pub fn latency<'a>(f: &'a Figures, protocol: &str) -> Option<&'a Latency> {
+    f.traffic
+        .as_ref()?
+        .latency
+        .iter()
+        .find(|l| l.protocol == protocol)
 }
 
 /// Writes every output of `dir` from its results.json.

@@ -4,9 +4,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use plotters::prelude::*;
-use serde_json::Value;
+use records::Figures;
 
-use super::{Sweep, load_seconds, memory_bytes, program_cost, send_path};
+use super::{
+    SendCase, Sweep, latency, load_seconds, memory_bytes, program_cost, send_path, throughput,
+};
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
@@ -24,38 +26,20 @@ struct Chart<'a> {
     title: &'a str,
     y_label: &'a str,
     log_y: bool,
-    pick: &'a dyn Fn(&Value) -> Option<f64>,
+    pick: &'a dyn Fn(&Figures) -> Option<f64>,
 }
 
 /// Writes every plot; returns the file names written.
 pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
-    let send_added = |case: &'static str| move |f: &Value| send_path(f, case)["added_ns"].as_f64();
-    let one = send_added("one_destination");
-    let many = send_added("many_destinations");
-    let hit = |f: &Value| program_cost(f, "v4 hit");
-    let memory = |f: &Value| memory_bytes(f).map(|b| b / f64::from(1 << 20));
-    let gbps = |f: &Value| {
-        f["traffic"]["throughput"]
-            .as_array()?
-            .iter()
-            .find(|t| t["payload_bytes"] == 1470 && t["offered_bps"].is_null())?["received_gbps"]
-            .as_f64()
-    };
-    let cpu = |f: &Value| {
-        f["traffic"]["throughput"]
-            .as_array()?
-            .iter()
-            .find(|t| t["payload_bytes"] == 1470 && !t["offered_bps"].is_null())?["cpu_ns_per_packet"]
-            .as_f64()
-    };
-    let p99 = |f: &Value| {
-        f["traffic"]["latency"]
-            .as_array()?
-            .iter()
-            .find(|l| l["protocol"] == "udp")?["p99_us"]
-            .as_f64()
-    };
-    let rate = |f: &Value| f["updates"]["updates_per_second"].as_f64();
+    let send_added = |case| move |f: &Figures| send_path(f, case).map(|p| p.added_ns);
+    let one = send_added(SendCase::One);
+    let many = send_added(SendCase::Many);
+    let hit = |f: &Figures| program_cost(f, "v4 hit");
+    let memory = |f: &Figures| memory_bytes(f).map(|b| b / f64::from(1 << 20));
+    let gbps = |f: &Figures| throughput(f, 1470, false).map(|t| t.filter.received_gbps.median);
+    let cpu = |f: &Figures| throughput(f, 1470, true).map(|t| t.filter.cpu_ns_per_packet.median);
+    let p99 = |f: &Figures| latency(f, "udp").map(|l| l.filter.p99_us.median);
+    let rate = |f: &Figures| f.updates.as_ref().map(|u| u.updates_per_second);
     let charts = [
         Chart {
             file: "load_time",

@@ -13,7 +13,7 @@ use super::{ENFORCEMENT_INTERVAL, RunArgs, cost_probes, finish, new_spinner, pro
 use crate::filters::FilterKind;
 use crate::list;
 use crate::record::{Figures, ProbeResult, Verdict};
-use crate::system::{self, Environment};
+use crate::system;
 
 /// Builds the testbed, loads, verifies and measures, and writes the record.
 pub(super) fn run(args: &RunArgs) -> Result<()> {
@@ -23,7 +23,7 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
     };
     let (list, list_info) = list::build(&args.list)?;
     let families = args.list.family.list();
-    let environment = Environment::read();
+    let environment = system::environment();
 
     let bed = Testbed::with_tag(tag.clone()).context("building the testbed (needs root)")?;
     let placement = Placement {
@@ -41,6 +41,28 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
         DENIED_V4.into()
     } else {
         DENIED_V6.into()
+    };
+    // Traffic runs alternate with a twin testbed without a filter; both are compared
+    // before the load, to show how close to equal the method gets here.
+    let traffic_settings = crate::traffic::Settings {
+        rounds: args.traffic_rounds.max(1),
+        flows: args.flows.max(1),
+        ..crate::traffic::Settings::default()
+    };
+    let twin = if args.traffic {
+        Some(Testbed::new().context("building the twin testbed for traffic")?)
+    } else {
+        None
+    };
+    let none_vs_none = match &twin {
+        Some(twin) => {
+            let spinner = new_spinner("traffic: none vs none".into());
+            let check = crate::traffic::none_vs_none(&bed, twin, &traffic_settings)
+                .context("measuring traffic without a filter on both testbeds")?;
+            spinner.finish_and_clear();
+            Some(check)
+        }
+        None => None,
     };
     let memory_before = system::AllocationBaseline::read();
     let watch = bed.watch_enforcement(watched, ENFORCEMENT_INTERVAL)?;
@@ -77,14 +99,16 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
             }
             None => None,
         };
-        let traffic = if args.traffic {
-            let spinner = new_spinner("sending traffic through the filter".into());
-            let traffic = crate::traffic::measure(&bed, &crate::traffic::Settings::default())
-                .context("measuring traffic through the filter")?;
-            spinner.finish_and_clear();
-            Some(traffic)
-        } else {
-            None
+        let traffic = match &twin {
+            Some(twin) => {
+                let spinner = new_spinner("sending traffic with and without the filter".into());
+                let traffic =
+                    crate::traffic::measure(&bed, twin, none_vs_none.clone(), &traffic_settings)
+                        .context("measuring traffic through the filter")?;
+                spinner.finish_and_clear();
+                Some(traffic)
+            }
+            None => None,
         };
         let stats = filter.stats().context("reading the filter's statistics")?;
         let program_costs = if args.no_program_cost {
@@ -127,6 +151,9 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
         None
     };
     drop(filter);
+    if let Some(twin) = twin {
+        twin.remove().context("removing the twin testbed")?;
+    }
     bed.remove().context("removing the testbed")?;
 
     let found = (list_info, verdict, figures, environment);

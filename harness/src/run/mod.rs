@@ -52,11 +52,18 @@ pub struct RunArgs {
     /// through sink devices, one and many destinations, with a none-vs-none check; ~15 s).
     #[arg(long)]
     pub send_path: bool,
-    /// Also measure traffic through the filter to an allowed address: UDP throughput (1470-
-    /// and 18-byte payloads, and at 1 Gbit/s offered), CPU time per packet, UDP and TCP
-    /// round-trip percentiles, and iperf3 as a cross-check (~8 s).
+    /// Also measure traffic through the filter to an allowed address, alternated N-A-A-N
+    /// with a twin testbed without a filter over rounds: UDP throughput (1470- and 18-byte
+    /// payloads, and at 1 Gbit/s offered), CPU time per packet, UDP and TCP round-trip
+    /// percentiles, a none-vs-none check before the load, and iperf3 as a cross-check (~25 s).
     #[arg(long)]
     pub traffic: bool,
+    /// UDP flows of the traffic measurement (sockets with their own source port).
+    #[arg(long, default_value_t = 1, requires = "traffic")]
+    pub flows: usize,
+    /// N-A-A-N rounds of each traffic figure (the report gives median and range).
+    #[arg(long, default_value_t = 5, requires = "traffic")]
+    pub traffic_rounds: u32,
     /// Two hosts: drive `egress-bench serve` at `ADDR[:PORT]` instead of building a testbed,
     /// with the filter in this host's own network stack (needs --on-host).
     #[arg(long, requires = "on_host")]
@@ -133,7 +140,7 @@ fn record(args: &RunArgs, backend: String, tag: &filter_core::Tag, found: Found)
         verdict,
         figures,
         environment,
-        peak_memory: crate::system::PeakMemory::read(),
+        peak_memory: crate::system::peak_memory(),
     }
 }
 

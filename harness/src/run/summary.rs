@@ -132,25 +132,65 @@ pub(super) fn print(record: &Record) {
             );
         }
         if let Some(t) = &f.traffic {
-            for x in &t.throughput {
+            println!(
+                "  traffic: median of {} N-A-A-N rounds [min..max], with the filter (A) and a twin testbed without (N); {}",
+                t.throughput.first().map_or(0, |x| x.rounds),
+                t.pinning
+            );
+            for x in t.none_vs_none.iter().chain(&t.throughput) {
                 let offered = x
                     .offered_bps
                     .map_or_else(|| "max".into(), |b| format!("{:.1} Gbit/s", b / 1e9));
+                let label =
+                    if std::ptr::eq(x, t.none_vs_none.as_ref().map_or(std::ptr::null(), |n| n)) {
+                        "none vs none".to_owned()
+                    } else {
+                        format!("{} B, {offered}", x.payload_bytes)
+                    };
                 println!(
-                    "  UDP {:>4}-byte payload, offered {offered}: {:.3} Gbit/s, {:.0} packets/s received of {} sent; CPU {} ns/packet",
-                    x.payload_bytes,
-                    x.received_gbps,
-                    x.received_pps,
-                    x.sent_packets,
-                    x.cpu_ns_per_packet
-                        .map_or_else(|| "-".into(), |c| format!("{c:.0}")),
+                    "  UDP {label:<22} A {} Gbit/s, {} packets/s, CPU {} ns/packet",
+                    x.filter.received_gbps.show(3),
+                    x.filter.received_pps.show(0),
+                    x.filter.cpu_ns_per_packet.show(0),
                 );
+                if let Some(none) = &x.none {
+                    println!(
+                        "  {:<26} N {} Gbit/s, {} packets/s, CPU {} ns/packet",
+                        "",
+                        none.received_gbps.show(3),
+                        none.received_pps.show(0),
+                        none.cpu_ns_per_packet.show(0),
+                    );
+                }
+                if let (Some(pps), Some(cpu)) = (&x.ratio_pps, &x.ratio_cpu) {
+                    println!(
+                        "  {:<26} A/N packets/s {}; CPU/packet {}",
+                        "",
+                        pps.ratio(),
+                        cpu.ratio()
+                    );
+                }
             }
             for l in &t.latency {
                 println!(
-                    "  {} round trip (us): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  ({} round trips)",
-                    l.protocol, l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, l.round_trips
+                    "  {} round trip (us), A: p50 {}  p99 {}  p99.9 {}  max {}  ({} round trips)",
+                    l.protocol,
+                    l.filter.p50_us.show(1),
+                    l.filter.p99_us.show(1),
+                    l.filter.p999_us.show(1),
+                    l.filter.max_us.show(0),
+                    l.filter.round_trips
                 );
+                if let (Some(none), Some(p50), Some(p99)) = (&l.none, &l.ratio_p50, &l.ratio_p99) {
+                    println!(
+                        "  {} round trip (us), N: p50 {}  p99 {}; A/N p50 {}, p99 {}",
+                        l.protocol,
+                        none.p50_us.show(1),
+                        none.p99_us.show(1),
+                        p50.ratio(),
+                        p99.ratio()
+                    );
+                }
             }
             if let Some(i) = &t.iperf3 {
                 println!(

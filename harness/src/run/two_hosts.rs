@@ -13,7 +13,7 @@ use super::{RunArgs, finish, probe_name};
 use crate::filters;
 use crate::list;
 use crate::record::{Figures, ProbeResult, Verdict};
-use crate::system::Environment;
+use crate::system;
 
 /// Two hosts: the filter goes into this host's own stack, traffic goes to `egress-bench serve`.
 pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
@@ -33,7 +33,7 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
         bail!("--denied-probe {denied} is not of a family the run loads (--family)");
     }
     let interface = remote::route_interface(server.ip)?;
-    let environment = Environment::read();
+    let environment = system::environment();
     println!(
         "egress-bench will change this host's network stack: the {} filter on egress of {interface} \
          (iptables chains, ipsets or tc programs named {tag}*), and remove it all on exit.",
@@ -97,11 +97,16 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
             return Ok((verdict, None));
         }
         let traffic = if args.traffic {
-            let d = Duration::from_secs(1);
+            let leg = Duration::from_millis(400);
             Some(crate::traffic::Traffic {
-                throughput: vec![server.throughput(1470, d)?, server.throughput(18, d)?],
-                latency: server.latency(2_000, Duration::from_micros(100))?,
+                none_vs_none: None,
+                throughput: vec![
+                    server.throughput(1470, 5, leg)?,
+                    server.throughput(18, 5, leg)?,
+                ],
+                latency: server.latency(5, 400, Duration::from_micros(100))?,
                 iperf3: None,
+                pinning: "none (two hosts)".into(),
             })
         } else {
             None
