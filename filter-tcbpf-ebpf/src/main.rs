@@ -24,6 +24,7 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, PerCpuArray};
 use aya_ebpf::programs::TcContext;
 use filter_tcbpf_common as common;
+use filter_tcbpf_common::mix;
 
 /// Sized by the loader to the list (`max_entries`); no entries are preallocated.
 #[map(name = "EGB_DENY_V4")]
@@ -273,16 +274,6 @@ pub fn egb_empty(_ctx: TcContext) -> i32 {
     PASS
 }
 
-/// A 32-bit mixer (lowbias32): turns a counter into well-spread addresses.
-#[inline(always)]
-fn mix(mut x: u32) -> u32 {
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7feb_352d);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846c_a68b);
-    x ^ (x >> 16)
-}
-
 #[inline(always)]
 fn seed() -> u32 {
     // SAFETY: a helper without arguments or side effects.
@@ -349,7 +340,7 @@ fn mixed_destination(ctx: &TcContext) -> Option<[u8; 4]> {
         clippy::cast_possible_truncation,
         reason = "any 32 bits of the counter will do"
     )]
-    Some(mix(u32::from_be_bytes(dst) ^ (n as u32)).to_be_bytes())
+    Some(common::cold_address(u32::from_be_bytes(dst), n as u32).to_be_bytes())
 }
 
 /// Benchmark only: looks up `COLD_LOOKUPS` pseudo-random IPv4 destinations, so the trie's

@@ -52,8 +52,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            rounds: 5,
-            leg: Duration::from_millis(200),
+            rounds: 7,
+            leg: Duration::from_millis(150),
             round_trips: 250,
             interval: Duration::from_micros(100),
             flows: 1,

@@ -493,6 +493,9 @@ fn comparison(md: &mut String, sweep: &Sweep, base: &Sweep) {
     }
 }
 
+/// How far from 1 the none-vs-none traffic ratio may be before summary.md warns.
+const NONE_VS_NONE_TOLERANCE: f64 = 0.03;
+
 fn warnings(md: &mut String, sweep: &Sweep) {
     let mut all = Vec::new();
     for run in sweep.runs.iter().filter(|r| r.ok()) {
@@ -501,6 +504,21 @@ fn warnings(md: &mut String, sweep: &Sweep) {
         };
         for w in &send_path.warnings {
             all.push(format!("- {} at {}: {w}", run.filter, run.size));
+        }
+    }
+    for run in sweep.runs.iter().filter(|r| r.ok()) {
+        let check = figures(run)
+            .and_then(|f| f.traffic.as_ref())
+            .and_then(|t| t.none_vs_none.as_ref())
+            .and_then(|n| n.ratio_pps);
+        if let Some(ratio) = check.filter(|r| (r.median - 1.0).abs() > NONE_VS_NONE_TOLERANCE) {
+            all.push(format!(
+                "- {} at {}: traffic with no filter on either testbed differed by {:+.1}% (none vs none): \
+                 throughput differences smaller than that are noise here (a busy machine; run again when it is quiet)",
+                run.filter,
+                run.size,
+                (ratio.median - 1.0) * 100.0
+            ));
         }
     }
     if !all.is_empty() {

@@ -46,6 +46,7 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
     // before the load, to show how close to equal the method gets here.
     let traffic_settings = crate::traffic::Settings {
         rounds: args.traffic_rounds.max(1),
+        leg: Duration::from_millis(args.traffic_leg_ms.max(10)),
         flows: args.flows.max(1),
         ..crate::traffic::Settings::default()
     };

@@ -62,8 +62,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, requires = "traffic")]
     pub flows: usize,
     /// N-A-A-N rounds of each traffic figure (the report gives median and range).
-    #[arg(long, default_value_t = 5, requires = "traffic")]
+    #[arg(long, default_value_t = 7, requires = "traffic")]
     pub traffic_rounds: u32,
+    /// Milliseconds of each leg of a traffic round.
+    #[arg(long, default_value_t = 150, requires = "traffic")]
+    pub traffic_leg_ms: u64,
     /// Two hosts: drive `egress-bench serve` at `ADDR[:PORT]` instead of building a testbed,
     /// with the filter in this host's own network stack (needs --on-host).
     #[arg(long, requires = "on_host")]
