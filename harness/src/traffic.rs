@@ -153,6 +153,21 @@ impl Sink {
     fn count(&self) -> u64 {
         self.packets.load(Ordering::Relaxed)
     }
+
+    /// The count once the receiver has drained its queue: unchanged for 2 ms (at most
+    /// 100 ms of waiting).
+    fn settled_count(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let mut last = self.count();
+        loop {
+            std::thread::sleep(Duration::from_millis(2));
+            let now = self.count();
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
 }
 
 impl Drop for Sink {
@@ -230,11 +245,12 @@ impl Path {
         }
         let seconds = start.elapsed().as_secs_f64();
         let sender_cpu = thread_cpu_time() - before.1;
-        // What is in flight arrives within a few milliseconds on a veth.
-        std::thread::sleep(Duration::from_millis(5));
-        let received = self.sink.count() - before.0;
-        let receiver_ns = schedstat_ns(&self.sink.schedstat).unwrap_or(0) - before.2;
-        let softirq = softirq_ns(softirqs) - before.3;
+        // Count what is still queued for the receiver too: wait until its count settles.
+        let received = self.sink.settled_count() - before.0;
+        let receiver_ns = schedstat_ns(&self.sink.schedstat)
+            .unwrap_or(0)
+            .saturating_sub(before.2);
+        let softirq = softirq_ns(softirqs).saturating_sub(before.3);
         Leg {
             sent,
             received,
