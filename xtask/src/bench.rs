@@ -60,8 +60,9 @@ pub struct Options {
     /// that grows with the size and runs skipped when the last size projects over it.
     #[arg(long, conflicts_with_all = ["full", "cidrs"])]
     pub scale: bool,
-    /// Seconds one run may take (with --scale: plus 5 s per million entries); a filter over
-    /// budget is not run at larger sizes.
+    /// Seconds one run may take besides its measurements (with --scale: plus 5 s per million
+    /// entries); a filter over budget is not run at larger sizes. Each run also gets the time
+    /// its measurements need (send path, traffic, update feed, program cost).
     #[arg(long, default_value_t = 60)]
     pub budget: u64,
     /// Output folder (default: `bench-results/<unix time>`).
@@ -279,11 +280,13 @@ pub fn run(options: &Options) -> Result<()> {
             ));
             continue;
         }
-        let budget = Duration::from_secs(if options.scale {
-            options.budget + 5 * job.size / 1_000_000
-        } else {
-            options.budget
-        });
+        let budget = Duration::from_secs(
+            if options.scale {
+                options.budget + 5 * job.size / 1_000_000
+            } else {
+                options.budget
+            } + measuring_seconds(job, options, &registry),
+        );
         if options.scale
             && let Some((size, seconds)) = last_load.get(&job.label)
         {
@@ -481,6 +484,44 @@ fn wait_for_memory(at_start: Option<u64>) {
     }
 }
 
+/// Whether a run times the eBPF program: the program is the same whatever fills its maps, so
+/// once per size and table.
+fn times_program(job: &Job, registry: &Registry) -> bool {
+    registry.flag(&job.filter, "program_cost") && !job.filter.contains('@') && job.repeat == 0
+}
+
+/// Seconds a run's measurements take beyond the load, with room to spare: the send path
+/// (with and without the filter, and during the update feed), paired traffic, the update
+/// feed and the program's timing. Added to the budget, so that only a slow load or a hang
+/// stops a run.
+fn measuring_seconds(job: &Job, options: &Options, registry: &Registry) -> u64 {
+    let mut seconds = 0;
+    if job.send_path {
+        // One and many destinations and the none-vs-none check, plus a second load.
+        seconds += 40;
+        if !options.scale {
+            // Paired traffic: a none-vs-none check and four cases, N-A-A-N rounds.
+            seconds += 45;
+        }
+        if job.updates {
+            seconds += 20;
+        }
+    }
+    if job.updates {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "seconds of a feed"
+        )]
+        let feed = options.update_seconds.ceil() as u64;
+        seconds += feed + 15;
+    }
+    if times_program(job, registry) {
+        seconds += 20;
+    }
+    seconds
+}
+
 /// What every run of a sweep shares.
 struct Runner<'a> {
     binary: &'a Path,
@@ -529,7 +570,7 @@ fn one_run(runner: &Runner<'_>, job: &Job, budget: Duration, path: &Path) -> Res
             .arg(options.update_seconds.to_string());
     }
     // The program is the same whatever fills its maps: time it once per size and table.
-    if !registry.flag(&job.filter, "program_cost") || job.filter.contains('@') || job.repeat > 0 {
+    if !times_program(job, registry) {
         cmd.arg("--no-program-cost");
     }
     let mut child = cmd
