@@ -257,11 +257,7 @@ pub fn sync_or_swap<F: EgressFilter + ?Sized>(
         return Ok(SyncReport::since(start, desired.len(), 0, true));
     };
     let (gone, mut came) = difference(&held, desired);
-    let timed = filter.expiring();
-    if !timed.is_empty() {
-        let wanted: std::collections::BTreeSet<IpNet> = desired.iter().map(|n| n.trunc()).collect();
-        came.extend(timed.into_iter().filter(|n| wanted.contains(n)));
-    }
+    came.extend(timed_and_desired(filter.expiring(), desired));
     #[expect(clippy::cast_precision_loss, reason = "a share")]
     let share = (gone.len() + came.len()) as f64 / desired.len().max(1) as f64;
     if share > max_share {
@@ -275,6 +271,16 @@ pub fn sync_or_swap<F: EgressFilter + ?Sized>(
         filter.remove(&gone)?;
     }
     Ok(SyncReport::since(start, came.len(), gone.len(), false))
+}
+
+/// The entries of `timed` (held with a timeout) that `desired` holds: those a sync adds again
+/// without a timeout.
+pub fn timed_and_desired(timed: Vec<IpNet>, desired: &CidrList) -> Vec<IpNet> {
+    if timed.is_empty() {
+        return timed;
+    }
+    let wanted: std::collections::BTreeSet<IpNet> = desired.iter().map(|n| n.trunc()).collect();
+    timed.into_iter().filter(|n| wanted.contains(n)).collect()
 }
 
 /// The entries of `held` that `desired` lacks, and those of `desired` that `held` lacks
@@ -315,7 +321,85 @@ pub struct Held {
     added: std::collections::BTreeSet<IpNet>,
     removed: std::collections::BTreeSet<IpNet>,
     /// Entries added with a timeout: when the kernel stops holding them.
-    expiring: std::collections::HashMap<IpNet, std::time::Instant>,
+    expiring: Deadlines<IpNet>,
+}
+
+/// When keys stop being held, kept so that finding the expired ones costs time in proportion
+/// to them (a queue by deadline), not to every key with a deadline: changes run it on every
+/// call.
+#[derive(Debug, Clone)]
+pub struct Deadlines<K> {
+    by_key: std::collections::HashMap<K, std::time::Instant>,
+    queue: std::collections::BTreeSet<(std::time::Instant, K)>,
+}
+
+impl<K> Default for Deadlines<K> {
+    fn default() -> Self {
+        Self {
+            by_key: std::collections::HashMap::new(),
+            queue: std::collections::BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Copy + Ord + std::hash::Hash> Deadlines<K> {
+    /// Gives `key` a deadline (replacing any it had).
+    pub fn insert(&mut self, key: K, deadline: std::time::Instant) {
+        if let Some(old) = self.by_key.insert(key, deadline) {
+            self.queue.remove(&(old, key));
+        }
+        self.queue.insert((deadline, key));
+    }
+
+    /// Takes `key`'s deadline away; whether it had one.
+    pub fn remove(&mut self, key: &K) -> bool {
+        match self.by_key.remove(key) {
+            Some(old) => self.queue.remove(&(old, *key)),
+            None => false,
+        }
+    }
+
+    /// Whether `key` has a deadline.
+    pub fn contains(&self, key: &K) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Whether `key` has a deadline that has passed by `at`.
+    pub fn expired(&self, key: &K, at: std::time::Instant) -> bool {
+        self.by_key.get(key).is_some_and(|&deadline| deadline <= at)
+    }
+
+    /// Whether no key has a deadline.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// The keys whose deadline is after `at`, in key order.
+    pub fn live(&self, at: std::time::Instant) -> Vec<K> {
+        let mut live: Vec<K> = self
+            .queue
+            .iter()
+            .filter(|&&(deadline, _)| deadline > at)
+            .map(|&(_, key)| key)
+            .collect();
+        live.sort_unstable();
+        live
+    }
+
+    /// Takes out the keys whose deadline is at or before `at`, in key order.
+    pub fn take_expired(&mut self, at: std::time::Instant) -> Vec<K> {
+        let mut gone = Vec::new();
+        while let Some(&(deadline, key)) = self.queue.first() {
+            if deadline > at {
+                break;
+            }
+            self.queue.pop_first();
+            self.by_key.remove(&key);
+            gone.push(key);
+        }
+        gone.sort_unstable();
+        gone
+    }
 }
 
 impl Held {
@@ -324,7 +408,7 @@ impl Held {
         self.base = list.clone();
         self.added.clear();
         self.removed.clear();
-        self.expiring.clear();
+        self.expiring = Deadlines::default();
     }
 
     /// Records entries added.
@@ -358,41 +442,29 @@ impl Held {
     /// The list held now (expired entries left out).
     pub fn list(&self) -> CidrList {
         let now = std::time::Instant::now();
-        let live = |n: &IpNet| self.expiring.get(n).is_none_or(|&deadline| deadline > now);
         self.base
             .iter()
             .map(|n| n.trunc())
             .filter(|n| !self.removed.contains(n))
-            .chain(self.added.iter().copied().filter(live))
+            .chain(
+                self.added
+                    .iter()
+                    .copied()
+                    .filter(|n| !self.expiring.expired(n, now)),
+            )
             .collect()
     }
 
     /// The entries added with a timeout that have not expired yet, in address order.
     pub fn expiring(&self) -> Vec<IpNet> {
-        let now = std::time::Instant::now();
-        let mut live: Vec<IpNet> = self
-            .expiring
-            .iter()
-            .filter(|&(_, &deadline)| deadline > now)
-            .map(|(&net, _)| net)
-            .collect();
-        live.sort_unstable();
-        live
+        self.expiring.live(std::time::Instant::now())
     }
 
     /// Takes out the entries whose timeout has passed and returns them, so that their keys can
     /// be deleted from the kernel (where they no longer match but still take memory).
     pub fn take_expired(&mut self) -> Vec<IpNet> {
-        let now = std::time::Instant::now();
-        let mut gone: Vec<IpNet> = self
-            .expiring
-            .iter()
-            .filter(|&(_, &deadline)| deadline <= now)
-            .map(|(&net, _)| net)
-            .collect();
-        gone.sort_unstable();
+        let gone = self.expiring.take_expired(std::time::Instant::now());
         for net in &gone {
-            self.expiring.remove(net);
             self.added.remove(net);
             self.removed.insert(*net);
         }
@@ -402,5 +474,29 @@ impl Held {
     /// Forgets everything (a teardown).
     pub fn clear(&mut self) {
         *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Deadlines;
+
+    #[test]
+    fn deadlines_give_back_only_what_expired_and_forget_replaced_times() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut d = Deadlines::default();
+        d.insert(3u32, at(30));
+        d.insert(1, at(10));
+        d.insert(2, at(50));
+        // A new deadline replaces the old one: 2 no longer expires at 50.
+        d.insert(2, at(5));
+        assert!(d.remove(&3) && !d.remove(&3));
+        assert!(d.expired(&2, at(6)) && !d.expired(&1, at(6)));
+        assert_eq!(d.live(at(6)), vec![1]);
+        assert_eq!(d.take_expired(at(20)), vec![1, 2]);
+        assert!(d.take_expired(at(100)).is_empty() && d.is_empty());
     }
 }

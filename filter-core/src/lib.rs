@@ -31,8 +31,8 @@ pub use cidr::{
 pub use engine::{Engine, Options, Placement, Registry, Role, Variant};
 pub use error::{Error, Refusal, Result};
 pub use filter::{
-    EgressFilter, FilterStats, Held, KernelMemory, OBJECT_PREFIX, ProgramCost, SyncReport, Tag,
-    difference, sync_or_swap,
+    Deadlines, EgressFilter, FilterStats, Held, KernelMemory, OBJECT_PREFIX, ProgramCost,
+    SyncReport, Tag, difference, sync_or_swap, timed_and_desired,
 };
 pub use netns::{NetNs, command_line, run_command, run_with_input};
 

@@ -524,8 +524,10 @@ impl EgressFilter for IpsetFilter {
             .unwrap_or(u32::MAX)
             .max(1);
         change(self, entries, true, Some(seconds))?;
+        // The kernel keeps them for the whole seconds it was given.
+        let kept = std::time::Duration::from_secs(u64::from(seconds));
         self.held
-            .add_expiring(entries, std::time::Instant::now() + ttl);
+            .add_expiring(entries, std::time::Instant::now() + kept);
         Ok(())
     }
 

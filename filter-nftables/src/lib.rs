@@ -170,7 +170,7 @@ pub struct NftablesFilter {
     /// Whether the hosts' sets are made to keep time (entries may expire).
     timeouts: bool,
     /// Per family, host addresses added with a timeout: when the kernel drops them.
-    expiring: [std::collections::HashMap<u128, std::time::Instant>; 2],
+    expiring: [filter_core::Deadlines<u128>; 2],
 }
 
 /// The size a hosts' hash set is made with: room to double, and 65,536 at least.
@@ -398,15 +398,7 @@ impl NftablesFilter {
         };
         let soon = std::time::Instant::now() + std::time::Duration::from_millis(100);
         for (state, expiring) in loaded.families.iter_mut().zip(&mut self.expiring) {
-            let gone: Vec<u128> = expiring
-                .iter()
-                .filter(|&(_, &deadline)| deadline <= soon)
-                .map(|(&k, _)| k)
-                .collect();
-            for k in &gone {
-                expiring.remove(k);
-            }
-            state.forget_hosts(&gone);
+            state.forget_hosts(&expiring.take_expired(soon));
         }
     }
 
@@ -678,13 +670,16 @@ impl NftablesFilter {
     /// Puts the host addresses of `entries` that carry a timeout back without one, in one
     /// transaction (each deleted and added again), so that they stop expiring.
     fn make_permanent(&mut self, entries: &[IpNet]) -> Result<()> {
+        if self.expiring.iter().all(filter_core::Deadlines::is_empty) {
+            return Ok(());
+        }
         let keys: [Vec<u128>; 2] = std::array::from_fn(|i| {
             let family = Family::BOTH[i];
             let mut mine: Vec<u128> = entries
                 .iter()
                 .filter(|n| Family::of(n.addr()) == family)
                 .map(state::key_of)
-                .filter(|k| self.expiring[i].contains_key(k))
+                .filter(|k| self.expiring[i].contains(k))
                 .collect();
             mine.sort_unstable();
             mine.dedup();
@@ -931,7 +926,9 @@ impl EgressFilter for NftablesFilter {
         if let Some(loaded) = self.loaded.as_mut() {
             for (i, mine) in keys.iter().enumerate() {
                 loaded.families[i].insert_hosts(mine);
-                self.expiring[i].extend(mine.iter().map(|&k| (k, deadline)));
+                for &k in mine {
+                    self.expiring[i].insert(k, deadline);
+                }
             }
         }
         Ok(())
@@ -948,9 +945,9 @@ impl EgressFilter for NftablesFilter {
             .zip(&self.expiring)
             .flat_map(|(family, expiring)| {
                 expiring
-                    .iter()
-                    .filter(move |&(_, &deadline)| deadline > now)
-                    .map(move |(&k, _)| state::host_net(family, k))
+                    .live(now)
+                    .into_iter()
+                    .map(move |k| state::host_net(family, k))
             })
             .collect();
         nets.sort_unstable();
@@ -967,11 +964,7 @@ impl EgressFilter for NftablesFilter {
                 .zip(&self.expiring)
                 .flat_map(|((_, state), expiring)| {
                     let mut nets = state.nets(SetKind::Hash);
-                    nets.retain(|n| {
-                        expiring
-                            .get(&state::key_of(n))
-                            .is_none_or(|&deadline| deadline > now)
-                    });
+                    nets.retain(|n| !expiring.expired(&state::key_of(n), now));
                     nets.extend(state.nets(SetKind::Interval));
                     nets
                 })
@@ -994,15 +987,7 @@ impl EgressFilter for NftablesFilter {
             ));
         };
         let (gone, came) = filter_core::difference(&held, desired);
-        let timed = self.expiring();
-        let kept: Vec<IpNet> = if timed.is_empty() {
-            Vec::new()
-        } else {
-            let wanted: std::collections::BTreeSet<IpNet> =
-                desired.iter().map(|n| n.trunc()).collect();
-            timed.into_iter().filter(|n| wanted.contains(n)).collect()
-        };
-        self.make_permanent(&kept)?;
+        self.make_permanent(&filter_core::timed_and_desired(self.expiring(), desired))?;
         let families = Family::BOTH.map(|family| state_of(desired, family));
         Self::check(&families)?;
         self.apply(families)?;

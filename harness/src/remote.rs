@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::sys::{BATCH, Receiver, Sender};
-use crate::traffic::{Latency, Side, Spread, Throughput, histogram, latency_side};
+use crate::traffic::{Latency, Side, Spread, Throughput, histogram, latency_side, round_trips};
 
 /// The default control port.
 pub const DEFAULT_PORT: u16 = 9_200;
@@ -282,7 +282,7 @@ impl Server {
     pub fn latency(
         &mut self,
         rounds: u32,
-        round_trips: u32,
+        round_trips_per_round: u32,
         interval: Duration,
     ) -> Result<Vec<Latency>> {
         let target = SocketAddr::new(self.ip, self.port + 2);
@@ -300,21 +300,14 @@ impl Server {
             let mut per_round = Vec::new();
             for _ in 0..rounds.max(1) {
                 let mut h = histogram();
-                let mut buf = [0u8; 32];
-                for i in 0..round_trips {
-                    let t = Instant::now();
-                    if protocol == "tcp" {
-                        tcp.write_all(&buf)?;
-                        tcp.read_exact(&mut buf)?;
-                        h.record(t.elapsed().as_nanos() as u64).ok();
-                    } else {
-                        udp.send(&i.to_be_bytes())?;
-                        if udp.recv(&mut buf).is_ok() {
-                            h.record(t.elapsed().as_nanos() as u64).ok();
-                        }
-                    }
-                    std::thread::sleep(interval);
-                }
+                round_trips(
+                    &udp,
+                    &mut tcp,
+                    protocol == "tcp",
+                    round_trips_per_round,
+                    interval,
+                    &mut h,
+                )?;
                 per_round.push(h);
             }
             out.push(Latency {

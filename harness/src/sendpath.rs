@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use filter_core::NetNs;
 
 use crate::report::median;
-use crate::sys::{BATCH, Sender, thread_cpu_time};
+use crate::sys::{BATCH, Sender, cpu_count, pin_to, thread_cpu_time};
 
 /// UDP payload for 64-byte Ethernet frames (14 + 20 + 8 + 18, FCS not counted... plus 4).
 const PAYLOAD: usize = 18;
@@ -133,46 +133,39 @@ fn measure(
 
 /// Pins the calling thread to the last CPU, so that every chunk runs where the others did.
 fn pin() {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut set = nix::sched::CpuSet::new();
-    if set.set(cpus - 1).is_ok() {
-        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
-    }
+    pin_to([cpu_count() - 1]);
+}
+
+/// [`measure`] on a thread of its own, pinned to the last CPU.
+fn measure_pinned(
+    filtered: &NetNs,
+    bare: &NetNs,
+    destinations: Destinations,
+    settings: &Settings,
+) -> Result<Paired> {
+    let (filtered, bare, settings) = (filtered.clone(), bare.clone(), settings.clone());
+    std::thread::spawn(move || {
+        pin();
+        measure(&filtered, &bare, destinations, &settings)
+    })
+    .join()
+    .expect("the meter thread does not panic")
 }
 
 /// The none-vs-none check; call before the filter is loaded into `filtered`.
 pub fn baseline(filtered: &NetNs, bare: &NetNs, settings: &Settings) -> Result<Paired> {
-    let (filtered, bare, settings) = (filtered.clone(), bare.clone(), settings.clone());
-    std::thread::spawn(move || {
-        pin();
-        measure(&filtered, &bare, Destinations::One, &settings)
-    })
-    .join()
-    .expect("the meter thread does not panic")
+    measure_pinned(filtered, bare, Destinations::One, settings)
 }
 
 /// The filter's cost with many destinations, on the last CPU, while the caller changes the
 /// filter from another thread (pinned elsewhere with [`pin_away`]).
 pub fn many_destinations(filtered: &NetNs, bare: &NetNs, settings: &Settings) -> Result<Paired> {
-    let (filtered, bare, settings) = (filtered.clone(), bare.clone(), settings.clone());
-    std::thread::spawn(move || {
-        pin();
-        measure(&filtered, &bare, Destinations::Many, &settings)
-    })
-    .join()
-    .expect("the meter thread does not panic")
+    measure_pinned(filtered, bare, Destinations::Many, settings)
 }
 
-/// Pins the calling thread to every CPU but the meter's (none on a single CPU).
+/// Pins the calling thread to every CPU but the meter's (left as it is on a single CPU).
 pub fn pin_away() {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut set = nix::sched::CpuSet::new();
-    for cpu in 0..cpus.saturating_sub(1) {
-        let _ = set.set(cpu);
-    }
-    if cpus > 1 {
-        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
-    }
+    pin_to(0..cpu_count() - 1);
 }
 
 /// The filter's cost with one and with many destinations, given the none-vs-none check.

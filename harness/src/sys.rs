@@ -174,3 +174,20 @@ pub fn thread_cpu_time() -> Duration {
         .expect("the thread CPU clock exists on Linux");
     Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
 }
+
+/// CPUs this process may use (1 when unknown).
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Pins the calling thread to the CPUs given (ignored when none is valid).
+pub fn pin_to(cpus: impl IntoIterator<Item = usize>) {
+    let mut set = nix::sched::CpuSet::new();
+    let mut any = false;
+    for cpu in cpus {
+        any |= set.set(cpu).is_ok();
+    }
+    if any {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}

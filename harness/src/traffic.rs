@@ -26,7 +26,7 @@ use testbed::{ALLOWED_V4, Testbed};
 
 pub use records::{Latency, LatencySide, Side, Spread, Throughput, Traffic};
 
-use crate::sys::{BATCH, Receiver, Sender, thread_cpu_time};
+use crate::sys::{BATCH, Receiver, Sender, cpu_count, pin_to, thread_cpu_time};
 
 const PORT_UDP: u16 = 9_100;
 const PORT_ECHO: u16 = 9_101;
@@ -63,15 +63,11 @@ impl Default for Settings {
 
 /// CPUs: the sender's (the first) and the receiver's (the last; the same on one CPU).
 fn cpus() -> (usize, usize) {
-    let n = std::thread::available_parallelism().map_or(1, usize::from);
-    (0, n - 1)
+    (0, cpu_count() - 1)
 }
 
 fn pin(cpu: usize) {
-    let mut set = nix::sched::CpuSet::new();
-    if set.set(cpu).is_ok() {
-        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
-    }
+    pin_to([cpu]);
 }
 
 /// Nanoseconds a task has run, from the first field of a `schedstat` file.
@@ -440,7 +436,7 @@ impl Echo {
         })
     }
 
-    /// `count` round trips of `protocol`, `interval` apart, into `h`.
+    /// `count` round trips over TCP (`tcp`) or UDP, `interval` apart, into `h`.
     fn leg(
         &mut self,
         tcp: bool,
@@ -448,23 +444,39 @@ impl Echo {
         interval: Duration,
         h: &mut Histogram<u64>,
     ) -> Result<()> {
-        let mut buf = [0u8; 32];
-        for i in 0..count {
-            let t = Instant::now();
-            if tcp {
-                self.tcp.write_all(&buf)?;
-                self.tcp.read_exact(&mut buf)?;
-                h.record(t.elapsed().as_nanos() as u64).ok();
-            } else {
-                self.udp.send(&i.to_be_bytes())?;
-                if self.udp.recv(&mut buf).is_ok() {
-                    h.record(t.elapsed().as_nanos() as u64).ok();
-                }
-            }
-            std::thread::sleep(interval);
-        }
-        Ok(())
+        round_trips(&self.udp, &mut self.tcp, tcp, count, interval, h)
     }
+}
+
+/// `count` round trips, `interval` apart, into `h`: 32 bytes each way over the TCP stream
+/// (`tcp`), or a datagram echoed over the connected UDP socket (a lost one is left out).
+///
+/// # Errors
+/// When sending fails, or the TCP stream breaks.
+pub fn round_trips(
+    udp: &UdpSocket,
+    tcp: &mut TcpStream,
+    use_tcp: bool,
+    count: u32,
+    interval: Duration,
+    h: &mut Histogram<u64>,
+) -> Result<()> {
+    let mut buf = [0u8; 32];
+    for i in 0..count {
+        let t = Instant::now();
+        if use_tcp {
+            tcp.write_all(&buf)?;
+            tcp.read_exact(&mut buf)?;
+            h.record(t.elapsed().as_nanos() as u64).ok();
+        } else {
+            udp.send(&i.to_be_bytes())?;
+            if udp.recv(&mut buf).is_ok() {
+                h.record(t.elapsed().as_nanos() as u64).ok();
+            }
+        }
+        std::thread::sleep(interval);
+    }
+    Ok(())
 }
 
 impl Drop for Echo {
