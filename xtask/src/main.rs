@@ -4,6 +4,9 @@
 //! - `cargo xtask bench`: the quick load benchmark of every filter; results in `bench-results/`.
 //! - `cargo xtask setup`: only install the prerequisites.
 
+// Dependencies of the shipped code only: tests bring their own.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod bench;
 mod setup;
 mod test;

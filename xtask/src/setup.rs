@@ -6,11 +6,44 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// The toolchain the workspace builds with (aya 0.16 needs Rust 1.98 or newer).
-pub const TOOLCHAIN: &str = "1.99";
+/// The toolchain the workspace builds with: the workspace's `rust-version` (aya 0.16 needs
+/// Rust 1.98 or newer), pinned once in the root Cargo.toml.
+pub const TOOLCHAIN: &str = workspace_rust_version(include_str!("../../Cargo.toml"));
 
-/// The nightly that builds the eBPF program (keep in step with filter-tcbpf/build.rs).
-pub const EBPF_TOOLCHAIN: &str = "nightly-2026-10-30";
+/// The nightly that builds the eBPF program, pinned once in `ebpf/nightly-toolchain` (which
+/// filter-tcbpf's build script reads too).
+pub const EBPF_TOOLCHAIN: &str = trim_line(include_str!("../../ebpf/nightly-toolchain"));
+
+/// The value of the first `rust-version = "..."` line of a manifest.
+const fn workspace_rust_version(manifest: &'static str) -> &'static str {
+    const KEY: &[u8] = b"rust-version = \"";
+    let bytes = manifest.as_bytes();
+    let mut at = 0;
+    while at + KEY.len() < bytes.len() {
+        let mut matched = 0;
+        while matched < KEY.len() && bytes[at + matched] == KEY[matched] {
+            matched += 1;
+        }
+        let line_start = at == 0 || bytes[at - 1] == b'\n';
+        if matched == KEY.len() && line_start {
+            let start = at + KEY.len();
+            let mut end = start;
+            while bytes[end] != b'"' {
+                end += 1;
+            }
+            let (_, rest) = manifest.split_at(start);
+            let (version, _) = rest.split_at(end - start);
+            return version;
+        }
+        at += 1;
+    }
+    panic!("the workspace Cargo.toml has no rust-version line");
+}
+
+/// A one-line file's text without its line end.
+const fn trim_line(text: &'static str) -> &'static str {
+    text.trim_ascii()
+}
 
 /// bpf-linker, linked against [`EBPF_TOOLCHAIN`]'s own LLVM.
 const BPF_LINKER: &str = "bpf-linker@0.13.0";

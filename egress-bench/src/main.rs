@@ -1,0 +1,80 @@
+//! `egress-bench`: load deny-lists into Linux egress filters and measure what they cost.
+
+// Dependencies of the shipped code only: tests bring their own.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+mod filters;
+mod list;
+mod record;
+mod remote;
+mod report;
+mod run;
+mod sendpath;
+mod sys;
+mod system;
+mod traffic;
+mod updates;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Measure Linux egress filters (iptables, ipset, nftables, eBPF) loaded with up to millions
+/// of CIDRs, inside network namespaces of its own.
+#[derive(Debug, Parser)]
+#[command(name = "egress-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a testbed, load a list into one filter, prove it works, and record load,
+    /// enforcement and teardown times and kernel memory.
+    Run(run::RunArgs),
+    /// Remove what killed runs left behind: every namespace and link named `egb-*`.
+    Cleanup,
+    /// Render a sweep's results.json (from `cargo xtask bench`) as CSV files, summary.md and
+    /// plots, optionally against a baseline sweep.
+    Report(report::ReportArgs),
+    /// List the filters and how the sweep treats each (`--json` for `cargo xtask bench`).
+    Filters(filters::FiltersArgs),
+    /// Write a generated deny-list to standard output, one CIDR per line: the list `run
+    /// --rules N` would load (same seed, mix and family), for other tools or `--cidrs`.
+    Generate(list::GenerateArgs),
+    /// Run the receiving side of two-host mode (`run --server`): UDP counting, UDP and TCP
+    /// echo, and a control port.
+    Serve(remote::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Cleanup => cleanup(),
+        Command::Report(args) => report::report(&args),
+        Command::Serve(args) => remote::serve(&args),
+        Command::Generate(args) => list::write_generated(&args),
+        Command::Filters(args) => filters::print(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("egress-bench: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cleanup() -> anyhow::Result<()> {
+    let mut removed = testbed::cleanup()?;
+    removed.extend(filters::remove_leftovers(filter_core::OBJECT_PREFIX)?);
+    if removed.is_empty() {
+        println!("nothing to clean up");
+    }
+    for item in removed {
+        println!("removed {item}");
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Plots against list size on a log axis, one line per filter, as SVG and PNG.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use filter_core::{CostCase, CostProbe};
+use plotters::prelude::*;
+use records::Figures;
+
+use super::{
+    SendCase, Sweep, latency, load_seconds, memory_bytes, program_cost, send_path, throughput,
+};
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// Registers a TrueType font for the PNG backend (SVG writes text as text). Returns false
+/// when none is installed: then only SVG files are written.
+fn font() -> bool {
+    static FONT_BYTES: std::sync::OnceLock<Option<&'static [u8]>> = std::sync::OnceLock::new();
+    let bytes = FONT_BYTES.get_or_init(|| std::fs::read(FONT).ok().map(|b| &*Vec::leak(b)));
+    bytes
+        .is_some_and(|b| plotters::style::register_font("sans-serif", FontStyle::Normal, b).is_ok())
+}
+
+struct Chart<'a> {
+    file: &'a str,
+    title: &'a str,
+    y_label: &'a str,
+    log_y: bool,
+    pick: &'a dyn Fn(&Figures) -> Option<f64>,
+}
+
+/// Writes every plot; returns the file names written.
+pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
+    let send_added = |case| move |f: &Figures| send_path(f, case).map(|p| p.added_ns);
+    let one = send_added(SendCase::One);
+    let many = send_added(SendCase::Many);
+    let hit = |f: &Figures| program_cost(f, CostCase::Probe(CostProbe::V4Hit));
+    let memory = |f: &Figures| memory_bytes(f).map(|b| b / f64::from(1 << 20));
+    let gbps = |f: &Figures| throughput(f, 1470, false).map(|t| t.filter.received_gbps.median);
+    let cpu = |f: &Figures| throughput(f, 1470, true).map(|t| t.filter.cpu_ns_per_packet.median);
+    let p99 = |f: &Figures| latency(f, records::Protocol::Udp).map(|l| l.filter.p99_us.median);
+    let rate = |f: &Figures| f.updates.as_ref().map(|u| u.updates_per_second);
+    let charts = [
+        Chart {
+            file: "load_time",
+            title: "Load time",
+            y_label: "seconds",
+            log_y: true,
+            pick: &load_seconds,
+        },
+        Chart {
+            file: "send_path_one_destination",
+            title: "Added per packet, one destination",
+            y_label: "ns per packet",
+            log_y: true,
+            pick: &one,
+        },
+        Chart {
+            file: "send_path_many_destinations",
+            title: "Added per packet, 32,768 destinations",
+            y_label: "ns per packet",
+            log_y: true,
+            pick: &many,
+        },
+        Chart {
+            file: "program_cost",
+            title: "eBPF program per packet (test run, v4 hit)",
+            y_label: "ns",
+            log_y: false,
+            pick: &hit,
+        },
+        Chart {
+            file: "kernel_memory",
+            title: "Kernel memory",
+            y_label: "MiB",
+            log_y: true,
+            pick: &memory,
+        },
+        Chart {
+            file: "throughput",
+            title: "UDP throughput, 1470-byte payload",
+            y_label: "Gbit/s",
+            log_y: false,
+            pick: &gbps,
+        },
+        Chart {
+            file: "cpu_per_packet",
+            title: "CPU per packet at 1 Gbit/s offered (all cores)",
+            y_label: "ns",
+            log_y: true,
+            pick: &cpu,
+        },
+        Chart {
+            file: "update_rate",
+            title: "Live updates, single entries under probes",
+            y_label: "updates per second",
+            log_y: true,
+            pick: &rate,
+        },
+        Chart {
+            file: "latency_p99",
+            title: "UDP round trip, 99th percentile",
+            y_label: "microseconds",
+            log_y: true,
+            pick: &p99,
+        },
+    ];
+    let png = font();
+    let mut written = Vec::new();
+    for chart in &charts {
+        let mut series = sweep.series(chart.pick);
+        if chart.log_y {
+            // A log axis has no room for zero or below (none vs none can be -1 ns).
+            for (_, points) in series.values_mut() {
+                points.retain(|&(_, y)| y > 0.0);
+            }
+            series.retain(|_, (_, points)| !points.is_empty());
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let svg = dir.join(format!("{}.svg", chart.file));
+        draw(
+            SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
+            chart,
+            &series,
+        )?;
+        written.push(format!("{}.svg", chart.file));
+        if png {
+            let path = dir.join(format!("{}.png", chart.file));
+            draw(
+                BitMapBackend::new(&path, (900, 560)).into_drawing_area(),
+                chart,
+                &series,
+            )?;
+            written.push(format!("{}.png", chart.file));
+        }
+    }
+    Ok(written)
+}
+
+type Series = std::collections::BTreeMap<usize, (String, Vec<(u64, f64)>)>;
+
+fn draw<B: DrawingBackend>(
+    area: DrawingArea<B, plotters::coord::Shift>,
+    chart: &Chart<'_>,
+    series: &Series,
+) -> Result<()>
+where
+    B::ErrorType: 'static,
+{
+    let err =
+        |e: DrawingAreaErrorKind<B::ErrorType>| anyhow::anyhow!("drawing {}: {e:?}", chart.file);
+    area.fill(&WHITE).map_err(err)?;
+    let points = series.values().flat_map(|(_, p)| p.iter());
+    let (min_x, max_x) = points
+        .clone()
+        .fold((u64::MAX, 1), |(lo, hi), &(x, _)| (lo.min(x), hi.max(x)));
+    let (min_y, max_y) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, y)| {
+        (lo.min(y), hi.max(y))
+    });
+    let x_range = (min_x.max(1) as f64 / 2.0)..(max_x as f64 * 2.0);
+    let mut builder = ChartBuilder::on(&area);
+    builder
+        .caption(chart.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(70);
+    let palette = |i: usize| Palette99::pick(i).to_rgba();
+    macro_rules! finish {
+        ($ctx:expr) => {{
+            let mut ctx = $ctx;
+            ctx.configure_mesh()
+                .x_desc("entries in the list")
+                .y_desc(chart.y_label)
+                .draw()
+                .map_err(err)?;
+            for (&i, (name, pts)) in series {
+                let color = palette(i);
+                ctx.draw_series(LineSeries::new(
+                    pts.iter().map(|&(x, y)| (x as f64, y)),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+                ctx.draw_series(
+                    pts.iter()
+                        .map(|&(x, y)| Circle::new((x as f64, y), 3, color.filled())),
+                )
+                .map_err(err)?;
+            }
+            ctx.configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(err)?;
+        }};
+    }
+    if chart.log_y {
+        let lo = (min_y.max(1e-6)) / 2.0;
+        let hi = max_y.max(lo * 4.0) * 2.0;
+        finish!(
+            builder
+                .build_cartesian_2d(x_range.log_scale(), (lo..hi).log_scale())
+                .map_err(err)?
+        );
+    } else {
+        let hi = if max_y > 0.0 { max_y * 1.15 } else { 1.0 };
+        finish!(
+            builder
+                .build_cartesian_2d(x_range.log_scale(), 0.0..hi)
+                .map_err(err)?
+        );
+    }
+    area.present().map_err(err).context("writing the plot")?;
+    Ok(())
+}

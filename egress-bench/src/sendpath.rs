@@ -1,0 +1,213 @@
+//! What a filter adds to the cost of sending a packet, measured the way that resolves
+//! 10-25 ns on a noisy 2-core machine: one pinned sender thread alternates chunks of packets
+//! between a namespace with the filter (A) and one without (N), in A-B-B-A order, reading its
+//! own CPU clock around each chunk. Each run gives the median over rounds of the per-packet
+//! difference A-N and ratio A/N; the report is the median over runs, with their spread.
+//!
+//! Packets go to sink devices (see [`testbed::sink`]), so the whole send path runs in the
+//! sender's system call and nothing else. A none-vs-none run (both namespaces without a
+//! filter) before the filter is loaded says how far the method itself can be trusted.
+
+use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use filter_core::NetNs;
+
+use crate::sys::{BATCH, Sender, cpu_count, pin_to, thread_cpu_time};
+use records::stats::median;
+
+/// UDP payload for 64-byte Ethernet frames (14 + 20 + 8 + 18, FCS not counted... plus 4).
+const PAYLOAD: usize = 18;
+/// Aim for chunks of about this much CPU time: long enough to swamp the clock reads, short
+/// enough that the machine's speed changes rarely inside a round.
+const CHUNK_TARGET: Duration = Duration::from_micros(1_500);
+/// A run aims at about this much sending.
+const RUN_TARGET: Duration = Duration::from_millis(1_500);
+/// Port packets are sent to (nothing listens: they are discarded at the sink).
+const PORT: u16 = 9;
+
+pub use records::{Destinations, DuringUpdates, Paired, SendPath, SendPathRun};
+
+/// How long to measure.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Runs per case; the report is their median.
+    pub runs: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { runs: 5 }
+    }
+}
+
+/// A socket in `netns`, connected to the one destination or unconnected for many.
+fn socket(netns: &NetNs, destinations: Destinations) -> Result<UdpSocket> {
+    netns
+        .run(move || -> std::io::Result<UdpSocket> {
+            let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            if destinations == Destinations::One {
+                socket.connect((Ipv4Addr::new(198, 19, 0, 1), PORT))?;
+            }
+            Ok(socket)
+        })?
+        .context("opening a sender socket in a sink namespace")
+}
+
+fn sender(destinations: Destinations) -> Sender {
+    match destinations {
+        Destinations::One => Sender::new(PAYLOAD, &[], &[]),
+        Destinations::Many => {
+            let many: Vec<SocketAddrV4> = (0..32_768u32)
+                .map(|i| SocketAddrV4::new(Ipv4Addr::from(0xC613_0000 | i), PORT))
+                .collect();
+            Sender::new(PAYLOAD, &many, &[] as &[SocketAddrV6])
+        }
+    }
+}
+
+/// Runs paired rounds between `filtered` and `bare` on the calling thread.
+fn measure(
+    filtered: &NetNs,
+    bare: &NetNs,
+    destinations: Destinations,
+    settings: &Settings,
+) -> Result<Paired> {
+    let a = socket(filtered, destinations)?;
+    let n = socket(bare, destinations)?;
+    let (mut send_a, mut send_n) = (sender(destinations), sender(destinations));
+    // Calibrate: warm both paths, then size chunks and rounds from the slower one.
+    for (s, sock) in [(&mut send_a, &a), (&mut send_n, &n)] {
+        s.send(sock, BATCH * 4)
+            .context("sending through the sink")?;
+    }
+    let t = thread_cpu_time();
+    send_a.send(&a, BATCH).context("sending through the sink")?;
+    let per_packet = (thread_cpu_time() - t).as_secs_f64() / BATCH as f64;
+    let chunk = ((CHUNK_TARGET.as_secs_f64() / per_packet) as usize).clamp(16, 4_096);
+    let rounds =
+        ((RUN_TARGET.as_secs_f64() / (4.0 * chunk as f64 * per_packet)) as u32).clamp(20, 400);
+    let mut runs = Vec::new();
+    for _ in 0..settings.runs {
+        let (mut diffs, mut ratios, mut bases) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let time = |s: &mut Sender, sock: &UdpSocket| -> Result<f64> {
+                let t = thread_cpu_time();
+                s.send(sock, chunk).context("sending through the sink")?;
+                Ok((thread_cpu_time() - t).as_secs_f64() * 1e9 / chunk as f64)
+            };
+            let n1 = time(&mut send_n, &n)?;
+            let a1 = time(&mut send_a, &a)?;
+            let a2 = time(&mut send_a, &a)?;
+            let n2 = time(&mut send_n, &n)?;
+            let (a, n) = ((a1 + a2) / 2.0, (n1 + n2) / 2.0);
+            diffs.push(a - n);
+            ratios.push(a / n);
+            bases.push(n);
+        }
+        runs.push(SendPathRun {
+            added_ns: median(&diffs),
+            ratio: median(&ratios),
+            baseline_ns: median(&bases),
+            rounds,
+            packets_per_chunk: chunk,
+        });
+    }
+    let pick = |f: fn(&SendPathRun) -> f64| -> Vec<f64> { runs.iter().map(f).collect() };
+    let (added, ratio) = (pick(|r| r.added_ns), pick(|r| r.ratio));
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Ok(Paired {
+        destinations,
+        added_ns: median(&added),
+        added_ns_min: min(&added),
+        added_ns_max: max(&added),
+        ratio: median(&ratio),
+        ratio_min: min(&ratio),
+        ratio_max: max(&ratio),
+        baseline_ns: median(&pick(|r| r.baseline_ns)),
+        runs,
+    })
+}
+
+/// Pins the calling thread to the last CPU, so that every chunk runs where the others did.
+fn pin() {
+    pin_to([cpu_count() - 1]);
+}
+
+/// [`measure`] on a thread of its own, pinned to the last CPU.
+fn measure_pinned(
+    filtered: &NetNs,
+    bare: &NetNs,
+    destinations: Destinations,
+    settings: &Settings,
+) -> Result<Paired> {
+    let (filtered, bare, settings) = (filtered.clone(), bare.clone(), settings.clone());
+    std::thread::spawn(move || {
+        pin();
+        measure(&filtered, &bare, destinations, &settings)
+    })
+    .join()
+    .expect("the meter thread does not panic")
+}
+
+/// The none-vs-none check; call before the filter is loaded into `filtered`.
+pub fn baseline(filtered: &NetNs, bare: &NetNs, settings: &Settings) -> Result<Paired> {
+    measure_pinned(filtered, bare, Destinations::One, settings)
+}
+
+/// The filter's cost with many destinations, on the last CPU, while the caller changes the
+/// filter from another thread (pinned elsewhere with [`pin_away`]).
+pub fn many_destinations(filtered: &NetNs, bare: &NetNs, settings: &Settings) -> Result<Paired> {
+    measure_pinned(filtered, bare, Destinations::Many, settings)
+}
+
+/// Pins the calling thread to every CPU but the meter's (left as it is on a single CPU).
+pub fn pin_away() {
+    pin_to(0..cpu_count() - 1);
+}
+
+/// The filter's cost with one and with many destinations, given the none-vs-none check.
+pub fn with_filter(
+    filtered: &NetNs,
+    bare: &NetNs,
+    none_vs_none: Paired,
+    settings: &Settings,
+) -> Result<SendPath> {
+    let (filtered, bare, settings) = (filtered.clone(), bare.clone(), settings.clone());
+    let (one, many) = std::thread::spawn(move || -> Result<_> {
+        pin();
+        Ok((
+            measure(&filtered, &bare, Destinations::One, &settings)?,
+            measure(&filtered, &bare, Destinations::Many, &settings)?,
+        ))
+    })
+    .join()
+    .expect("the meter thread does not panic")?;
+    let mut warnings = Vec::new();
+    if none_vs_none.added_ns.abs() > 10.0 {
+        warnings.push(format!(
+            "the none-vs-none check is off by {:+.1} ns per packet: differences smaller than that are noise \
+             (a busy or throttled machine; run again when it is quiet)",
+            none_vs_none.added_ns
+        ));
+    }
+    for p in [&one, &many] {
+        let spread = p.added_ns_max - p.added_ns_min;
+        if p.added_ns.abs() > 20.0 && spread > p.added_ns.abs() * 0.5 {
+            warnings.push(format!(
+                "{:?} destinations: the runs spread over {spread:.0} ns around {:.0} ns (the host changed speed \
+                 between runs); trust the ratio {:.3} more than the ns figure",
+                p.destinations, p.added_ns, p.ratio
+            ));
+        }
+    }
+    Ok(SendPath {
+        none_vs_none,
+        one_destination: one,
+        many_destinations: many,
+        warnings,
+        during_updates: None,
+    })
+}

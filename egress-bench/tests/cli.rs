@@ -1,0 +1,617 @@
+//! `egress-bench` end to end, as root, in testbeds of its own.
+//!
+//! `egress-bench cleanup` removes every `egb-*` object, so these tests take one lock: no
+//! other testbed of this binary exists while one runs. (Cargo runs test binaries one at a
+//! time.)
+
+use std::io::Write;
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use filter_core::{CostCase, CostProbe, Family};
+use testbed::leftovers;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn bench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_egress-bench"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bench().args(args).output().expect("egress-bench starts")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `egress-bench run` with `args` and `--output`; the output and the record written.
+fn run_recorded(args: &[&str]) -> (Output, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", json.to_str().unwrap()]);
+    let out = run(&all);
+    assert!(out.status.success(), "{}", text(&out));
+    let record = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (out, record)
+}
+
+fn list_file(lines: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(lines.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn run_records_a_working_filter_and_leaves_nothing() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let (_, record) = run_recorded(&[
+        "--filter", "ipset", "--rules", "5000", "--family", "both", "--run-id", "clirec",
+    ]);
+    assert_eq!(record["verdict"]["ok"], true, "{record:#}");
+    assert_eq!(record["verdict"]["probes"].as_array().unwrap().len(), 4);
+    let figures = &record["figures"];
+    assert!(figures["load_seconds"].as_f64().unwrap() > 0.0);
+    let enforced = figures["enforcement_seconds"]
+        .as_f64()
+        .expect("enforcement measured");
+    assert!(
+        enforced <= figures["load_seconds"].as_f64().unwrap() + 0.01,
+        "{figures:#}"
+    );
+    assert_eq!(record["list"]["loaded_entries"], 10_003);
+    assert!(figures["stats"]["kernel_memory"]["bytes"].as_u64().unwrap() > 0);
+    assert!(leftovers("egb-clirec").is_empty());
+}
+
+/// An update feed under probes: updates are applied and counted, an added network is
+/// enforced, nothing that stays denied passes and nothing that stays allowed drops, and the
+/// list is back as loaded afterwards.
+#[test]
+fn update_feed_is_counted_and_never_wrong() {
+    testbed::needs_root!();
+    let _lock = serial();
+    for filter in ["tcbpf-dir", "nftables"] {
+        let (out, record) = run_recorded(&[
+            "--filter",
+            filter,
+            "--rules",
+            "2000",
+            "--no-program-cost",
+            "--updates",
+            "max",
+            "--update-batch",
+            "10",
+            "--update-duration",
+            "0.5",
+        ]);
+        let updates = &record["figures"]["updates"];
+        assert!(
+            updates["updates"].as_u64().unwrap() >= 10,
+            "{filter}: {updates:#}"
+        );
+        assert_eq!(updates["batch"], 10);
+        assert_eq!(updates["violations"], 0, "{filter}: {updates:#}");
+        assert!(updates["stays_denied"]["sent"].as_u64().unwrap() > 100);
+        assert!(updates["enforcement_us"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            record["figures"]["stats"]["entries_v4"], 2_002,
+            "{filter}: the feed's entries are gone again"
+        );
+        assert!(text(&out).contains("violations: 0"), "{}", text(&out));
+    }
+}
+
+#[test]
+fn ipv6_only_run_times_ipv6_cold_lookups_and_says_what_memory_it_trusts() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let (out, record) = run_recorded(&[
+        "--filter", "tcbpf", "--rules", "3000", "--family", "6", "--run-id", "cliv6",
+    ]);
+    let typed: records::Record = serde_json::from_value(record.clone()).unwrap();
+    let cases: Vec<CostCase> = typed
+        .figures
+        .as_ref()
+        .unwrap()
+        .program_costs
+        .iter()
+        .map(|c| c.case)
+        .collect();
+    assert!(
+        cases.contains(&CostCase::ColdPerLookup(Family::V6))
+            && !cases.contains(&CostCase::ColdPerLookup(Family::V4))
+            && !cases.contains(&CostCase::Probe(CostProbe::V4Hit)),
+        "{cases:?}"
+    );
+    let figures = &record["figures"];
+    let said = text(&out);
+    assert!(!said.contains("IPv4 lookup"), "{said}");
+    // The allocation change is a figure only when it can be trusted; otherwise it says why.
+    let allocations = &figures["kernel_allocations"];
+    match allocations["bytes"].as_i64() {
+        Some(delta) => assert!(
+            delta > 0 && allocations["untrusted"].is_null(),
+            "{figures:#}"
+        ),
+        None => assert!(
+            allocations["untrusted"]
+                .as_str()
+                .unwrap()
+                .starts_with("not a figure"),
+            "{figures:#}"
+        ),
+    }
+    assert!(leftovers("egb-cliv6").is_empty());
+}
+
+#[test]
+fn send_path_sees_what_a_filter_costs() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let measure = |filter: &str| -> serde_json::Value {
+        let json = dir.path().join(format!("{filter}.json"));
+        let out = run(&[
+            "run",
+            "--filter",
+            filter,
+            "--backend",
+            "legacy",
+            "--rules",
+            "2000",
+            "--send-path",
+            "--output",
+            json.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        record["figures"]["send_path"].clone()
+    };
+    // 2,000 rules, each compared on every packet: microseconds, far above any noise.
+    let iptables = measure("iptables");
+    for case in ["one_destination", "many_destinations"] {
+        let added = iptables[case]["added_ns"].as_f64().unwrap();
+        assert!(added > 1_000.0, "{case}: {iptables:#}");
+        assert!(
+            iptables[case]["ratio"].as_f64().unwrap() > 2.0,
+            "{iptables:#}"
+        );
+    }
+    let none = measure("none");
+    let added = none["one_destination"]["added_ns"].as_f64().unwrap();
+    assert!(
+        added.abs() < 1_000.0,
+        "no filter adds nothing like a rule list: {none:#}"
+    );
+    assert!(leftovers("egb-").is_empty(), "{:?}", leftovers("egb-"));
+}
+
+/// Two hosts, played by the testbed's two namespaces: `serve` in one, `run --server
+/// --on-host` in the other, each in its namespace's own stack: the code path real hosts take.
+#[test]
+fn two_hosts_across_namespaces_leave_nothing_behind() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let bed = testbed::Testbed::new().unwrap();
+    let in_ns = |ns: &filter_core::NetNs| {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            ns.name().unwrap(),
+            env!("CARGO_BIN_EXE_egress-bench"),
+        ]);
+        cmd
+    };
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serve = KillOnDrop(
+        in_ns(bed.server())
+            .args(["serve", "--listen", "0.0.0.0:9200"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let client = |args: &[&str]| in_ns(bed.client()).args(args).output().unwrap();
+    let out = client(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--rules",
+        "100",
+        "--server",
+        "198.18.0.2",
+    ]);
+    assert!(
+        !out.status.success(),
+        "two-host mode without --on-host must refuse"
+    );
+    assert!(text(&out).contains("--on-host"), "{}", text(&out));
+    for filter in ["ipset", "tcbpf", "iptables"] {
+        let json = dir.path().join(format!("{filter}.json"));
+        let out = client(&[
+            "run",
+            "--filter",
+            filter,
+            "--rules",
+            "1000",
+            "--server",
+            "198.18.0.2",
+            "--on-host",
+            "--denied-probe",
+            "198.19.255.1",
+            "--traffic",
+            "--output",
+            json.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{filter}: {}", text(&out));
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(record["verdict"]["ok"], true, "{record:#}");
+        assert_eq!(record["two_hosts"]["interface"], bed.client_link().as_str());
+        let received = record["figures"]["traffic"]["throughput"][0]["filter"]["received_packets"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            received > 100,
+            "{filter}: traffic reached the server: {record:#}"
+        );
+        let left = client(&["filters", "--leftovers"]);
+        assert!(left.status.success(), "{}", text(&left));
+        assert!(left.stdout.is_empty(), "{filter} left {}", text(&left));
+    }
+    let conflicting = list_file("1.2.3.4\n198.18.0.0/24\n");
+    let out = client(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--cidrs",
+        conflicting.path().to_str().unwrap(),
+        "--server",
+        "198.18.0.2",
+        "--on-host",
+        "--denied-probe",
+        "198.19.255.1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("line 2: 198.18.0.0/24"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn every_bad_line_is_named_and_nothing_is_created() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let file = list_file("# feed\n1.2.3.4\n1.2.3.999\n5.6.7.8\nexample.com\n10.0.0.0/33 ; typo\n");
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--run-id",
+        "clibad",
+        "--cidrs",
+        file.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    for named in [
+        "3 bad lines",
+        "line 3: \"1.2.3.999\"",
+        "line 5: \"example.com\"",
+        "line 6: \"10.0.0.0/33\"",
+    ] {
+        assert!(said.contains(named), "{named:?} not in: {said}");
+    }
+    assert!(leftovers("egb-clibad").is_empty());
+}
+
+/// A list over a kernel limit is refused once the testbed exists, naming the limit, and the
+/// testbed goes with the run: the leftover check here could find something.
+#[test]
+fn list_over_the_ipset_maxelem_is_refused_by_name_and_nothing_is_left() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--rules",
+        "1000",
+        "--ipset-maxelem",
+        "1000",
+        "--run-id",
+        "climax",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("ipset maxelem") && said.contains("1002") && said.contains("1000"),
+        "{said}"
+    );
+    assert!(leftovers("egb-climax").is_empty());
+}
+
+/// A sweep holding a real run's record and a real failure (the runs `cargo xtask bench` makes,
+/// put together the way it does) reads back typed, and the report shows the failure as a
+/// row naming its error instead of a gap.
+#[test]
+fn a_failing_engine_is_a_failure_row_in_the_report() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let failed = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--rules",
+        "1000",
+        "--ipset-maxelem",
+        "1000",
+        "--run-id",
+        "clifail",
+    ]);
+    assert!(!failed.status.success(), "{}", text(&failed));
+    let stderr: Vec<String> = String::from_utf8_lossy(&failed.stderr)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let (_, record) = run_recorded(&[
+        "--filter",
+        "ipset",
+        "--rules",
+        "1000",
+        "--traffic",
+        "--traffic-rounds",
+        "2",
+        "--run-id",
+        "clifine",
+    ]);
+    let record: records::Record = serde_json::from_value(record).expect("a typed record");
+    let results = records::SweepResults {
+        description: "two runs".into(),
+        options: String::new(),
+        runs: vec![
+            records::SweepRun::finished("ipset", 1000, record),
+            records::SweepRun::failed("ipset", 10_000, &stderr, &failed.status.to_string()),
+        ],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("results.json"),
+        serde_json::to_vec(&results).unwrap(),
+    )
+    .unwrap();
+    let out = run(&["report", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| ipset | 10000 |"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("failed: ") && row.contains("maxelem"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("## Traffic through the filter"),
+        "{summary}"
+    );
+    assert!(leftovers("egb-clifail").is_empty() && leftovers("egb-clifine").is_empty());
+}
+
+#[test]
+fn wrong_family_is_named() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let file = list_file("1.2.3.4\n2001:db8::/32\n");
+    let out = run(&[
+        "run",
+        "--filter",
+        "iptables",
+        "--family",
+        "4",
+        "--cidrs",
+        file.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("line 2") && said.contains("--family"),
+        "{said}"
+    );
+}
+
+/// Without --family, a file is loaded and checked in the families it holds: an IPv6-only
+/// list needs no flag.
+#[test]
+fn a_files_families_are_its_default() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let file = list_file("2001:db8::/32\n2001:db8:1::1\n");
+    let (out, record) = run_recorded(&[
+        "--filter",
+        "tcbpf-dir",
+        "--no-program-cost",
+        "--run-id",
+        "clifam",
+        "--cidrs",
+        file.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(record["list"]["families"], "V6", "{record:#}");
+    assert_eq!(record["verdict"]["ok"], true, "{record:#}");
+}
+
+#[test]
+fn list_covering_the_testbed_stops_unless_excluded() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let file = list_file("1.2.3.4\n198.18.0.0/15\n5.6.7.0/24\n198.19.0.1\n");
+    let path = file.path().to_str().unwrap();
+    let out = run(&[
+        "run", "--filter", "ipset", "--run-id", "cliconf", "--cidrs", path,
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("line 2: 198.18.0.0/15") && said.contains("line 4"),
+        "{said}"
+    );
+    assert!(leftovers("egb-cliconf").is_empty());
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--cidrs",
+        path,
+        "--exclude-conflicting",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("left out 2 entries that cover the"),
+        "{}",
+        text(&out)
+    );
+    let one = list_file("1.2.3.4\n198.19.0.0/16\n");
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--cidrs",
+        one.path().to_str().unwrap(),
+        "--exclude-conflicting",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("left out 1 entry that covers the"),
+        "{}",
+        text(&out)
+    );
+}
+
+fn wait_for_namespace(prefix: &str) {
+    let start = Instant::now();
+    while leftovers(prefix).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the run never built its testbed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
+    testbed::needs_root!();
+    let _lock = serial();
+    // ipset restore takes seconds for 2M entries: long enough to be killed mid-load.
+    let mut child = bench()
+        .args([
+            "run",
+            "--filter",
+            "ipset-restore",
+            "--rules",
+            "2000000",
+            "--run-id",
+            "clikill",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_namespace("egb-clikill");
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !leftovers("egb-clikill").is_empty(),
+        "a killed run leaves its testbed"
+    );
+    let out = run(&["cleanup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("egb-clikill-client"), "{}", text(&out));
+    assert!(leftovers("egb-").is_empty(), "{:?}", leftovers("egb-"));
+    let out = run(&["cleanup"]);
+    assert!(text(&out).contains("nothing to clean up"));
+}
+
+#[test]
+fn sigterm_mid_load_removes_the_testbed() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let mut child = bench()
+        .args([
+            "run",
+            "--filter",
+            "iptables",
+            "--backend",
+            "legacy",
+            "--rules",
+            "1000000",
+            "--run-id",
+            "cliterm",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_namespace("egb-cliterm");
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(!exit.success());
+    assert!(
+        leftovers("egb-cliterm").is_empty(),
+        "{:?}",
+        leftovers("egb-cliterm")
+    );
+}
+
+#[test]
+fn generate_writes_the_list_a_run_would_load() {
+    testbed::needs_root!();
+    let out = run(&[
+        "generate", "--rules", "5000", "--family", "both", "--seed", "7",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list = filter_core::CidrList::parse(
+        out.stdout.as_slice(),
+        "generate",
+        &filter_core::ParseOptions { strict: true },
+    )
+    .unwrap();
+    assert_eq!((list.v4().len(), list.v6().len()), (5000, 5000));
+    assert_eq!(list.stats().distinct, 10_000);
+    let again = run(&[
+        "generate", "--rules", "5000", "--family", "both", "--seed", "7",
+    ]);
+    assert_eq!(out.stdout, again.stdout, "same seed, same list");
+}

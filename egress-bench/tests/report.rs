@@ -1,0 +1,149 @@
+//! `egress-bench report` on a sweep made of a real run's record (the `records` crate's
+//! fixture, written by `egress-bench run`), with figures changed per filter: no root needed.
+
+use std::process::Command;
+
+use filter_core::KernelMemory;
+use records::{Record, RunStatus, SweepResults, SweepRun};
+
+const FIXTURE: &str = include_str!("../../bench/records/tests/fixtures/record.json");
+
+fn record(filter: &str, load: f64, added: f64, memory: u64) -> Record {
+    let mut record: Record = serde_json::from_str(FIXTURE).expect("the fixture is a Record");
+    record.filter = filter.into();
+    let f = record.figures.as_mut().expect("the fixture has figures");
+    f.load_seconds = load;
+    f.enforcement_seconds = Some(load);
+    f.stats.kernel_memory = Some(KernelMemory {
+        bytes: memory,
+        source: filter_core::MemorySource::MapMemlock,
+    });
+    let send_path = f.send_path.as_mut().expect("the fixture has a send path");
+    for (paired, added) in [
+        (&mut send_path.one_destination, added),
+        (&mut send_path.many_destinations, added * 2.0),
+    ] {
+        paired.added_ns = added;
+        paired.added_ns_min = added - 1.0;
+        paired.added_ns_max = added + 1.0;
+    }
+    send_path.warnings = vec!["spread too wide".into()];
+    let updates = f.updates.as_mut().expect("the fixture has updates");
+    updates.updates_per_second = 54_615.4;
+    updates.call_us = [16.5, 42.1, 762.0];
+    updates.enforcement_us = Some(188.0);
+    updates.violations = 0;
+    record
+}
+
+fn sweep(dir: &std::path::Path, ipset_load: f64) {
+    let stderr = [
+        "loading 1000 entries into nftables".to_owned(),
+        "egress-bench: loading the list into the nftables filter: kernel refused (injected)"
+            .to_owned(),
+    ];
+    let results = SweepResults {
+        description: "fixture".into(),
+        options: String::new(),
+        runs: vec![
+            SweepRun::finished("ipset", 1000, record("ipset", ipset_load, 120.0, 1 << 20)),
+            SweepRun::finished(
+                "ipset-restore",
+                1000,
+                record("ipset-restore", 0.4, 120.0, 1 << 20),
+            ),
+            SweepRun::failed("nftables", 1000, &stderr, "exit status: 1"),
+            SweepRun::stopped(
+                "iptables",
+                1_000_000,
+                RunStatus::OverBudget,
+                "stopped at the 300 s budget".into(),
+            ),
+            SweepRun::finished(
+                "ipset",
+                1_000_000,
+                record("ipset", ipset_load * 100.0, 150.0, 1 << 25),
+            ),
+        ],
+    };
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_vec(&results).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn report_writes_tables_csv_and_plots() {
+    let now = tempfile::tempdir().unwrap();
+    let before = tempfile::tempdir().unwrap();
+    sweep(now.path(), 0.1);
+    sweep(before.path(), 0.2);
+    let out = Command::new(env!("CARGO_BIN_EXE_egress-bench"))
+        .arg("report")
+        .arg(now.path())
+        .arg("--baseline")
+        .arg(before.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(now.path().join("summary.md")).unwrap();
+    assert!(summary.contains("| ipset | 1000 | 0.100 |"), "{summary}");
+    assert!(summary.contains("0.25x"), "load vs reference: {summary}");
+    assert!(
+        summary.contains("| iptables | 1000000 | over budget: stopped at the 300 s budget |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "| nftables | 1000 | failed: loading the list into the nftables filter: kernel refused (injected) |"
+        ),
+        "a failed run is a row naming its error: {summary}"
+    );
+    assert!(summary.contains("+120 [+119..+121]"), "{summary}");
+    assert!(
+        summary.contains("| ipset | 1000 | 0.50x |"),
+        "baseline comparison: {summary}"
+    );
+    assert!(summary.contains("spread too wide"), "{summary}");
+    assert!(
+        summary.contains("## Live updates")
+            && summary.contains("| ipset | 1000000 | 54615 | 16.5 | 42.1 | 188 | 0 | +300 / "),
+        "{summary}"
+    );
+    // Traffic rows carry their spread, and a ratio only where the rounds resolve one.
+    let traffic = summary
+        .split("## Traffic through the filter")
+        .nth(1)
+        .and_then(|t| t.lines().find(|l| l.starts_with("| ipset | 1000 |")))
+        .unwrap_or_default();
+    assert!(traffic.matches("..").count() >= 4, "{summary}");
+    assert!(
+        traffic.contains("no difference resolved (x") || traffic.contains("| x"),
+        "{traffic}"
+    );
+    assert!(now.path().join("update_rate.svg").exists());
+    let load = std::fs::read_to_string(now.path().join("load.csv")).unwrap();
+    assert_eq!(load.lines().count(), 6, "{load}");
+    assert!(load.contains("nftables,1000,failed,"), "{load}");
+    let send = std::fs::read_to_string(now.path().join("send_path.csv")).unwrap();
+    assert!(send.contains("ipset,1000,one_destination,120"), "{send}");
+    assert!(
+        send.contains("ipset,1000,many_destinations_during_updates,"),
+        "{send}"
+    );
+    let traffic = std::fs::read_to_string(now.path().join("traffic.csv")).unwrap();
+    assert!(
+        traffic.contains("ipset,1000,none_vs_none,filter,"),
+        "{traffic}"
+    );
+    let svg = std::fs::read_to_string(now.path().join("load_time.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("ipset"),
+        "plot has a line per filter"
+    );
+}

@@ -1,0 +1,244 @@
+//! Changing the kernel's ruleset: a load fills new sets and adds the rules last, a replace
+//! swaps the rules to new sets in one transaction, adds and removes send the element
+//! difference.
+
+use filter_core::{Error, Family, Result};
+use ipnet::IpNet;
+
+use crate::layout::{SETS, family_index, hash_size, set_name, width};
+use crate::messages::{self, SetKind};
+use crate::state::{self, Delta, FamilyState};
+use crate::transactions::Transactions;
+use crate::{BYTES_PER_ELEMENT, Loaded, Loader, NftablesFilter};
+
+impl NftablesFilter {
+    /// Deletes the table, ignoring a missing one.
+    pub(crate) fn delete_table(&mut self) -> Result<()> {
+        let mut tx = self.new_transactions();
+        let table = self.table().to_owned();
+        tx.push(
+            &mut messages::delete_table(&table),
+            format!("deleting table inet {table}"),
+        );
+        match self.commit(tx) {
+            Err(Error::Kernel { code: 2, .. }) => Ok(()), // ENOENT
+            other => other,
+        }
+    }
+
+    /// Checks what a load needs against the memory there is, before anything changes.
+    pub(crate) fn check(families: &[FamilyState; 2]) -> Result<()> {
+        let elements: usize = families
+            .iter()
+            .map(|f| f.host_count() + f.elements(SetKind::Interval).len())
+            .sum();
+        filter_core::memory::require(
+            "kernel memory for the nftables sets",
+            elements as u64 * BYTES_PER_ELEMENT,
+            "free memory, or load a shorter or aggregated list (--aggregate)",
+        )
+    }
+
+    /// Fills new sets of `generation` with `families`' elements, creating the table and chain
+    /// first when `create` (a load): the transactions before the rules go in.
+    pub(crate) fn fill(
+        &self,
+        tx: &mut Transactions,
+        generation: u32,
+        families: &[FamilyState; 2],
+        create: bool,
+    ) {
+        let table = self.table().to_owned();
+        if create {
+            tx.push(
+                &mut messages::new_table(&table),
+                format!("creating table inet {table}"),
+            );
+            tx.push(
+                &mut messages::new_chain(&table),
+                format!("creating chain {}", messages::CHAIN),
+            );
+        }
+        for (i, (family, kind)) in SETS.into_iter().enumerate() {
+            let set = set_name(family, kind, generation);
+            let id = u32::try_from(i + 1).expect("four sets");
+            let size = match kind {
+                SetKind::Hash => hash_size(families[family_index(family)].host_count()),
+                SetKind::Interval => 0,
+            };
+            tx.push(
+                &mut messages::new_set(&table, &set, id, width(family), kind, size, self.timeouts),
+                format!("creating set {set}"),
+            );
+        }
+        // The sets exist once the first transaction commits: elements name them.
+        tx.cut();
+        for (family, kind) in SETS {
+            let state = &families[family_index(family)];
+            tx.elements(
+                &table,
+                generation,
+                (family, kind),
+                &state.elements(kind),
+                true,
+            );
+        }
+        tx.cut();
+    }
+
+    /// The rules that match the sets of `generation`.
+    pub(crate) fn rules(&self, tx: &mut Transactions, generation: u32) {
+        let table = self.table().to_owned();
+        for (family, kind) in SETS {
+            let set = set_name(family, kind, generation);
+            tx.push(
+                &mut messages::new_rule(&table, &set, 0, width(family)),
+                format!("adding the rule that matches set {set}"),
+            );
+        }
+    }
+
+    pub(crate) fn load_netlink(&mut self, families: [FamilyState; 2]) -> Result<()> {
+        let mut tx = self.new_transactions();
+        self.fill(&mut tx, 0, &families, true);
+        self.rules(&mut tx, 0);
+        if let Err(e) = self.commit(tx) {
+            let _ = self.delete_table();
+            return Err(e);
+        }
+        self.loaded = Some(Loaded {
+            generation: 0,
+            capacity: families.each_ref().map(|f| hash_size(f.host_count())),
+            families,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn replace_netlink(&mut self, families: [FamilyState; 2]) -> Result<()> {
+        let old = self.loaded.as_ref().ok_or(Error::NotLoaded)?.generation;
+        let new = old + 1;
+        let table = self.table().to_owned();
+        let mut tx = self.new_transactions();
+        self.fill(&mut tx, new, &families, false);
+        // One transaction: the rules move to the new sets and the old sets go.
+        tx.push(
+            &mut messages::flush_chain(&table),
+            "flushing the chain's rules".into(),
+        );
+        self.rules(&mut tx, new);
+        for (family, kind) in SETS {
+            let set = set_name(family, kind, old);
+            tx.push(
+                &mut messages::delete_set(&table, &set),
+                format!("deleting set {set}"),
+            );
+        }
+        if std::mem::take(&mut self.fail_next_swap) {
+            tx.push(
+                &mut messages::delete_set(&table, "injected"),
+                "deleting set injected (a failure injected by a test)".into(),
+            );
+        }
+        if let Err(e) = self.commit(tx) {
+            // The old rules and sets are untouched; the new sets go.
+            let mut undo = self.new_transactions();
+            for (family, kind) in SETS {
+                let set = set_name(family, kind, new);
+                undo.push(
+                    &mut messages::delete_set(&table, &set),
+                    format!("deleting set {set}"),
+                );
+            }
+            let _ = self.commit(undo);
+            return Err(e);
+        }
+        self.loaded = Some(Loaded {
+            generation: new,
+            capacity: families.each_ref().map(|f| hash_size(f.host_count())),
+            families,
+        });
+        Ok(())
+    }
+
+    /// Sends element changes, one transaction when they fit.
+    pub(crate) fn commit_deltas(&mut self, deltas: &[Delta; 2]) -> Result<()> {
+        let generation = self.loaded.as_ref().ok_or(Error::NotLoaded)?.generation;
+        let table = self.table().to_owned();
+        let mut tx = self.new_transactions();
+        for (family, kind) in SETS {
+            let (gone, came) = deltas[family_index(family)].of(kind);
+            tx.elements(&table, generation, (family, kind), gone, false);
+            tx.elements(&table, generation, (family, kind), came, true);
+        }
+        self.commit(tx)
+    }
+
+    /// Makes the sets hold `families`: the element difference in one transaction, or new sets
+    /// swapped in when a hosts' set would outgrow its size.
+    pub(crate) fn apply(&mut self, families: [FamilyState; 2]) -> Result<()> {
+        let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
+        let outgrown = families
+            .iter()
+            .zip(loaded.capacity)
+            .any(|(f, capacity)| f.host_count() > capacity as usize);
+        match self.loader {
+            // A hosts' set is full: new sets sized for the list, swapped in atomically.
+            Loader::Netlink if outgrown => self.replace_netlink(families),
+            Loader::Netlink => {
+                let deltas = [0, 1].map(|i| loaded.families[i].delta_to(&families[i]));
+                self.commit_deltas(&deltas)?;
+                if let Some(loaded) = self.loaded.as_mut() {
+                    loaded.families = families;
+                }
+                Ok(())
+            }
+            Loader::Script => self.script(families),
+        }
+    }
+
+    /// Adds or removes entries: the elements they change, in time proportional to them and
+    /// the ranges they touch (not to the list), one transaction.
+    pub(crate) fn apply_change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
+        self.forget_expired();
+        if add {
+            // A plain add of a timed address makes it permanent again.
+            self.make_permanent(entries)?;
+        } else {
+            for (expiring, family) in self.expiring.iter_mut().zip(Family::BOTH) {
+                for net in entries.iter().filter(|n| Family::of(n.addr()) == family) {
+                    expiring.remove(&state::key_of(net));
+                }
+            }
+        }
+        let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
+        let plans: [state::Plan; 2] = std::array::from_fn(|i| {
+            let family = Family::BOTH[i];
+            let mine: Vec<IpNet> = entries
+                .iter()
+                .filter(|n| Family::of(n.addr()) == family)
+                .copied()
+                .collect();
+            loaded.families[i].plan(&mine, add)
+        });
+        let outgrown = plans
+            .iter()
+            .zip(&loaded.families)
+            .zip(loaded.capacity)
+            .any(|((plan, f), capacity)| f.hosts_after(plan) > capacity as usize);
+        if outgrown || self.loader == Loader::Script {
+            let mut families = loaded.families.clone();
+            for (family, plan) in families.iter_mut().zip(plans) {
+                family.apply(plan);
+            }
+            return self.apply(families);
+        }
+        let [p4, p6] = plans;
+        self.commit_deltas(&[p4.delta.clone(), p6.delta.clone()])?;
+        if let Some(loaded) = self.loaded.as_mut() {
+            let [f4, f6] = &mut loaded.families;
+            f4.apply(p4);
+            f6.apply(p6);
+        }
+        Ok(())
+    }
+}

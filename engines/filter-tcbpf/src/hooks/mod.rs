@@ -1,0 +1,240 @@
+//! Where the program is hooked: one file per attach kind, each exporting a [`HookKind`]
+//! (its name, whether this kernel has it, how to hook a loaded program, what a killed run
+//! leaves behind), listed once in [`HOOKS`]. A new attach point is one file here plus one
+//! line in [`HOOKS`], as aya keeps one file per program type.
+//!
+//! - [`tcx`]: a TCX link on the interface's egress (Linux 6.6+); it goes with the process.
+//! - [`clsact`]: a `clsact` qdisc and a direct-action filter (any kernel with tc BPF); it
+//!   stays after the process exits, named by the run's tag.
+
+pub mod clsact;
+mod tc;
+pub mod tcx;
+
+use std::fmt;
+
+use aya::Ebpf;
+use filter_core::{NetNs, Result, Tag, Target};
+
+/// Every attach kind, in the order `auto` tries them.
+pub static HOOKS: &[&HookKind] = &[&tcx::KIND, &clsact::KIND];
+
+/// An attach kind: what `--attach NAME` picks.
+pub struct HookKind {
+    /// Its name on the command line and in records (`tcx`, `clsact`).
+    pub name: &'static str,
+    /// One line saying what it is.
+    pub about: &'static str,
+    /// Whether this kernel offers it.
+    pub available: fn() -> bool,
+    /// A hook of this kind for a target and a run's tag.
+    pub(crate) make: fn(&Target, &Tag) -> Result<Box<dyn Hook>>,
+    /// What runs left hooked this way in a namespace under a prefix (see
+    /// [`Engine::leftovers`](filter_core::Engine::leftovers)).
+    pub leftovers: fn(&NetNs, &str) -> Result<Vec<String>>,
+    /// Removes what [`leftovers`](Self::leftovers) finds; returns what it removed.
+    pub remove_leftovers: fn(&NetNs, &str) -> Result<Vec<String>>,
+}
+
+impl fmt::Debug for HookKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for HookKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for HookKind {}
+
+/// A program hooked to a target: attached, moved to a new program in one kernel
+/// operation, and released. The hook keeps the link of the program it holds.
+pub(crate) trait Hook: Send {
+    /// Its kind.
+    fn kind(&self) -> &'static HookKind;
+
+    /// Hooks program `program` of `ebpf` (loaded) inside `netns`.
+    fn attach(&mut self, netns: &NetNs, ebpf: &mut Ebpf, program: &str) -> Result<()>;
+
+    /// Moves the hook from `from`'s program to `to`'s in one kernel operation, so every
+    /// packet sees one of them. On failure `from` is hooked again (or the error says it
+    /// could not be). `fail` makes the move fail after the old link was taken (tests).
+    fn swap(
+        &mut self,
+        netns: &NetNs,
+        from: &mut Ebpf,
+        to: &mut Ebpf,
+        program: &str,
+        fail: bool,
+    ) -> Result<()>;
+
+    /// Whether a program is hooked.
+    fn is_attached(&self) -> bool;
+
+    /// Undoes what `attach` set up besides the link (a qdisc it created), once the hooked
+    /// program is gone.
+    fn release(&mut self, netns: &NetNs) -> Result<()>;
+}
+
+/// How the program is hooked: the first available kind of [`HOOKS`], or one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Attach {
+    /// TCX where the kernel has it (6.6+), else clsact.
+    #[default]
+    Auto,
+    /// This kind.
+    Kind(&'static HookKind),
+}
+
+impl Attach {
+    /// A TCX link on the egress hook (Linux 6.6+); removed when the process exits.
+    pub const TCX: Self = Self::Kind(&tcx::KIND);
+    /// A `clsact` qdisc with a direct-action filter (any kernel with tc BPF).
+    pub const CLSACT: Self = Self::Kind(&clsact::KIND);
+
+    /// The name used on the command line and in records (`auto`, `tcx`, `clsact`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Kind(kind) => kind.name,
+        }
+    }
+
+    /// The kind this picks on this kernel.
+    pub fn resolve(self) -> &'static HookKind {
+        match self {
+            Self::Kind(kind) => kind,
+            Self::Auto => HOOKS
+                .iter()
+                .copied()
+                .find(|kind| (kind.available)())
+                .unwrap_or(&clsact::KIND),
+        }
+    }
+
+    /// `auto` or the name of a kind in `hooks`.
+    ///
+    /// # Errors
+    /// A message listing the names there are.
+    pub fn parse_in(hooks: &[&'static HookKind], name: &str) -> std::result::Result<Self, String> {
+        if name == "auto" {
+            return Ok(Self::Auto);
+        }
+        hooks
+            .iter()
+            .find(|kind| kind.name == name)
+            .map(|&kind| Self::Kind(kind))
+            .ok_or_else(|| {
+                let names: Vec<&str> = hooks.iter().map(|k| k.name).collect();
+                format!(
+                    "unknown attach mode {name:?}; expected auto, {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for Attach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Attach {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<Self, String> {
+        Self::parse_in(HOOKS, name)
+    }
+}
+
+/// What every attach kind left in `netns` under `prefix`.
+pub(crate) fn leftovers(netns: &NetNs, prefix: &str) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for kind in HOOKS {
+        found.extend((kind.leftovers)(netns, prefix)?);
+    }
+    Ok(found)
+}
+
+/// Removes what every attach kind left in `netns` under `prefix`.
+pub(crate) fn remove_leftovers(netns: &NetNs, prefix: &str) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for kind in HOOKS {
+        removed.extend((kind.remove_leftovers)(netns, prefix)?);
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A made-up attach kind: what a new hook file would export.
+    mod dummy {
+        use super::*;
+
+        pub static KIND: HookKind = HookKind {
+            name: "dummy",
+            about: "hooks nothing",
+            available: || false,
+            make: |_, _| Ok(Box::new(Nothing(false))),
+            leftovers: |_, prefix| Ok(vec![format!("dummy hook {prefix}x")]),
+            remove_leftovers: |_, _| Ok(Vec::new()),
+        };
+
+        struct Nothing(bool);
+
+        impl Hook for Nothing {
+            fn kind(&self) -> &'static HookKind {
+                &KIND
+            }
+            fn attach(&mut self, _: &NetNs, _: &mut Ebpf, _: &str) -> Result<()> {
+                self.0 = true;
+                Ok(())
+            }
+            fn swap(
+                &mut self,
+                _: &NetNs,
+                _: &mut Ebpf,
+                _: &mut Ebpf,
+                _: &str,
+                _: bool,
+            ) -> Result<()> {
+                Ok(())
+            }
+            fn is_attached(&self) -> bool {
+                self.0
+            }
+            fn release(&mut self, _: &NetNs) -> Result<()> {
+                self.0 = false;
+                Ok(())
+            }
+        }
+    }
+
+    /// A new attach kind is one file and one line in the hook list: the option parses it,
+    /// `auto` passes over it when the kernel lacks it, and it builds its hook.
+    #[test]
+    fn a_new_hook_is_one_file_and_one_line() {
+        let hooks: &[&'static HookKind] = &[&tcx::KIND, &clsact::KIND, &dummy::KIND];
+        let attach = Attach::parse_in(hooks, "dummy").unwrap();
+        assert_eq!(attach, Attach::Kind(&dummy::KIND));
+        assert_eq!(attach.resolve().name, "dummy");
+        let tag = Tag::new("hooks").unwrap();
+        let hook = (attach.resolve().make)(&Target::egress("lo"), &tag).unwrap();
+        assert!(!hook.is_attached());
+        assert_eq!(hook.kind().name, "dummy");
+        assert_eq!(
+            (dummy::KIND.leftovers)(&NetNs::current(), "egb-").unwrap(),
+            vec!["dummy hook egb-x"]
+        );
+        let unknown = Attach::parse_in(hooks, "nosuch").unwrap_err();
+        assert!(unknown.contains("auto, tcx, clsact, dummy"), "{unknown}");
+        assert_eq!("clsact".parse::<Attach>().unwrap(), Attach::CLSACT);
+        assert_ne!(Attach::Auto.resolve().name, "dummy");
+    }
+}

@@ -1,0 +1,185 @@
+//! One loaded copy of the program with its maps, filled with a list.
+
+use aya::Ebpf;
+use aya::EbpfLoader;
+use aya::programs::SchedClassifier;
+use filter_core::{CidrList, Result};
+use filter_tcbpf_common as common;
+
+use crate::error::{TcbpfError, kernel};
+use crate::fill::{
+    TRIE_BYTES_PER_ENTRY, V6_HASH_BYTES_PER_ENTRY, capacity, chunk_capacity, distinct, fill,
+    map_data, map_mut, mapping, v4_key, v6_key,
+};
+use crate::{Fill, Table, TcbpfFilter, dir, v6hash};
+
+/// The kernel-side program, built by `build.rs`.
+static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/filter-tcbpf-ebpf"));
+
+/// One loaded copy of the program with its maps.
+pub(crate) struct Instance {
+    pub(crate) ebpf: Ebpf,
+    /// The constant-time table's user-space side, over the maps' mmap views.
+    pub(crate) dir: Option<dir::Dir24<dir::Mapped>>,
+    /// IPv6 prefix lengths looked up by hash (the constant-time table with few lengths);
+    /// `None`: IPv6 is in the LPM trie.
+    pub(crate) v6_lengths: Option<Vec<u8>>,
+    pub(crate) capacity: [u32; 2],
+    pub(crate) entries: [u64; 2],
+    /// Whether the maps were filled in batches (else one update per entry).
+    pub(crate) batched: bool,
+}
+
+impl TcbpfFilter {
+    /// Loads a fresh program instance with maps sized for and filled with `list`.
+    pub(crate) fn instance(
+        list: &CidrList,
+        fill_mode: Fill,
+        hooked: &str,
+        table: Table,
+    ) -> Result<Instance> {
+        let dir = (table == Table::Dir24).then(|| dir::Prepared::new(list.v4()));
+        let v6_lengths = match table {
+            Table::Dir24 => v6hash::lengths(list.v6()),
+            Table::LpmTrie => None,
+        };
+        let capacity = [
+            if dir.is_some() {
+                1
+            } else {
+                capacity(list.v4().len())?
+            },
+            if v6_lengths.is_some() {
+                v6hash::capacity(list.v6().len())
+            } else {
+                capacity(list.v6().len())?
+            },
+        ];
+        let chunk_capacity = dir.as_ref().map(|d| chunk_capacity(d.chunks_needed()));
+        // IPv4 goes to the DIR table or a trie; IPv6 to per-length hashes or a trie.
+        let (v4_trie, dir_bytes) = match chunk_capacity {
+            Some(chunks) => (
+                0,
+                u64::from(common::DIR_SLOTS) * 4
+                    + u64::from(chunks) * common::DIR_CHUNK_BYTES as u64,
+            ),
+            None => (list.v4().len() as u64, 0),
+        };
+        let (v6_trie, v6_hash_bytes) = match v6_lengths {
+            Some(_) => (0, u64::from(capacity[1]) * V6_HASH_BYTES_PER_ENTRY),
+            None => (list.v6().len() as u64, 0),
+        };
+        let needed = (v4_trie + v6_trie) * TRIE_BYTES_PER_ENTRY + dir_bytes + v6_hash_bytes;
+        filter_core::memory::require(
+            "kernel memory for the BPF maps",
+            needed,
+            "free memory, load a shorter or aggregated list, or use the DIR-24-8 table for IPv4",
+        )?;
+        let (v6_global, v6_count) = v6hash::global(v6_lengths.as_deref().unwrap_or_default());
+        let mut loader = EbpfLoader::new();
+        loader
+            .map_max_entries(common::MAP_DENY_V4, capacity[0])
+            .map_max_entries(
+                common::MAP_DENY_V6,
+                if v6_lengths.is_some() { 1 } else { capacity[1] },
+            )
+            .map_max_entries(
+                common::MAP_DIR_V6,
+                if v6_lengths.is_some() { capacity[1] } else { 1 },
+            )
+            .override_global(common::GLOBAL_V6_LENGTHS, &v6_global, true)
+            .override_global(common::GLOBAL_V6_LENGTH_COUNT, &v6_count, true);
+        if let Some(chunks) = chunk_capacity {
+            loader
+                .map_max_entries(common::MAP_DIR_SLOTS, common::DIR_SLOTS / 4)
+                .map_max_entries(common::MAP_DIR_CHUNKS, chunks);
+        }
+        let mut ebpf = loader
+            .load(PROGRAM)
+            .map_err(|e| kernel("creating the BPF maps", e))?;
+        let mut entries_v4 = 0;
+        let dir = match (dir, chunk_capacity) {
+            (Some(prepared), Some(capacity)) => {
+                entries_v4 = prepared.len() as u64;
+                let store = dir::Mapped {
+                    slots: mapping(&ebpf, common::MAP_DIR_SLOTS, common::DIR_SLOTS as usize * 4)?,
+                    chunks: mapping(
+                        &ebpf,
+                        common::MAP_DIR_CHUNKS,
+                        capacity as usize * common::DIR_CHUNK_BYTES,
+                    )?,
+                    capacity,
+                };
+                Some(
+                    prepared
+                        .build_in(store)
+                        .expect("the chunks map is sized for the list"),
+                )
+            }
+            _ => None,
+        };
+        // Sorted, each insert walks the trie where the previous one did: its nodes are in
+        // cache, and the fill takes about half the time of input order.
+        let mut v4: Vec<_> = match dir {
+            Some(_) => Vec::new(),
+            None => list.v4().iter().map(v4_key).collect(),
+        };
+        let mut v6: Vec<_> = match v6_lengths {
+            Some(_) => Vec::new(),
+            None => list.v6().iter().map(v6_key).collect(),
+        };
+        v4.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
+        v6.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
+        let batch = fill_mode == Fill::Batch;
+        let batched_v4 = fill(
+            map_mut(&mut ebpf, common::MAP_DENY_V4),
+            common::MAP_DENY_V4,
+            &v4,
+            batch,
+        )?;
+        let batched_v6 = fill(
+            map_mut(&mut ebpf, common::MAP_DENY_V6),
+            common::MAP_DENY_V6,
+            &v6,
+            batch,
+        )?;
+        let mut entries_v6 = distinct(&v6);
+        if v6_lengths.is_some() {
+            let mut keys: Vec<v6hash::HashKey> = list.v6().iter().map(v6hash::key).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            entries_v6 = keys.len() as u64;
+            v6hash::fill(
+                map_data(map_mut(&mut ebpf, common::MAP_DIR_V6)),
+                common::MAP_DIR_V6,
+                &keys,
+            )?;
+        }
+        let program = program_mut(&mut ebpf, hooked)?;
+        program
+            .load()
+            .map_err(|e| kernel(format!("loading program {hooked} (verifier)"), e))?;
+        if dir.is_none() {
+            entries_v4 = distinct(&v4);
+        }
+        Ok(Instance {
+            ebpf,
+            dir,
+            v6_lengths,
+            capacity,
+            entries: [entries_v4, entries_v6],
+            batched: batched_v4 && batched_v6,
+        })
+    }
+}
+
+/// The program of `name` in a loaded object.
+pub(crate) fn program_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> std::result::Result<&'a mut SchedClassifier, TcbpfError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| TcbpfError::MissingObject(format!("program {name}")))?
+        .try_into()
+        .map_err(|e| kernel(format!("program {name}"), e))
+}

@@ -1,0 +1,400 @@
+//! Egress filter engine with a tc eBPF program: the destination of every IP packet leaving
+//! an interface is looked up and the packet is dropped on a match. Two [`Table`]s:
+//! an LPM trie per family (`BPF_MAP_TYPE_LPM_TRIE`, `BPF_F_NO_PREALLOC`; the default), or for
+//! IPv4 a constant-time DIR-24-8 table ([`dir`]: one or two array reads per packet whatever
+//! the list, written through mmap; 64 MiB and up).
+//!
+//! - The program (crate `filter-tcbpf-ebpf`) is built at build time and embedded.
+//! - It is attached with TCX on Linux 6.6+ (a BPF link: it goes away with the process),
+//!   otherwise with a `clsact` qdisc and a direct-action filter. [`Attach`] picks; each
+//!   attach kind is one file of [`hooks`].
+//! - Tries are sized to the list (`max_entries` = twice the entries, at least 1,024) and filled
+//!   with `BPF_MAP_UPDATE_BATCH` where the kernel has it, else one update per entry. The
+//!   DIR-24-8 table is expanded in user space straight into its maps' mmap views.
+//! - [`replace`](EgressFilter::replace) loads a second instance of the program with maps
+//!   filled with the new list, then swaps programs on the hook in one kernel operation
+//!   (`BPF_LINK_UPDATE` for TCX, a netlink filter replace for clsact): every packet sees the
+//!   old list or the new one.
+//!
+//! Requires Linux 5.6+ with BTF-free BPF (CAP_BPF and CAP_NET_ADMIN, or root).
+//!
+//! ```no_run
+//! use filter_core::{CidrList, EgressFilter, NetNs, Tag};
+//! use filter_tcbpf::{Attach, TcbpfFilter};
+//!
+//! let list: CidrList = ["203.0.113.0/24".parse()?].into_iter().collect();
+//! let mut filter = TcbpfFilter::new(NetNs::named("blue"), Tag::new("demo")?, "eth0", Attach::Auto);
+//! filter.load(&list)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+// Dependencies of the shipped code only: tests bring their own.
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+mod changes;
+mod config;
+pub mod cost;
+pub mod dir;
+mod engine;
+mod error;
+mod fill;
+pub mod hooks;
+mod instance;
+mod sys;
+mod v6hash;
+
+use std::os::fd::AsFd;
+
+use aya::maps::{MapData, PerCpuArray};
+use filter_core::{
+    CidrList, EgressFilter, Error, Family, FilterStats, KernelMemory, NetNs, ProgramCost, Result,
+    Tag, Target,
+};
+use filter_tcbpf_common as common;
+use ipnet::IpNet;
+
+pub use config::{Fill, Program, Table};
+pub use engine::{ENGINE, TcbpfOptions};
+pub use hooks::{Attach, HookKind};
+
+pub use error::TcbpfError;
+use error::kernel;
+use fill::map_data;
+use hooks::Hook;
+use instance::Instance;
+
+/// The tc eBPF LPM-trie filter; see the [crate docs](crate).
+pub struct TcbpfFilter {
+    netns: NetNs,
+    hook: Box<dyn Hook>,
+    fill: Fill,
+    program: Program,
+    table: Table,
+    current: Option<Instance>,
+    /// Tests only: the next program swap fails, as a kernel refusal would.
+    fail_next_swap: bool,
+    /// The list in the maps, for `sync`.
+    held: filter_core::Held,
+}
+
+impl TcbpfFilter {
+    /// A filter for the egress of `interface` in `netns`.
+    ///
+    /// # Panics
+    /// Never: every tc attach kind takes an interface.
+    pub fn new(netns: NetNs, tag: Tag, interface: &str, attach: Attach) -> Self {
+        Self::at(netns, tag, &Target::egress(interface), attach)
+            .expect("tc attach kinds take an interface")
+    }
+
+    /// A filter for `target` in `netns`, hooked the way `attach` says.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the attach kind cannot hook that kind of target.
+    pub fn at(netns: NetNs, tag: Tag, target: &Target, attach: Attach) -> Result<Self> {
+        let hook = (attach.resolve().make)(target, &tag)?;
+        Ok(Self {
+            netns,
+            hook,
+            fill: Fill::Batch,
+            program: Program::Filter,
+            table: Table::LpmTrie,
+            current: None,
+            fail_next_swap: false,
+            held: filter_core::Held::default(),
+        })
+    }
+
+    /// Fills maps the given way (batches by default).
+    #[must_use]
+    pub fn with_fill(mut self, fill: Fill) -> Self {
+        self.fill = fill;
+        self
+    }
+
+    /// Hooks the given program (the filter by default).
+    #[must_use]
+    pub fn with_program(mut self, program: Program) -> Self {
+        self.program = program;
+        self
+    }
+
+    /// Looks destinations up in the given table (LPM tries by default).
+    #[must_use]
+    pub fn with_table(mut self, table: Table) -> Self {
+        self.table = table;
+        self
+    }
+
+    fn program_name(&self) -> &'static str {
+        match (self.program, self.table) {
+            (Program::Filter, Table::LpmTrie) => common::PROG_FILTER,
+            (Program::Filter, Table::Dir24) => common::PROG_FILTER_DIR,
+            (Program::Empty, _) => common::PROG_EMPTY,
+            (Program::ColdLookup, Table::LpmTrie) => common::PROG_FILTER_COLD,
+            (Program::ColdLookup, Table::Dir24) => common::PROG_FILTER_COLD_DIR,
+            (Program::MixOnly, _) => common::PROG_MIX_ONLY,
+        }
+    }
+
+    /// Tests only: makes the next program swap of `replace` fail after the hook's link was
+    /// taken from the old program, to prove the old list is hooked again.
+    #[cfg(feature = "test-hooks")]
+    pub fn fail_next_swap(&mut self) {
+        self.fail_next_swap = true;
+    }
+
+    /// Deletes the keys of entries whose timeout has passed (they no longer match, but keep
+    /// their memory until deleted) and returns how many went. Every change runs it first;
+    /// a caller that adds with timeouts and then goes quiet can run it from time to time.
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] when the kernel refuses a delete.
+    pub fn sweep_expired(&mut self) -> Result<usize> {
+        if self.current.is_none() {
+            return Ok(0);
+        }
+        let gone = self.held.take_expired();
+        if !gone.is_empty() {
+            self.change(&gone, false, None)?;
+        }
+        Ok(gone.len())
+    }
+
+    /// The attach kind in use (`tcx` or `clsact`).
+    pub fn attach_mode(&self) -> Attach {
+        Attach::Kind(self.hook.kind())
+    }
+
+    /// Drops an instance (detaching it) inside the namespace: a clsact filter is removed by
+    /// interface index, which only means the right interface there.
+    fn discard(&self, instance: Instance) {
+        let _ = self.netns.run(move || drop(instance));
+    }
+
+    /// The loaded instance.
+    fn current(&mut self) -> Result<&mut Instance> {
+        self.current.as_mut().ok_or(Error::NotLoaded)
+    }
+}
+
+impl EgressFilter for TcbpfFilter {
+    fn name(&self) -> &'static str {
+        match (self.program, self.table, self.fill) {
+            (Program::Empty, _, _) => "tcbpf-empty",
+            (Program::ColdLookup, Table::LpmTrie, _) => "tcbpf-cold",
+            (Program::ColdLookup, Table::Dir24, _) => "tcbpf-dir-cold",
+            (Program::MixOnly, _, _) => "tcbpf-mix",
+            (Program::Filter, Table::Dir24, _) => "tcbpf-dir",
+            (Program::Filter, Table::LpmTrie, Fill::Batch) => "tcbpf",
+            (Program::Filter, Table::LpmTrie, Fill::PerEntry) => "tcbpf-per-entry",
+        }
+    }
+
+    fn backend(&self) -> String {
+        let fill = match &self.current {
+            Some(i) if !i.batched => "per-entry updates",
+            _ => "BPF_MAP_UPDATE_BATCH",
+        };
+        match self.table {
+            Table::LpmTrie => format!(
+                "tc eBPF LPM trie, {} attach, {fill}, aya",
+                self.hook.kind().name
+            ),
+            Table::Dir24 => {
+                let v6 = match self.current.as_ref().and_then(|i| i.v6_lengths.as_ref()) {
+                    Some(lengths) => format!("hash per prefix length {lengths:?}"),
+                    None => format!("LPM trie, {fill}"),
+                };
+                format!(
+                    "tc eBPF DIR-24-8 table (IPv4, mmap fill) + IPv6 {v6}, {} attach, aya",
+                    self.hook.kind().name
+                )
+            }
+        }
+    }
+
+    fn load(&mut self, list: &CidrList) -> Result<()> {
+        if self.current.is_some() {
+            return Err(Error::AlreadyLoaded);
+        }
+        let program = self.program_name();
+        let mut instance = Self::instance(list, self.fill, program, self.table)?;
+        if let Err(e) = self.hook.attach(&self.netns, &mut instance.ebpf, program) {
+            self.discard(instance);
+            let _ = self.teardown();
+            return Err(e);
+        }
+        self.current = Some(instance);
+        self.held.set(list);
+        Ok(())
+    }
+
+    fn replace(&mut self, list: &CidrList) -> Result<()> {
+        if self.current.is_none() {
+            return Err(Error::NotLoaded);
+        }
+        let program = self.program_name();
+        let mut next = Self::instance(list, self.fill, program, self.table)?;
+        let mut old = self.current.take().expect("checked above");
+        let fail = std::mem::take(&mut self.fail_next_swap);
+        let swapped = self
+            .hook
+            .swap(&self.netns, &mut old.ebpf, &mut next.ebpf, program, fail);
+        match swapped {
+            Ok(()) => {
+                self.current = Some(next);
+                self.held.set(list);
+                self.discard(old);
+                Ok(())
+            }
+            Err(e) => {
+                self.discard(next);
+                if self.hook.is_attached() {
+                    self.current = Some(old);
+                } else {
+                    // Neither program is hooked: nothing is enforced, which the error says.
+                    self.discard(old);
+                    self.held.clear();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn add(&mut self, entries: &[IpNet]) -> Result<()> {
+        self.sweep_expired()?;
+        self.change(entries, true, None)?;
+        self.held.add(entries);
+        Ok(())
+    }
+
+    fn remove(&mut self, entries: &[IpNet]) -> Result<()> {
+        self.sweep_expired()?;
+        self.change(entries, false, None)?;
+        self.held.remove(entries);
+        Ok(())
+    }
+
+    /// Native in the LPM tries: each entry's value holds its deadline, which the program
+    /// checks against the kernel's clock, so an entry stops matching on time whether or not
+    /// this process is alive (with clsact the program stays hooked after it exits). An expired
+    /// entry never hides a shorter one that still holds (see
+    /// [`trie_value`](filter_tcbpf_common::trie_value)). Expired keys keep their memory until
+    /// [`sweep_expired`](TcbpfFilter::sweep_expired), which every change runs first.
+    ///
+    /// The constant-time table (`tcbpf-dir`) refuses: its IPv4 side keeps one bit per
+    /// address, with no room for a deadline.
+    fn add_with_timeout(&mut self, entries: &[IpNet], ttl: std::time::Duration) -> Result<()> {
+        if self.table == Table::Dir24 {
+            return Err(Error::Unsupported {
+                feature: "per-entry timeouts",
+                engine: self.name(),
+                hint: "the constant-time table keeps one bit per IPv4 address, with no room \
+                       for a deadline: use tcbpf (LPM tries)"
+                    .into(),
+            });
+        }
+        self.sweep_expired()?;
+        let ttl_ns = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = sys::monotonic_ns()
+            .map_err(|e| kernel("reading CLOCK_MONOTONIC", e))?
+            .saturating_add(ttl_ns);
+        self.change(entries, true, Some(deadline))?;
+        self.held
+            .add_expiring(entries, std::time::Instant::now() + ttl);
+        Ok(())
+    }
+
+    fn held(&self) -> Option<CidrList> {
+        self.current.as_ref().map(|_| self.held.list())
+    }
+
+    fn expiring(&self) -> Vec<IpNet> {
+        self.held.expiring()
+    }
+
+    /// Past a quarter of the list changing, a fresh program with maps filled in batches,
+    /// swapped in by one link update, beats per-entry map updates.
+    fn sync(&mut self, desired: &CidrList) -> Result<filter_core::SyncReport> {
+        filter_core::sync_or_swap(self, desired, 0.25)
+    }
+
+    fn stats(&self) -> Result<FilterStats> {
+        let instance = self.current.as_ref().ok_or(Error::NotLoaded)?;
+        let counters: PerCpuArray<&MapData, [u64; 2]> = instance
+            .ebpf
+            .map(common::MAP_COUNTERS)
+            .ok_or_else(|| TcbpfError::MissingObject("counters map".into()))?
+            .try_into()
+            .map_err(|e| kernel("open counters", e))?;
+        let dropped = counters
+            .get(&common::COUNTER_DROPPED, 0)
+            .map_err(|e| kernel("read counters", e))?
+            .iter()
+            .fold([0u64; 2], |sum, cpu| [sum[0] + cpu[0], sum[1] + cpu[1]]);
+        let mut memory = 0;
+        for name in [
+            common::MAP_DENY_V4,
+            common::MAP_DENY_V6,
+            common::MAP_DIR_SLOTS,
+            common::MAP_DIR_CHUNKS,
+            common::MAP_DIR_V6,
+            common::MAP_COUNTERS,
+        ] {
+            if let Some(map) = instance.ebpf.map(name) {
+                memory += sys::memlock(map_data(map).fd().as_fd()).unwrap_or(0);
+            }
+        }
+        Ok(FilterStats {
+            entries_v4: instance.entries[0],
+            entries_v6: instance.entries[1],
+            packets_matched: Some(dropped[0]),
+            bytes_matched: Some(dropped[1]),
+            kernel_memory: Some(KernelMemory {
+                bytes: memory,
+                source: filter_core::MemorySource::MapMemlock,
+            }),
+        })
+    }
+
+    fn program_costs(
+        &mut self,
+        probes: &[(filter_core::CostProbe, std::net::IpAddr)],
+    ) -> Result<Vec<ProgramCost>> {
+        let instance = self.current.as_mut().ok_or(Error::NotLoaded)?;
+        // Cold lookups for the families the list holds (both when it is empty).
+        let held: Vec<Family> = Family::BOTH
+            .into_iter()
+            .zip(instance.entries)
+            .filter(|&(_, n)| n > 0)
+            .map(|(family, _)| family)
+            .collect();
+        let cold = if held.is_empty() {
+            Family::BOTH.to_vec()
+        } else {
+            held
+        };
+        cost::measure(
+            &mut instance.ebpf,
+            self.table,
+            probes,
+            &cold,
+            &cost::Settings::default(),
+        )
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        self.held.clear();
+        if let Some(instance) = self.current.take() {
+            self.discard(instance);
+        }
+        self.hook.release(&self.netns)
+    }
+}
+
+impl Drop for TcbpfFilter {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}

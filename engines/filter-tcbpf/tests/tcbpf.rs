@@ -1,0 +1,370 @@
+//! tc eBPF engine specifics against the real kernel.
+
+use std::net::IpAddr;
+
+use filter_core::generate::{Mix, generate};
+use filter_core::{CidrList, CostCase, CostProbe, EgressFilter, Family};
+use filter_tcbpf::{Attach, Fill, Table, TcbpfFilter};
+use ipnet::IpNet;
+use testbed::{
+    ALLOWED_V4, DENIED_HOST_V4, DENIED_V4, DENIED_V6, Probe, Testbed, denied_probe_nets,
+};
+
+fn list(n: usize) -> filter_core::CidrList {
+    let mut list = generate(n, 9, Mix::Default, &Family::BOTH);
+    list.extend(denied_probe_nets());
+    list
+}
+
+#[test]
+fn attached_program_is_visible_then_gone() {
+    testbed::needs_root!();
+    for attach in [Attach::TCX, Attach::CLSACT] {
+        let bed = Testbed::new().unwrap();
+        let tag = bed.tag().clone();
+        let mut filter = TcbpfFilter::new(
+            bed.client().clone(),
+            tag.clone(),
+            &bed.client_link(),
+            attach,
+        );
+        assert_eq!(filter.attach_mode(), attach);
+        filter.load(&list(100)).unwrap();
+        // The leftover check must see a live hook, or it could never fail.
+        let live = conformance::objects(&filter_tcbpf::ENGINE, &bed, tag.as_str());
+        assert!(
+            !live.is_empty(),
+            "{attach:?}: nothing visible while attached"
+        );
+        assert!(
+            filter.backend().contains(attach.name()),
+            "{}",
+            filter.backend()
+        );
+        filter.teardown().unwrap();
+        assert!(
+            conformance::objects(&filter_tcbpf::ENGINE, &bed, tag.as_str()).is_empty(),
+            "{attach:?}"
+        );
+    }
+}
+
+/// A clsact qdisc this filter made stays when another filter has hooked it since: tearing
+/// down must not take someone else's filter with it.
+#[test]
+fn clsact_qdisc_another_filter_uses_is_kept() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let link = bed.client_link();
+    let loaded = || {
+        let mut filter = TcbpfFilter::new(
+            bed.client().clone(),
+            bed.tag().clone(),
+            &link,
+            Attach::CLSACT,
+        );
+        filter.load(&list(100)).unwrap();
+        filter
+    };
+    let mut filter = loaded();
+    let tc =
+        |args: &[&str]| filter_core::run_command(bed.client().command("tc").args(args)).unwrap();
+    // A classifier that matches everything and does nothing (this kernel has no tc action
+    // modules).
+    tc(&[
+        "filter", "add", "dev", &link, "egress", "pref", "7", "u32", "match", "u32", "0", "0",
+    ]);
+    filter.teardown().unwrap();
+    assert!(tc(&["qdisc", "show", "dev", &link]).contains("clsact"));
+    assert!(tc(&["filter", "show", "dev", &link, "egress"]).contains("u32"));
+    // Alone on the qdisc, it removes it.
+    tc(&["qdisc", "del", "dev", &link, "clsact"]);
+    loaded().teardown().unwrap();
+    assert!(!tc(&["qdisc", "show", "dev", &link]).contains("clsact"));
+}
+
+#[test]
+fn stats_count_entries_drops_and_memory() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let mut filter = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    )
+    .with_fill(Fill::PerEntry);
+    let list = list(10_000);
+    filter.load(&list).unwrap();
+    let before = filter.stats().unwrap();
+    let expected = list.stats();
+    assert_eq!(
+        before.entries_v4 + before.entries_v6,
+        expected.entries_v4 + expected.entries_v6 - expected.duplicates
+    );
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+    let after = filter.stats().unwrap();
+    assert!(
+        after.packets_matched.unwrap() >= before.packets_matched.unwrap() + 3,
+        "{after:?}"
+    );
+    assert!(after.bytes_matched.unwrap() > before.bytes_matched.unwrap());
+    let memory = after.kernel_memory.unwrap();
+    assert!(memory.bytes > 20_000 * 16, "{memory:?}");
+    assert!(
+        filter.backend().contains("per-entry"),
+        "{}",
+        filter.backend()
+    );
+}
+
+#[test]
+fn program_costs_are_timed_against_the_floor() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let mut filter = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    );
+    filter.load(&list(50_000)).unwrap();
+    let probes = vec![
+        (CostProbe::V4Hit, IpAddr::from(DENIED_V4)),
+        (CostProbe::V4Miss, IpAddr::from(ALLOWED_V4)),
+    ];
+    let costs = filter.program_costs(&probes).unwrap();
+    let get = |case: CostCase| {
+        costs
+            .iter()
+            .find(|c| c.case == case)
+            .unwrap_or_else(|| panic!("{case}: {costs:?}"))
+    };
+    let floor = get(CostCase::Floor);
+    let hit = get(CostCase::Probe(CostProbe::V4Hit));
+    assert!(
+        floor.median_ns > 0.0 && hit.median_ns > floor.median_ns,
+        "{costs:#?}"
+    );
+    assert!(
+        get(CostCase::ColdPerLookup(Family::V4)).median_ns > 0.0,
+        "{costs:#?}"
+    );
+}
+
+fn dir_filter(bed: &Testbed) -> TcbpfFilter {
+    TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    )
+    .with_table(Table::Dir24)
+}
+
+fn v4(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn probe(bed: &Testbed, addr: &str) -> Probe {
+    bed.probe(addr.parse().unwrap()).unwrap()
+}
+
+#[test]
+fn dir_table_keeps_overlapping_prefixes_right_on_real_packets() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let mut filter = dir_filter(&bed);
+    // A /24 with a host inside it, and a lone host in another /24 (the chunk path).
+    let list: CidrList = [
+        v4("198.19.7.0/24"),
+        v4("198.19.7.9/32"),
+        v4("198.19.8.1/32"),
+    ]
+    .into_iter()
+    .collect();
+    filter.load(&list).unwrap();
+    assert_eq!(probe(&bed, "198.19.8.1"), Probe::Dropped);
+    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Delivered);
+    assert_eq!(probe(&bed, "198.19.7.200"), Probe::Dropped);
+
+    // Removing the host inside the denied /24 keeps the /24 denied.
+    filter.remove(&[v4("198.19.7.9/32")]).unwrap();
+    assert_eq!(probe(&bed, "198.19.7.9"), Probe::Dropped);
+    // Removing the /24 puts back what is still listed inside it.
+    filter.add(&[v4("198.19.7.9/32")]).unwrap();
+    filter.remove(&[v4("198.19.7.0/24")]).unwrap();
+    assert_eq!(probe(&bed, "198.19.7.9"), Probe::Dropped);
+    assert_eq!(probe(&bed, "198.19.7.10"), Probe::Delivered);
+    // A /16 over both, then gone again.
+    filter.add(&[v4("198.19.0.0/16")]).unwrap();
+    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Dropped);
+    filter.remove(&[v4("198.19.0.0/16")]).unwrap();
+    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Delivered);
+    assert_eq!(probe(&bed, "198.19.8.1"), Probe::Dropped);
+    assert_eq!(filter.stats().unwrap().entries_v4, 2);
+}
+
+#[test]
+fn dir_table_rebuilds_when_its_chunks_run_out() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let mut filter = dir_filter(&bed);
+    let mut list = CidrList::new();
+    list.extend(denied_probe_nets());
+    filter.load(&list).unwrap();
+    // Hosts in 20,000 different /24s (never sent to): more chunks than a small list's maps
+    // hold, so an add must swap in a bigger table, and nothing may be lost on the way.
+    let hosts: Vec<IpNet> = (0..20_000u32)
+        .map(|i| {
+            IpNet::from(IpAddr::from(std::net::Ipv4Addr::from(
+                0x2d00_0001 + (i << 8),
+            )))
+        })
+        .collect();
+    filter.add(&hosts).unwrap();
+    filter.add(&[v4("198.19.9.9/32")]).unwrap();
+    assert_eq!(filter.stats().unwrap().entries_v4, 20_003);
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    assert_eq!(probe(&bed, "198.19.9.9"), Probe::Dropped);
+    assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+    filter.remove(&hosts).unwrap();
+    assert_eq!(filter.stats().unwrap().entries_v4, 3);
+    filter.teardown().unwrap();
+    assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
+}
+
+#[test]
+fn dir_table_hashes_few_v6_lengths_and_tries_many() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    // The default IPv6 mix has four lengths (and the probe's /64): looked up by hash.
+    let mut filter = dir_filter(&bed);
+    filter.load(&list(2_000)).unwrap();
+    assert!(filter.backend().contains("hash"), "{}", filter.backend());
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered);
+    // A length the program does not look up yet: the table is rebuilt with it.
+    filter
+        .add(&["2001:2:0:1abc::/63".parse().unwrap()])
+        .unwrap();
+    assert_eq!(probe(&bed, "2001:2:0:1abd::9"), Probe::Dropped);
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    filter
+        .remove(&["2001:2:0:1abc::/63".parse().unwrap()])
+        .unwrap();
+    assert_eq!(probe(&bed, "2001:2:0:1abd::9"), Probe::Delivered);
+    filter.teardown().unwrap();
+
+    // Prefix lengths /16../128: the trie.
+    let mut uniform = generate(2_000, 9, Mix::Uniform, &[Family::V6]);
+    uniform.extend(denied_probe_nets());
+    let mut filter = dir_filter(&bed);
+    filter.load(&uniform).unwrap();
+    assert!(filter.backend().contains("LPM"), "{}", filter.backend());
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
+    assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered);
+}
+
+/// Entries added with a timeout stop matching on time with no call from this process, in both
+/// families; an expired longer prefix never hides a shorter one that still holds (permanent or
+/// timed); the sweep deletes expired keys; a sync that keeps a timed entry makes it permanent;
+/// the constant-time table refuses timeouts by name.
+#[test]
+fn timed_entries_expire_in_the_program() {
+    testbed::needs_root!();
+    use std::time::Duration;
+    let host = |a: IpAddr| IpNet::from(a);
+    let net = |s: &str| s.parse::<IpNet>().unwrap();
+    let bed = Testbed::new().unwrap();
+    let mut filter = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    );
+    let base = generate(1_000, 3, Mix::Default, &Family::BOTH);
+    filter.load(&base).unwrap();
+    for probe in [DENIED_V4, DENIED_HOST_V4] {
+        assert_eq!(bed.probe(probe.into()).unwrap(), Probe::Delivered);
+    }
+    // DENIED_V4: a /32 for 1 s inside a /24 for 3 s. DENIED_V6: a /128 for 1 s inside a
+    // permanent /64. DENIED_HOST_V4: a /32 for 1 s alone.
+    filter
+        .add_with_timeout(&[net("198.19.255.0/24")], Duration::from_secs(3))
+        .unwrap();
+    filter.add(&[IpNet::V6(testbed::DENIED_NET_V6)]).unwrap();
+    let short = [
+        host(DENIED_V4.into()),
+        host(DENIED_V6.into()),
+        host(DENIED_HOST_V4.into()),
+    ];
+    filter
+        .add_with_timeout(&short, Duration::from_secs(1))
+        .unwrap();
+    let expiring = filter.expiring();
+    assert_eq!(expiring.len(), 4, "{expiring:?}");
+    for probe in [DENIED_V4.into(), DENIED_V6.into(), DENIED_HOST_V4.into()] {
+        assert_eq!(bed.probe(probe).unwrap(), Probe::Dropped, "{probe}");
+    }
+    let entries = |f: &TcbpfFilter| {
+        let stats = f.stats().unwrap();
+        stats.entries_v4 + stats.entries_v6
+    };
+    let before = entries(&filter);
+    std::thread::sleep(Duration::from_millis(1_300));
+    // No call since: the program alone decides.
+    assert_eq!(
+        bed.probe(DENIED_HOST_V4.into()).unwrap(),
+        Probe::Delivered,
+        "an expired /32 still matched"
+    );
+    assert_eq!(
+        bed.probe(DENIED_V4.into()).unwrap(),
+        Probe::Dropped,
+        "an expired /32 hid the /24 that still holds"
+    );
+    assert_eq!(
+        bed.probe(DENIED_V6.into()).unwrap(),
+        Probe::Dropped,
+        "an expired /128 hid the permanent /64"
+    );
+    assert_eq!(entries(&filter), before, "expired keys stay until swept");
+    assert_eq!(filter.sweep_expired().unwrap(), 3);
+    assert_eq!(entries(&filter), before - 3);
+    assert!(!filter.held().unwrap().iter().any(|n| short.contains(&n)));
+    // A sync that keeps the timed /24 makes it permanent.
+    let mut desired = base.clone();
+    desired.extend([net("198.19.255.0/24"), IpNet::V6(testbed::DENIED_NET_V6)]);
+    let report = filter.sync(&desired).unwrap();
+    assert_eq!((report.added, report.removed), (1, 0), "{report:?}");
+    assert!(filter.expiring().is_empty());
+    std::thread::sleep(Duration::from_millis(2_000));
+    assert_eq!(
+        bed.probe(DENIED_V4.into()).unwrap(),
+        Probe::Dropped,
+        "the synced /24 expired"
+    );
+    conformance::timed_entries_kept_become_permanent(&bed, &mut filter);
+    filter.teardown().unwrap();
+
+    let mut dir = TcbpfFilter::new(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &bed.client_link(),
+        Attach::Auto,
+    )
+    .with_table(Table::Dir24);
+    dir.load(&base).unwrap();
+    let err = dir
+        .add_with_timeout(&short, Duration::from_secs(1))
+        .unwrap_err();
+    assert!(
+        matches!(err, filter_core::Error::Unsupported { .. }) && err.to_string().contains("bit"),
+        "{err}"
+    );
+    dir.teardown().unwrap();
+    assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
+}

@@ -1,0 +1,93 @@
+//! How long a run may take (its budget) and is expected to take, and waiting for the
+//! kernel to give memory back between runs.
+
+use std::time::{Duration, Instant};
+
+use super::Options;
+use super::plan::{Job, Registry};
+
+/// The budget of a run: the flat budget (with --scale, plus 5 s per million entries) and
+/// the time its measurements need.
+pub(super) fn budget(job: &Job, options: &Options, registry: &Registry) -> Duration {
+    Duration::from_secs(
+        if options.scale {
+            options.budget + 5 * job.size / 1_000_000
+        } else {
+            options.budget
+        } + measuring_seconds(job, options, registry),
+    )
+}
+
+/// Seconds a run is expected to take: a few for the testbed, a load guess that grows with the
+/// list (about 2 s per million entries here for the fast engines), and its measurements
+/// without the budget's margins. Used to tell the time left, not to stop anything.
+pub(super) fn expected_seconds(job: &Job, options: &Options, registry: &Registry) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "an estimate")]
+    let load = job.size as f64 / 1e6 * 2.0;
+    let mut seconds = 4.0 + load;
+    if job.send_path {
+        seconds += 15.0 + load;
+        if !options.scale {
+            seconds += 25.0;
+        }
+    }
+    if job.updates {
+        seconds += options.update_seconds + 3.0;
+    }
+    if registry.times_program(job) {
+        seconds += 5.0;
+    }
+    seconds
+}
+
+/// Seconds a run's measurements take beyond the load, with room to spare: the send path
+/// (with and without the filter, and during the update feed), paired traffic, the update
+/// feed and the program's timing. Added to the budget, so that only a slow load or a hang
+/// stops a run.
+pub(super) fn measuring_seconds(job: &Job, options: &Options, registry: &Registry) -> u64 {
+    let mut seconds = 0;
+    if job.send_path {
+        // One and many destinations and the none-vs-none check, plus a second load.
+        seconds += 40;
+        if !options.scale {
+            // Paired traffic: a none-vs-none check and four cases, N-A-A-N rounds.
+            seconds += 45;
+        }
+        if job.updates {
+            seconds += 20;
+        }
+    }
+    if job.updates {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "seconds of a feed"
+        )]
+        let feed = options.update_seconds.ceil() as u64;
+        seconds += feed + 15;
+    }
+    if registry.times_program(job) {
+        seconds += 20;
+    }
+    seconds
+}
+
+/// The kernel frees a big map or set after its file is closed, in the background: wait (up to
+/// two minutes) until memory is back near where the sweep started, so one run's leftovers do
+/// not count against the next one's memory checks.
+pub(super) fn wait_for_memory(at_start: Option<u64>) {
+    let Some(start) = at_start else { return };
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs(120);
+    while filter_core::memory::available().is_some_and(|now| now < start / 100 * 95)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if began.elapsed() > Duration::from_secs(2) {
+        eprintln!(
+            "  waited {:.0} s for the kernel to give back the last run's memory",
+            began.elapsed().as_secs_f64()
+        );
+    }
+}

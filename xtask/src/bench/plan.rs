@@ -1,0 +1,199 @@
+//! The sweep's plan: which filter runs at which size, mix and repeat, and what each run
+//! measures, from the options and the registry `egress-bench filters --json` lists.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use filter_core::Role;
+use records::FilterEntry;
+
+use super::Options;
+
+/// The filters `egress-bench filters --json` lists, with the sweep policy it derived for
+/// each: the one place a filter's role and scheduling are written down.
+pub(super) struct Registry(Vec<FilterEntry>);
+
+impl Registry {
+    /// Asks the binary for its registry.
+    pub(super) fn read(binary: &Path) -> Result<Self> {
+        let out = Command::new(binary)
+            .args(["filters", "--json"])
+            .output()
+            .context("asking egress-bench for its filters")?;
+        anyhow::ensure!(out.status.success(), "egress-bench filters --json failed");
+        Ok(Self(
+            serde_json::from_slice(&out.stdout).context("reading egress-bench filters --json")?,
+        ))
+    }
+
+    /// The registry entry of the filter a label names (`tcbpf-empty@clsact`, `ipset/hosts`).
+    pub(super) fn entry(&self, label: &str) -> Option<&FilterEntry> {
+        FilterEntry::find(&self.0, label)
+    }
+
+    fn role(&self, label: &str) -> Option<Role> {
+        self.entry(label).map(|e| e.role)
+    }
+
+    /// A filter a user would install, attached the default way.
+    fn is_engine(&self, label: &str) -> bool {
+        !label.contains('@') && self.role(label) == Some(Role::Engine)
+    }
+
+    fn is_reference(&self, label: &str) -> bool {
+        self.role(label) == Some(Role::Reference)
+    }
+
+    /// Benchmark-only variants and other attach kinds run at the largest size only.
+    fn largest_only(&self, label: &str) -> bool {
+        label.contains('@') || self.entry(label).is_some_and(|e| e.sweep.largest_only)
+    }
+
+    /// Whether the sweep measures the send path of the filter a label names.
+    fn send_path(&self, label: &str) -> bool {
+        self.entry(label).is_some_and(|e| e.sweep.send_path)
+    }
+
+    /// Whether a run times the packet program: once per size and table (the program is the
+    /// same whatever fills its maps), in the first repeat, attached the default way.
+    pub(super) fn times_program(&self, job: &Job) -> bool {
+        self.entry(&job.filter)
+            .is_some_and(|e| e.sweep.program_cost)
+            && !job.filter.contains('@')
+            && job.repeat == 0
+    }
+
+    /// The default sweep's filters: every variant, then the other labels it is run under.
+    fn sweep_filters(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .flat_map(|e| std::iter::once(e.name.clone()).chain(e.sweep.also_as.iter().cloned()))
+            .collect()
+    }
+
+    /// The scale test's filters: every engine and reference loader.
+    fn scale_filters(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|e| e.sweep.scale)
+            .map(|e| e.name.clone())
+            .collect()
+    }
+}
+
+/// Sizes of the scale test.
+const SCALE_SIZES: [u64; 3] = [10_000_000, 50_000_000, 100_000_000];
+
+/// The largest size the scale test runs reference loaders at: their ratio to the engine
+/// holds from 10M to 50M (0.21x and 0.25x for ipset, 0.84x and 0.78x for tcbpf here), and at
+/// 100M they would take ten of the sweep's forty minutes.
+const SCALE_REFERENCE_MAX: u64 = 50_000_000;
+
+/// At scale, the send path (which loads the list a second time, into the sink namespace) is
+/// measured only where the load is projected to take at most this long.
+pub(super) const SCALE_SEND_PATH_MAX_LOAD: Duration = Duration::from_secs(100);
+
+/// One run of the sweep.
+pub(super) struct Job {
+    /// The filter, as `egress-bench run --filter` takes it, with `@attach` for other kinds.
+    pub(super) filter: String,
+    /// The label in results: the filter, then `/mix` when not the default.
+    pub(super) label: String,
+    /// Entries per family (0: a list read from a file).
+    pub(super) size: u64,
+    /// The generator's prefix-length mix.
+    pub(super) mix: String,
+    /// Which repeat of this cell.
+    pub(super) repeat: u32,
+    /// Whether the run measures the send path (and traffic, outside the scale test).
+    pub(super) send_path: bool,
+    /// Whether the run also applies the live-update feed.
+    pub(super) updates: bool,
+}
+
+/// The runs of a sweep, in order, and the family their lists hold.
+pub(super) struct Plan {
+    pub(super) jobs: Vec<Job>,
+    pub(super) family: String,
+}
+
+/// Plans the sweep `options` ask for.
+pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
+    let filters = if options.scale {
+        registry.scale_filters()
+    } else {
+        options
+            .filters
+            .clone()
+            .unwrap_or_else(|| registry.sweep_filters())
+    };
+    let repeats = if options.scale { 1 } else { options.repeats };
+    let (sizes, mixes, family) = if options.scale {
+        (
+            SCALE_SIZES.to_vec(),
+            vec!["default".into(), "hosts".into()],
+            "4".to_owned(),
+        )
+    } else if options.full {
+        let mut sizes = options.sizes.clone();
+        sizes.push(10_000_000);
+        (
+            sizes,
+            vec!["default".into(), "hosts".into(), "uniform".into()],
+            "both".to_owned(),
+        )
+    } else if options.cidrs.is_some() {
+        (vec![0], vec!["default".into()], options.family.clone())
+    } else {
+        (
+            options.sizes.clone(),
+            options.mix.clone(),
+            options.family.clone(),
+        )
+    };
+    let mut jobs = Vec::new();
+    for mix in &mixes {
+        for &size in &sizes {
+            for repeat in 0..repeats {
+                let largest = sizes.last() == Some(&size);
+                for filter in filters
+                    .iter()
+                    .filter(|f| largest || !registry.largest_only(f))
+                    .filter(|f| {
+                        !(options.scale
+                            && (mix != "default" || size > SCALE_REFERENCE_MAX)
+                            && registry.is_reference(f))
+                    })
+                {
+                    let label = if mix == "default" {
+                        filter.clone()
+                    } else {
+                        format!("{filter}/{mix}")
+                    };
+                    let send_path = !options.no_send_path
+                        && repeat == 0
+                        && registry.send_path(filter)
+                        && !(options.scale && mix != "default");
+                    // Live updates: every engine, once, at the largest size.
+                    let updates = largest
+                        && repeat == 0
+                        && !options.scale
+                        && options.update_seconds > 0.0
+                        && registry.is_engine(filter);
+                    jobs.push(Job {
+                        filter: filter.clone(),
+                        label,
+                        size,
+                        mix: mix.clone(),
+                        repeat,
+                        send_path,
+                        updates,
+                    });
+                }
+            }
+        }
+    }
+    Plan { jobs, family }
+}
