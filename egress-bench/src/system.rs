@@ -15,7 +15,7 @@ pub fn environment() -> Environment {
     Environment {
         kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or_else(|_| "unknown".into(), |s| s.trim().to_owned()),
-        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        cpus: crate::sys::cpu_count(),
         iptables: tool("iptables", "--version"),
         ipset: tool("ipset", "version"),
         egress_bench: env!("CARGO_PKG_VERSION").into(),

@@ -82,7 +82,7 @@ impl Subject {
 /// and anything hooked to the client's link.
 pub fn objects(engine: &Engine, bed: &Testbed, prefix: &str) -> Vec<String> {
     let mut found = (engine.leftovers)(bed.client(), prefix).expect("listing leftovers");
-    found.extend(link_hooks(bed));
+    found.extend(link_hooks(bed).expect("listing what is hooked to the client link"));
     found
 }
 
@@ -382,8 +382,9 @@ pub fn timed_entries_kept_become_permanent<F: EgressFilter>(bed: &Testbed, filte
     assert!(held.iter().any(|n| n == by_add) && held.iter().any(|n| n == by_sync));
 }
 
-/// Expands to one `#[test]` per conformance check for a variant of an engine:
-/// `conformance_tests!(filter_ipset::ENGINE, "ipset", "backend" = "legacy")`.
+/// Expands to one `#[test]` per conformance check for a variant of an engine, built with the
+/// engine's typed options when given (its defaults otherwise):
+/// `conformance_tests!(filter_nftables::ENGINE, "nftables", NftablesOptions { timeouts: true })`.
 #[macro_export]
 macro_rules! conformance_tests {
     ($engine:path, $variant:literal $(, $options:expr)? $(,)?) => {

@@ -79,10 +79,11 @@ pub struct Figures {
     pub load_seconds: f64,
     /// From the start of the load until a probe to a denied address stopped getting through.
     pub enforcement_seconds: Option<f64>,
-    /// The probe stream's median gap between packets: the resolution of enforcement.
-    pub enforcement_resolution_us: f64,
+    /// The probe stream's median gap between packets: the resolution of enforcement
+    /// (`None` where no stream watched the load: two-host runs).
+    pub enforcement_resolution_us: Option<f64>,
     /// The probe stream's longest gap.
-    pub enforcement_max_gap_us: f64,
+    pub enforcement_max_gap_us: Option<f64>,
     /// Wall-clock time of the filter's teardown call.
     pub teardown_seconds: f64,
     /// What the filter reports: entries, counters, and its own kernel memory figure.

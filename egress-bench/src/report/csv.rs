@@ -39,7 +39,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<()> {
             run.error.as_deref().unwrap_or_default().replace('"', "'"),
             num(f.map(|f| f.load_seconds)),
             num(f.and_then(|f| f.enforcement_seconds)),
-            num(f.map(|f| f.enforcement_resolution_us)),
+            num(f.and_then(|f| f.enforcement_resolution_us)),
             num(f.map(|f| f.teardown_seconds)),
             num(memory.map(|m| m.bytes as f64)),
             memory.map(|m| m.source.to_string()).unwrap_or_default(),

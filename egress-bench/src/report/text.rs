@@ -83,15 +83,21 @@ fn header(out: &mut String, record: &Record) {
 
 /// Load, enforcement and teardown times, kernel memory and the program's own cost.
 fn figures(out: &mut String, f: &Figures) {
-    let enforcement = f
-        .enforcement_seconds
-        .map_or_else(|| "never".into(), |s| format!("{s:.3} s"));
-    line!(
-        out,
-        "  load {:.3} s, enforced after {enforcement} (probe every {:.0} us, longest gap {:.0} us), teardown {:.3} s",
-        f.load_seconds,
+    let enforcement = match (
+        f.enforcement_seconds,
         f.enforcement_resolution_us,
         f.enforcement_max_gap_us,
+    ) {
+        (Some(s), Some(every), Some(gap)) => {
+            format!("enforced after {s:.3} s (probe every {every:.0} us, longest gap {gap:.0} us)")
+        }
+        (None, Some(every), _) => format!("never enforced (probe every {every:.0} us)"),
+        _ => "enforcement not watched".to_owned(),
+    };
+    line!(
+        out,
+        "  load {:.3} s, {enforcement}, teardown {:.3} s",
+        f.load_seconds,
         f.teardown_seconds
     );
     if let Some(mem) = &f.stats.kernel_memory {

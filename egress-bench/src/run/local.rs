@@ -131,8 +131,8 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
         Some(Figures {
             load_seconds: load_time.as_secs_f64(),
             enforcement_seconds: enforcement.after.map(|d| d.as_secs_f64()),
-            enforcement_resolution_us: enforcement.resolution.as_secs_f64() * 1e6,
-            enforcement_max_gap_us: enforcement.max_gap.as_secs_f64() * 1e6,
+            enforcement_resolution_us: Some(enforcement.resolution.as_secs_f64() * 1e6),
+            enforcement_max_gap_us: Some(enforcement.max_gap.as_secs_f64() * 1e6),
             teardown_seconds: teardown_time.as_secs_f64(),
             stats,
             program_costs,

@@ -112,8 +112,8 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
             Some(Figures {
                 load_seconds: load_time.as_secs_f64(),
                 enforcement_seconds: None,
-                enforcement_resolution_us: 0.0,
-                enforcement_max_gap_us: 0.0,
+                enforcement_resolution_us: None,
+                enforcement_max_gap_us: None,
                 teardown_seconds: start.elapsed().as_secs_f64(),
                 stats,
                 program_costs: Vec::new(),

@@ -42,21 +42,26 @@ pub use xtables::Backend;
 pub use error::IpsetError;
 use netlink::{Entries, IpsetSocket};
 
-/// The engine, as egress-bench's registry sees it: `ipset` and its reference loader
-/// `ipset-restore`; options [`IpsetOptions`].
+/// The engine's variant: sets filled over nfnetlink.
+pub const IPSET: &str = "ipset";
+/// The reference loader's variant: the same sets filled by `ipset restore`.
+pub const IPSET_RESTORE: &str = "ipset-restore";
+
+/// The engine, as egress-bench's registry sees it: [`IPSET`] and its reference loader
+/// [`IPSET_RESTORE`]; options [`IpsetOptions`].
 pub static ENGINE: Engine = Engine {
     name: "ipset",
     variants: &[
         Variant {
-            load_compared_with: Some("ipset-restore"),
+            load_compared_with: Some(IPSET_RESTORE),
             ..Variant::engine(
-                "ipset",
+                IPSET,
                 "ipset hash:net filled over nfnetlink, one iptables rule",
                 |at| build(at, IpsetFilter::new),
             )
         },
         Variant::reference(
-            "ipset-restore",
+            IPSET_RESTORE,
             "Reference loader: the same set filled by `ipset restore`",
             |at| build(at, IpsetFilter::reference),
         ),
@@ -192,7 +197,10 @@ enum Loader {
 impl Loader {
     /// The registry variant this loader is.
     fn variant(self) -> &'static str {
-        ENGINE.variants[self as usize].name
+        match self {
+            Loader::Netlink => IPSET,
+            Loader::Restore => IPSET_RESTORE,
+        }
     }
 }
 

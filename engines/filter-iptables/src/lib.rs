@@ -37,15 +37,20 @@ pub use error::IptablesError;
 pub use legacy::XT_MAX_TABLE_SIZE;
 pub use xtables::Backend;
 
-/// The engine, as egress-bench's registry sees it: `iptables` and its reference loader
-/// `iptables-restore`; options [`IptablesOptions`].
+/// The engine's variant: rules streamed into one restore transaction per family.
+pub const IPTABLES: &str = "iptables";
+/// The reference loader's variant: the same rules from a script.
+pub const IPTABLES_RESTORE: &str = "iptables-restore";
+
+/// The engine, as egress-bench's registry sees it: [`IPTABLES`] and its reference loader
+/// [`IPTABLES_RESTORE`]; options [`IptablesOptions`].
 pub static ENGINE: Engine = Engine {
     name: "iptables",
     variants: &[
         Variant {
-            load_compared_with: Some("iptables-restore"),
+            load_compared_with: Some(IPTABLES_RESTORE),
             ..Variant::engine(
-                "iptables",
+                IPTABLES,
                 "One iptables DROP rule per CIDR, streamed into iptables-restore",
                 |at| {
                     Ok(Box::new(IptablesFilter::new(
@@ -57,7 +62,7 @@ pub static ENGINE: Engine = Engine {
             )
         },
         Variant::reference(
-            "iptables-restore",
+            IPTABLES_RESTORE,
             "Reference loader: the same rules from a script through iptables-restore",
             |at| {
                 Ok(Box::new(IptablesFilter::reference(
@@ -315,7 +320,10 @@ impl IptablesFilter {
 
 impl EgressFilter for IptablesFilter {
     fn name(&self) -> &'static str {
-        ENGINE.variants[self.loader as usize].name
+        match self.loader {
+            Loader::Streamed => IPTABLES,
+            Loader::Script => IPTABLES_RESTORE,
+        }
     }
 
     fn backend(&self) -> String {

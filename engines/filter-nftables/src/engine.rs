@@ -6,21 +6,26 @@ use filter_core::{EgressFilter, Engine, NetNs, Result, run_command};
 
 use crate::{Loader, NftablesFilter};
 
-/// The engine: `nftables` and its reference loader `nft-f`; options [`NftablesOptions`].
+/// The engine's variant: sets filled over nfnetlink.
+pub const NFTABLES: &str = "nftables";
+/// The reference loader's variant: the same ruleset as text through `nft -f`.
+pub const NFT_F: &str = "nft-f";
+
+/// The engine: [`NFTABLES`] and its reference loader [`NFT_F`]; options [`NftablesOptions`].
 pub static ENGINE: Engine = Engine {
     name: "nftables",
     variants: &[
         Variant {
-            load_compared_with: Some("nft-f"),
+            load_compared_with: Some(NFT_F),
             ..Variant::engine(
-                "nftables",
+                NFTABLES,
                 "nftables interval sets (inet table, output hook) filled over nfnetlink in \
                  batched transactions, one rule per family",
                 |at| build(at, Loader::Netlink),
             )
         },
         Variant::reference(
-            "nft-f",
+            NFT_F,
             "Reference loader: the same ruleset as text through `nft -f` (auto-merge)",
             |at| build(at, Loader::Script),
         ),

@@ -57,7 +57,7 @@ use filter_core::{
 use ipnet::IpNet;
 use nfnetlink::Socket;
 
-pub use engine::{ENGINE, NftablesOptions};
+pub use engine::{ENGINE, NFT_F, NFTABLES, NftablesOptions};
 pub use error::NftablesError;
 use layout::state_of;
 use messages::SetKind;
@@ -167,8 +167,8 @@ impl NftablesFilter {
 impl EgressFilter for NftablesFilter {
     fn name(&self) -> &'static str {
         match self.loader {
-            Loader::Netlink => ENGINE.variants[0].name,
-            Loader::Script => ENGINE.variants[1].name,
+            Loader::Netlink => engine::NFTABLES,
+            Loader::Script => engine::NFT_F,
         }
     }
 

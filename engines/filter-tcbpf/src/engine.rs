@@ -15,6 +15,29 @@ pub struct TcbpfOptions {
     pub attach: Attach,
 }
 
+/// The names of the engine's variants, each stated once: the registry lists them and
+/// [`TcbpfFilter`]'s `name()` reports them.
+pub mod names {
+    /// The LPM-trie filter, filled in batches.
+    pub const TCBPF: &str = "tcbpf";
+    /// The reference loader: the same maps filled one entry at a time.
+    pub const TCBPF_PER_ENTRY: &str = "tcbpf-per-entry";
+    /// The attach floor: a program that passes everything.
+    pub const TCBPF_EMPTY: &str = "tcbpf-empty";
+    /// Benchmark only: cache-cold trie lookups.
+    pub const TCBPF_COLD: &str = "tcbpf-cold";
+    /// Benchmark only: [`TCBPF_COLD`] without the lookup.
+    pub const TCBPF_MIX: &str = "tcbpf-mix";
+    /// The constant-time DIR-24-8 filter.
+    pub const TCBPF_DIR: &str = "tcbpf-dir";
+    /// Benchmark only: cache-cold lookups in the constant-time table.
+    pub const TCBPF_DIR_COLD: &str = "tcbpf-dir-cold";
+}
+
+use names::{
+    TCBPF, TCBPF_COLD, TCBPF_DIR, TCBPF_DIR_COLD, TCBPF_EMPTY, TCBPF_MIX, TCBPF_PER_ENTRY,
+};
+
 /// The engine: the LPM-trie filter, the constant-time DIR-24-8 filter, the per-entry
 /// reference loader and the benchmark-only programs (attach floor, cold lookups); options
 /// [`TcbpfOptions`].
@@ -22,53 +45,53 @@ pub static ENGINE: Engine = Engine {
     name: "tcbpf",
     variants: &[
         Variant {
-            load_compared_with: Some("tcbpf-per-entry"),
-            send_path_floor: Some("tcbpf-empty"),
+            load_compared_with: Some(TCBPF_PER_ENTRY),
+            send_path_floor: Some(TCBPF_EMPTY),
             ..Variant::engine(
-                "tcbpf",
+                TCBPF,
                 "tc eBPF program with an LPM trie per family (TCX or clsact), filled in batches",
                 |at| build(at, |f| f),
             )
         },
         Variant::reference(
-            "tcbpf-per-entry",
+            TCBPF_PER_ENTRY,
             "Reference loader: the same program and maps, filled with one update per entry",
             |at| build(at, |f| f.with_fill(Fill::PerEntry)),
         ),
         Variant::benchmark_only(
-            "tcbpf-empty",
+            TCBPF_EMPTY,
             "An eBPF program that passes everything, hooked the same way: the attach floor",
             None,
             |at| build(at, |f| f.with_program(Program::Empty)),
         ),
         Variant::benchmark_only(
-            "tcbpf-cold",
+            TCBPF_COLD,
             "Benchmark only: a trie lookup of each destination mixed into a pseudo-random \
              address (cache-cold); drops nothing",
-            Some("tcbpf-mix"),
+            Some(TCBPF_MIX),
             |at| build(at, |f| f.with_program(Program::ColdLookup)),
         ),
         Variant::benchmark_only(
-            "tcbpf-mix",
+            TCBPF_MIX,
             "Benchmark only: `tcbpf-cold` without the lookup",
-            Some("tcbpf-empty"),
+            Some(TCBPF_EMPTY),
             |at| build(at, |f| f.with_program(Program::MixOnly)),
         ),
         // The constant-time table is measured against the LPM-trie engine.
         Variant {
-            load_compared_with: Some("tcbpf"),
-            send_path_floor: Some("tcbpf-empty"),
+            load_compared_with: Some(TCBPF),
+            send_path_floor: Some(TCBPF_EMPTY),
             ..Variant::engine(
-                "tcbpf-dir",
+                TCBPF_DIR,
                 "tc eBPF program with a constant-time DIR-24-8 table for IPv4 (two array reads \
                  at most, filled through mmap) and an LPM trie for IPv6",
                 |at| build(at, |f| f.with_table(Table::Dir24)),
             )
         },
         Variant::benchmark_only(
-            "tcbpf-dir-cold",
+            TCBPF_DIR_COLD,
             "Benchmark only: `tcbpf-cold` on the constant-time table",
-            Some("tcbpf-mix"),
+            Some(TCBPF_MIX),
             |at| {
                 build(at, |f| {
                     f.with_table(Table::Dir24).with_program(Program::ColdLookup)

@@ -183,3 +183,42 @@ pub(crate) fn program_mut<'a>(
         .try_into()
         .map_err(|e| kernel(format!("program {name}"), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use filter_tcbpf_common as common;
+
+    /// The kernel side names its maps and programs with literals (aya's macros take no
+    /// constants): every name the loader looks up is in the built object's symbol table, so
+    /// renaming one side alone fails here rather than at load time.
+    #[test]
+    fn every_shared_name_is_in_the_object() {
+        let names = [
+            common::MAP_DENY_V4,
+            common::MAP_DENY_V6,
+            common::MAP_COUNTERS,
+            common::MAP_DIR_SLOTS,
+            common::MAP_DIR_CHUNKS,
+            common::MAP_DIR_V6,
+            common::PROG_FILTER,
+            common::PROG_FILTER_DIR,
+            common::PROG_EMPTY,
+            common::PROG_COLD,
+            common::PROG_COLD_BASE,
+            common::PROG_COLD_DIR,
+            common::PROG_FILTER_COLD,
+            common::PROG_FILTER_COLD_DIR,
+            common::PROG_MIX_ONLY,
+            common::PROG_COLD_V6,
+            common::PROG_COLD_V6_DIR,
+            common::PROG_COLD_V6_BASE,
+        ];
+        for name in names {
+            let symbol = [b"\0", name.as_bytes(), b"\0"].concat();
+            assert!(
+                super::PROGRAM.windows(symbol.len()).any(|w| w == symbol),
+                "{name} is not a symbol of the eBPF object"
+            );
+        }
+    }
+}

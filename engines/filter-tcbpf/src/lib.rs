@@ -54,7 +54,7 @@ use filter_tcbpf_common as common;
 use ipnet::IpNet;
 
 pub use config::{Fill, Program, Table};
-pub use engine::{ENGINE, TcbpfOptions};
+pub use engine::{ENGINE, TcbpfOptions, names};
 pub use hooks::{Attach, HookKind};
 
 pub use error::TcbpfError;
@@ -180,14 +180,15 @@ impl TcbpfFilter {
 
 impl EgressFilter for TcbpfFilter {
     fn name(&self) -> &'static str {
+        use engine::names;
         match (self.program, self.table, self.fill) {
-            (Program::Empty, _, _) => "tcbpf-empty",
-            (Program::ColdLookup, Table::LpmTrie, _) => "tcbpf-cold",
-            (Program::ColdLookup, Table::Dir24, _) => "tcbpf-dir-cold",
-            (Program::MixOnly, _, _) => "tcbpf-mix",
-            (Program::Filter, Table::Dir24, _) => "tcbpf-dir",
-            (Program::Filter, Table::LpmTrie, Fill::Batch) => "tcbpf",
-            (Program::Filter, Table::LpmTrie, Fill::PerEntry) => "tcbpf-per-entry",
+            (Program::Empty, _, _) => names::TCBPF_EMPTY,
+            (Program::ColdLookup, Table::LpmTrie, _) => names::TCBPF_COLD,
+            (Program::ColdLookup, Table::Dir24, _) => names::TCBPF_DIR_COLD,
+            (Program::MixOnly, _, _) => names::TCBPF_MIX,
+            (Program::Filter, Table::Dir24, _) => names::TCBPF_DIR,
+            (Program::Filter, Table::LpmTrie, Fill::Batch) => names::TCBPF,
+            (Program::Filter, Table::LpmTrie, Fill::PerEntry) => names::TCBPF_PER_ENTRY,
         }
     }
 
