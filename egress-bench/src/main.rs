@@ -33,8 +33,10 @@ enum Command {
     /// Build a testbed, load a list into one filter, prove it works, and record load,
     /// enforcement and teardown times and kernel memory.
     Run(run::RunArgs),
-    /// Remove what killed runs left behind: every namespace and link named `egb-*`.
-    Cleanup,
+    /// Remove what killed benchmark runs left behind (their namespaces, links, chains, sets,
+    /// tables and tc filters), saying what it left alone: live runs' objects and `egb-*`
+    /// objects no run claimed (another program's filter), unless --unclaimed.
+    Cleanup(CleanupArgs),
     /// Render a sweep's results.json (from `cargo xtask bench`) as CSV files, summary.md and
     /// plots, optionally against a baseline sweep.
     Report(report::ReportArgs),
@@ -52,7 +54,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
-        Command::Cleanup => cleanup(),
+        Command::Cleanup(args) => cleanup(&args),
         Command::Report(args) => report::report(&args),
         Command::Serve(args) => remote::serve(&args),
         Command::Generate(args) => list::write_generated(&args),
@@ -67,14 +69,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn cleanup() -> anyhow::Result<()> {
-    let mut removed = testbed::cleanup()?;
-    removed.extend(filters::remove_leftovers(filter_core::OBJECT_PREFIX)?);
-    if removed.is_empty() {
+/// Arguments of `egress-bench cleanup`.
+#[derive(Debug, clap::Args)]
+struct CleanupArgs {
+    /// Also remove `egb-*` objects that no benchmark run claims: left by runs from before run
+    /// claims, or made by another program embedding the engine crates (its filter goes too).
+    #[arg(long)]
+    unclaimed: bool,
+}
+
+fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
+    let here = filter_core::NetNs::current();
+    let list = |prefix: &str| filters::REGISTRY.leftovers(&here, prefix);
+    let remove = |prefix: &str| filters::remove_leftovers(prefix);
+    let report = testbed::cleanup(
+        &testbed::HostObjects {
+            list: &list,
+            remove: &remove,
+        },
+        args.unclaimed,
+    )?;
+    if report.removed.is_empty() {
         println!("nothing to clean up");
     }
-    for item in removed {
+    for item in &report.removed {
         println!("removed {item}");
+    }
+    for item in &report.left_alone {
+        println!("left alone {item}");
     }
     Ok(())
 }

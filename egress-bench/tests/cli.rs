@@ -544,6 +544,31 @@ fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
         .spawn()
         .unwrap();
     wait_for_namespace("egb-clikill");
+    // While it lives, its run id is its own: a second run with it changes nothing.
+    let twin = run(&[
+        "run", "--filter", "ipset", "--rules", "10", "--run-id", "clikill",
+    ]);
+    assert!(!twin.status.success());
+    assert!(
+        text(&twin).contains("run id clikill is in use by a live run"),
+        "{}",
+        text(&twin)
+    );
+    // A cleanup beside it leaves it alone, and says so.
+    let out = run(&["cleanup"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "left alone egb-clikill*: its run (pid {}) is alive",
+            child.id()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !leftovers("egb-clikill").is_empty(),
+        "cleanup took a live run's testbed"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -551,12 +576,62 @@ fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
         !leftovers("egb-clikill").is_empty(),
         "a killed run leaves its testbed"
     );
+    // Dead now: its objects and its claim go.
     let out = run(&["cleanup"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("egb-clikill-client"), "{}", text(&out));
-    assert!(leftovers("egb-").is_empty(), "{:?}", leftovers("egb-"));
+    assert!(
+        leftovers("egb-clikill").is_empty(),
+        "{:?}",
+        leftovers("egb-clikill")
+    );
+    assert!(!std::path::Path::new("/run/egress-bench/egb-clikill.lock").exists());
     let out = run(&["cleanup"]);
-    assert!(text(&out).contains("nothing to clean up"));
+    assert!(!text(&out).contains("egb-clikill"), "{}", text(&out));
+}
+
+/// A filter installed by another program (a library consumer naming its objects `egb-*`)
+/// is no benchmark run's: `cleanup` lists it as left alone and it keeps dropping.
+#[test]
+fn cleanup_never_takes_a_library_filter() {
+    use filter_core::{EgressFilter, Tag};
+    testbed::needs_root!();
+    let _lock = serial();
+    let bed = testbed::Testbed::new().unwrap();
+    let mut library = filter_ipset::IpsetFilter::new(
+        bed.client().clone(),
+        Tag::new("libkeep").unwrap(),
+        filter_ipset::Backend::Nft,
+    )
+    .unwrap();
+    library
+        .load(&testbed::denied_probe_nets().into_iter().collect())
+        .unwrap();
+    let here = bed.client().name().unwrap().to_owned();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &here,
+            env!("CARGO_BIN_EXE_egress-bench"),
+            "cleanup",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("left alone ipset egb-libkeep-v4: no benchmark run claims it"),
+        "{said}"
+    );
+    assert!(!said.contains("removed ipset egb-libkeep"), "{said}");
+    assert_eq!(
+        bed.probe(testbed::DENIED_V4.into()).unwrap(),
+        testbed::Probe::Dropped,
+        "the library's filter still drops"
+    );
+    library.teardown().unwrap();
+    bed.remove().unwrap();
 }
 
 #[test]
@@ -614,4 +689,50 @@ fn generate_writes_the_list_a_run_would_load() {
         "generate", "--rules", "5000", "--family", "both", "--seed", "7",
     ]);
     assert_eq!(out.stdout, again.stdout, "same seed, same list");
+}
+
+/// A leftover check that cannot run one of its tools fails, naming it, instead of reporting
+/// that nothing is left: here `ipset` is missing from the PATH while every other tool is
+/// there, and the same check with it passes.
+#[test]
+fn a_leftover_check_without_its_tool_fails() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let tools = tempfile::tempdir().unwrap();
+    let link = |name: &str| {
+        for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+            let path = std::path::Path::new(dir).join(name);
+            if path.exists() {
+                std::os::unix::fs::symlink(&path, tools.path().join(name)).unwrap();
+                return;
+            }
+        }
+    };
+    for tool in [
+        "ip",
+        "tc",
+        "nft",
+        "cat",
+        "iptables-nft-save",
+        "ip6tables-nft-save",
+        "iptables-legacy-save",
+        "ip6tables-legacy-save",
+        "xtables-nft-multi",
+        "xtables-legacy-multi",
+    ] {
+        link(tool);
+    }
+    let check = |path: &std::path::Path| {
+        bench()
+            .args(["filters", "--leftovers"])
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let without = check(tools.path());
+    assert!(!without.status.success(), "{}", text(&without));
+    assert!(text(&without).contains("ipset"), "{}", text(&without));
+    link("ipset");
+    let with = check(tools.path());
+    assert!(with.status.success(), "{}", text(&with));
 }

@@ -21,12 +21,23 @@ pub(crate) fn live() -> MutexGuard<'static, Vec<String>> {
     LIVE_NAMESPACES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Namespaces this process created; deleted on drop, so a failed set-up leaves nothing.
+/// Namespaces this process created under a claimed tag; deleted on drop (and the claim let
+/// go after them), so a failed set-up leaves nothing.
 pub(crate) struct Namespaces {
     pub(crate) names: Vec<String>,
+    /// The tag's claim: a cleanup beside this process leaves these namespaces alone.
+    _claim: crate::RunClaim,
 }
 
 impl Namespaces {
+    /// Claims `tag` (or shares this process's claim of it) for namespaces to come.
+    pub(crate) fn claiming(tag: &Tag) -> Result<Self> {
+        Ok(Self {
+            names: Vec::new(),
+            _claim: crate::RunClaim::take(tag)?,
+        })
+    }
+
     pub(crate) fn add(&mut self, name: String) -> Result<()> {
         run_command(Command::new("ip").args(["netns", "add", &name]))?;
         live().push(name.clone());
@@ -69,19 +80,29 @@ impl Testbed {
     /// # Errors
     /// As [`with_tag`](Self::with_tag).
     pub fn new() -> Result<Self> {
-        Self::with_tag(Tag::random())
+        // A fresh tag another live run already holds (a clash of random ids): draw again.
+        let mut tries = 0;
+        loop {
+            match Self::with_tag(Tag::random()) {
+                Err(Error::InvalidInput(why)) if why.contains("in use") && tries < 5 => {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Builds a testbed whose objects are named from `tag`.
     ///
     /// # Errors
+    /// [`Error::InvalidInput`] when another live run holds `tag` ([`RunClaim`]);
     /// [`Error::Command`](filter_core::Error::Command) when `ip` cannot make the namespaces,
     /// link or addresses (needs root; what was made is removed); [`Error::Io`](filter_core::Error::Io)
     /// when the probe sockets cannot be bound.
     pub fn with_tag(tag: Tag) -> Result<Self> {
         let client_name = tag.with("client");
         let server_name = tag.with("server");
-        let mut namespaces = Namespaces { names: Vec::new() };
+        let mut namespaces = Namespaces::claiming(&tag)?;
         namespaces.add(client_name.clone())?;
         namespaces.add(server_name.clone())?;
         let (client, server) = (NetNs::named(&client_name), NetNs::named(&server_name));

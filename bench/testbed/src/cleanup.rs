@@ -5,37 +5,160 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::thread;
 
-use filter_core::{Error, OBJECT_PREFIX, Result, run_command};
+use filter_core::{Error, OBJECT_PREFIX, Result, Tag, run_command};
+
+use crate::claim::Claim;
 
 use crate::bed::live;
 
-/// Removes every testbed namespace and host link (`egb-*`) left by runs that were killed,
-/// and returns their names. Never touches objects without the prefix.
+/// How cleanup lists and removes the engines' objects in this namespace (chains, sets,
+/// tables, tc filters) of one tag, or of every tag under `egb-`: the program's registry.
+pub struct HostObjects<'a> {
+    /// The objects under a prefix, one description each (see
+    /// [`Registry::leftovers`](filter_core::Registry::leftovers)).
+    pub list: &'a dyn Fn(&str) -> Result<Vec<String>>,
+    /// Removes the objects under a prefix; returns what it removed.
+    pub remove: &'a dyn Fn(&str) -> Result<Vec<String>>,
+}
+
+/// What a cleanup did, and what it left alone and why.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// What it removed.
+    pub removed: Vec<String>,
+    /// What it did not touch, each with the reason.
+    pub left_alone: Vec<String>,
+}
+
+/// Namespaces and host links named `egb-*`, by name.
+fn testbed_objects() -> Result<Vec<(&'static str, String)>> {
+    let mut found = Vec::new();
+    for (kind, dir) in [
+        ("network namespace", "/run/netns"),
+        ("link", "/sys/class/net"),
+    ] {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // No namespace was ever made: nothing to list.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(format!("reading {dir}"), e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(format!("reading {dir}"), e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(OBJECT_PREFIX) {
+                found.push((kind, name));
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn remove_testbed_object(kind: &str, name: &str) -> Result<()> {
+    let args: [&str; 3] = if kind == "link" {
+        ["link", "del", name]
+    } else {
+        ["netns", "del", name]
+    };
+    run_command(Command::new("ip").args(args)).map(drop)
+}
+
+/// Removes what benchmark runs that died left behind: for every dead claim ([`claim`]), its
+/// namespaces and host links and, in this namespace, the engines' objects of its tag. Live
+/// runs' objects are left alone, and so is every `egb-*` object no run claimed (a filter a
+/// program embedding the engine crates installed, or a run from before claims), unless
+/// `unclaimed` asks for those too. The report says what stayed and why.
 ///
 /// # Errors
-/// The first object that could not be removed.
-pub fn cleanup() -> Result<Vec<String>> {
-    let mut removed = Vec::new();
-    if let Ok(entries) = fs::read_dir("/run/netns") {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(OBJECT_PREFIX) {
-                run_command(Command::new("ip").args(["netns", "del", &name]))?;
-                removed.push(format!("network namespace {name}"));
+/// The first object that could not be listed or removed.
+///
+/// [`claim`]: crate::claim
+pub fn cleanup(host: &HostObjects<'_>, unclaimed: bool) -> Result<CleanupReport> {
+    let mut report = CleanupReport::default();
+    let claims = crate::claim::claims()?;
+    let mut live = Vec::new();
+    for found in &claims {
+        match found {
+            Claim::Live { tag, pid } => {
+                live.push(tag.clone());
+                report
+                    .left_alone
+                    .push(format!("{tag}*: its run (pid {pid}) is alive"));
+            }
+            Claim::Dead { tag } => {
+                // Held while its objects go, so no new run takes the tag meanwhile.
+                let Some(_claim) = crate::claim::adopt_dead(tag)? else {
+                    live.push(tag.clone());
+                    continue;
+                };
+                for (kind, name) in testbed_objects()? {
+                    if name == *tag || name.starts_with(&format!("{tag}-")) {
+                        remove_testbed_object(kind, &name)?;
+                        report.removed.push(format!("{kind} {name}"));
+                    }
+                }
+                report.removed.extend((host.remove)(tag)?);
             }
         }
     }
-    if let Ok(entries) = fs::read_dir("/sys/class/net") {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(OBJECT_PREFIX) {
-                run_command(Command::new("ip").args(["link", "del", &name]))?;
-                removed.push(format!("link {name}"));
-            }
+    let claimed = |name: &str| {
+        claims
+            .iter()
+            .any(|c| Tag::from_name(name).is_ok_and(|t| t.as_str() == c.tag()))
+    };
+    for (kind, name) in testbed_objects()? {
+        if claimed(&name) {
+            continue;
+        }
+        if unclaimed {
+            remove_testbed_object(kind, &name)?;
+            report.removed.push(format!("{kind} {name}"));
+        } else {
+            report.left_alone.push(format!("{kind} {name}: {NO_CLAIM}"));
         }
     }
-    Ok(removed)
+    // The live runs' own objects, as the engines describe them, are not unclaimed ones.
+    let mut theirs = Vec::new();
+    for tag in &live {
+        theirs.extend((host.list)(tag)?);
+    }
+    let others: Vec<String> = (host.list)(OBJECT_PREFIX)?
+        .into_iter()
+        .filter(|o| !theirs.contains(o))
+        .collect();
+    if unclaimed && live.is_empty() {
+        report.removed.extend((host.remove)(OBJECT_PREFIX)?);
+    } else if unclaimed {
+        // Objects named by a tag go by that tag; those the kernel names otherwise (tc
+        // filters, TCX programs) cannot be told from a live run's and stay.
+        let mut tags: Vec<String> = others
+            .iter()
+            .filter_map(|o| o.split_whitespace().find_map(|w| Tag::from_name(w).ok()))
+            .map(|t| t.as_str().to_owned())
+            .filter(|t| !live.contains(t))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        for tag in &tags {
+            report.removed.extend((host.remove)(tag)?);
+        }
+        let left = (host.list)(OBJECT_PREFIX)?;
+        report.left_alone.extend(
+            left.into_iter()
+                .filter(|o| !theirs.contains(o))
+                .map(|o| format!("{o}: cannot be told from a live run's while one runs")),
+        );
+    } else {
+        report
+            .left_alone
+            .extend(others.into_iter().map(|o| format!("{o}: {NO_CLAIM}")));
+    }
+    Ok(report)
 }
+
+/// Why an unclaimed object stays.
+const NO_CLAIM: &str = "no benchmark run claims it (a filter of another program, or a run \
+                        from before run claims); `egress-bench cleanup --unclaimed` removes it";
 
 /// Namespaces and host links whose names start with `prefix` (for example a run's tag):
 /// what [`cleanup`] would remove. Tests use it to prove nothing was left behind.
@@ -45,7 +168,7 @@ pub fn leftovers(prefix: &str) -> Vec<String> {
         if let Ok(entries) = fs::read_dir(dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(prefix) {
+                if filter_core::under_prefix(&name, prefix) {
                     found.push(format!("{dir}/{name}"));
                 }
             }
@@ -89,6 +212,7 @@ pub fn install_signal_cleanup() -> Result<()> {
             for name in names {
                 let _ = Command::new("ip").args(["netns", "del", &name]).status();
             }
+            crate::claim::release_all();
             std::process::exit(128 + signal);
         }
     });

@@ -8,7 +8,8 @@
 //!
 //! Everything is removed when the [`Testbed`] is dropped (also while unwinding from a
 //! panic), by [`install_signal_cleanup`] on Ctrl-C or SIGTERM, and by [`cleanup`] after a
-//! run that was killed.
+//! run that was killed. A testbed claims its tag while it lives ([`claim`]), so a cleanup
+//! run beside it leaves it alone.
 //!
 //! ```no_run
 //! use testbed::{DENIED_V4, Probe, Testbed};
@@ -25,6 +26,7 @@
 
 mod addresses;
 mod bed;
+pub mod claim;
 mod cleanup;
 mod inspect;
 mod probes;
@@ -33,7 +35,10 @@ mod watch;
 
 pub use addresses::*;
 pub use bed::Testbed;
-pub use cleanup::{cleanup, install_signal_cleanup, leftovers, on_signal};
+pub use claim::RunClaim;
+pub use cleanup::{
+    CleanupReport, HostObjects, cleanup, install_signal_cleanup, leftovers, on_signal,
+};
 pub use inspect::link_hooks;
 pub use probes::Probe;
 pub use watch::{Enforcement, EnforcementWatch};

@@ -41,7 +41,7 @@ impl SinkPair {
     /// [`Error::Command`](filter_core::Error::Command) when `ip` cannot make the namespaces or
     /// links (needs root; what was made is removed).
     pub fn new(tag: Tag) -> Result<Self> {
-        let mut namespaces = Namespaces { names: Vec::new() };
+        let mut namespaces = Namespaces::claiming(&tag)?;
         let mut build = |suffix: &str| -> Result<NetNs> {
             let name = tag.with(suffix);
             namespaces.add(name.clone())?;

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use filter_core::Tag;
 use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed, leftovers};
 
 fn route(bed: &Testbed, args: &str) {
@@ -77,4 +78,37 @@ fn dropping_removes_everything() {
     assert_eq!(leftovers(&tag).len(), 2, "two namespaces while alive");
     drop(bed);
     assert!(leftovers(&tag).is_empty());
+}
+
+/// A run's claim: shared within the process, listed as live while held, gone with its last
+/// holder; a claim file nobody holds is a dead run's.
+#[test]
+fn claims_tell_live_runs_from_dead_ones() {
+    use testbed::claim::{Claim, claims};
+    testbed::needs_root!();
+    let tag = Tag::new("claimt").unwrap();
+    let path = std::path::Path::new(testbed::claim::CLAIMS_DIR).join("egb-claimt.lock");
+    let first = testbed::RunClaim::take(&tag).unwrap();
+    let second = testbed::RunClaim::take(&tag).expect("this process shares its own claim");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap().trim(),
+        std::process::id().to_string()
+    );
+    assert!(claims().unwrap().contains(&Claim::Live {
+        tag: "egb-claimt".into(),
+        pid: std::process::id().to_string(),
+    }));
+    drop(first);
+    assert!(path.exists(), "a clone still holds it");
+    drop(second);
+    assert!(!path.exists(), "the last holder removes the claim");
+    // What a killed run leaves: the file without its lock.
+    std::fs::write(&path, "999999\n").unwrap();
+    assert!(claims().unwrap().contains(&Claim::Dead {
+        tag: "egb-claimt".into()
+    }));
+    let adopted = testbed::claim::adopt_dead("egb-claimt").unwrap();
+    assert!(adopted.is_some());
+    drop(adopted);
+    assert!(!path.exists());
 }

@@ -10,6 +10,14 @@ use crate::{CidrList, CostProbe, Error, ProgramCost, Result};
 /// sets, pins), so that `egress-bench cleanup` can find what a killed run left behind.
 pub const OBJECT_PREFIX: &str = "egb-";
 
+/// Whether an object named `name` falls under `prefix`, as leftover finders read a prefix:
+/// every object of egress-bench for [`OBJECT_PREFIX`] (or any prefix ending in `-`), else
+/// the objects of one [`Tag`]: `egb-1a2b` and `egb-1a2b-...`, never `egb-1a2bc`.
+pub fn under_prefix(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|rest| prefix.ends_with('-') || rest.is_empty() || rest.starts_with('-'))
+}
+
 /// The name stem of one filter instance's kernel objects: `egb-<run id>`.
 ///
 /// Engines derive every name from it (`egb-1a2b3c` as a chain, `egb-1a2b3c-v4` as a set),
@@ -38,6 +46,21 @@ impl Tag {
             )));
         }
         Ok(Self(format!("{OBJECT_PREFIX}{run_id}")))
+    }
+
+    /// The tag an object's name begins with: `egb-1a2b3c` of `egb-1a2b3c-client` or of
+    /// `egb-1a2b3c-v4`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the name is not `egb-<run id>[-...]`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        let id = name
+            .strip_prefix(OBJECT_PREFIX)
+            .map(|rest| rest.split('-').next().unwrap_or(rest))
+            .ok_or_else(|| {
+                Error::InvalidInput(format!("{name:?} is not named {OBJECT_PREFIX}<run id>"))
+            })?;
+        Self::new(id)
     }
 
     /// A fresh tag from the process id and the clock.
@@ -528,5 +551,30 @@ mod tests {
         assert_eq!(d.live(at(6)), vec![1]);
         assert_eq!(d.take_expired(at(20)), vec![1, 2]);
         assert!(d.take_expired(at(100)).is_empty() && d.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::Tag;
+
+    #[test]
+    fn a_tag_owns_only_its_own_names() {
+        use super::under_prefix;
+        assert!(under_prefix("egb-1a2b", "egb-1a2b"));
+        assert!(under_prefix("egb-1a2b-v4", "egb-1a2b"));
+        assert!(!under_prefix("egb-1a2bc", "egb-1a2b"));
+        assert!(!under_prefix("egb-1a2bc-v4", "egb-1a2b"));
+        assert!(under_prefix("egb-1a2bc-v4", "egb-"));
+        assert!(!under_prefix("cali40s:x", "egb-"));
+    }
+
+    #[test]
+    fn a_name_gives_back_its_tag() {
+        for name in ["egb-1a2b3c", "egb-1a2b3c-client", "egb-1a2b3c-v4-next"] {
+            assert_eq!(Tag::from_name(name).unwrap().as_str(), "egb-1a2b3c");
+        }
+        assert!(Tag::from_name("cali40s:x").is_err());
+        assert!(Tag::from_name("egb-").is_err());
     }
 }

@@ -5,21 +5,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use filter_core::{Family, Tag, count};
-use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Probe, Testbed};
+use testbed::{ALLOWED_V4, ALLOWED_V6, DENIED_V4, DENIED_V6, Testbed};
 
 use super::record as new_record;
-use super::{ENFORCEMENT_INTERVAL, RunArgs, finish, new_spinner, outcome};
+use super::{ENFORCEMENT_INTERVAL, RunArgs, finish, new_spinner, verdict};
 use crate::filters::FilterKind;
 use crate::list;
-use crate::record::{Figures, ProbeResult, Verdict};
+use crate::record::{Figures, Verdict};
 use crate::system;
 
 /// Builds the testbed, loads, verifies and measures, and writes the record.
 pub(super) fn run(args: &RunArgs) -> Result<()> {
-    let tag = match &args.run_id {
-        Some(id) => Tag::new(id)?,
-        None => Tag::random(),
-    };
+    let (tag, _claim) = super::claim_tag(args)?;
     let (list, list_info) = list::build(&args.list)?;
     let families = list_info.families.list();
     let environment = system::environment();
@@ -229,26 +226,12 @@ fn send_path_during_updates(
 
 /// Probes the denied and allowed addresses of every loaded family.
 fn verify(bed: &Testbed, kind: FilterKind, families: &[Family]) -> Result<Verdict> {
-    let mut probes = Vec::new();
-    for &family in families {
-        let (denied, allowed): (IpAddr, IpAddr) = match family {
+    let pairs: Vec<(IpAddr, IpAddr)> = families
+        .iter()
+        .map(|family| match family {
             Family::V4 => (DENIED_V4.into(), ALLOWED_V4.into()),
             Family::V6 => (DENIED_V6.into(), ALLOWED_V6.into()),
-        };
-        let denied_expected = if kind.filters() {
-            Probe::Dropped
-        } else {
-            Probe::Delivered
-        };
-        for (address, expected) in [(denied, denied_expected), (allowed, Probe::Delivered)] {
-            let observed = bed.probe(address)?;
-            probes.push(ProbeResult {
-                address: address.to_string(),
-                expected: outcome(expected),
-                observed: outcome(observed),
-            });
-        }
-    }
-    let ok = probes.iter().all(|p| p.expected == p.observed);
-    Ok(Verdict { ok, probes })
+        })
+        .collect();
+    verdict(kind, &pairs, |address| Ok(bed.probe(address)?))
 }

@@ -93,6 +93,26 @@ impl RunArgs {
     }
 }
 
+/// The run's tag (`--run-id`, or a fresh one), claimed for this process: a second run
+/// cannot take it while this one lives, and `cleanup` leaves its objects alone.
+fn claim_tag(args: &RunArgs) -> Result<(filter_core::Tag, testbed::RunClaim)> {
+    if let Some(id) = &args.run_id {
+        let tag = filter_core::Tag::new(id)?;
+        let claim = testbed::RunClaim::take(&tag)?;
+        return Ok((tag, claim));
+    }
+    let mut tries = 0;
+    loop {
+        let tag = filter_core::Tag::random();
+        match testbed::RunClaim::take(&tag) {
+            Ok(claim) => return Ok((tag, claim)),
+            // A fresh id a live run holds: draw again.
+            Err(filter_core::Error::InvalidInput(_)) if tries < 5 => tries += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Runs `egress-bench run`: in a testbed, or against a server with `--server`.
 pub fn run(args: &RunArgs) -> Result<()> {
     testbed::install_signal_cleanup()?;
@@ -151,6 +171,33 @@ fn new_spinner(message: String) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// The verdict of both kinds of run: each `(denied, allowed)` pair probed with `probe`; the
+/// denied address must be dropped when the filter filters, the allowed one always delivered.
+fn verdict(
+    kind: FilterKind,
+    pairs: &[(IpAddr, IpAddr)],
+    mut probe: impl FnMut(IpAddr) -> Result<Probe>,
+) -> Result<crate::record::Verdict> {
+    let denied_expected = if kind.filters() {
+        Probe::Dropped
+    } else {
+        Probe::Delivered
+    };
+    let mut probes = Vec::new();
+    for &(denied, allowed) in pairs {
+        for (address, expected) in [(denied, denied_expected), (allowed, Probe::Delivered)] {
+            let observed = probe(address)?;
+            probes.push(crate::record::ProbeResult {
+                address: address.to_string(),
+                expected: outcome(expected),
+                observed: outcome(observed),
+            });
+        }
+    }
+    let ok = probes.iter().all(|p| p.expected == p.observed);
+    Ok(crate::record::Verdict { ok, probes })
 }
 
 /// A probe's outcome as records hold it.

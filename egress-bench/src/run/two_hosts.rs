@@ -4,14 +4,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use filter_core::Tag;
 use testbed::Probe;
 
 use super::record as new_record;
-use super::{RunArgs, finish, outcome};
+use super::{RunArgs, finish, verdict};
 use crate::filters;
 use crate::list;
-use crate::record::{Figures, ProbeResult, Verdict};
+use crate::record::{Figures, Verdict};
 use crate::system;
 
 /// Two hosts: the filter goes into this host's own stack, traffic goes to `egress-bench serve`.
@@ -21,10 +20,7 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
         "--denied-probe ADDR is needed: another address of the server, which the run adds to the list \
          to prove that the filter blocks",
     )?;
-    let tag = match &args.run_id {
-        Some(id) => Tag::new(id)?,
-        None => Tag::random(),
-    };
+    let (tag, _claim) = super::claim_tag(args)?;
     let mut server = remote::Server::connect(server_address)?;
     let probe_net = ipnet::IpNet::from(denied);
     let (list, list_info) = list::build_for(&args.list, &[server.ip], &[probe_net])?;
@@ -66,27 +62,14 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
             .load(&list)
             .with_context(|| format!("loading the list into the {} filter", filter.name()))?;
         let load_time = start.elapsed();
-        let expect_denied = if args.filter.filters() {
-            Probe::Dropped
-        } else {
-            Probe::Delivered
-        };
-        let mut probes = Vec::new();
-        for (address, expected) in [(denied, expect_denied), (server.ip, Probe::Delivered)] {
-            let observed = if server.probe(address)? {
+        let verdict = verdict(args.filter, &[(denied, server.ip)], |address| {
+            Ok(if server.probe(address)? {
                 Probe::Delivered
             } else {
                 Probe::Dropped
-            };
-            probes.push(ProbeResult {
-                address: address.to_string(),
-                expected: outcome(expected),
-                observed: outcome(observed),
-            });
-        }
-        let ok = probes.iter().all(|p| p.expected == p.observed);
-        let verdict = Verdict { ok, probes };
-        if !ok {
+            })
+        })?;
+        if !verdict.ok {
             return Ok((verdict, None));
         }
         let traffic = if args.traffic {

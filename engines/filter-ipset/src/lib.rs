@@ -100,7 +100,7 @@ fn build(at: &Placement, make: Make) -> Result<Box<dyn EgressFilter>> {
 fn sets(netns: &NetNs, prefix: &str) -> Result<Vec<String>> {
     Ok(run_command(netns.command("ipset").args(["list", "-n"]))?
         .lines()
-        .filter(|name| name.starts_with(prefix))
+        .filter(|name| filter_core::under_prefix(name, prefix))
         .map(str::to_owned)
         .collect())
 }

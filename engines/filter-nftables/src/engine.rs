@@ -56,7 +56,7 @@ fn tables(netns: &NetNs, prefix: &str) -> Result<Vec<String>> {
         run_command(netns.command("nft").args(["list", "tables", "inet"]))?
             .lines()
             .filter_map(|l| l.strip_prefix("table inet "))
-            .filter(|name| name.starts_with(prefix))
+            .filter(|name| filter_core::under_prefix(name, prefix))
             .map(str::to_owned)
             .collect(),
     )

@@ -233,7 +233,7 @@ pub fn chains(netns: &NetNs, prefix: &str) -> Result<Vec<(Backend, Family, Strin
         found.extend(
             out.lines()
                 .filter_map(|line| line.strip_prefix(':')?.split_whitespace().next())
-                .filter(|chain| chain.starts_with(prefix))
+                .filter(|chain| filter_core::under_prefix(chain, prefix))
                 .map(|chain| (backend, family, chain.to_owned())),
         );
     }
