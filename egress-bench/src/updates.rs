@@ -196,7 +196,7 @@ pub fn measure(
     }
     let seconds = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(20));
-    let (denied_seen, allowed_seen) = (denied_watch.finish(start), allowed_watch.finish(start));
+    let (denied_seen, allowed_seen) = (denied_watch.finish(start)?, allowed_watch.finish(start)?);
     feed.undo(filter)?;
 
     let enforcement_us = if family == Family::V4 {
@@ -253,7 +253,7 @@ fn enforcement_latency(bed: &Testbed, filter: &mut dyn EgressFilter) -> Result<f
             .add(&[net])
             .context("adding the latency probe's network")?;
         std::thread::sleep(Duration::from_millis(10));
-        let seen = watch.finish(start);
+        let seen = watch.finish(start)?;
         filter
             .remove(&[net])
             .context("removing the latency probe's network")?;

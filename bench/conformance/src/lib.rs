@@ -198,11 +198,16 @@ pub fn replace_under_traffic(subject: &Subject) {
             filter.replace(&list_with_probes(5_000, seed)).unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
-        let (denied, allowed) = (denied.finish(start), allowed.finish(start));
+        let (denied, allowed) = (
+            denied.finish(start).expect("the denied stream ran"),
+            allowed.finish(start).expect("the allowed stream ran"),
+        );
         assert_eq!(
             denied.delivered, 0,
             "denied packets leaked during replace: {denied:?}"
         );
+        // Both streams really ran through the replaces: a silent sender proves nothing.
+        assert!(denied.sent > 50, "{denied:?}");
         assert_eq!(
             allowed.delivered, allowed.sent,
             "allowed packets lost during replace: {allowed:?}"

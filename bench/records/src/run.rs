@@ -14,6 +14,10 @@ pub struct Record {
     pub filter: String,
     /// How the filter reached the kernel, as it reported after the load.
     pub backend: String,
+    /// What the filter could not do as asked (a fallback to a slower path): its figures are
+    /// not those of the path its name promises.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Two-host mode: the server and the client interface toward it (`None`: the testbed).
     pub two_hosts: Option<TwoHosts>,
     /// The run's id (the kernel objects' tag).
@@ -61,6 +65,8 @@ pub enum ProbeOutcome {
     Delivered,
     /// No answer came back.
     Dropped,
+    /// The send found no path (no route): the path is broken, not filtered.
+    Unreachable,
 }
 
 impl std::fmt::Display for ProbeOutcome {
@@ -68,6 +74,7 @@ impl std::fmt::Display for ProbeOutcome {
         f.pad(match self {
             Self::Delivered => "delivered",
             Self::Dropped => "dropped",
+            Self::Unreachable => "unreachable",
         })
     }
 }

@@ -196,7 +196,8 @@ impl Testbed {
     }
 
     /// Sends a few UDP packets from the client to `dst` (inside the probe networks) and
-    /// tells whether any reached the server within 300 ms.
+    /// tells whether any reached the server within 300 ms, or whether the send itself found
+    /// no path ([`Probe::Unreachable`]).
     ///
     /// # Errors
     /// [`Error::InvalidInput`](filter_core::Error::InvalidInput) for an address outside the probe
@@ -209,8 +210,12 @@ impl Testbed {
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
         let payload = datagram(token, 0);
         for _ in 0..3 {
-            // A filter in OUTPUT refuses the send (EPERM): that is a drop, not an error.
-            let _ = client.send_to(&payload, SocketAddr::new(dst, port));
+            // A filter in OUTPUT refuses the send (EPERM): that is a drop, not an error; any
+            // other refusal is a broken path.
+            let sent = client.send_to(&payload, SocketAddr::new(dst, port));
+            if let Some(code) = crate::probes::broken_path(&sent) {
+                return Ok(Probe::Unreachable(code));
+            }
         }
         let deadline = Instant::now() + PROBE_WAIT;
         let mut buf = [0u8; 64];

@@ -17,8 +17,25 @@ pub(crate) const PROBE_WAIT: Duration = Duration::from_millis(300);
 pub enum Probe {
     /// The server received it.
     Delivered,
-    /// It never reached the server (the send failed or the packet was dropped on the way).
+    /// It never reached the server: dropped on the way, or refused at the send by a filter
+    /// (`EPERM`, what netfilter's OUTPUT hook and cgroup programs answer).
     Dropped,
+    /// The send failed for another reason (no route, an unreachable network: the errno): the
+    /// path is broken, which says nothing of a filter and never counts as its drop.
+    Unreachable(i32),
+}
+
+/// What a refused send means: `None` when a filter's drop (or no error) can explain it, else
+/// the broken path's errno.
+pub(crate) fn broken_path(sent: &std::io::Result<usize>) -> Option<i32> {
+    match sent {
+        Ok(_) => None,
+        Err(e) => match e.raw_os_error() {
+            Some(code) if code == nix::errno::Errno::EPERM as i32 => None,
+            Some(code) => Some(code),
+            None => Some(0),
+        },
+    }
 }
 
 /// The client's and server's probe sockets, per family.

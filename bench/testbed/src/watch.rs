@@ -118,10 +118,19 @@ impl EnforcementWatch {
     }
 
     /// Stops the watch and reports enforcement relative to `start` (the start of the load).
-    pub fn finish(self, start: Instant) -> Enforcement {
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the sender or the receiver thread died: its counts would
+    /// read as packets lost, or never sent.
+    pub fn finish(self, start: Instant) -> Result<Enforcement> {
         self.stop.store(true, Ordering::Relaxed);
-        let sent = self.sender.join().unwrap_or_default();
-        let seen = self.receiver.join().unwrap_or_default();
+        let died = |side: &str| {
+            Error::InvalidInput(format!(
+                "the enforcement watch's {side} thread panicked: its counts are not figures"
+            ))
+        };
+        let sent = self.sender.join().map_err(|_| died("sender"))?;
+        let seen = self.receiver.join().map_err(|_| died("receiver"))?;
         let mut gaps: Vec<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
         gaps.sort_unstable();
         let resolution = gaps.get(gaps.len() / 2).copied().unwrap_or_default();
@@ -134,12 +143,12 @@ impl EnforcementWatch {
         let after = sent
             .get(first_blocked)
             .map(|t| t.saturating_duration_since(start));
-        Enforcement {
+        Ok(Enforcement {
             after,
             resolution,
             max_gap,
             sent: sent.len() as u64,
             delivered: seen.len() as u64,
-        }
+        })
     }
 }

@@ -34,12 +34,34 @@ fn probes_see_delivery_and_drops_in_both_families() {
             "{dst} before any drop"
         );
     }
-    // A blackhole route stands in for a filter: probes must notice the loss.
-    route(&bed, "route add blackhole 198.19.255.0/24");
-    route(&bed, "-6 route add blackhole 2001:2:0:1fff::/64");
+    // A plain netfilter rule stands in for a filter: probes must notice the loss.
+    for (tool, net) in [
+        ("iptables-nft", "198.19.255.0/24"),
+        ("ip6tables-nft", "2001:2:0:1fff::/64"),
+    ] {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", bed.client().name().unwrap(), tool])
+            .args(["-A", "OUTPUT", "-d", net, "-j", "DROP"])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{tool} -A OUTPUT -d {net} -j DROP");
+    }
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
     assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
     assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+    // A path broken by its route is not filtered: its probe never counts as a drop.
+    route(&bed, "route add unreachable 198.19.0.0/24");
+    route(&bed, "route add blackhole 198.19.1.0/24");
+    for dst in ["198.19.0.1", "198.19.1.1"] {
+        assert!(
+            matches!(
+                bed.probe(dst.parse().unwrap()).unwrap(),
+                Probe::Unreachable(_)
+            ),
+            "{dst}: a send the route refuses is no filter's drop"
+        );
+    }
     assert!(
         bed.probe("192.0.2.1".parse().unwrap()).is_err(),
         "outside the test range"
@@ -60,7 +82,7 @@ fn enforcement_watch_times_a_change() {
     route(&bed, "route add blackhole 198.19.255.0/24");
     let changed = start.elapsed();
     std::thread::sleep(Duration::from_millis(30));
-    let e = watch.finish(start);
+    let e = watch.finish(start).unwrap();
     let after = e.after.expect("the route blocks the probes");
     assert!(
         after <= changed + e.max_gap,

@@ -267,6 +267,12 @@ pub trait EgressFilter: Send {
         sync_or_swap(self, desired, f64::INFINITY)
     }
 
+    /// What the filter could not do the way it was asked (a fallback to a slower path, say),
+    /// which a reader of its figures must know: one sentence each, empty by default.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Times the engine's own packet program in isolation (for example with
     /// `BPF_PROG_TEST_RUN`), for each `(case, destination)` probe, beside the engine's own
     /// floor and cold-cache cases. Engines without such a program return nothing.

@@ -496,6 +496,12 @@ const NONE_VS_NONE_TOLERANCE: f64 = 0.03;
 
 fn warnings(md: &mut String, sweep: &Sweep) {
     let mut all = Vec::new();
+    // What a filter could not do as asked (a fallback): its figures are not its path's.
+    for run in &sweep.runs {
+        for w in run.record.iter().flat_map(|r| &r.warnings) {
+            all.push(format!("- {} at {}: {w}", run.filter, run.size));
+        }
+    }
     for run in sweep.runs.iter().filter(|r| r.ok()) {
         let Some(send_path) = figures(run).and_then(|f| f.send_path.as_ref()) else {
             continue;

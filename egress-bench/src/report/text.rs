@@ -57,6 +57,9 @@ fn header(out: &mut String, record: &Record) {
         list.stats.v4_space_denied * 100.0,
         record.backend,
     );
+    for warning in &record.warnings {
+        line!(out, "  warning: {warning}");
+    }
     line!(
         out,
         "  peak memory of egress-bench: {}",

@@ -69,10 +69,11 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
     let load_time = start.elapsed();
     spinner.finish_and_clear();
     std::thread::sleep(Duration::from_millis(50));
-    let enforcement = watch.finish(start);
+    let enforcement = watch.finish(start)?;
     loaded.with_context(|| format!("loading the list into the {} filter", filter.name()))?;
     // After the load: how a list is held can depend on the list.
     let backend = filter.backend();
+    let warnings = filter.warnings();
 
     let verdict = verify(&bed, args.filter, families)?;
     let figures = if verdict.ok {
@@ -148,7 +149,8 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
     bed.remove().context("removing the testbed")?;
 
     let found = (list_info, verdict, figures, environment);
-    let record = new_record(args, backend, &tag, found);
+    let mut record = new_record(args, backend, &tag, found);
+    record.warnings = warnings;
     finish(args, &record)
 }
 

@@ -136,6 +136,7 @@ fn record(args: &RunArgs, backend: String, tag: &filter_core::Tag, found: Found)
     Record {
         filter: args.filter.name().into(),
         backend,
+        warnings: Vec::new(),
         two_hosts: None,
         run_id: tag.to_string(),
         unix_time: std::time::SystemTime::now()
@@ -205,5 +206,6 @@ fn outcome(probe: Probe) -> records::ProbeOutcome {
     match probe {
         Probe::Delivered => records::ProbeOutcome::Delivered,
         Probe::Dropped => records::ProbeOutcome::Dropped,
+        Probe::Unreachable(_) => records::ProbeOutcome::Unreachable,
     }
 }

@@ -55,13 +55,17 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
     }
     let placement = args.placement(&filter_core::NetNs::current(), &tag, interface.clone());
     let mut filter = args.filter.build(&placement)?;
-    let backend = filter.backend();
+    let mut backend = filter.backend();
+    let mut warnings = Vec::new();
     let result = (|| -> Result<(Verdict, Option<Figures>)> {
         let start = Instant::now();
         filter
             .load(&list)
             .with_context(|| format!("loading the list into the {} filter", filter.name()))?;
         let load_time = start.elapsed();
+        // After the load: how a list is held can depend on the list.
+        backend = filter.backend();
+        warnings = filter.warnings();
         let verdict = verdict(args.filter, &[(denied, server.ip)], |address| {
             Ok(if server.probe(address)? {
                 Probe::Delivered
@@ -119,6 +123,7 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
     }
     let found = (list_info, verdict, figures, environment);
     let mut record = new_record(args, backend, &tag, found);
+    record.warnings = warnings;
     record.two_hosts = Some(remote::TwoHosts {
         server: server.ip.to_string(),
         interface,

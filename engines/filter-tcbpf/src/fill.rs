@@ -98,16 +98,19 @@ pub(crate) fn permanent<const N: usize>(key: &Key<[u8; N]>) -> u64 {
 }
 
 /// Fills a trie: batches where the kernel supports them, else one update per entry.
-/// Returns whether batches were used.
+/// Returns why batches were asked for but not used (the kernel's refusal of the first), so
+/// that the fallback is said wherever the load's figures go; `None` when the fill went as
+/// asked.
 pub(crate) fn fill<const N: usize>(
     map: &mut Map,
     name: &str,
     keys: &[Key<[u8; N]>],
     batch: bool,
-) -> Result<bool> {
+) -> Result<Option<String>> {
     let mut packed = Vec::with_capacity(BATCH.min(keys.len()) * (4 + N));
     let mut values = Vec::with_capacity(BATCH.min(keys.len()) * 8);
     let mut batched = batch;
+    let mut fallback = None;
     for (chunk_index, chunk) in keys.chunks(BATCH).enumerate() {
         if batched {
             let count = pack(chunk.iter().copied(), &mut packed, &mut values);
@@ -121,6 +124,10 @@ pub(crate) fn fill<const N: usize>(
                         ) =>
                 {
                     batched = false;
+                    fallback = Some(format!(
+                        "BPF_MAP_UPDATE_BATCH refused on {name} ({e}): filled with one update \
+                         per entry, so load figures are not the batch path's"
+                    ));
                 }
                 Err((e, done)) => {
                     return Err(kernel(
@@ -145,7 +152,7 @@ pub(crate) fn fill<const N: usize>(
             })?;
         }
     }
-    Ok(batched)
+    Ok(fallback)
 }
 
 /// Distinct keys of a sorted list: what the trie will hold.

@@ -28,6 +28,8 @@ pub(crate) struct Instance {
     pub(crate) entries: [u64; 2],
     /// Whether the maps were filled in batches (else one update per entry).
     pub(crate) batched: bool,
+    /// Why the batch fill asked for fell back to per-entry updates, when it did.
+    pub(crate) fallback: Option<String>,
 }
 
 impl TcbpfFilter {
@@ -131,13 +133,13 @@ impl TcbpfFilter {
         v4.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
         v6.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
         let batch = fill_mode == Fill::Batch;
-        let batched_v4 = fill(
+        let fallback_v4 = fill(
             map_mut(&mut ebpf, common::MAP_DENY_V4),
             common::MAP_DENY_V4,
             &v4,
             batch,
         )?;
-        let batched_v6 = fill(
+        let fallback_v6 = fill(
             map_mut(&mut ebpf, common::MAP_DENY_V6),
             common::MAP_DENY_V6,
             &v6,
@@ -168,7 +170,8 @@ impl TcbpfFilter {
             v6_lengths,
             capacity,
             entries: [entries_v4, entries_v6],
-            batched: batched_v4 && batched_v6,
+            batched: batch && fallback_v4.is_none() && fallback_v6.is_none(),
+            fallback: fallback_v4.or(fallback_v6),
         })
     }
 }

@@ -194,6 +194,7 @@ impl EgressFilter for TcbpfFilter {
 
     fn backend(&self) -> String {
         let fill = match &self.current {
+            Some(i) if i.fallback.is_some() => "per-entry updates (batch refused)",
             Some(i) if !i.batched => "per-entry updates",
             _ => "BPF_MAP_UPDATE_BATCH",
         };
@@ -213,6 +214,14 @@ impl EgressFilter for TcbpfFilter {
                 )
             }
         }
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.current
+            .as_ref()
+            .and_then(|i| i.fallback.clone())
+            .into_iter()
+            .collect()
     }
 
     fn load(&mut self, list: &CidrList) -> Result<()> {
