@@ -73,6 +73,17 @@ fn run_records_a_working_filter_and_leaves_nothing() {
     );
     assert_eq!(record["list"]["loaded_entries"], 10_003);
     assert!(figures["stats"]["kernel_memory"]["bytes"].as_u64().unwrap() > 0);
+    // The set members the kernel lists, read back, are the list's (5,000 + 2 probes, 5,000 + 1).
+    assert_eq!(
+        figures["kernel_count"]["read"],
+        serde_json::json!([5_002, 5_001]),
+        "{figures:#}"
+    );
+    assert_eq!(
+        figures["kernel_count"]["read"],
+        figures["kernel_count"]["expected"]
+    );
+    assert!(record.get("warnings").is_none(), "{record:#}");
     assert!(leftovers("egb-clirec").is_empty());
 }
 
@@ -479,6 +490,29 @@ fn list_covering_the_testbed_stops_unless_excluded() {
     let said = text(&out);
     assert!(
         said.contains("line 2: 198.18.0.0/15") && said.contains("line 4"),
+        "{said}"
+    );
+    assert!(leftovers("egb-cliconf").is_empty());
+    // IPv6 too: a list covering the testbed's IPv6 hosts or allowed probe stops, by line.
+    let v6 = list_file(
+        "2001:db8::/32
+2001:2::/48
+2001:2:0:1000::1
+",
+    );
+    let out = run(&[
+        "run",
+        "--filter",
+        "ipset",
+        "--run-id",
+        "cliconf",
+        "--cidrs",
+        v6.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("line 2: 2001:2::/48") && said.contains("line 3"),
         "{said}"
     );
     assert!(leftovers("egb-cliconf").is_empty());

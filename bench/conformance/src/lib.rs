@@ -113,6 +113,46 @@ fn expect_probes(bed: &Testbed, denied: Probe, when: &str) {
     }
 }
 
+/// The kernel holds what the engine's bookkeeping says, read back from the kernel (rules,
+/// set members or elements, map keys); where the unit is one per entry, that is also
+/// `list`'s distinct entries. Every engine reads its state back.
+pub fn assert_kernel_agrees(filter: &dyn EgressFilter, list: &CidrList, when: &str) {
+    use filter_core::CountUnit;
+    let count = filter
+        .kernel_count()
+        .expect("reading back what the kernel holds")
+        .unwrap_or_else(|| panic!("{} cannot read back what the kernel holds", filter.name()));
+    assert!(
+        count.read.iter().any(Option::is_some),
+        "{when}: nothing read back: {count:?}"
+    );
+    assert!(
+        count.agrees(),
+        "{when}: the kernel holds {:?} {:?}, the engine's bookkeeping says {:?}",
+        count.read,
+        count.unit,
+        count.expected
+    );
+    if count.unit != CountUnit::SetElements {
+        let distinct = |family| {
+            list.iter()
+                .filter(|n| Family::of(n.addr()) == family)
+                .map(|n| n.trunc())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as u64
+        };
+        for (i, family) in Family::BOTH.into_iter().enumerate() {
+            if let Some(read) = count.read[i] {
+                assert_eq!(
+                    read,
+                    distinct(family),
+                    "{when}: {family:?} entries in the kernel"
+                );
+            }
+        }
+    }
+}
+
 fn assert_clean(subject: &Subject, bed: &Testbed, tag: &Tag) {
     let left = subject.objects(bed, tag);
     assert!(left.is_empty(), "left behind: {left:#?}");
@@ -129,6 +169,7 @@ pub fn load_blocks_denied_passes_allowed(subject: &Subject) {
     let list = list_with_probes(2_000, 1);
     filter.load(&list).unwrap();
     expect_probes(&bed, Probe::Dropped, "after load");
+    assert_kernel_agrees(filter.as_ref(), &list, "after load");
     let stats = filter.stats().unwrap();
     assert!(
         stats.entries_v4 > 1_900 && stats.entries_v6 > 1_900,
@@ -162,6 +203,8 @@ pub fn add_and_remove_entries(subject: &Subject) {
     let probes = denied_probe_nets();
     filter.add(&probes).unwrap();
     expect_probes(&bed, Probe::Dropped, "after add");
+    let held = filter.held().expect("a loaded filter holds its list");
+    assert_kernel_agrees(filter.as_ref(), &held, "after add");
     filter.add(&probes).expect("adding present entries");
     let hosts: Vec<IpNet> = ADDRS.iter().map(|&(d, _)| IpNet::from(d)).collect();
     filter.add(&hosts).unwrap();
@@ -176,6 +219,39 @@ pub fn add_and_remove_entries(subject: &Subject) {
     filter.remove(&probes).expect("removing absent entries");
     let tag = bed.tag().clone();
     drop(filter);
+    assert_clean(subject, &bed, &tag);
+}
+
+/// A list of one family gains its first entry of the other, by add and by sync: the new
+/// family's denied probe drops, its allowed one passes, and the kernel holds it.
+pub fn first_entry_of_a_family(subject: &Subject) {
+    testbed::needs_root!();
+    let bed = bed();
+    let mut filter = subject.make(&bed);
+    let v4_only = generate(200, 5, Mix::Default, &[Family::V4]);
+    filter.load(&v4_only).unwrap();
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Delivered);
+    let v6_net = IpNet::V6(testbed::DENIED_NET_V6);
+    filter.add(&[v6_net]).unwrap();
+    assert_eq!(
+        bed.probe(DENIED_V6.into()).unwrap(),
+        Probe::Dropped,
+        "the first IPv6 entry, added"
+    );
+    assert_eq!(bed.probe(ALLOWED_V6.into()).unwrap(), Probe::Delivered);
+    let mut with_v6 = v4_only.clone();
+    with_v6.push(v6_net);
+    assert_kernel_agrees(filter.as_ref(), &with_v6, "after the first IPv6 entry");
+    filter.sync(&v4_only).unwrap();
+    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Delivered);
+    filter.sync(&with_v6).unwrap();
+    assert_eq!(
+        bed.probe(DENIED_V6.into()).unwrap(),
+        Probe::Dropped,
+        "the first IPv6 entry, synced"
+    );
+    let tag = bed.tag().clone();
+    filter.teardown().unwrap();
     assert_clean(subject, &bed, &tag);
 }
 
@@ -331,6 +407,7 @@ pub fn sync_converges(subject: &Subject) {
             (list.v4().len() as u64, list.v6().len() as u64),
             "{when}"
         );
+        assert_kernel_agrees(filter.as_ref(), &list, &when);
         last = desired;
     }
     filter.teardown().unwrap();
@@ -417,6 +494,10 @@ macro_rules! conformance_tests {
         #[test]
         fn sync_converges() {
             $crate::sync_converges(&SUBJECT);
+        }
+        #[test]
+        fn first_entry_of_a_family() {
+            $crate::first_entry_of_a_family(&SUBJECT);
         }
     };
 }

@@ -30,7 +30,9 @@ mod updates;
 
 pub use filters::{FilterEntry, SweepPolicy};
 pub use machine::{AllocationDelta, Environment, PeakMemory, TwoHosts};
-pub use run::{Families, Figures, ListInfo, ProbeOutcome, ProbeResult, Record, Verdict};
+pub use run::{
+    Families, Figures, KERNEL_COUNT_MAX, ListInfo, ProbeOutcome, ProbeResult, Record, Verdict,
+};
 pub use send_path::{Destinations, DuringUpdates, Paired, SendPath, SendPathRun};
 pub use spread::Spread;
 pub use sweep::{RunStatus, STDERR_TAIL_LINES, SweepResults, SweepRun};

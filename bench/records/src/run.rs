@@ -95,6 +95,10 @@ pub struct Figures {
     pub teardown_seconds: f64,
     /// What the filter reports: entries, counters, and its own kernel memory figure.
     pub stats: FilterStats,
+    /// What the kernel holds, read back from it, against the engine's bookkeeping (lists
+    /// up to [`KERNEL_COUNT_MAX`] entries: it walks every entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_count: Option<filter_core::KernelCount>,
     /// The filter program's own time per run, from BPF_PROG_TEST_RUN (eBPF filters only):
     /// the empty program (the method's floor), hit and miss per family, and cold lookups.
     pub program_costs: Vec<ProgramCost>,
@@ -110,6 +114,10 @@ pub struct Figures {
     /// also carry it as `kernel_allocations_delta_bytes`, which readers now skip).
     pub kernel_allocations: Option<AllocationDelta>,
 }
+
+/// The largest list whose kernel state a run reads back ([`Figures::kernel_count`]): past it
+/// the walk (about a second per million entries) would weigh on the run.
+pub const KERNEL_COUNT_MAX: usize = 2_000_000;
 
 /// Which address families a run loads and checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]

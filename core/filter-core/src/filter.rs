@@ -146,12 +146,50 @@ impl TryFrom<String> for MemorySource {
     }
 }
 
+/// What the kernel holds, read back from it, beside what the engine's bookkeeping says it
+/// holds in the same unit: the check that an engine's counts are not its own say-so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelCount {
+    /// What is counted.
+    pub unit: CountUnit,
+    /// Per family (IPv4, IPv6), as the kernel lists it; `None` where its layout cannot give
+    /// the count back (the constant-time table's IPv4 side expands prefixes into slots).
+    pub read: [Option<u64>; 2],
+    /// Per family, what the engine's bookkeeping says the kernel holds, in that unit.
+    pub expected: [u64; 2],
+}
+
+impl KernelCount {
+    /// Whether the kernel holds what the bookkeeping says, wherever it can be read.
+    pub fn agrees(&self) -> bool {
+        self.read
+            .iter()
+            .zip(self.expected)
+            .all(|(read, expected)| read.is_none_or(|r| r == expected))
+    }
+}
+
+/// What a [`KernelCount`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CountUnit {
+    /// Rules in the filter's chains, one per entry (iptables).
+    Rules,
+    /// Members of the sets, one per distinct entry (ipset).
+    SetMembers,
+    /// Elements of the sets: host addresses, and the start and end of each merged range
+    /// (nftables).
+    SetElements,
+    /// Keys of the maps, one per distinct entry (eBPF tries and hashes).
+    MapKeys,
+}
+
 /// What a loaded filter reports about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterStats {
-    /// IPv4 entries in the kernel.
+    /// IPv4 entries the filter holds.
     pub entries_v4: u64,
-    /// IPv6 entries in the kernel.
+    /// IPv6 entries the filter holds.
     pub entries_v6: u64,
     /// Packets the filter dropped, where the kernel counts them.
     pub packets_matched: Option<u64>,
@@ -265,6 +303,19 @@ pub trait EgressFilter: Send {
     /// that fails leaves the added entries in force.
     fn sync(&mut self, desired: &CidrList) -> Result<SyncReport> {
         sync_or_swap(self, desired, f64::INFINITY)
+    }
+
+    /// What the kernel holds, read back from it (rules, set members or elements, map keys),
+    /// beside what the engine's bookkeeping says it holds: the check that the engine's
+    /// counts are not its own say-so. It may walk every entry (a second per million on some
+    /// engines), so it is for checks, not for every figure. `None` from engines that cannot
+    /// read their state back.
+    ///
+    /// # Errors
+    /// [`Error::NotLoaded`] without a loaded list; the engine's error when the kernel
+    /// cannot be asked.
+    fn kernel_count(&self) -> Result<Option<KernelCount>> {
+        Ok(None)
     }
 
     /// What the filter could not do the way it was asked (a fallback to a slower path, say),

@@ -36,8 +36,8 @@ pub use cost::{CostCase, CostProbe, ProgramCost};
 pub use engine::{Engine, Options, Placement, Registry, Role, Target, Variant};
 pub use error::{Error, Refusal, Result};
 pub use filter::{
-    Deadlines, EgressFilter, FilterStats, Held, KernelMemory, MemorySource, OBJECT_PREFIX,
-    SyncReport, Tag, difference, sync_or_swap, timed_and_desired, under_prefix,
+    CountUnit, Deadlines, EgressFilter, FilterStats, Held, KernelCount, KernelMemory, MemorySource,
+    OBJECT_PREFIX, SyncReport, Tag, difference, sync_or_swap, timed_and_desired, under_prefix,
 };
 pub use netns::{NetNs, command_line, run_command, run_with_input};
 

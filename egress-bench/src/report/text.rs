@@ -111,6 +111,21 @@ fn figures(out: &mut String, f: &Figures) {
             mem.source
         );
     }
+    if let Some(count) = &f.kernel_count {
+        let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        line!(
+            out,
+            "  read back from the kernel: {} / {} {:?} (IPv4 / IPv6){}",
+            show(count.read[0]),
+            show(count.read[1]),
+            count.unit,
+            if count.agrees() {
+                ", as the engine's bookkeeping says"
+            } else {
+                ", NOT what the engine's bookkeeping says"
+            }
+        );
+    }
     if !f.program_costs.is_empty() {
         line!(
             out,

@@ -73,7 +73,7 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
     loaded.with_context(|| format!("loading the list into the {} filter", filter.name()))?;
     // After the load: how a list is held can depend on the list.
     let backend = filter.backend();
-    let warnings = filter.warnings();
+    let mut warnings = filter.warnings();
 
     let verdict = verify(&bed, args.filter, families)?;
     let figures = if verdict.ok {
@@ -104,6 +104,13 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
             None => None,
         };
         let stats = filter.stats().context("reading the filter's statistics")?;
+        let kernel_count = if list.len() <= records::KERNEL_COUNT_MAX {
+            filter
+                .kernel_count()
+                .context("reading back what the kernel holds")?
+        } else {
+            None
+        };
         let program_costs = if args.no_program_cost {
             Vec::new()
         } else {
@@ -133,6 +140,7 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
             enforcement_max_gap_us: Some(enforcement.max_gap.as_secs_f64() * 1e6),
             teardown_seconds: teardown_time.as_secs_f64(),
             stats,
+            kernel_count,
             program_costs,
             send_path,
             traffic,
@@ -148,6 +156,15 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
     }
     bed.remove().context("removing the testbed")?;
 
+    if let Some(count) = figures.as_ref().and_then(|f| f.kernel_count)
+        && !count.agrees()
+    {
+        warnings.push(format!(
+            "the kernel holds {:?} ({:?}) where the engine's bookkeeping says {:?}: its entry \
+             counts are not to be trusted",
+            count.read, count.unit, count.expected
+        ));
+    }
     let found = (list_info, verdict, figures, environment);
     let mut record = new_record(args, backend, &tag, found);
     record.warnings = warnings;

@@ -103,6 +103,7 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
                 enforcement_max_gap_us: None,
                 teardown_seconds: start.elapsed().as_secs_f64(),
                 stats,
+                kernel_count: None,
                 program_costs: Vec::new(),
                 send_path: None,
                 traffic,

@@ -568,6 +568,29 @@ impl EgressFilter for IpsetFilter {
         Ok(stats)
     }
 
+    /// The members of each set, from the kernel's set header, against the distinct entries
+    /// the filter's bookkeeping holds.
+    fn kernel_count(&self) -> Result<Option<filter_core::KernelCount>> {
+        let held = self.held().ok_or(filter_core::Error::NotLoaded)?;
+        let mut socket = IpsetSocket::open(&self.netns)?;
+        let mut read = [None; 2];
+        let mut expected = [0; 2];
+        for (i, family) in Family::BOTH.into_iter().enumerate() {
+            read[i] = Some(socket.header(&self.set_name(family))?.elements);
+            let distinct: std::collections::BTreeSet<IpNet> = held
+                .iter()
+                .filter(|n| Family::of(n.addr()) == family)
+                .map(|n| n.trunc())
+                .collect();
+            expected[i] = distinct.len() as u64;
+        }
+        Ok(Some(filter_core::KernelCount {
+            unit: filter_core::CountUnit::SetMembers,
+            read,
+            expected,
+        }))
+    }
+
     fn teardown(&mut self) -> Result<()> {
         self.loaded = false;
         self.held.clear();

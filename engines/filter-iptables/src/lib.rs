@@ -401,6 +401,29 @@ impl EgressFilter for IptablesFilter {
         Ok(stats)
     }
 
+    /// The rules in the chain of each family, listed by the back-end, against the rules the
+    /// filter's bookkeeping says it wrote.
+    fn kernel_count(&self) -> Result<Option<filter_core::KernelCount>> {
+        if !self.loaded {
+            return Err(filter_core::Error::NotLoaded);
+        }
+        let stats = self.stats()?;
+        let mut read = [None; 2];
+        for (i, family) in Family::BOTH.into_iter().enumerate() {
+            read[i] = Some(xtables::rule_count(
+                &self.netns,
+                self.backend,
+                family,
+                self.chain(),
+            )?);
+        }
+        Ok(Some(filter_core::KernelCount {
+            unit: filter_core::CountUnit::Rules,
+            read,
+            expected: [stats.entries_v4, stats.entries_v6],
+        }))
+    }
+
     fn teardown(&mut self) -> Result<()> {
         let removed = xtables::remove_chain_both(&self.netns, self.backend, self.tag.as_str());
         self.loaded = false;

@@ -140,16 +140,26 @@ impl NftablesFilter {
             );
         }
         if let Err(e) = self.commit(tx) {
-            // The old rules and sets are untouched; the new sets go.
-            let mut undo = self.new_transactions();
+            // The old rules and sets are untouched; the new sets go. Each in a transaction
+            // of its own: a set the failed transaction never made is not there to delete
+            // (ENOENT), any other refusal is a failed undo, said with the failure.
             for (family, kind) in SETS {
                 let set = set_name(family, kind, new);
+                let mut undo = self.new_transactions();
                 undo.push(
                     &mut messages::delete_set(&table, &set),
-                    format!("deleting set {set}"),
+                    format!("deleting set {set} after a failed replace"),
                 );
+                match self.commit(undo) {
+                    Ok(()) | Err(Error::Kernel { code: 2, .. }) => {}
+                    Err(restore) => {
+                        return Err(Error::RestoreFailed {
+                            failed: Box::new(e),
+                            restore: Box::new(restore),
+                        });
+                    }
+                }
             }
-            let _ = self.commit(undo);
             return Err(e);
         }
         self.loaded = Some(Loaded {

@@ -305,6 +305,27 @@ impl EgressFilter for NftablesFilter {
         })
     }
 
+    /// Every element of the four sets, dumped from the kernel, against the elements the
+    /// engine's state says it sent (hosts, and each merged range's start and end).
+    fn kernel_count(&self) -> Result<Option<filter_core::KernelCount>> {
+        let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
+        let mut socket = Socket::open(&self.netns)?;
+        let mut read = [Some(0); 2];
+        let mut expected = [0; 2];
+        for (family, kind) in layout::SETS {
+            let i = layout::family_index(family);
+            let set = layout::set_name(family, kind, loaded.generation);
+            let held = counters::element_count(&mut socket, self.table(), &set)?;
+            read[i] = read[i].map(|sum| sum + held);
+            expected[i] += loaded.families[i].elements(kind).len() as u64;
+        }
+        Ok(Some(filter_core::KernelCount {
+            unit: filter_core::CountUnit::SetElements,
+            read,
+            expected,
+        }))
+    }
+
     fn teardown(&mut self) -> Result<()> {
         self.expiring = Default::default();
         if self.loaded.take().is_some() {

@@ -22,6 +22,7 @@ const NFT_MSG_DELRULE: u16 = 8;
 const NFT_MSG_NEWSET: u16 = 9;
 const NFT_MSG_DELSET: u16 = 11;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_GETSETELEM: u16 = 13;
 const NFT_MSG_DELSETELEM: u16 = 14;
 pub(crate) const NFT_MSG_GETGEN: u16 = 16;
 
@@ -70,7 +71,7 @@ const NFTA_SET_ID: u16 = 10;
 const NFTA_SET_USERDATA: u16 = 13;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+pub(crate) const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
@@ -329,6 +330,14 @@ pub(crate) fn get_rules(table: &str) -> Message {
     let mut msg = nft(NFT_MSG_GETRULE, nfnetlink::NLM_F_DUMP, NFPROTO_INET);
     msg.attr_str(NFTA_RULE_TABLE, table)
         .attr_str(NFTA_RULE_CHAIN, CHAIN);
+    msg
+}
+
+/// A dump of the elements of one set (to count them).
+pub(crate) fn get_set_elements(table: &str, set: &str) -> Message {
+    let mut msg = nft(NFT_MSG_GETSETELEM, nfnetlink::NLM_F_DUMP, NFPROTO_INET);
+    msg.attr_str(NFTA_SET_ELEM_LIST_TABLE, table)
+        .attr_str(NFTA_SET_ELEM_LIST_SET, set);
     msg
 }
 

@@ -163,3 +163,42 @@ pub(crate) fn distinct<const N: usize>(sorted: &[Key<[u8; N]>]) -> u64 {
     let repeats = sorted.windows(2).filter(|w| same(&w[0], &w[1])).count();
     (sorted.len() - repeats) as u64
 }
+
+/// A map whose keys can be walked in the kernel.
+pub(crate) trait KeyWalk<'a>: TryFrom<&'a Map, Error = aya::maps::MapError> {
+    /// How many keys the kernel hands back, one `BPF_MAP_GET_NEXT_KEY` each.
+    fn key_count(&self) -> std::result::Result<u64, aya::maps::MapError>;
+}
+
+impl<'a, const N: usize> KeyWalk<'a> for LpmTrie<&'a MapData, [u8; N], u64> {
+    fn key_count(&self) -> std::result::Result<u64, aya::maps::MapError> {
+        let mut count = 0;
+        for key in self.keys() {
+            key?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+impl<'a, const N: usize> KeyWalk<'a> for aya::maps::HashMap<&'a MapData, [u8; N], u8> {
+    fn key_count(&self) -> std::result::Result<u64, aya::maps::MapError> {
+        let mut count = 0;
+        for key in self.keys() {
+            key?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+/// The keys the kernel holds in map `name` of a loaded object.
+pub(crate) fn count_keys<'a, M: KeyWalk<'a>>(ebpf: &'a aya::Ebpf, name: &str) -> Result<u64> {
+    let map = ebpf
+        .map(name)
+        .ok_or_else(|| TcbpfError::MissingObject(format!("map {name}")))?;
+    let walk = M::try_from(map).map_err(|e| kernel(format!("open map {name}"), e))?;
+    Ok(walk
+        .key_count()
+        .map_err(|e| kernel(format!("walking the keys of {name}"), e))?)
+}

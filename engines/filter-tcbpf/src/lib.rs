@@ -216,6 +216,35 @@ impl EgressFilter for TcbpfFilter {
         }
     }
 
+    /// The keys of the tries (and of the IPv6 per-length hash), walked in the kernel, against
+    /// the keys the filter's bookkeeping says it wrote. The constant-time table's IPv4 side
+    /// expands prefixes into slots, so it has no count to read back (`None`).
+    fn kernel_count(&self) -> Result<Option<filter_core::KernelCount>> {
+        let instance = self.current.as_ref().ok_or(Error::NotLoaded)?;
+        let v4 = match instance.dir {
+            Some(_) => None,
+            None => Some(fill::count_keys::<aya::maps::LpmTrie<_, [u8; 4], u64>>(
+                &instance.ebpf,
+                common::MAP_DENY_V4,
+            )?),
+        };
+        let v6 = match instance.v6_lengths {
+            Some(_) => fill::count_keys::<aya::maps::HashMap<_, v6hash::HashKey, u8>>(
+                &instance.ebpf,
+                common::MAP_DIR_V6,
+            )?,
+            None => fill::count_keys::<aya::maps::LpmTrie<_, [u8; 16], u64>>(
+                &instance.ebpf,
+                common::MAP_DENY_V6,
+            )?,
+        };
+        Ok(Some(filter_core::KernelCount {
+            unit: filter_core::CountUnit::MapKeys,
+            read: [v4, Some(v6)],
+            expected: instance.entries,
+        }))
+    }
+
     fn warnings(&self) -> Vec<String> {
         self.current
             .as_ref()

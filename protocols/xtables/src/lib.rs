@@ -157,6 +157,20 @@ pub fn chain_counters(
     Ok((packets, bytes))
 }
 
+/// The rules in `chain` of `family`, as the kernel lists them (`-S`).
+///
+/// # Errors
+/// [`Error::Command`](filter_core::Error::Command) when the chain cannot be listed.
+pub fn rule_count(netns: &NetNs, backend: Backend, family: Family, chain: &str) -> Result<u64> {
+    let mut cmd = netns.command(backend.program(family));
+    cmd.args(["--wait", "-t", "filter", "-S", chain]);
+    let rule = format!("-A {chain} ");
+    Ok(run_command(&mut cmd)?
+        .lines()
+        .filter(|line| line.starts_with(&rule))
+        .count() as u64)
+}
+
 /// The packet and byte counters of `chain`'s rules, summed over both families.
 ///
 /// # Errors

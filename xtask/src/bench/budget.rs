@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::Options;
-use super::plan::{Job, Registry};
+use super::plan::{Job, Registry, SCALE_SEND_PATH_MAX_LOAD};
 
 /// The budget of a run: the flat budget (with --scale, plus 5 s per million entries) and
 /// the time its measurements need.
@@ -90,5 +90,74 @@ pub(super) fn wait_for_memory(at_start: Option<u64>) {
             "  waited {:.0} s for the kernel to give back the last run's memory",
             began.elapsed().as_secs_f64()
         );
+    }
+}
+
+/// What the scale test expects of a run from the last size it loaded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Projection {
+    /// The load's projected seconds: linear in the entries, with a tenth to spare.
+    pub(super) load: f64,
+    /// Whether the send path (a second load) is still measured.
+    pub(super) send_path: bool,
+    /// The run's projected seconds: the loads and half a minute for the rest.
+    pub(super) whole: f64,
+    /// Whether that is over the budget: then the run is skipped, not tried.
+    pub(super) over_budget: bool,
+}
+
+/// Projects a run of `size` entries from the last load seen (`(entries, seconds)`): the send
+/// path is left out past [`SCALE_SEND_PATH_MAX_LOAD`], and the run is over budget when the
+/// whole projection is.
+pub(super) fn project(
+    last: (u64, f64),
+    size: u64,
+    send_path: bool,
+    budget: Duration,
+) -> Projection {
+    #[expect(clippy::cast_precision_loss, reason = "a projection")]
+    let load = last.1 * size as f64 / last.0.max(1) as f64 * 1.1;
+    let send_path = send_path && load <= SCALE_SEND_PATH_MAX_LOAD.as_secs_f64();
+    let whole = load * if send_path { 2.0 } else { 1.0 } + 30.0;
+    Projection {
+        load,
+        send_path,
+        whole,
+        over_budget: whole > budget.as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::project;
+
+    /// A load of 20 s at 10M projects to 110 s at 50M: no send path past 100 s, and over a
+    /// 100 s budget; within a 300 s budget it runs, load only.
+    #[test]
+    fn projections_leave_out_the_send_path_then_skip() {
+        let p = project(
+            (10_000_000, 20.0),
+            50_000_000,
+            true,
+            Duration::from_secs(100),
+        );
+        assert!((p.load - 110.0).abs() < 1e-9);
+        assert!(!p.send_path && p.over_budget);
+        let p = project(
+            (10_000_000, 20.0),
+            50_000_000,
+            true,
+            Duration::from_secs(300),
+        );
+        assert!(!p.send_path && !p.over_budget);
+        let p = project(
+            (10_000_000, 5.0),
+            50_000_000,
+            true,
+            Duration::from_secs(300),
+        );
+        assert!(p.send_path && (p.whole - (2.0 * 27.5 + 30.0)).abs() < 1e-9);
     }
 }

@@ -17,8 +17,8 @@ use clap::Args;
 use records::{RunStatus, SweepResults, SweepRun};
 
 use crate::setup::{self, cargo, exec, root};
-use budget::{budget, expected_seconds, wait_for_memory};
-use plan::{Registry, SCALE_SEND_PATH_MAX_LOAD, plan};
+use budget::{budget, expected_seconds, project, wait_for_memory};
+use plan::{Registry, plan};
 use progress::{eta, progress_bar, say};
 use runner::{Outcome, Runner, one_run};
 
@@ -138,9 +138,9 @@ pub fn run(options: &Options) -> Result<()> {
         if options.scale
             && let Some((size, seconds)) = last_load.get(&job.label)
         {
-            #[expect(clippy::cast_precision_loss, reason = "a projection")]
-            let projected = seconds * job.size as f64 / *size as f64 * 1.1;
-            if job.send_path && projected > SCALE_SEND_PATH_MAX_LOAD.as_secs_f64() {
+            let projection = project((*size, *seconds), job.size, job.send_path, budget);
+            let (projected, whole) = (projection.load, projection.whole);
+            if job.send_path && !projection.send_path {
                 say(
                     &bar,
                     format!(
@@ -149,8 +149,7 @@ pub fn run(options: &Options) -> Result<()> {
                 );
                 job.send_path = false;
             }
-            let whole = projected * if job.send_path { 2.0 } else { 1.0 } + 30.0;
-            if whole > budget.as_secs_f64() {
+            if projection.over_budget {
                 let why = format!(
                     "skipped: projected {whole:.0} s (load {seconds:.0} s at {size} entries) over the {} s budget",
                     budget.as_secs()

@@ -197,3 +197,134 @@ pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
     }
     Plan { jobs, family }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use filter_core::Role;
+    use records::{FilterEntry, SweepPolicy};
+
+    use super::{Registry, plan};
+
+    fn entry(name: &str, role: Role, sweep: SweepPolicy) -> FilterEntry {
+        FilterEntry {
+            name: name.into(),
+            about: String::new(),
+            role,
+            drops: matches!(role, Role::Engine | Role::Reference),
+            load_compared_with: None,
+            send_path_floor: None,
+            sweep,
+        }
+    }
+
+    /// A registry shaped like egress-bench's: an engine, its reference loader, an attach
+    /// floor swept under another attach kind too, a largest-only benchmark program.
+    fn registry() -> Registry {
+        let engine = SweepPolicy {
+            scale: true,
+            send_path: true,
+            program_cost: true,
+            ..SweepPolicy::default()
+        };
+        Registry(vec![
+            entry("eng", Role::Engine, engine.clone()),
+            entry(
+                "eng-ref",
+                Role::Reference,
+                SweepPolicy {
+                    scale: true,
+                    ..SweepPolicy::default()
+                },
+            ),
+            entry(
+                "floor",
+                Role::BenchmarkOnly,
+                SweepPolicy {
+                    send_path: true,
+                    also_as: vec!["floor@clsact".into()],
+                    ..SweepPolicy::default()
+                },
+            ),
+            entry(
+                "cold",
+                Role::BenchmarkOnly,
+                SweepPolicy {
+                    largest_only: true,
+                    send_path: true,
+                    ..SweepPolicy::default()
+                },
+            ),
+        ])
+    }
+
+    fn options(args: &[&str]) -> super::Options {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            options: super::Options,
+        }
+        let mut argv = vec!["bench"];
+        argv.extend_from_slice(args);
+        Cli::parse_from(argv).options
+    }
+
+    /// Largest-only programs and other attach kinds run at the largest size only; the
+    /// update feed runs once per engine there; reference loaders get no send path; repeats
+    /// after the first measure no send path.
+    #[test]
+    fn the_default_sweep_schedules_by_policy() {
+        let jobs = plan(&options(&["--sizes", "10,1000"]), &registry()).jobs;
+        let at = |label: &str, size: u64| {
+            jobs.iter()
+                .filter(|j| j.label == label && j.size == size)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at("eng", 10).len(), 2, "two repeats");
+        assert_eq!(at("floor", 10).len(), 2, "the floor runs at every size");
+        assert!(at("cold", 10).is_empty() && at("floor@clsact", 10).is_empty());
+        assert_eq!(at("cold", 1000).len(), 2);
+        assert_eq!(at("floor@clsact", 1000).len(), 2);
+        assert!(at("eng-ref", 1000).iter().all(|j| !j.send_path));
+        let eng = at("eng", 1000);
+        assert!(
+            eng[0].send_path && !eng[1].send_path,
+            "send path in the first repeat"
+        );
+        assert!(eng[0].updates && !eng[1].updates);
+        assert!(
+            at("eng", 10).iter().all(|j| !j.updates),
+            "the feed at the largest size"
+        );
+        assert!(jobs.iter().filter(|j| j.updates).all(|j| j.filter == "eng"));
+    }
+
+    /// The scale test runs engines and reference loaders, once each, reference loaders on
+    /// the default mix up to 50M only, and no send path on the hosts mix.
+    #[test]
+    fn the_scale_test_schedules_engines_and_references() {
+        let jobs = plan(&options(&["--scale"]), &registry()).jobs;
+        assert!(
+            jobs.iter()
+                .all(|j| j.filter == "eng" || j.filter == "eng-ref")
+        );
+        assert!(jobs.iter().all(|j| j.repeat == 0 && !j.updates));
+        let references: Vec<_> = jobs.iter().filter(|j| j.filter == "eng-ref").collect();
+        assert!(
+            references
+                .iter()
+                .all(|j| j.mix == "default" && j.size <= 50_000_000)
+        );
+        assert_eq!(references.len(), 2, "10M and 50M");
+        assert!(
+            jobs.iter()
+                .filter(|j| j.mix == "hosts")
+                .all(|j| !j.send_path)
+        );
+        assert_eq!(
+            jobs.iter().filter(|j| j.filter == "eng").count(),
+            6,
+            "three sizes, two mixes"
+        );
+    }
+}
