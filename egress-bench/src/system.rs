@@ -102,9 +102,15 @@ impl AllocationBaseline {
 
 /// Peak resident memory of this process, from `getrusage(RUSAGE_SELF)`.
 pub fn peak_memory() -> PeakMemory {
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF);
+    use nix::sys::resource::{UsageWho, getrusage};
+    let peak = |who| {
+        getrusage(who)
+            .ok()
+            .map(|u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024)
+    };
     PeakMemory {
-        egress_bench_bytes: usage.map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024),
+        egress_bench_bytes: peak(UsageWho::RUSAGE_SELF).unwrap_or(0),
+        children_bytes: peak(UsageWho::RUSAGE_CHILDREN).filter(|&b| b > 0),
     }
 }
 

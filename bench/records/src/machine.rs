@@ -36,6 +36,19 @@ pub struct AllocationDelta {
 pub struct PeakMemory {
     /// Bytes.
     pub egress_bench_bytes: u64,
+    /// The largest peak of the programs it ran (`ipset restore`, `nft -f`, ...), from
+    /// `getrusage(RUSAGE_CHILDREN)`: what a reference loader needed, at most (a child also
+    /// counts the pages it shared with egress-bench before it started its program).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children_bytes: Option<u64>,
+}
+
+impl PeakMemory {
+    /// The most user-space memory the run needed at once, its own or a child's.
+    pub fn most_bytes(&self) -> u64 {
+        self.egress_bench_bytes
+            .max(self.children_bytes.unwrap_or(0))
+    }
 }
 
 /// What a two-host record says about the hosts.

@@ -80,6 +80,7 @@ impl NetNs {
 /// [`Error::Io`] when the command cannot start; [`Error::Command`] when it fails.
 pub fn run_command(cmd: &mut Command) -> Result<String> {
     let line = command_line(cmd);
+    let oom_before = oom_kills();
     let output = cmd
         .stdin(std::process::Stdio::null())
         .output()
@@ -89,9 +90,41 @@ pub fn run_command(cmd: &mut Command) -> Result<String> {
     } else {
         Err(Error::Command {
             command: line,
-            status: output.status.to_string(),
+            status: exit_cause(output.status, oom_before),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         })
+    }
+}
+
+/// Processes the kernel's out-of-memory killer has killed since boot (`oom_kill` in
+/// `/proc/vmstat`), or `None` where the kernel does not say.
+pub fn oom_kills() -> Option<u64> {
+    std::fs::read_to_string("/proc/vmstat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Why a process ended, in words: its exit status, or the signal that killed it by name,
+/// and for SIGKILL whether the out-of-memory killer struck since `oom_before` (an
+/// [`oom_kills`] reading taken when the process started). Never a bare "signal: 9".
+pub fn exit_cause(status: std::process::ExitStatus, oom_before: Option<u64>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(signal) = status.signal() else {
+        return status.to_string();
+    };
+    let name = nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned());
+    let oom = oom_before
+        .zip(oom_kills())
+        .is_some_and(|(before, now)| now > before);
+    if name == "SIGKILL" && oom {
+        "killed by the kernel's out-of-memory killer (SIGKILL): it ran out of memory".to_owned()
+    } else {
+        format!("killed by {name}")
     }
 }
 
@@ -111,6 +144,7 @@ pub fn run_with_input(
     use std::io::Write as _;
     use std::process::Stdio;
     let line = command_line(cmd);
+    let oom_before = oom_kills();
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -127,7 +161,7 @@ pub fn run_with_input(
     if !output.status.success() {
         return Err(Error::Command {
             command: line,
-            status: output.status.to_string(),
+            status: exit_cause(output.status, oom_before),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         });
     }
@@ -141,4 +175,28 @@ pub fn command_line(cmd: &Command) -> String {
         .map(|s| s.to_string_lossy())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use std::process::Command;
+
+    use super::{exit_cause, oom_kills};
+
+    /// A killed process is named by its signal, never "signal: 9"; an exit by its status.
+    #[test]
+    fn exit_causes_are_named() {
+        let killed = Command::new("sh")
+            .args(["-c", "kill -9 $$"])
+            .status()
+            .unwrap();
+        assert_eq!(exit_cause(killed, oom_kills()), "killed by SIGKILL");
+        let terminated = Command::new("sh")
+            .args(["-c", "kill -TERM $$"])
+            .status()
+            .unwrap();
+        assert_eq!(exit_cause(terminated, None), "killed by SIGTERM");
+        let failed = Command::new("sh").args(["-c", "exit 3"]).status().unwrap();
+        assert_eq!(exit_cause(failed, None), "exit status: 3");
+    }
 }

@@ -127,11 +127,56 @@ pub(super) fn project(
     }
 }
 
+/// Why a run of `size` entries would not fit in memory, projected from the last run of the
+/// same filter (`(entries, bytes it needed at once)`: user space, its own or a child's like
+/// `nft -f`, plus the kernel's share) with a fifth to spare, against three quarters of
+/// `available`; `None` when it fits or nothing can be said.
+pub(super) fn memory_shortfall(
+    last: (u64, u64),
+    size: u64,
+    available: Option<u64>,
+) -> Option<String> {
+    let available = available?;
+    if size <= last.0 || last.0 == 0 {
+        return None;
+    }
+    #[expect(clippy::cast_precision_loss, reason = "a projection")]
+    let needed = last.1 as f64 * size as f64 / last.0 as f64 * 1.2;
+    #[expect(clippy::cast_precision_loss, reason = "a projection")]
+    let usable = available as f64 * 0.75;
+    let gib = |b: f64| b / f64::from(1 << 30);
+    (needed > usable).then(|| {
+        format!(
+            "not run: would need ~{:.1} GiB of {:.1} GiB available (projected from {:.2} GiB at {} \
+             entries; the machine keeps a quarter)",
+            gib(needed),
+            gib(available as f64),
+            gib(last.1 as f64),
+            last.0
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use super::project;
+    use super::{memory_shortfall, project};
+
+    /// nft -f needed 4 GiB at 10M: 50M would need ~24 GiB, more than 24 GiB of a machine
+    /// can spare; a run no larger than the last is never refused.
+    #[test]
+    fn memory_projections_refuse_what_would_not_fit() {
+        let gib = 1u64 << 30;
+        let why = memory_shortfall((10_000_000, 4 * gib), 50_000_000, Some(24 * gib)).unwrap();
+        assert!(
+            why.contains("would need ~24.0 GiB of 24.0 GiB available"),
+            "{why}"
+        );
+        assert!(memory_shortfall((10_000_000, 4 * gib), 10_000_000, Some(gib)).is_none());
+        assert!(memory_shortfall((1_000_000, gib / 10), 10_000_000, Some(24 * gib)).is_none());
+        assert!(memory_shortfall((1_000_000, gib), 10_000_000, None).is_none());
+    }
 
     /// A load of 20 s at 10M projects to 110 s at 50M: no send path past 100 s, and over a
     /// 100 s budget; within a 300 s budget it runs, load only.

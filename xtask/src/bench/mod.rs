@@ -17,7 +17,7 @@ use clap::Args;
 use records::{RunStatus, SweepResults, SweepRun};
 
 use crate::setup::{self, cargo, exec, root};
-use budget::{budget, expected_seconds, project, wait_for_memory};
+use budget::{budget, expected_seconds, memory_shortfall, project, wait_for_memory};
 use plan::{Registry, plan};
 use progress::{eta, progress_bar, say};
 use runner::{Outcome, Runner, one_run};
@@ -99,6 +99,9 @@ pub fn run(options: &Options) -> Result<()> {
     let mut stopped: HashMap<String, String> = HashMap::new();
     // Per label, the last (entries, load seconds) measured: the scale test projects from it.
     let mut last_load: HashMap<String, (u64, f64)> = HashMap::new();
+    // Per label, the last (entries, bytes) a run needed at once: the projection every loader,
+    // reference tools included, gets before it starts.
+    let mut last_memory: HashMap<String, (u64, u64)> = HashMap::new();
     let memory_at_start = filter_core::memory::available();
     let expected: Vec<f64> = jobs
         .iter()
@@ -169,6 +172,22 @@ pub fn run(options: &Options) -> Result<()> {
             }
         }
         wait_for_memory(memory_at_start);
+        if let Some(&last) = last_memory.get(&job.label)
+            && let Some(why) = memory_shortfall(last, job.size, filter_core::memory::available())
+        {
+            say(&bar, format!("{progress}: {why}"));
+            runs.push(SweepRun::stopped(
+                &job.label,
+                job.size,
+                RunStatus::NotRun,
+                why,
+            ));
+            stopped.insert(
+                job.label.clone(),
+                format!("would not fit in memory at {} entries", job.size),
+            );
+            continue;
+        }
         say(
             &bar,
             format!(
@@ -189,6 +208,21 @@ pub fn run(options: &Options) -> Result<()> {
             Outcome::Done(record) => {
                 if let Some(figures) = &record.figures {
                     last_load.insert(job.label.clone(), (job.size, figures.load_seconds));
+                    let kernel = figures
+                        .stats
+                        .kernel_memory
+                        .as_ref()
+                        .map(|m| m.bytes)
+                        .or_else(|| {
+                            figures
+                                .kernel_allocations_bytes()
+                                .and_then(|b| u64::try_from(b).ok())
+                        })
+                        .unwrap_or(0);
+                    last_memory.insert(
+                        job.label.clone(),
+                        (job.size, record.peak_memory.most_bytes() + kernel),
+                    );
                 }
                 // A list read from a file: its size is what was loaded.
                 let size = if job.size == 0 {

@@ -80,6 +80,7 @@ pub(super) fn one_run(
     if !registry.times_program(job) {
         cmd.arg("--no-program-cost");
     }
+    let oom_before = filter_core::oom_kills();
     let mut child = cmd
         .arg("--output")
         .arg(path)
@@ -125,7 +126,7 @@ pub(super) fn one_run(
                 let stderr = tail.join().unwrap_or_default();
                 return Ok(Outcome::Failed {
                     stderr,
-                    exit: status.to_string(),
+                    exit: filter_core::exit_cause(status, oom_before),
                 });
             }
             let text = std::fs::read_to_string(path)
