@@ -770,3 +770,115 @@ fn a_leftover_check_without_its_tool_fails() {
     let with = check(tools.path());
     assert!(with.status.success(), "{}", text(&with));
 }
+
+/// On a host's own firewall (a namespace standing in for the host), a run interrupted with
+/// SIGINT mid-load removes its chains and sets itself, and one killed with -9 leaves them to
+/// `cleanup`, which removes exactly those (the run's claim is dead), while the filter of a
+/// live run would stay.
+#[test]
+fn on_host_runs_are_cleaned_after_sigint_and_kill() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let bed = testbed::Testbed::new().unwrap();
+    let host = bed.client().name().unwrap().to_owned();
+    let in_host = |args: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host, env!("CARGO_BIN_EXE_egress-bench")])
+            .args(args);
+        cmd
+    };
+    let serve = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            bed.server().name().unwrap(),
+            env!("CARGO_BIN_EXE_egress-bench"),
+            "serve",
+            "--listen",
+            "0.0.0.0:9200",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serve = KillOnDrop(serve);
+    std::thread::sleep(Duration::from_millis(500));
+    let sets = || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &host, "ipset", "list", "-n"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for (id, signal) in [("cliint", "-INT"), ("clik9", "-KILL")] {
+        let mut child = in_host(&[
+            "run",
+            "--filter",
+            "ipset-restore",
+            "--rules",
+            "2000000",
+            "--server",
+            "198.18.0.2",
+            "--on-host",
+            "--denied-probe",
+            "198.19.255.1",
+            "--run-id",
+            id,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        // Its set exists once the restore is under way.
+        let start = Instant::now();
+        while !sets().contains(&format!("egb-{id}-v4")) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{id}: no set made"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let ended = child.wait().unwrap();
+        // Stopped mid-load by the signal, not finished: SIGINT's handler exits with 130.
+        use std::os::unix::process::ExitStatusExt;
+        match signal {
+            "-INT" => assert_eq!(ended.code(), Some(130), "{id}: {ended}"),
+            _ => assert_eq!(ended.signal(), Some(9), "{id}: {ended}"),
+        }
+        if signal == "-KILL" {
+            assert!(
+                sets().contains(&format!("egb-{id}")),
+                "a killed run leaves its set"
+            );
+            let out = in_host(&["cleanup"]).output().unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            assert!(
+                text(&out).contains(&format!("removed ipset egb-{id}-v4")),
+                "{}",
+                text(&out)
+            );
+        }
+        let left = in_host(&["filters", "--leftovers"]).output().unwrap();
+        assert!(left.status.success(), "{}", text(&left));
+        assert!(
+            !String::from_utf8_lossy(&left.stdout).contains(id),
+            "{id}: {}",
+            text(&left)
+        );
+        assert!(!std::path::Path::new(&format!("/run/egress-bench/egb-{id}.lock")).exists());
+    }
+    bed.remove().unwrap();
+}
