@@ -218,32 +218,7 @@ fn two_hosts_across_namespaces_leave_nothing_behind() {
     testbed::needs_root!();
     let _lock = serial();
     let bed = testbed::Testbed::new().unwrap();
-    let in_ns = |ns: &filter_core::NetNs| {
-        let mut cmd = Command::new("ip");
-        cmd.args([
-            "netns",
-            "exec",
-            ns.name().unwrap(),
-            env!("CARGO_BIN_EXE_egress-bench"),
-        ]);
-        cmd
-    };
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _serve = KillOnDrop(
-        in_ns(bed.server())
-            .args(["serve", "--listen", "0.0.0.0:9200"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    let _serve = serve(&bed);
     let dir = tempfile::tempdir().unwrap();
     let client = |args: &[&str]| in_ns(bed.client()).args(args).output().unwrap();
     let out = client(&[
@@ -547,6 +522,43 @@ fn list_covering_the_testbed_stops_unless_excluded() {
     );
 }
 
+/// `egress-bench` inside namespace `ns`.
+fn in_ns(ns: &filter_core::NetNs) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        ns.name().unwrap(),
+        env!("CARGO_BIN_EXE_egress-bench"),
+    ]);
+    cmd
+}
+
+/// A child process killed when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `egress-bench serve` in the testbed's server namespace, for two-host runs from the client
+/// namespace (the "host").
+fn serve(bed: &testbed::Testbed) -> KillOnDrop {
+    let serve = KillOnDrop(
+        in_ns(bed.server())
+            .args(["serve", "--listen", "0.0.0.0:9200"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    serve
+}
+
 fn wait_for_namespace(prefix: &str) {
     let start = Instant::now();
     while leftovers(prefix).is_empty() {
@@ -782,34 +794,11 @@ fn on_host_runs_are_cleaned_after_sigint_and_kill() {
     let bed = testbed::Testbed::new().unwrap();
     let host = bed.client().name().unwrap().to_owned();
     let in_host = |args: &[&str]| {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &host, env!("CARGO_BIN_EXE_egress-bench")])
-            .args(args);
+        let mut cmd = in_ns(bed.client());
+        cmd.args(args);
         cmd
     };
-    let serve = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            bed.server().name().unwrap(),
-            env!("CARGO_BIN_EXE_egress-bench"),
-            "serve",
-            "--listen",
-            "0.0.0.0:9200",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _serve = KillOnDrop(serve);
-    std::thread::sleep(Duration::from_millis(500));
+    let _serve = serve(&bed);
     let sets = || {
         let out = Command::new("ip")
             .args(["netns", "exec", &host, "ipset", "list", "-n"])

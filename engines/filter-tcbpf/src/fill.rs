@@ -170,25 +170,22 @@ pub(crate) trait KeyWalk<'a>: TryFrom<&'a Map, Error = aya::maps::MapError> {
     fn key_count(&self) -> std::result::Result<u64, aya::maps::MapError>;
 }
 
+/// Counts the keys a walk hands back, stopping at the first error.
+fn count_walk<K>(
+    mut keys: impl Iterator<Item = std::result::Result<K, aya::maps::MapError>>,
+) -> std::result::Result<u64, aya::maps::MapError> {
+    keys.try_fold(0, |count, key| key.map(|_| count + 1))
+}
+
 impl<'a, const N: usize> KeyWalk<'a> for LpmTrie<&'a MapData, [u8; N], u64> {
     fn key_count(&self) -> std::result::Result<u64, aya::maps::MapError> {
-        let mut count = 0;
-        for key in self.keys() {
-            key?;
-            count += 1;
-        }
-        Ok(count)
+        count_walk(self.keys())
     }
 }
 
 impl<'a, const N: usize> KeyWalk<'a> for aya::maps::HashMap<&'a MapData, [u8; N], u8> {
     fn key_count(&self) -> std::result::Result<u64, aya::maps::MapError> {
-        let mut count = 0;
-        for key in self.keys() {
-            key?;
-            count += 1;
-        }
-        Ok(count)
+        count_walk(self.keys())
     }
 }
 
