@@ -3,6 +3,7 @@
 // Dependencies of the shipped code only: tests bring their own.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod churn;
 mod filters;
 mod list;
 mod record;
@@ -48,6 +49,9 @@ enum Command {
     /// Run the receiving side of two-host mode (`run --server`): UDP counting, UDP and TCP
     /// echo, and a control port.
     Serve(remote::ServeArgs),
+    /// For the crash tests: keep one filter changing in this namespace until killed.
+    #[command(hide = true)]
+    Churn(churn::ChurnArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::report(&args),
         Command::Serve(args) => remote::serve(&args),
         Command::Generate(args) => list::write_generated(&args),
+        Command::Churn(args) => churn::churn(&args),
         Command::Filters(args) => filters::print(&args),
     };
     match result {

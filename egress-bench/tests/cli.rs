@@ -871,3 +871,94 @@ fn on_host_runs_are_cleaned_after_sigint_and_kill() {
     }
     bed.remove().unwrap();
 }
+
+/// A process changing a filter (replaces and syncs between two lists that both deny the
+/// probe networks) killed with -9 at a random point: the kernel is left enforcing the old
+/// list or the new one, never none, for every engine whose state outlives its process, and
+/// `cleanup` then removes exactly that filter. A TCX link goes with its process: the filter
+/// fails open, which this states and checks.
+#[test]
+fn a_filter_killed_mid_change_leaves_the_old_list_or_the_new() {
+    use std::io::BufRead;
+    testbed::needs_root!();
+    let _lock = serial();
+    // Where in the changes the kill lands: spread by the clock, said in every message.
+    let mut draw = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let cases = [
+        ("iptables", "auto", true),
+        ("ipset", "auto", true),
+        ("nftables", "auto", true),
+        ("tcbpf", "clsact", true),
+        ("tcbpf-dir", "clsact", true),
+        ("tcbpf", "tcx", false),
+    ];
+    for (i, (filter, attach, outlives)) in cases.into_iter().enumerate() {
+        let bed = testbed::Testbed::new().unwrap();
+        let id = format!("crash{i}");
+        let mut child = in_ns(bed.client())
+            .args([
+                "churn", "--filter", filter, "--attach", attach, "--run-id", &id,
+            ])
+            .args(["--interface", &bed.client_link(), "--rules", "20000"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "loaded", "{filter}@{attach}");
+        draw = draw.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let delay = Duration::from_millis(50 + u64::from(draw % 1_000));
+        std::thread::sleep(delay);
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{filter}@{attach}: the churn stopped by itself"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let case = format!("{filter}@{attach} killed {delay:?} into its changes");
+        let expected = if outlives {
+            testbed::Probe::Dropped
+        } else {
+            testbed::Probe::Delivered
+        };
+        for (denied, allowed) in [
+            (
+                std::net::IpAddr::from(testbed::DENIED_V4),
+                std::net::IpAddr::from(testbed::ALLOWED_V4),
+            ),
+            (testbed::DENIED_V6.into(), testbed::ALLOWED_V6.into()),
+        ] {
+            assert_eq!(bed.probe(denied).unwrap(), expected, "{case}: {denied}");
+            assert_eq!(
+                bed.probe(allowed).unwrap(),
+                testbed::Probe::Delivered,
+                "{case}: {allowed}"
+            );
+        }
+        // The process is dead, so its claim is: cleanup takes what it left, and only that.
+        let out = in_ns(bed.client()).arg("cleanup").output().unwrap();
+        assert!(out.status.success(), "{case}: {}", text(&out));
+        let left = in_ns(bed.client())
+            .args(["filters", "--leftovers"])
+            .output()
+            .unwrap();
+        assert!(left.status.success(), "{case}: {}", text(&left));
+        assert!(
+            String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+            "{case}: {}",
+            text(&left)
+        );
+        assert_eq!(
+            bed.probe(testbed::DENIED_V4.into()).unwrap(),
+            testbed::Probe::Delivered,
+            "{case}: after cleanup"
+        );
+        bed.remove().unwrap();
+    }
+}
