@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use records::human_bytes;
+use records::{human_bytes, human_size};
 
 pub use records::{AllocationDelta, Environment, PeakMemory};
 
@@ -73,20 +73,19 @@ impl AllocationBaseline {
     pub fn delta_to(&self, after: u64) -> AllocationDelta {
         let raw = i64::try_from(after).unwrap_or(i64::MAX) - i64::try_from(self.bytes).unwrap_or(0);
         let threshold = (4 * self.noise).max(ALLOCATION_FLOOR);
-        let human = |b: u64, signed| human_bytes(i64::try_from(b).unwrap_or(i64::MAX), signed);
         let untrusted = if raw < 0 {
             Some(format!(
                 "not a figure: the kernel's allocations fell by {} across the load \
                  (memory freed elsewhere outweighed the filter's)",
-                human(raw.unsigned_abs(), false)
+                human_size(raw.unsigned_abs())
             ))
         } else if raw.unsigned_abs() < threshold {
             Some(format!(
                 "not a figure: {} is below the noise (the idle reading moved {}; trusted \
                  from {})",
                 human_bytes(raw, true),
-                human(self.noise, false),
-                human(threshold, false)
+                human_size(self.noise),
+                human_size(threshold)
             ))
         } else {
             None

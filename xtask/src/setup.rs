@@ -8,44 +8,20 @@ use anyhow::{Context, Result, bail};
 
 /// The toolchain the workspace builds with: the workspace's `rust-version` (aya 0.16 needs
 /// Rust 1.98 or newer), pinned once in the root Cargo.toml.
-pub const TOOLCHAIN: &str = workspace_rust_version(include_str!("../../Cargo.toml"));
+pub fn rust_pin() -> &'static str {
+    include_str!("../../Cargo.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \"")?.strip_suffix('"'))
+        .expect("the workspace Cargo.toml pins a rust-version")
+}
 
 /// The nightly that builds the eBPF program, pinned once in `ebpf/nightly-toolchain` (which
 /// filter-tcbpf's build script reads too).
-pub const EBPF_TOOLCHAIN: &str = trim_line(include_str!("../../ebpf/nightly-toolchain"));
-
-/// The value of the first `rust-version = "..."` line of a manifest.
-const fn workspace_rust_version(manifest: &'static str) -> &'static str {
-    const KEY: &[u8] = b"rust-version = \"";
-    let bytes = manifest.as_bytes();
-    let mut at = 0;
-    while at + KEY.len() < bytes.len() {
-        let mut matched = 0;
-        while matched < KEY.len() && bytes[at + matched] == KEY[matched] {
-            matched += 1;
-        }
-        let line_start = at == 0 || bytes[at - 1] == b'\n';
-        if matched == KEY.len() && line_start {
-            let start = at + KEY.len();
-            let mut end = start;
-            while bytes[end] != b'"' {
-                end += 1;
-            }
-            let (_, rest) = manifest.split_at(start);
-            let (version, _) = rest.split_at(end - start);
-            return version;
-        }
-        at += 1;
-    }
-    panic!("the workspace Cargo.toml has no rust-version line");
+pub fn nightly_pin() -> &'static str {
+    include_str!("../../ebpf/nightly-toolchain").trim()
 }
 
-/// A one-line file's text without its line end.
-const fn trim_line(text: &'static str) -> &'static str {
-    text.trim_ascii()
-}
-
-/// bpf-linker, linked against [`EBPF_TOOLCHAIN`]'s own LLVM.
+/// bpf-linker, linked against [`nightly_pin`]'s own LLVM.
 const BPF_LINKER: &str = "bpf-linker@0.13.0";
 
 /// The eBPF crate: it only builds for bpfel-unknown-none, through filter-tcbpf's build script.
@@ -118,22 +94,25 @@ fn packages() -> Result<()> {
 
 fn toolchain() -> Result<()> {
     let installed = Command::new("rustup")
-        .args(["run", TOOLCHAIN, "cargo", "clippy", "--version"])
+        .args(["run", rust_pin(), "cargo", "clippy", "--version"])
         .env("RUSTUP_AUTO_INSTALL", "0")
         .output()
         .is_ok_and(|o| o.status.success())
         && Command::new("rustup")
-            .args(["run", TOOLCHAIN, "rustfmt", "--version"])
+            .args(["run", rust_pin(), "rustfmt", "--version"])
             .output()
             .is_ok_and(|o| o.status.success());
     if installed {
         return Ok(());
     }
-    eprintln!("xtask: installing Rust {TOOLCHAIN} (minimal profile, with clippy and rustfmt)");
+    eprintln!(
+        "xtask: installing Rust {} (minimal profile, with clippy and rustfmt)",
+        rust_pin()
+    );
     exec(Command::new("rustup").args([
         "toolchain",
         "install",
-        TOOLCHAIN,
+        rust_pin(),
         "--profile",
         "minimal",
         "--component",
@@ -145,7 +124,7 @@ fn toolchain() -> Result<()> {
 /// that nightly's LLVM (without changing any file of the toolchain).
 fn ebpf_toolchain() -> Result<()> {
     let nightly_ready = Command::new("rustup")
-        .args(["run", EBPF_TOOLCHAIN, "rustc", "--print", "sysroot"])
+        .args(["run", nightly_pin(), "rustc", "--print", "sysroot"])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -155,19 +134,20 @@ fn ebpf_toolchain() -> Result<()> {
         Some(sysroot) => sysroot,
         None => {
             eprintln!(
-                "xtask: installing Rust {EBPF_TOOLCHAIN} with rust-src (builds the eBPF program)"
+                "xtask: installing Rust {} with rust-src (builds the eBPF program)",
+                nightly_pin()
             );
             exec(Command::new("rustup").args([
                 "toolchain",
                 "install",
-                EBPF_TOOLCHAIN,
+                nightly_pin(),
                 "--profile",
                 "minimal",
                 "--component",
                 "rust-src",
             ]))?;
             let out = Command::new("rustup")
-                .args(["run", EBPF_TOOLCHAIN, "rustc", "--print", "sysroot"])
+                .args(["run", nightly_pin(), "rustc", "--print", "sysroot"])
                 .output()
                 .context("asking the nightly for its sysroot")?;
             PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
@@ -192,7 +172,8 @@ fn ebpf_toolchain() -> Result<()> {
     let llvm = llvm.trim_start_matches("lib").trim_end_matches(".so");
     let lib = lib.display();
     eprintln!(
-        "xtask: installing {BPF_LINKER} linked to {EBPF_TOOLCHAIN}'s {llvm} (about a minute)"
+        "xtask: installing {BPF_LINKER} linked to {}'s {llvm} (about a minute)",
+        nightly_pin()
     );
     exec(
         cargo()
@@ -222,7 +203,7 @@ pub fn root() -> PathBuf {
 /// outer `cargo run` set for xtask removed.
 pub fn cargo() -> Command {
     let mut cmd = Command::new("rustup");
-    cmd.args(["run", TOOLCHAIN, "cargo"]).current_dir(root());
+    cmd.args(["run", rust_pin(), "cargo"]).current_dir(root());
     for var in [
         "RUSTC",
         "RUSTDOC",

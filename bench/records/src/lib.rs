@@ -37,5 +37,5 @@ pub use send_path::{Destinations, DuringUpdates, Paired, SendPath, SendPathRun};
 pub use spread::Spread;
 pub use sweep::{RunStatus, STDERR_TAIL_LINES, SweepResults, SweepRun};
 pub use traffic::{Latency, LatencySide, Pinning, Protocol, Side, Throughput, Traffic};
-pub use units::human_bytes;
+pub use units::{human_bytes, human_size};
 pub use updates::{Stream, Updates};

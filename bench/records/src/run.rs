@@ -115,9 +115,10 @@ pub struct Figures {
     pub kernel_allocations: Option<AllocationDelta>,
 }
 
-/// The largest list whose kernel state a run reads back ([`Figures::kernel_count`]): past it
-/// the walk (about a second per million entries) would weigh on the run.
-pub const KERNEL_COUNT_MAX: usize = 2_000_000;
+/// The largest list whose kernel state a run reads back ([`Figures::kernel_count`]): the walk
+/// took 7.6 s for nftables and 1.6 s for tcbpf at 1M entries here (more than their loads),
+/// so past this it would weigh on the run; the conformance suite checks every engine anyway.
+pub const KERNEL_COUNT_MAX: usize = 200_000;
 
 /// Which address families a run loads and checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]

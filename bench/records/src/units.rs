@@ -20,6 +20,11 @@ pub fn human_bytes(bytes: i64, signed: bool) -> String {
     format!("{sign}{value:.decimals$} {unit}")
 }
 
+/// An unsigned size in the same units (`512 KiB`, `96.4 MiB`).
+pub fn human_size(bytes: u64) -> String {
+    human_bytes(i64::try_from(bytes).unwrap_or(i64::MAX), false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::human_bytes;

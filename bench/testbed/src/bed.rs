@@ -80,16 +80,9 @@ impl Testbed {
     /// # Errors
     /// As [`with_tag`](Self::with_tag).
     pub fn new() -> Result<Self> {
-        // A fresh tag another live run already holds (a clash of random ids): draw again.
-        let mut tries = 0;
-        loop {
-            match Self::with_tag(Tag::random()) {
-                Err(Error::InvalidInput(why)) if why.contains("in use") && tries < 5 => {
-                    tries += 1;
-                }
-                other => return other,
-            }
-        }
+        // Held until the testbed's namespaces share it.
+        let (tag, _claim) = crate::RunClaim::fresh()?;
+        Self::with_tag(tag)
     }
 
     /// Builds a testbed whose objects are named from `tag`.

@@ -59,18 +59,42 @@ impl RunClaim {
     /// [`Error::InvalidInput`] naming the live run (its pid) that holds the tag;
     /// [`Error::Io`] when the claims folder cannot be written (needs root).
     pub fn take(tag: &Tag) -> Result<Self> {
-        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-        let held = held.get_or_insert_with(HashMap::new);
-        if let Some(claim) = held.get(tag.as_str()).and_then(Weak::upgrade) {
-            return Ok(Self(claim));
-        }
-        let lock = lock(tag.as_str())?.map_err(|pid| {
+        Self::try_take(tag)?.map_err(|pid| {
             Error::InvalidInput(format!(
                 "run id {} is in use by a live run (pid {pid}): pick another --run-id",
                 tag.as_str().trim_start_matches(filter_core::OBJECT_PREFIX)
             ))
-        })?;
-        let mut file = lock;
+        })
+    }
+
+    /// Claims a fresh random tag, drawing again (a few times) when a live run holds one.
+    ///
+    /// # Errors
+    /// As [`take`](Self::take), when every draw is held.
+    pub fn fresh() -> Result<(Tag, Self)> {
+        for _ in 0..5 {
+            let tag = Tag::random();
+            if let Ok(claim) = Self::try_take(&tag)? {
+                return Ok((tag, claim));
+            }
+        }
+        let tag = Tag::random();
+        let claim = Self::take(&tag)?;
+        Ok((tag, claim))
+    }
+
+    /// Claims `tag`, or shares this process's claim of it; `Err(pid)` inside when another
+    /// live run holds it.
+    fn try_take(tag: &Tag) -> Result<std::result::Result<Self, String>> {
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        let held = held.get_or_insert_with(HashMap::new);
+        if let Some(claim) = held.get(tag.as_str()).and_then(Weak::upgrade) {
+            return Ok(Ok(Self(claim)));
+        }
+        let mut file = match lock(tag.as_str())? {
+            Ok(file) => file,
+            Err(pid) => return Ok(Err(pid)),
+        };
         file.set_len(0)
             .map_err(|e| Error::io("writing a run claim", e))?;
         file.rewind()
@@ -82,7 +106,7 @@ impl RunClaim {
             lock: Some(file),
         });
         held.insert(tag.as_str().to_owned(), Arc::downgrade(&claim));
-        Ok(Self(claim))
+        Ok(Ok(Self(claim)))
     }
 
     /// The claimed tag.
@@ -224,10 +248,5 @@ pub fn claims() -> Result<Vec<Claim>> {
 /// # Errors
 /// As [`RunClaim::take`].
 pub fn adopt_dead(tag: &str) -> Result<Option<RunClaim>> {
-    let tag = Tag::from_name(tag)?;
-    match RunClaim::take(&tag) {
-        Ok(claim) => Ok(Some(claim)),
-        Err(Error::InvalidInput(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(RunClaim::try_take(&Tag::from_name(tag)?)?.ok())
 }

@@ -307,8 +307,9 @@ pub trait EgressFilter: Send {
 
     /// What the kernel holds, read back from it (rules, set members or elements, map keys),
     /// beside what the engine's bookkeeping says it holds: the check that the engine's
-    /// counts are not its own say-so. It may walk every entry (a second per million on some
-    /// engines), so it is for checks, not for every figure. `None` from engines that cannot
+    /// counts are not its own say-so. It may walk every entry (at 1M entries here: 7.6 s for
+    /// nftables' dump, 1.6 s for the LPM-trie walk, 0.2 s for ipset), so it is for checks,
+    /// not for every figure. `None` from engines that cannot
     /// read their state back.
     ///
     /// # Errors

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use filter_core::count;
-use records::{AllocationDelta, Figures, Record, SendPath, Traffic, Updates, human_bytes};
+use records::{
+    AllocationDelta, Figures, Record, SendPath, Traffic, Updates, human_bytes, human_size,
+};
 
 /// `writeln!` into the exporter's string (which cannot fail).
 macro_rules! line {
@@ -63,10 +65,7 @@ fn header(out: &mut String, record: &Record) {
     line!(
         out,
         "  peak memory of egress-bench: {}",
-        human_bytes(
-            i64::try_from(record.peak_memory.egress_bench_bytes).unwrap_or(i64::MAX),
-            false
-        )
+        human_size(record.peak_memory.egress_bench_bytes)
     );
     for probe in &record.verdict.probes {
         let mark = if probe.expected == probe.observed {
@@ -107,7 +106,7 @@ fn figures(out: &mut String, f: &Figures) {
         line!(
             out,
             "  kernel memory {} ({})",
-            human_bytes(i64::try_from(mem.bytes).unwrap_or(i64::MAX), false),
+            human_size(mem.bytes),
             mem.source
         );
     }

@@ -96,21 +96,12 @@ impl RunArgs {
 /// The run's tag (`--run-id`, or a fresh one), claimed for this process: a second run
 /// cannot take it while this one lives, and `cleanup` leaves its objects alone.
 fn claim_tag(args: &RunArgs) -> Result<(filter_core::Tag, testbed::RunClaim)> {
-    if let Some(id) = &args.run_id {
-        let tag = filter_core::Tag::new(id)?;
-        let claim = testbed::RunClaim::take(&tag)?;
-        return Ok((tag, claim));
-    }
-    let mut tries = 0;
-    loop {
-        let tag = filter_core::Tag::random();
-        match testbed::RunClaim::take(&tag) {
-            Ok(claim) => return Ok((tag, claim)),
-            // A fresh id a live run holds: draw again.
-            Err(filter_core::Error::InvalidInput(_)) if tries < 5 => tries += 1,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let Some(id) = &args.run_id else {
+        return Ok(testbed::RunClaim::fresh()?);
+    };
+    let tag = filter_core::Tag::new(id)?;
+    let claim = testbed::RunClaim::take(&tag)?;
+    Ok((tag, claim))
 }
 
 /// Runs `egress-bench run`: in a testbed, or against a server with `--server`.

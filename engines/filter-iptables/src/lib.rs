@@ -178,6 +178,19 @@ impl IptablesFilter {
         }
     }
 
+    /// The rules the bookkeeping says are in each family's chain (IPv4, IPv6).
+    fn rules_written(&self) -> [u64; 2] {
+        match &self.rules {
+            None => [self.list.v4().len() as u64, self.list.v6().len() as u64],
+            Some(rules) => rules
+                .iter()
+                .fold([0, 0], |[v4, v6], (net, &count)| match net {
+                    IpNet::V4(_) => [v4 + u64::from(count), v6],
+                    IpNet::V6(_) => [v4, v6 + u64::from(count)],
+                }),
+        }
+    }
+
     /// The chain holding the rules.
     pub fn chain(&self) -> &str {
         self.tag.as_str()
@@ -378,21 +391,12 @@ impl EgressFilter for IptablesFilter {
     }
 
     fn stats(&self) -> Result<FilterStats> {
-        let mut stats = FilterStats::default();
-        match &self.rules {
-            None => {
-                stats.entries_v4 = self.list.v4().len() as u64;
-                stats.entries_v6 = self.list.v6().len() as u64;
-            }
-            Some(rules) => {
-                for (net, count) in rules {
-                    match net {
-                        IpNet::V4(_) => stats.entries_v4 += u64::from(*count),
-                        IpNet::V6(_) => stats.entries_v6 += u64::from(*count),
-                    }
-                }
-            }
-        }
+        let [entries_v4, entries_v6] = self.rules_written();
+        let mut stats = FilterStats {
+            entries_v4,
+            entries_v6,
+            ..FilterStats::default()
+        };
         if self.loaded {
             let (packets, bytes) = xtables::counters_both(&self.netns, self.backend, self.chain())?;
             stats.packets_matched = Some(packets);
@@ -407,7 +411,6 @@ impl EgressFilter for IptablesFilter {
         if !self.loaded {
             return Err(filter_core::Error::NotLoaded);
         }
-        let stats = self.stats()?;
         let mut read = [None; 2];
         for (i, family) in Family::BOTH.into_iter().enumerate() {
             read[i] = Some(xtables::rule_count(
@@ -420,7 +423,7 @@ impl EgressFilter for IptablesFilter {
         Ok(Some(filter_core::KernelCount {
             unit: filter_core::CountUnit::Rules,
             read,
-            expected: [stats.entries_v4, stats.entries_v6],
+            expected: self.rules_written(),
         }))
     }
 

@@ -7,7 +7,7 @@ use filter_core::{NetNs, OBJECT_PREFIX, Result, Tag, Target, run_command};
 
 use crate::error::{kernel, os_error};
 
-use super::tc::{TcHook, TcKind, links};
+use super::tc::{TcHook, TcKind, on_each_link};
 use super::{Hook, HookKind};
 
 /// The clsact attach kind.
@@ -111,18 +111,13 @@ struct TcFilter {
 /// whole [`OBJECT_PREFIX`], else those whose handle is the [`tag_handle`] of `prefix`.
 fn tc_filters(netns: &NetNs, prefix: &str) -> Result<Vec<TcFilter>> {
     let handle = format!("{:#x}", u32::from(tag_handle(prefix)));
-    let mut found = Vec::new();
-    for link in links(netns)? {
-        let out = match run_command(
+    on_each_link(netns, |link| {
+        let out = run_command(
             netns
                 .command("tc")
-                .args(["filter", "show", "dev", &link, "egress"]),
-        ) {
-            Ok(out) => out,
-            // A link that went away while we looked (a testbed being removed) held nothing.
-            Err(_) if !links(netns)?.contains(&link) => continue,
-            Err(e) => return Err(e),
-        };
+                .args(["filter", "show", "dev", link, "egress"]),
+        )?;
+        let mut found = Vec::new();
         for line in out.lines().filter(|l| l.contains(" egb_")) {
             // "filter protocol all pref 49152 bpf chain 0 handle 0x1 egb_filter direct-action"
             let words: Vec<&str> = line.split_whitespace().collect();
@@ -134,15 +129,15 @@ fn tc_filters(netns: &NetNs, prefix: &str) -> Result<Vec<TcFilter>> {
                 && (prefix == OBJECT_PREFIX || found_handle == handle)
             {
                 found.push(TcFilter {
-                    link: link.clone(),
+                    link: link.to_owned(),
                     pref,
                     handle: found_handle,
                     line: line.trim().to_owned(),
                 });
             }
         }
-    }
-    Ok(found)
+        Ok(found)
+    })
 }
 
 fn leftovers(netns: &NetNs, prefix: &str) -> Result<Vec<String>> {

@@ -156,11 +156,28 @@ impl<K: TcKind> Hook for TcHook<K> {
     }
 }
 
-/// The links of `netns`, by name.
+/// What `look` finds on each link of `netns`, link by link. A link that went away while it
+/// was looked at (a testbed being removed) held nothing; any other failure is an error.
 ///
 /// # Errors
-/// When `ip link` cannot run.
-pub(super) fn links(netns: &NetNs) -> Result<Vec<String>> {
+/// When `ip link` cannot run, or `look` fails on a link that is still there.
+pub(super) fn on_each_link<T>(
+    netns: &NetNs,
+    mut look: impl FnMut(&str) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let mut found = Vec::new();
+    for link in links(netns)? {
+        match look(&link) {
+            Ok(on_link) => found.extend(on_link),
+            Err(_) if !links(netns)?.contains(&link) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
+/// The links of `netns`, by name.
+fn links(netns: &NetNs) -> Result<Vec<String>> {
     // "2: egb-1a2b-c@if3: <BROADCAST,..." -> "egb-1a2b-c"
     Ok(
         filter_core::run_command(netns.command("ip").args(["-o", "link", "show"]))?

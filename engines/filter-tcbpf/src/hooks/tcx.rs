@@ -7,7 +7,7 @@ use aya::util::KernelVersion;
 use filter_core::{NetNs, Result};
 
 use super::HookKind;
-use super::tc::{TcHook, TcKind, links};
+use super::tc::{TcHook, TcKind, on_each_link};
 
 /// The TCX attach kind.
 pub static KIND: HookKind = HookKind {
@@ -63,20 +63,11 @@ fn programs(netns: &NetNs, _prefix: &str) -> Result<Vec<String>> {
     if !(KIND.available)() {
         return Ok(Vec::new());
     }
-    let mut found = Vec::new();
-    for link in links(netns)? {
-        let on_link = match programs_on(netns, &link) {
-            Ok(programs) => programs,
-            // A link that went away while we looked (a testbed being removed) held nothing.
-            Err(_) if !links(netns)?.contains(&link) => continue,
-            Err(e) => return Err(e),
-        };
-        found.extend(
-            on_link
-                .into_iter()
-                .filter(|(_, name)| name.starts_with("egb_"))
-                .map(|(id, _)| format!("tcx egress program {id} on {link}")),
-        );
-    }
-    Ok(found)
+    on_each_link(netns, |link| {
+        Ok(programs_on(netns, link)?
+            .into_iter()
+            .filter(|(_, name)| name.starts_with("egb_"))
+            .map(|(id, _)| format!("tcx egress program {id} on {link}"))
+            .collect())
+    })
 }
