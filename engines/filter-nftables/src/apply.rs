@@ -30,7 +30,7 @@ impl NftablesFilter {
     pub(crate) fn check(families: &[FamilyState; 2]) -> Result<()> {
         let elements: usize = families
             .iter()
-            .map(|f| f.host_count() + f.elements(SetKind::Interval).len())
+            .map(|f| f.host_count() + f.element_count(SetKind::Interval))
             .sum();
         filter_core::memory::require(
             "kernel memory for the nftables sets",
@@ -40,14 +40,15 @@ impl NftablesFilter {
     }
 
     /// Fills new sets of `generation` with `families`' elements, creating the table and chain
-    /// first when `create` (a load): the transactions before the rules go in.
+    /// first when `create` (a load): the transactions before the rules go in. Each batch is
+    /// sent as soon as it is complete, so the elements never exist as messages all at once.
     pub(crate) fn fill(
-        &self,
+        &mut self,
         tx: &mut Transactions,
         generation: u32,
         families: &[FamilyState; 2],
         create: bool,
-    ) {
+    ) -> Result<()> {
         let table = self.table().to_owned();
         if create {
             tx.push(
@@ -74,16 +75,15 @@ impl NftablesFilter {
         // The sets exist once the first transaction commits: elements name them.
         tx.cut();
         for (family, kind) in SETS {
-            let state = &families[family_index(family)];
-            tx.elements(
-                &table,
-                generation,
-                (family, kind),
-                &state.elements(kind),
-                true,
-            );
+            let mut elements = families[family_index(family)]
+                .element_iter(kind)
+                .peekable();
+            while tx.element_message(&table, generation, (family, kind), &mut elements, true) {
+                self.send_complete(tx)?;
+            }
         }
         tx.cut();
+        self.send_complete(tx)
     }
 
     /// The rules that match the sets of `generation`.
@@ -100,9 +100,9 @@ impl NftablesFilter {
 
     pub(crate) fn load_netlink(&mut self, families: [FamilyState; 2]) -> Result<()> {
         let mut tx = self.new_transactions();
-        self.fill(&mut tx, 0, &families, true);
+        let filled = self.fill(&mut tx, 0, &families, true);
         self.rules(&mut tx, 0);
-        if let Err(e) = self.commit(tx) {
+        if let Err(e) = filled.and_then(|()| self.commit(tx)) {
             let _ = self.delete_table();
             return Err(e);
         }
@@ -119,7 +119,7 @@ impl NftablesFilter {
         let new = old + 1;
         let table = self.table().to_owned();
         let mut tx = self.new_transactions();
-        self.fill(&mut tx, new, &families, false);
+        let filled = self.fill(&mut tx, new, &families, false);
         // One transaction: the rules move to the new sets and the old sets go.
         tx.push(
             &mut messages::flush_chain(&table),
@@ -139,7 +139,7 @@ impl NftablesFilter {
                 "deleting set injected (a failure injected by a test)".into(),
             );
         }
-        if let Err(e) = self.commit(tx) {
+        if let Err(e) = filled.and_then(|()| self.commit(tx)) {
             // The old rules and sets are untouched; the new sets go. Each in a transaction
             // of its own: a set the failed transaction never made is not there to delete
             // (ENOENT), any other refusal is a failed undo, said with the failure.

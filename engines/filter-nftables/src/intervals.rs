@@ -72,17 +72,38 @@ pub(crate) type Element = (u128, IsEnd);
 /// one past it unless the range runs to the last address, and an end at address 0 when no
 /// range starts there (the rbtree back-end's lower bound, as `nft` sends it).
 pub(crate) fn elements(ranges: &[(u128, u128)], width: Width) -> Vec<Element> {
-    let mut out = Vec::with_capacity(ranges.len() * 2 + 1);
-    if ranges.first().is_some_and(|&(start, _)| start != 0) {
-        out.push((0, true));
-    }
-    for &(start, end) in ranges {
-        out.push((start, false));
-        if end < width.max() {
-            out.push((end + 1, true));
+    element_iter(ranges.iter().copied(), width).collect()
+}
+
+/// [`elements`] one at a time, for ranges given in key order: what a load streams into its
+/// transactions without holding every element at once.
+pub(crate) fn element_iter(
+    ranges: impl Iterator<Item = (u128, u128)>,
+    width: Width,
+) -> impl Iterator<Item = Element> {
+    let mut ranges = ranges.peekable();
+    let lower_bound = ranges
+        .peek()
+        .is_some_and(|&(start, _)| start != 0)
+        .then_some((0, true));
+    lower_bound.into_iter().chain(ranges.flat_map(move |(start, end)| {
+        let close = (end < width.max()).then(|| (end + 1, true));
+        std::iter::once((start, false)).chain(close)
+    }))
+}
+
+/// How many elements [`elements`] gives for `ranges` (in key order), without making them.
+pub(crate) fn element_count(ranges: impl Iterator<Item = (u128, u128)>, width: Width) -> usize {
+    let mut count = 0;
+    let mut first = true;
+    for (start, end) in ranges {
+        if first && start != 0 {
+            count += 1;
         }
+        first = false;
+        count += 1 + usize::from(end < width.max());
     }
-    out
+    count
 }
 
 /// What turns the elements `old` into `new` (both in key order, keys unique): those to
@@ -166,6 +187,9 @@ mod tests {
                 (0xffff_ff00, false)
             ]
         );
+        // A range up to the last IPv6 address has no end element (and no overflow).
+        assert_eq!(elements(&[(0, u128::MAX)], Width::V6), [(0, false)]);
+        assert_eq!(element_count([(0, u128::MAX)].into_iter(), Width::V6), 1);
     }
 
     fn v4_net() -> impl Strategy<Value = IpNet> {
@@ -183,6 +207,7 @@ mod tests {
             probes in prop::collection::vec(any::<u32>(), 50),
         ) {
             let (ea, eb) = (elements(&merge(&a), Width::V4), elements(&merge(&b), Width::V4));
+            prop_assert_eq!(element_count(merge(&a).into_iter(), Width::V4), ea.len());
             for &p in &probes {
                 let inside = a.iter().any(|n| n.contains(&IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(p)))));
                 prop_assert_eq!(covers(&ea, u128::from(p)), inside);

@@ -41,6 +41,7 @@ mod apply;
 mod counters;
 mod engine;
 mod error;
+mod hosts;
 mod intervals;
 mod layout;
 mod messages;
@@ -317,7 +318,7 @@ impl EgressFilter for NftablesFilter {
             let set = layout::set_name(family, kind, loaded.generation);
             let held = counters::element_count(&mut socket, self.table(), &set)?;
             read[i] = read[i].map(|sum| sum + held);
-            expected[i] += loaded.families[i].elements(kind).len() as u64;
+            expected[i] += loaded.families[i].element_count(kind) as u64;
         }
         Ok(Some(filter_core::KernelCount {
             unit: filter_core::CountUnit::SetElements,

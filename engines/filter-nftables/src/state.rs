@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use filter_core::Family;
 use ipnet::IpNet;
 
+use crate::hosts::HostSet;
 use crate::intervals::{self, Element, Width};
 use crate::messages::SetKind;
 
@@ -19,7 +20,7 @@ use crate::messages::SetKind;
 pub(crate) struct FamilyState {
     family: Family,
     /// The hash set's keys: the host addresses.
-    hosts: BTreeSet<u128>,
+    hosts: HostSet,
     /// The other prefixes: (first address, prefix length) to last address.
     others: BTreeMap<(u128, u8), u128>,
     /// The interval set's ranges, merged: first to last address.
@@ -127,25 +128,29 @@ fn ranges_delta(
 
 impl FamilyState {
     /// A family's state for its entries.
-    pub(crate) fn new(family: Family, nets: impl IntoIterator<Item = IpNet>) -> Self {
+    pub(crate) fn new<N>(family: Family, nets: N) -> Self
+    where
+        N: IntoIterator<Item = IpNet>,
+        N::IntoIter: Clone,
+    {
+        let nets = nets.into_iter().map(|n| n.trunc());
+        let is_host = |n: &IpNet| n.prefix_len() == n.max_prefix_len();
         let mut state = Self {
             family,
-            hosts: BTreeSet::new(),
+            // Straight from the list at the family's width: no 16-byte copy of every host.
+            hosts: HostSet::from_keys(
+                family,
+                nets.clone()
+                    .filter(is_host)
+                    .map(|n| intervals::bounds(&n).0),
+            ),
             others: BTreeMap::new(),
             ranges: BTreeMap::new(),
         };
-        let mut hosts = Vec::new();
-        for net in nets {
-            let net = net.trunc();
+        for net in nets.filter(|n| !is_host(n)) {
             let (start, end) = intervals::bounds(&net);
-            if net.prefix_len() == net.max_prefix_len() {
-                hosts.push(start);
-            } else {
-                state.others.insert((start, net.prefix_len()), end);
-            }
+            state.others.insert((start, net.prefix_len()), end);
         }
-        hosts.sort_unstable();
-        state.hosts = hosts.into_iter().collect();
         let bounds: Vec<(u128, u128)> = state.others.iter().map(|(&(s, _), &e)| (s, e)).collect();
         state.ranges = intervals::merge_ranges(bounds).into_iter().collect();
         state
@@ -163,14 +168,26 @@ impl FamilyState {
 
     /// The elements of one of the two sets, in key order.
     pub(crate) fn elements(&self, kind: SetKind) -> Vec<Element> {
+        self.element_iter(kind).collect()
+    }
+
+    /// [`elements`](Self::elements) one at a time, for streaming them into transactions.
+    pub(crate) fn element_iter(&self, kind: SetKind) -> Box<dyn Iterator<Item = Element> + '_> {
         match kind {
-            SetKind::Hash => self.hosts.iter().map(|&k| (k, false)).collect(),
-            SetKind::Interval => intervals::elements(
-                &self
-                    .ranges
-                    .iter()
-                    .map(|(&s, &e)| (s, e))
-                    .collect::<Vec<_>>(),
+            SetKind::Hash => Box::new(self.hosts.iter().map(|k| (k, false))),
+            SetKind::Interval => Box::new(intervals::element_iter(
+                self.ranges.iter().map(|(&s, &e)| (s, e)),
+                width(self.family),
+            )),
+        }
+    }
+
+    /// How many elements one of the two sets holds.
+    pub(crate) fn element_count(&self, kind: SetKind) -> usize {
+        match kind {
+            SetKind::Hash => self.hosts.len(),
+            SetKind::Interval => intervals::element_count(
+                self.ranges.iter().map(|(&s, &e)| (s, e)),
                 width(self.family),
             ),
         }
@@ -187,7 +204,7 @@ impl FamilyState {
             Family::V6 => 128,
         };
         match kind {
-            SetKind::Hash => self.hosts.iter().map(|&k| self.net(k, full)).collect(),
+            SetKind::Hash => self.hosts.iter().map(|k| self.net(k, full)).collect(),
             SetKind::Interval => self.others.keys().map(|&(s, l)| self.net(s, l)).collect(),
         }
     }
@@ -219,7 +236,7 @@ impl FamilyState {
         for net in entries.iter().map(IpNet::trunc) {
             let (start, end) = intervals::bounds(&net);
             if net.prefix_len() == net.max_prefix_len() {
-                if self.hosts.contains(&start) != add && seen_hosts.insert(start) {
+                if self.hosts.contains(start) != add && seen_hosts.insert(start) {
                     if add {
                         plan.hosts_in.push(start);
                     } else {
@@ -333,7 +350,7 @@ impl FamilyState {
             self.hosts.insert(k);
         }
         for k in plan.hosts_out {
-            self.hosts.remove(&k);
+            self.hosts.remove(k);
         }
         for (key, end) in plan.others_in {
             self.others.insert(key, end);
@@ -349,18 +366,20 @@ impl FamilyState {
 
     /// Whether a host address is held.
     pub(crate) fn has_host(&self, key: u128) -> bool {
-        self.hosts.contains(&key)
+        self.hosts.contains(key)
     }
 
     /// Records host addresses the kernel now holds (added with a timeout).
     pub(crate) fn insert_hosts(&mut self, keys: &[u128]) {
-        self.hosts.extend(keys.iter().copied());
+        for &k in keys {
+            self.hosts.insert(k);
+        }
     }
 
     /// Forgets host addresses the kernel dropped by itself (their timeout passed).
     pub(crate) fn forget_hosts(&mut self, keys: &[u128]) {
         for k in keys {
-            self.hosts.remove(k);
+            self.hosts.remove(*k);
         }
     }
 

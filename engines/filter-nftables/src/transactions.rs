@@ -56,39 +56,59 @@ impl Transactions {
         &mut self,
         table: &str,
         generation: u32,
-        (family, kind): (Family, SetKind),
+        set: (Family, SetKind),
         elements: &[Element],
         add: bool,
     ) {
+        let mut elements = elements.iter().copied().peekable();
+        while self.element_message(table, generation, set, &mut elements, add) {}
+    }
+
+    /// One message of element changes taken from `elements` (as many as fit), pushed;
+    /// `false` once `elements` is exhausted and nothing was pushed.
+    pub(crate) fn element_message(
+        &mut self,
+        table: &str,
+        generation: u32,
+        (family, kind): (Family, SetKind),
+        elements: &mut std::iter::Peekable<impl Iterator<Item = Element>>,
+        add: bool,
+    ) -> bool {
+        let Some(&first) = elements.peek() else {
+            return false;
+        };
         let set = set_name(family, kind, generation);
-        let set = set.as_str();
         let w = width(family);
-        let mut start = 0;
-        while start < elements.len() {
-            let mut msg = messages::elements(table, set, 0, add);
-            let mut end = start;
-            while end < elements.len() && msg.len() < MESSAGE_BYTES {
-                let (key, is_end) = elements[end];
-                let next = elements.get(end + 1).map(|e| e.1);
-                let index = u16::try_from(end - start + 1).expect("a message holds few elements");
-                let bound = match kind {
-                    SetKind::Hash => messages::Bound::Key,
-                    SetKind::Interval => messages::Bound::of(is_end, next),
-                };
-                messages::push_element(&mut msg, index, &w.key(key), bound);
-                end += 1;
-            }
-            msg.end();
-            let what = format!(
-                "{} {} elements of set {set} ({} to {})",
-                if add { "adding" } else { "deleting" },
-                end - start,
-                describe(family, kind, elements[start]),
-                describe(family, kind, elements[end - 1]),
-            );
-            self.push(&mut msg, what);
-            start = end;
+        let mut msg = messages::elements(table, &set, 0, add);
+        let (mut count, mut last) = (0usize, first);
+        while msg.len() < MESSAGE_BYTES {
+            let Some((key, is_end)) = elements.next() else {
+                break;
+            };
+            let next = elements.peek().map(|e| e.1);
+            count += 1;
+            let index = u16::try_from(count).expect("a message holds few elements");
+            let bound = match kind {
+                SetKind::Hash => messages::Bound::Key,
+                SetKind::Interval => messages::Bound::of(is_end, next),
+            };
+            messages::push_element(&mut msg, index, &w.key(key), bound);
+            last = (key, is_end);
         }
+        msg.end();
+        let what = format!(
+            "{} {count} elements of set {set} ({} to {})",
+            if add { "adding" } else { "deleting" },
+            describe(family, kind, first),
+            describe(family, kind, last),
+        );
+        self.push(&mut msg, what);
+        true
+    }
+
+    /// Batches that are complete (cut), taken out to be sent while the rest is built.
+    pub(crate) fn take_complete(&mut self) -> Vec<Sent> {
+        std::mem::take(&mut self.done)
     }
 
     /// Messages adding host keys with a timeout of `ms` milliseconds to `set`.
@@ -133,10 +153,27 @@ impl NftablesFilter {
     /// refused message was doing.
     pub(crate) fn commit(&mut self, tx: Transactions) -> Result<()> {
         let (batches, what) = tx.finish();
+        self.send_batches(batches, &what)
+    }
+
+    /// Sends the batches `tx` has completed so far, so that a long load holds one batch
+    /// of messages at a time rather than all of them.
+    pub(crate) fn send_complete(&mut self, tx: &mut Transactions) -> Result<()> {
+        let batches = tx.take_complete();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let what = std::mem::take(&mut tx.what);
+        let sent = self.send_batches(batches, &what);
+        tx.what = what;
+        sent
+    }
+
+    fn send_batches(&mut self, batches: Vec<Sent>, what: &[(u32, String)]) -> Result<()> {
         for (bytes, seqs) in batches {
             self.socket.send(&bytes)?;
             self.seq = self.seq.max(seqs.end);
-            self.wait(seqs, &what)?;
+            self.wait(seqs, what)?;
         }
         Ok(())
     }
