@@ -94,7 +94,12 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
         },
         args.unclaimed,
     )?;
-    if report.removed.is_empty() {
+    // Memory cgroups of sweeps that were killed: only those whose process is gone, and empty.
+    let cages = testbed::cgroup::remove_dead_cages()?;
+    for cage in &cages {
+        println!("removed memory cgroup {cage} (its sweep is gone)");
+    }
+    if report.removed.is_empty() && cages.is_empty() {
         println!("nothing to clean up");
     }
     for item in &report.removed {

@@ -26,6 +26,7 @@
 
 mod addresses;
 mod bed;
+pub mod cgroup;
 pub mod claim;
 mod cleanup;
 mod inspect;

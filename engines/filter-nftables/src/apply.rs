@@ -75,9 +75,7 @@ impl NftablesFilter {
         // The sets exist once the first transaction commits: elements name them.
         tx.cut();
         for (family, kind) in SETS {
-            let mut elements = families[family_index(family)]
-                .element_iter(kind)
-                .peekable();
+            let mut elements = families[family_index(family)].element_iter(kind).peekable();
             while tx.element_message(&table, generation, (family, kind), &mut elements, true) {
                 self.send_complete(tx)?;
             }

@@ -86,10 +86,12 @@ pub(crate) fn element_iter(
         .peek()
         .is_some_and(|&(start, _)| start != 0)
         .then_some((0, true));
-    lower_bound.into_iter().chain(ranges.flat_map(move |(start, end)| {
-        let close = (end < width.max()).then(|| (end + 1, true));
-        std::iter::once((start, false)).chain(close)
-    }))
+    lower_bound
+        .into_iter()
+        .chain(ranges.flat_map(move |(start, end)| {
+            let close = (end < width.max()).then(|| (end + 1, true));
+            std::iter::once((start, false)).chain(close)
+        }))
 }
 
 /// How many elements [`elements`] gives for `ranges` (in key order), without making them.

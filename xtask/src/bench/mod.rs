@@ -75,6 +75,11 @@ pub struct Options {
     /// Output folder (default: `bench-results/<unix time>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run as if the machine had this many GiB to spare: each run's memory cgroup is limited
+    /// to it (kernel memory charged to the run included) and the projections count with it.
+    /// Default: 7/8 of MemAvailable at each run's start.
+    #[arg(long, value_name = "GIB")]
+    pub memory_limit: Option<f64>,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -116,6 +121,7 @@ pub fn run(options: &Options) -> Result<()> {
         options,
         family: &family,
         bar: &bar,
+        cages: std::cell::Cell::new(0),
     };
     for (i, job) in jobs.iter_mut().enumerate() {
         bar.set_position(i as u64);
@@ -173,7 +179,7 @@ pub fn run(options: &Options) -> Result<()> {
         }
         wait_for_memory(memory_at_start);
         if let Some(&last) = last_memory.get(&job.label)
-            && let Some(why) = memory_shortfall(last, job.size, filter_core::memory::available())
+            && let Some(why) = memory_shortfall(last, job.size, runner.memory_to_spare())
         {
             say(&bar, format!("{progress}: {why}"));
             runs.push(SweepRun::stopped(
@@ -232,8 +238,18 @@ pub fn run(options: &Options) -> Result<()> {
                 };
                 SweepRun::finished(&job.label, size, *record)
             }
-            Outcome::Failed { stderr, exit } => {
-                let run = SweepRun::failed(&job.label, job.size, &stderr, &exit);
+            Outcome::Failed {
+                stderr,
+                exit,
+                memory_limit,
+            } => {
+                let mut run = SweepRun::failed(&job.label, job.size, &stderr, &exit);
+                if let Some(limit) = memory_limit {
+                    run.error = Some(format!(
+                        "{limit}: {}",
+                        run.error.as_deref().unwrap_or_default()
+                    ));
+                }
                 let why = run.error.clone().unwrap_or_default();
                 say(&bar, format!("  failed: {why}"));
                 // A failure is a finding (a limit reached): larger sizes would fail the same way.

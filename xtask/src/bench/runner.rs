@@ -20,8 +20,53 @@ pub(super) enum Outcome {
     Failed {
         stderr: Vec<String>,
         exit: String,
+        /// What the run's memory cgroup says when its limit killed something.
+        memory_limit: Option<String>,
     },
     OverBudget,
+}
+
+/// The share of `MemAvailable` a run's cgroup may take, kernel memory charged to it included.
+const CAGE_SHARE: (u64, u64) = (7, 8);
+
+/// A memory cgroup for the next run, limited to [`CAGE_SHARE`] of `MemAvailable`: a list too
+/// big for the machine is killed there, never by the machine-wide out-of-memory killer.
+/// `None` (said once) where no hierarchy has the memory controller: then the projection
+/// alone stands guard.
+fn cage(runner: &Runner<'_>) -> Option<testbed::cgroup::MemoryCage> {
+    let available = filter_core::memory::available()?;
+    let n = runner.cages.get();
+    runner.cages.set(n + 1);
+    let limit = (available / CAGE_SHARE.1 * CAGE_SHARE.0).min(runner.memory_to_spare()?);
+    match testbed::cgroup::MemoryCage::new(&testbed::cgroup::cage_name(n), limit) {
+        Ok(cage) => Some(cage),
+        Err(e) => {
+            if n == 0 {
+                say(
+                    runner.bar,
+                    format!("  runs are not memory-limited: {e} (the projection still applies)"),
+                );
+            }
+            None
+        }
+    }
+}
+
+impl Runner<'_> {
+    /// The memory a run may plan for: `MemAvailable`, or `--memory-limit` when lower.
+    pub(super) fn memory_to_spare(&self) -> Option<u64> {
+        let available = filter_core::memory::available()?;
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "GiB to bytes"
+        )]
+        let cap = self
+            .options
+            .memory_limit
+            .map_or(u64::MAX, |gib| (gib * f64::from(1 << 30)) as u64);
+        Some(available.min(cap))
+    }
 }
 
 /// What every run of a sweep shares.
@@ -31,6 +76,8 @@ pub(super) struct Runner<'a> {
     pub(super) options: &'a Options,
     pub(super) family: &'a str,
     pub(super) bar: &'a ProgressBar,
+    /// Memory cgroups made so far (each run has its own).
+    pub(super) cages: std::cell::Cell<usize>,
 }
 
 pub(super) fn one_run(
@@ -45,6 +92,7 @@ pub(super) fn one_run(
         options,
         family,
         bar,
+        ..
     } = *runner;
     let mut cmd = Command::new(binary);
     // `filter@clsact` runs an eBPF filter with the clsact attach instead of TCX.
@@ -79,6 +127,10 @@ pub(super) fn one_run(
     // The program is the same whatever fills its maps: time it once per size and table.
     if !registry.times_program(job) {
         cmd.arg("--no-program-cost");
+    }
+    let cage = cage(runner);
+    if let Some(cage) = &cage {
+        cage.enclose(&mut cmd);
     }
     let oom_before = filter_core::oom_kills();
     let mut child = cmd
@@ -127,6 +179,9 @@ pub(super) fn one_run(
                 return Ok(Outcome::Failed {
                     stderr,
                     exit: filter_core::exit_cause(status, oom_before),
+                    // Named with its figures where the limit struck, in the run or in a
+                    // tool the run started.
+                    memory_limit: cage.as_ref().and_then(testbed::cgroup::MemoryCage::verdict),
                 });
             }
             let text = std::fs::read_to_string(path)

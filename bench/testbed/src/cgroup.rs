@@ -1,0 +1,378 @@
+//! Memory cgroups of the harness's own: a run and everything it starts (reference tools such
+//! as `nft -f` included) under a memory limit, so that a list too big for the machine is
+//! killed inside its cgroup, named with its figures, and never sets off the machine-wide
+//! out-of-memory killer.
+//!
+//! The cgroup goes under the caller's own memory cgroup, in the unified hierarchy when its
+//! memory controller is there, else in cgroup v1's `memory` hierarchy (this project's
+//! machines mount a hybrid layout with the controller on v1).
+
+use std::path::{Path, PathBuf};
+
+use filter_core::{Error, Result};
+
+/// Which interface the memory controller speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// cgroup v2: `memory.max`, `memory.events`, `memory.peak`.
+    Unified,
+    /// cgroup v1: `memory.limit_in_bytes`, `memory.oom_control`, `memory.max_usage_in_bytes`.
+    V1,
+}
+
+/// A cgroup of its own with a memory limit, removed when dropped (once its processes are
+/// gone). Names start with `egb-`.
+#[derive(Debug)]
+pub struct MemoryCage {
+    dir: PathBuf,
+    hierarchy: Hierarchy,
+    limit: u64,
+}
+
+/// Mount points of cgroup file systems: the unified one, and v1's memory hierarchy.
+fn mounts() -> Result<(Option<PathBuf>, Option<PathBuf>)> {
+    let text = read("/proc/self/mountinfo".as_ref())?;
+    let (mut unified, mut v1) = (None, None);
+    for line in text.lines() {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS] - FSTYPE SOURCE SUPEROPTIONS
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(dash) = fields.iter().position(|&f| f == "-") else {
+            continue;
+        };
+        let (Some(mount), Some(fstype)) = (fields.get(4), fields.get(dash + 1)) else {
+            continue;
+        };
+        let options = fields.get(dash + 3).copied().unwrap_or("");
+        match *fstype {
+            "cgroup2" if unified.is_none() => unified = Some(PathBuf::from(mount)),
+            "cgroup" if options.split(',').any(|o| o == "memory") => {
+                v1 = Some(PathBuf::from(mount));
+            }
+            _ => {}
+        }
+    }
+    Ok((unified, v1))
+}
+
+/// This process's cgroup path in a hierarchy: `0::/x` for the unified one, `N:memory:/x`
+/// for v1's memory controller.
+fn own_path(unified: bool) -> Result<String> {
+    let text = read("/proc/self/cgroup".as_ref())?;
+    text.lines()
+        .find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let wanted = if unified {
+                controllers.is_empty()
+            } else {
+                controllers.split(',').any(|c| c == "memory")
+            };
+            wanted.then(|| path.to_owned())
+        })
+        .ok_or_else(|| Error::InvalidInput("this process is in no memory cgroup".into()))
+}
+
+/// Where a memory cgroup can be made: under this process's own cgroup of the hierarchy that
+/// has the memory controller.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when no hierarchy has it (then nothing can be limited).
+pub fn memory_parent() -> Result<(PathBuf, Hierarchy)> {
+    let (unified, v1) = mounts()?;
+    if let Some(mount) = unified {
+        let own = mount.join(own_path(true)?.trim_start_matches('/'));
+        let controllers =
+            std::fs::read_to_string(own.join("cgroup.controllers")).unwrap_or_default();
+        if controllers.split_whitespace().any(|c| c == "memory") {
+            return Ok((own, Hierarchy::Unified));
+        }
+    }
+    if let Some(mount) = v1 {
+        let own = mount.join(own_path(false)?.trim_start_matches('/'));
+        return Ok((own, Hierarchy::V1));
+    }
+    Err(Error::InvalidInput(
+        "no cgroup hierarchy here has the memory controller".into(),
+    ))
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value)
+        .map_err(|e| Error::io(format!("writing {value} to {}", path.display()), e))
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file (`memory.events`, `memory.oom_control`).
+fn keyed(path: &Path, key: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+impl MemoryCage {
+    /// Makes cgroup `name` (which must start with `egb-`) with a memory limit of `limit`
+    /// bytes; on the unified hierarchy the parent's `subtree_control` gets `+memory`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a foreign name or no memory controller; [`Error::Io`]
+    /// when the cgroup cannot be made or limited (it is removed again).
+    pub fn new(name: &str, limit: u64) -> Result<Self> {
+        if !name.starts_with(filter_core::OBJECT_PREFIX) {
+            return Err(Error::InvalidInput(format!(
+                "cgroup {name}: names of egress-bench's cgroups start with {}",
+                filter_core::OBJECT_PREFIX
+            )));
+        }
+        let (parent, hierarchy) = memory_parent()?;
+        if hierarchy == Hierarchy::Unified {
+            write(&parent.join("cgroup.subtree_control"), "+memory")?;
+        }
+        let dir = parent.join(name);
+        std::fs::create_dir(&dir)
+            .map_err(|e| Error::io(format!("making cgroup {}", dir.display()), e))?;
+        let cage = Self {
+            dir,
+            hierarchy,
+            limit,
+        };
+        let limited = match hierarchy {
+            Hierarchy::Unified => std::fs::write(cage.dir.join("memory.max"), limit.to_string())
+                .and_then(|()| std::fs::write(cage.dir.join("memory.swap.max"), "0"))
+                .or_else(|e| {
+                    // memory.swap.max exists only with swap accounting.
+                    if cage.dir.join("memory.swap.max").exists() {
+                        Err(e)
+                    } else {
+                        Ok(())
+                    }
+                }),
+            Hierarchy::V1 => {
+                std::fs::write(cage.dir.join("memory.limit_in_bytes"), limit.to_string()).and_then(
+                    |()| {
+                        // Swap counts too where it is accounted; the limit is set first.
+                        let memsw = cage.dir.join("memory.memsw.limit_in_bytes");
+                        if memsw.exists() {
+                            std::fs::write(memsw, limit.to_string())
+                        } else {
+                            Ok(())
+                        }
+                    },
+                )
+            }
+        };
+        limited.map_err(|e| Error::io(format!("limiting cgroup {}", cage.dir.display()), e))?;
+        Ok(cage)
+    }
+
+    /// Moves process `pid` (and so every process it starts later) into the cgroup.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the kernel refuses.
+    pub fn add(&self, pid: u32) -> Result<()> {
+        write(&self.dir.join("cgroup.procs"), &pid.to_string())?;
+        Ok(())
+    }
+
+    /// Makes `cmd`'s process join the cgroup between fork and exec, so that nothing it does
+    /// runs outside it.
+    ///
+    /// # Panics
+    /// Never: a path made by [`MemoryCage::new`] has no NUL byte.
+    pub fn enclose(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::ffi::OsStrExt as _;
+        use std::os::unix::process::CommandExt as _;
+        let procs = std::ffi::CString::new(self.dir.join("cgroup.procs").as_os_str().as_bytes())
+            .expect("a cgroup path has no NUL byte");
+        #[expect(unsafe_code, reason = "pre_exec: the child runs open and write only")]
+        // SAFETY: between fork and exec the closure calls only open(2) and write(2) on a
+        // path made before the fork: no allocation, no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = nix::fcntl::open(
+                    procs.as_c_str(),
+                    nix::fcntl::OFlag::O_WRONLY,
+                    nix::sys::stat::Mode::empty(),
+                )?;
+                nix::unistd::write(&fd, b"0")?;
+                Ok(())
+            });
+        }
+    }
+
+    /// The limit, in bytes.
+    #[must_use]
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Which hierarchy the cgroup is in.
+    #[must_use]
+    pub fn hierarchy(&self) -> Hierarchy {
+        self.hierarchy
+    }
+
+    /// The cgroup's directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Processes the kernel killed in this cgroup for reaching its limit.
+    #[must_use]
+    pub fn oom_kills(&self) -> Option<u64> {
+        match self.hierarchy {
+            Hierarchy::Unified => keyed(&self.dir.join("memory.events"), "oom_kill"),
+            Hierarchy::V1 => keyed(&self.dir.join("memory.oom_control"), "oom_kill"),
+        }
+    }
+
+    /// The most memory the cgroup used at once (kernel memory charged to it included), where
+    /// the kernel keeps that figure.
+    #[must_use]
+    pub fn peak(&self) -> Option<u64> {
+        match self.hierarchy {
+            Hierarchy::Unified => read_u64(&self.dir.join("memory.peak")),
+            Hierarchy::V1 => read_u64(&self.dir.join("memory.max_usage_in_bytes")),
+        }
+    }
+
+    /// Why the cgroup's processes were killed, in words with the figures, when the limit is
+    /// what killed them; `None` otherwise.
+    #[must_use]
+    pub fn verdict(&self) -> Option<String> {
+        let kills = self.oom_kills().filter(|&k| k > 0)?;
+        let gib = |b: u64| {
+            #[expect(clippy::cast_precision_loss, reason = "a figure for people")]
+            let g = b as f64 / f64::from(1 << 30);
+            g
+        };
+        let peak = self
+            .peak()
+            .map_or_else(String::new, |p| format!(" at {:.2} GiB", gib(p)));
+        Some(format!(
+            "killed by the memory limit of its cgroup{peak} (limit {:.2} GiB; {kills} process{} \
+             killed inside it)",
+            gib(self.limit),
+            if kills == 1 { "" } else { "es" },
+        ))
+    }
+
+    /// Removes the cgroup, waiting up to a second for its processes to be gone.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when it still cannot be removed.
+    pub fn remove(mut self) -> Result<()> {
+        self.remove_dir()
+    }
+
+    fn remove_dir(&mut self) -> Result<()> {
+        if !self.dir.exists() {
+            return Ok(());
+        }
+        let mut last = None;
+        for _ in 0..50 {
+            match std::fs::remove_dir(&self.dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Err(Error::io(
+            format!("removing cgroup {}", self.dir.display()),
+            last.expect("the loop ran"),
+        ))
+    }
+}
+
+impl Drop for MemoryCage {
+    fn drop(&mut self) {
+        let _ = self.remove_dir();
+    }
+}
+
+/// The name of the `n`th cage of this process: `egb-mem<pid>-<n>`, so that a later run can
+/// tell a live process's cage from a dead one's.
+#[must_use]
+pub fn cage_name(n: usize) -> String {
+    format!(
+        "{}mem{}-{n}",
+        filter_core::OBJECT_PREFIX,
+        std::process::id()
+    )
+}
+
+/// The cages of processes that are gone (see [`cage_name`]), left by a run that was killed:
+/// removed when empty (a cgroup that still holds a process cannot be, and is left).
+/// Returns the names removed.
+///
+/// # Errors
+/// [`Error::Io`] when the parent cgroup cannot be listed.
+pub fn remove_dead_cages() -> Result<Vec<String>> {
+    let Ok((parent, _)) = memory_parent() else {
+        return Ok(Vec::new());
+    };
+    let owner = |name: &str| -> Option<u32> {
+        let rest = name
+            .strip_prefix(filter_core::OBJECT_PREFIX)?
+            .strip_prefix("mem")?;
+        rest.split_once('-')?.0.parse().ok()
+    };
+    let entries = std::fs::read_dir(&parent)
+        .map_err(|e| Error::io(format!("listing {}", parent.display()), e))?;
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = owner(&name) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() && std::fs::remove_dir(entry.path()).is_ok()
+        {
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process that holds 256 MiB (`tail` keeps a line without a newline whole) in a
+    /// 64 MiB cage is killed there, and the verdict names the limit and the peak. Without
+    /// the limit it would end by itself, and the test fail.
+    #[test]
+    fn a_process_past_its_limit_is_killed_in_its_cage_and_named() {
+        crate::needs_root!();
+        let name = cage_name(0);
+        let cage = MemoryCage::new(&name, 64 << 20).unwrap();
+        assert_eq!(cage.oom_kills(), Some(0));
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "head -c 268435456 /dev/zero | tail"])
+            .stdout(std::process::Stdio::null());
+        cage.enclose(&mut cmd);
+        let status = cmd.status().unwrap();
+        assert!(!status.success(), "{status}: the limit did not hold");
+        let verdict = cage.verdict().expect("the limit killed it");
+        assert!(
+            verdict.starts_with("killed by the memory limit of its cgroup at 0.06 GiB")
+                && verdict.contains("limit 0.06 GiB"),
+            "{verdict}"
+        );
+        let dir = cage.path().to_owned();
+        cage.remove().unwrap();
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn only_egress_bench_names_are_made() {
+        let err = MemoryCage::new("user-slice", 1 << 30).unwrap_err();
+        assert!(err.to_string().contains("start with egb-"), "{err}");
+    }
+}
