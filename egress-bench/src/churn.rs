@@ -30,7 +30,7 @@ pub struct ChurnArgs {
     pub engine: EngineFlags,
 }
 
-/// Loads the first list, says `loaded` on standard output, then alternates replaces and
+/// Says `loading`, loads the first list, says `loaded` on standard output, then alternates replaces and
 /// syncs between the two lists until killed.
 ///
 /// # Errors
@@ -39,9 +39,15 @@ pub fn churn(args: &ChurnArgs) -> Result<()> {
     use std::io::Write as _;
     let tag = Tag::new(&args.run_id)?;
     let _claim = testbed::RunClaim::take(&tag)?;
+    // The denied probe networks first and last (IPv4: the /24 before every generated entry,
+    // the /32 after), so that a load cut short that enforced part of a list shows.
+    let [first, last_v4, last_v6] = testbed::denied_probe_nets();
     let lists: [CidrList; 2] = [1, 2].map(|seed| {
-        let mut list = generate(args.rules, seed, Mix::Default, &Family::BOTH);
-        list.extend(testbed::denied_probe_nets());
+        let mut list = CidrList::new();
+        list.push(first);
+        list.extend(generate(args.rules, seed, Mix::Default, &Family::BOTH).iter());
+        list.push(last_v4);
+        list.push(last_v6);
         list
     });
     let placement = Placement {
@@ -51,6 +57,8 @@ pub fn churn(args: &ChurnArgs) -> Result<()> {
         options: args.engine.options(),
     };
     let mut filter = args.filter.build(&placement)?;
+    println!("loading");
+    std::io::stdout().flush()?;
     filter.load(&lists[0])?;
     println!("loaded");
     std::io::stdout().flush()?;
