@@ -39,6 +39,7 @@ pub static BASELINE: Engine = Engine {
     }],
     leftovers: |_, _| Ok(Vec::new()),
     remove_leftovers: |_, _| Ok(Vec::new()),
+    target_kind: filter_core::engine::egress_target,
 };
 
 /// The engine settings of the command line, typed as the engines declare them.
@@ -47,7 +48,8 @@ pub struct EngineFlags {
     /// iptables back-end of the rules of the iptables and ipset filters: nft or legacy.
     #[arg(long, default_value = "nft")]
     pub backend: Backend,
-    /// How eBPF filters are hooked: auto (TCX on Linux 6.6+, else clsact), tcx or clsact.
+    /// How eBPF filters are hooked: auto (TCX on Linux 6.6+, else clsact), tcx, clsact, or
+    /// cgroup (`cgroup_skb/egress` of the testbed's client cgroup).
     #[arg(long, default_value = "auto")]
     pub attach: Attach,
     /// Create ipsets with this maxelem instead of twice the list, and refuse longer lists as
@@ -75,21 +77,40 @@ impl EngineFlags {
     }
 }
 
-/// Attach floors a sweep also runs under another attach kind, at the largest size, so that
-/// each hook's own cost is known: the benchmark's choice, by engine.
-const FLOORS_ALSO_UNDER: &[(&Engine, Attach)] = &[(&filter_tcbpf::ENGINE, Attach::CLSACT)];
+/// Which variants of an engine a sweep also runs under another attach kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AlsoUnder {
+    /// The attach floors only: what the hook itself costs.
+    Floors,
+    /// The floors and the engines: the filters a user would hook there.
+    FloorsAndEngines,
+}
+
+/// Other attach kinds a sweep also runs variants under, at the largest size, so that each
+/// hook's own cost is known: the benchmark's choice, by engine. The floor under clsact; the
+/// filters and the floor on a cgroup (`cgroup_skb/egress` of the client side's cgroup).
+const ALSO_UNDER: &[(&Engine, Attach, AlsoUnder)] = &[
+    (&filter_tcbpf::ENGINE, Attach::CLSACT, AlsoUnder::Floors),
+    (
+        &filter_tcbpf::ENGINE,
+        Attach::CGROUP,
+        AlsoUnder::FloorsAndEngines,
+    ),
+];
 
 /// How a sweep schedules a variant of `registry`, from its role and pairing.
 pub fn sweep_policy(registry: &Registry, variant: &Variant) -> SweepPolicy {
     let floor_of_engine = registry
         .variants()
         .any(|v| v.role == Role::Engine && v.send_path_floor == Some(variant.name));
-    let also_as = FLOORS_ALSO_UNDER
+    let also_as = ALSO_UNDER
         .iter()
-        .filter(|(engine, _)| {
-            floor_of_engine && engine.variants.iter().any(|v| v.name == variant.name)
+        .filter(|(engine, _, which)| {
+            let runs = floor_of_engine
+                || *which == AlsoUnder::FloorsAndEngines && variant.role == Role::Engine;
+            runs && engine.variants.iter().any(|v| v.name == variant.name)
         })
-        .map(|(_, attach)| format!("{}@{attach}", variant.name))
+        .map(|(_, attach, _)| format!("{}@{attach}", variant.name))
         .collect();
     SweepPolicy {
         largest_only: variant.role == Role::BenchmarkOnly && !floor_of_engine,
@@ -139,6 +160,15 @@ impl FilterKind {
     /// Builds the filter.
     pub fn build(self, at: &Placement) -> Result<Box<dyn EgressFilter>> {
         (self.0.build)(at)
+    }
+
+    /// The kind of target the filter hooks with `options` (a cgroup for `--attach cgroup`).
+    pub fn target_kind(self, options: &Options) -> filter_core::TargetKind {
+        REGISTRY
+            .engine_of(self.0.name)
+            .map_or(filter_core::TargetKind::Egress, |engine| {
+                (engine.target_kind)(options)
+            })
     }
 }
 
@@ -278,7 +308,13 @@ mod tests {
         let listed = entries(&REGISTRY);
         let policy = |name: &str| FilterEntry::find(&listed, name).unwrap().sweep.clone();
         assert!(!policy("tcbpf-empty").largest_only);
-        assert_eq!(policy("tcbpf-empty").also_as, vec!["tcbpf-empty@clsact"]);
+        assert_eq!(
+            policy("tcbpf-empty").also_as,
+            vec!["tcbpf-empty@clsact", "tcbpf-empty@cgroup"]
+        );
+        assert_eq!(policy("tcbpf-dir").also_as, vec!["tcbpf-dir@cgroup"]);
+        assert_eq!(policy("tcbpf").also_as, vec!["tcbpf@cgroup"]);
+        assert!(policy("tcbpf-per-entry").also_as.is_empty());
         assert!(policy("tcbpf-mix").largest_only && policy("tcbpf-cold").largest_only);
         assert!(policy("tcbpf-mix").also_as.is_empty());
         assert!(!policy("ipset-restore").send_path && policy("ipset-restore").scale);
@@ -336,6 +372,7 @@ mod tests {
         ],
         leftovers: |_, prefix| Ok(vec![format!("dummy object {prefix}x")]),
         remove_leftovers: |_, prefix| Ok(vec![format!("removed dummy object {prefix}x")]),
+        target_kind: filter_core::engine::egress_target,
     };
 
     /// Adding an engine is one line in the registry: everything else derives from it.

@@ -42,17 +42,66 @@ impl Default for Settings {
     }
 }
 
-/// A socket in `netns`, connected to the one destination or unconnected for many.
-fn socket(netns: &NetNs, destinations: Destinations) -> Result<UdpSocket> {
-    netns
-        .run(move || -> std::io::Result<UdpSocket> {
-            let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-            if destinations == Destinations::One {
-                socket.connect((Ipv4Addr::new(198, 19, 0, 1), PORT))?;
-            }
-            Ok(socket)
-        })?
-        .context("opening a sender socket in a sink namespace")
+/// One side of the paired senders: its sink namespace and, when the filter hooks a cgroup,
+/// the cgroup its sockets belong to (each side has its own, so both pay the same).
+#[derive(Debug, Clone)]
+pub struct Side {
+    netns: NetNs,
+    cgroup: Option<std::path::PathBuf>,
+}
+
+/// The two sides of a [`SinkPair`](testbed::sink::SinkPair): the filtered one and the bare one.
+#[derive(Debug, Clone)]
+pub struct Sides {
+    filtered: Side,
+    bare: Side,
+}
+
+impl Sides {
+    /// The sides of `pair`, with sockets in the pair's cgroups when `in_cgroups` (a filter
+    /// on a cgroup sees only its cgroup's sockets).
+    ///
+    /// # Errors
+    /// `in_cgroups` where no cgroup v2 hierarchy is mounted.
+    pub fn of(pair: &testbed::sink::SinkPair, in_cgroups: bool) -> Result<Self> {
+        let [a, n] = match (in_cgroups, pair.workloads()) {
+            (false, _) => [None, None],
+            (true, Some([a, n])) => [Some(a.to_owned()), Some(n.to_owned())],
+            (true, None) => anyhow::bail!("a filter on a cgroup needs cgroup v2 mounted"),
+        };
+        Ok(Self {
+            filtered: Side {
+                netns: pair.filtered().clone(),
+                cgroup: a,
+            },
+            bare: Side {
+                netns: pair.bare().clone(),
+                cgroup: n,
+            },
+        })
+    }
+}
+
+/// A socket of `side`, connected to the one destination or unconnected for many.
+fn socket(side: &Side, destinations: Destinations) -> Result<UdpSocket> {
+    let socket = match &side.cgroup {
+        Some(cgroup) => {
+            let mut made = testbed::cgroup::sockets_in(
+                cgroup,
+                &side.netns,
+                &[(nix::libc::AF_INET, nix::libc::SOCK_DGRAM)],
+            )?;
+            UdpSocket::from(made.pop().expect("one socket asked for"))
+        }
+        None => side
+            .netns
+            .run(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))?
+            .context("opening a sender socket in a sink namespace")?,
+    };
+    if destinations == Destinations::One {
+        socket.connect((Ipv4Addr::new(198, 19, 0, 1), PORT))?;
+    }
+    Ok(socket)
 }
 
 fn sender(destinations: Destinations) -> Sender {
@@ -68,14 +117,9 @@ fn sender(destinations: Destinations) -> Sender {
 }
 
 /// Runs paired rounds between `filtered` and `bare` on the calling thread.
-fn measure(
-    filtered: &NetNs,
-    bare: &NetNs,
-    destinations: Destinations,
-    settings: &Settings,
-) -> Result<Paired> {
-    let a = socket(filtered, destinations)?;
-    let n = socket(bare, destinations)?;
+fn measure(sides: &Sides, destinations: Destinations, settings: &Settings) -> Result<Paired> {
+    let a = socket(&sides.filtered, destinations)?;
+    let n = socket(&sides.bare, destinations)?;
     let (mut send_a, mut send_n) = (sender(destinations), sender(destinations));
     // Calibrate: warm both paths, then size chunks and rounds from the slower one.
     for (s, sock) in [(&mut send_a, &a), (&mut send_n, &n)] {
@@ -138,29 +182,28 @@ fn pin() {
 
 /// [`measure`] on a thread of its own, pinned to the last CPU.
 fn measure_pinned(
-    filtered: &NetNs,
-    bare: &NetNs,
+    sides: &Sides,
     destinations: Destinations,
     settings: &Settings,
 ) -> Result<Paired> {
-    let (filtered, bare, settings) = (filtered.clone(), bare.clone(), settings.clone());
+    let (sides, settings) = (sides.clone(), settings.clone());
     std::thread::spawn(move || {
         pin();
-        measure(&filtered, &bare, destinations, &settings)
+        measure(&sides, destinations, &settings)
     })
     .join()
     .expect("the meter thread does not panic")
 }
 
 /// The none-vs-none check; call before the filter is loaded into `filtered`.
-pub fn baseline(filtered: &NetNs, bare: &NetNs, settings: &Settings) -> Result<Paired> {
-    measure_pinned(filtered, bare, Destinations::One, settings)
+pub fn baseline(sides: &Sides, settings: &Settings) -> Result<Paired> {
+    measure_pinned(sides, Destinations::One, settings)
 }
 
 /// The filter's cost with many destinations, on the last CPU, while the caller changes the
 /// filter from another thread (pinned elsewhere with [`pin_away`]).
-pub fn many_destinations(filtered: &NetNs, bare: &NetNs, settings: &Settings) -> Result<Paired> {
-    measure_pinned(filtered, bare, Destinations::Many, settings)
+pub fn many_destinations(sides: &Sides, settings: &Settings) -> Result<Paired> {
+    measure_pinned(sides, Destinations::Many, settings)
 }
 
 /// Pins the calling thread to every CPU but the meter's (left as it is on a single CPU).
@@ -169,18 +212,13 @@ pub fn pin_away() {
 }
 
 /// The filter's cost with one and with many destinations, given the none-vs-none check.
-pub fn with_filter(
-    filtered: &NetNs,
-    bare: &NetNs,
-    none_vs_none: Paired,
-    settings: &Settings,
-) -> Result<SendPath> {
-    let (filtered, bare, settings) = (filtered.clone(), bare.clone(), settings.clone());
+pub fn with_filter(sides: &Sides, none_vs_none: Paired, settings: &Settings) -> Result<SendPath> {
+    let (sides, settings) = (sides.clone(), settings.clone());
     let (one, many) = std::thread::spawn(move || -> Result<_> {
         pin();
         Ok((
-            measure(&filtered, &bare, Destinations::One, &settings)?,
-            measure(&filtered, &bare, Destinations::Many, &settings)?,
+            measure(&sides, Destinations::One, &settings)?,
+            measure(&sides, Destinations::Many, &settings)?,
         ))
     })
     .join()

@@ -196,7 +196,8 @@ impl Path {
         let sink = Sink::start(bed, payload, receiver_cpu)?;
         let sockets = (0..flows.max(1))
             .map(|_| {
-                let s = udp_in(bed.client(), (Ipv4Addr::UNSPECIFIED, 0).into())?;
+                // In the client's cgroup: cgroup hooks see the traffic as tc hooks do.
+                let s = bed.client_udp_socket(false)?;
                 s.connect((ALLOWED_V4, PORT_UDP))?;
                 Ok(s)
             })
@@ -418,14 +419,11 @@ impl Echo {
                 }
             }
         });
-        let udp = udp_in(bed.client(), (Ipv4Addr::UNSPECIFIED, 0).into())?;
+        let udp = bed.client_udp_socket(false)?;
         udp.connect((ALLOWED_V4, PORT_ECHO))?;
         udp.set_read_timeout(Some(Duration::from_millis(200)))?;
         let tcp = bed
-            .client()
-            .run(|| {
-                TcpStream::connect_timeout(&(ALLOWED_V4, PORT_ECHO).into(), Duration::from_secs(2))
-            })?
+            .client_tcp_connect((ALLOWED_V4, PORT_ECHO).into())
             .context("connecting to the TCP echo server")?;
         tcp.set_nodelay(true)?;
         Ok(Self {
@@ -559,8 +557,8 @@ fn iperf3(bed: &Testbed, duration: Duration) -> Option<serde_json::Value> {
         .ok()?;
     std::thread::sleep(Duration::from_millis(300));
     let out = bed
-        .client()
-        .command("iperf3")
+        .client_command("iperf3")
+        .ok()?
         .args([
             "-c",
             &ALLOWED_V4.to_string(),

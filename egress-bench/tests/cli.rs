@@ -636,6 +636,58 @@ fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
     assert!(!text(&out).contains("egb-clikill"), "{}", text(&out));
 }
 
+/// A run whose parent went away (its stdout and stderr are broken pipes, as when a sweep is
+/// killed) still removes its testbed on SIGTERM and exits: the signal's message cannot panic
+/// the cleanup away (it once did, leaving the run alive mid-load).
+#[test]
+fn sigterm_cleans_up_even_with_stderr_gone() {
+    testbed::needs_root!();
+    let _lock = serial();
+    let mut child = bench()
+        .args([
+            "run",
+            "--filter",
+            "ipset-restore",
+            "--rules",
+            "4000000",
+            "--run-id",
+            "cliterm",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mid-load (ipset restore is busy for seconds), the parent's ends of the pipes close.
+    wait_for_namespace("egb-cliterm");
+    std::thread::sleep(Duration::from_millis(1_000));
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // Seconds before the load would end by itself (a broken cleanup waited for that).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run outlived its SIGTERM by 5 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    assert!(
+        leftovers("egb-cliterm").is_empty(),
+        "{:?}",
+        leftovers("egb-cliterm")
+    );
+    assert!(!std::path::Path::new("/run/egress-bench/egb-cliterm.lock").exists());
+}
+
 /// A filter installed by another program (a library consumer naming its objects `egb-*`)
 /// is no benchmark run's: `cleanup` lists it as left alone and it keeps dropping.
 #[test]

@@ -63,11 +63,19 @@ impl Subject {
             .iter()
             .find(|v| v.name == self.variant)
             .unwrap_or_else(|| panic!("{} has no variant {}", self.engine.name, self.variant));
+        let options = (self.options)();
+        let target = match (self.engine.target_kind)(&options) {
+            filter_core::TargetKind::Egress => Target::egress(bed.client_link()),
+            filter_core::TargetKind::Cgroup => Target::cgroup(
+                bed.workload()
+                    .expect("a cgroup attach needs the testbed's cgroup (cgroup v2 mounted)"),
+            ),
+        };
         let at = Placement {
             netns: bed.client().clone(),
             tag: bed.tag().clone(),
-            target: Target::egress(bed.client_link()),
-            options: (self.options)(),
+            target,
+            options,
         };
         (variant.build)(&at).expect("building the filter")
     }

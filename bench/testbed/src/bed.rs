@@ -71,6 +71,8 @@ pub struct Testbed {
     client: NetNs,
     server: NetNs,
     sockets: Arc<Mutex<ProbeSockets>>,
+    /// The client side's cgroup, where the unified hierarchy is mounted.
+    workload: Option<crate::cgroup::Workload>,
     namespaces: Namespaces,
 }
 
@@ -134,9 +136,28 @@ impl Testbed {
                 )
             })
         };
+        let workload = crate::cgroup::Workload::create(tag.as_str())?;
+        let outside = [
+            bind(&client, (Ipv4Addr::UNSPECIFIED, 0).into())?,
+            bind(&client, (Ipv6Addr::UNSPECIFIED, 0).into())?,
+        ];
+        let [client_v4, client_v6] = match &workload {
+            Some(workload) => [
+                client_udp(workload, &client, false)?,
+                client_udp(workload, &client, true)?,
+            ],
+            None => {
+                let clone = |s: &UdpSocket| {
+                    s.try_clone()
+                        .map_err(|e| Error::io("clone a probe socket", e))
+                };
+                [clone(&outside[0])?, clone(&outside[1])?]
+            }
+        };
         let sockets = ProbeSockets {
-            client_v4: bind(&client, (Ipv4Addr::UNSPECIFIED, 0).into())?,
-            client_v6: bind(&client, (Ipv6Addr::UNSPECIFIED, 0).into())?,
+            client_v4,
+            client_v6,
+            outside,
             server_v4: bind(&server, (Ipv4Addr::UNSPECIFIED, PORT_V4).into())?,
             server_v6: bind(&server, (Ipv6Addr::UNSPECIFIED, PORT_V6).into())?,
         };
@@ -145,6 +166,7 @@ impl Testbed {
             client,
             server,
             sockets: Arc::new(Mutex::new(sockets)),
+            workload,
             namespaces,
         };
         bed.wait_until_ready()?;
@@ -196,9 +218,95 @@ impl Testbed {
     /// [`Error::InvalidInput`](filter_core::Error::InvalidInput) for an address outside the probe
     /// networks; [`Error::Io`](filter_core::Error::Io) when the sockets fail.
     pub fn probe(&self, dst: IpAddr) -> Result<Probe> {
+        self.probe_from(dst, false)
+    }
+
+    /// [`probe`](Self::probe) from a socket of a process outside the client's cgroup (this
+    /// one), still in the client namespace: what a cgroup hook must not see.
+    ///
+    /// # Errors
+    /// As [`probe`](Self::probe).
+    pub fn probe_outside_workload(&self, dst: IpAddr) -> Result<Probe> {
+        self.probe_from(dst, true)
+    }
+
+    /// The client side's cgroup v2 (`egb-<id>` at the root of the unified hierarchy), whose
+    /// sockets the probes and [`client_udp_socket`](Self::client_udp_socket) use; `None`
+    /// where no unified hierarchy is mounted.
+    pub fn workload(&self) -> Option<&std::path::Path> {
+        self.workload.as_ref().map(crate::cgroup::Workload::path)
+    }
+
+    /// A UDP socket of the client side: in the client namespace and, where there is one, in
+    /// the client's cgroup (so cgroup hooks see it), unbound.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when it cannot be made.
+    pub fn client_udp_socket(&self, v6: bool) -> Result<UdpSocket> {
+        match &self.workload {
+            Some(workload) => client_udp(workload, &self.client, v6),
+            None => {
+                let any: IpAddr = if v6 {
+                    Ipv6Addr::UNSPECIFIED.into()
+                } else {
+                    Ipv4Addr::UNSPECIFIED.into()
+                };
+                self.client
+                    .run(|| UdpSocket::bind((any, 0)))?
+                    .map_err(|e| Error::io("bind a client socket", e))
+            }
+        }
+    }
+
+    /// A TCP connection from the client side to `addr` (in the client's cgroup, where there
+    /// is one).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the socket cannot be made or the connection is refused.
+    pub fn client_tcp_connect(&self, addr: SocketAddr) -> Result<std::net::TcpStream> {
+        let Some(workload) = &self.workload else {
+            return self
+                .client
+                .run(|| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)))?
+                .map_err(|e| Error::io(format!("connecting to {addr}"), e));
+        };
+        use nix::libc;
+        let domain = if addr.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let socket = workload
+            .sockets(&self.client, &[(domain, libc::SOCK_STREAM)])?
+            .pop()
+            .ok_or_else(|| Error::InvalidInput("no socket came back from the cgroup".into()))?;
+        let to = nix::sys::socket::SockaddrStorage::from(addr);
+        nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&socket), &to)
+            .map_err(|e| Error::io(format!("connecting to {addr}"), e.into()))?;
+        Ok(std::net::TcpStream::from(socket))
+    }
+
+    /// A command run in the client namespace and, where there is one, the client's cgroup.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a cgroup path the kernel cannot be given.
+    pub fn client_command(&self, program: &str) -> Result<Command> {
+        let mut cmd = self.client.command(program);
+        if let Some(workload) = &self.workload {
+            workload.enclose(&mut cmd)?;
+        }
+        Ok(cmd)
+    }
+
+    fn probe_from(&self, dst: IpAddr, outside: bool) -> Result<Probe> {
         check_probe_target(dst)?;
         let sockets = self.sockets.lock().unwrap_or_else(|p| p.into_inner());
         let (client, server, port) = sockets.pair(dst.is_ipv4());
+        let client = if outside {
+            &sockets.outside[usize::from(dst.is_ipv6())]
+        } else {
+            client
+        };
         drain(server);
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
         let payload = datagram(token, 0);
@@ -237,7 +345,8 @@ impl Testbed {
     /// As [`probe`](Self::probe).
     pub fn watch_enforcement(&self, dst: IpAddr, interval: Duration) -> Result<EnforcementWatch> {
         check_probe_target(dst)?;
-        EnforcementWatch::start(&self.client, &self.server, dst, interval)
+        let client = self.client_udp_socket(dst.is_ipv6())?;
+        EnforcementWatch::start(client, &self.server, dst, interval)
     }
 
     /// Removes the namespaces (and with them the veth pair and every filter inside).
@@ -248,6 +357,14 @@ impl Testbed {
     pub fn remove(mut self) -> Result<()> {
         self.namespaces.remove()
     }
+}
+
+/// A UDP socket made in `workload` and `netns`.
+fn client_udp(workload: &crate::cgroup::Workload, netns: &NetNs, v6: bool) -> Result<UdpSocket> {
+    use nix::libc;
+    let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    let mut made = workload.sockets(netns, &[(domain, libc::SOCK_DGRAM)])?;
+    Ok(UdpSocket::from(made.pop().expect("one socket asked for")))
 }
 
 pub(crate) fn ip_batch(netns: &str, script: &str) -> Result<()> {

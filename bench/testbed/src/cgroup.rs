@@ -1,11 +1,14 @@
-//! Memory cgroups of the harness's own: a run and everything it starts (reference tools such
-//! as `nft -f` included) under a memory limit, so that a list too big for the machine is
-//! killed inside its cgroup, named with its figures, and never sets off the machine-wide
-//! out-of-memory killer.
+//! The harness's cgroups.
 //!
-//! The cgroup goes under the caller's own memory cgroup, in the unified hierarchy when its
-//! memory controller is there, else in cgroup v1's `memory` hierarchy (this project's
-//! machines mount a hybrid layout with the controller on v1).
+//! - [`Workload`]: a testbed's client side as a cgroup v2 (`egb-<id>` at the root of the
+//!   unified hierarchy), the target of the cgroup hooks. Its probe and traffic sockets are
+//!   made by a process inside it, so they belong to it wherever they are used from.
+//! - [`MemoryCage`]: a run and everything it starts (reference tools such as `nft -f`
+//!   included) under a memory limit, so that a list too big for the machine is killed inside
+//!   its cgroup, named with its figures, and never sets off the machine-wide out-of-memory
+//!   killer. It goes under the caller's own memory cgroup, in the unified hierarchy when its
+//!   memory controller is there, else in cgroup v1's `memory` hierarchy (this project's
+//!   machines mount a hybrid layout with the controller on v1).
 
 use std::path::{Path, PathBuf};
 
@@ -310,6 +313,21 @@ pub fn cage_name(n: usize) -> String {
     )
 }
 
+/// Whether `name` is a memory cage's ([`cage_name`]): `egb-mem<pid>-<n>`.
+#[must_use]
+pub fn is_cage_name(name: &str) -> bool {
+    cage_owner(name).is_some()
+}
+
+fn cage_owner(name: &str) -> Option<u32> {
+    let rest = name
+        .strip_prefix(filter_core::OBJECT_PREFIX)?
+        .strip_prefix("mem")?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<usize>().ok()?;
+    pid.parse().ok()
+}
+
 /// The cages of processes that are gone (see [`cage_name`]), left by a run that was killed:
 /// removed when empty (a cgroup that still holds a process cannot be, and is left).
 /// Returns the names removed.
@@ -320,24 +338,247 @@ pub fn remove_dead_cages() -> Result<Vec<String>> {
     let Ok((parent, _)) = memory_parent() else {
         return Ok(Vec::new());
     };
-    let owner = |name: &str| -> Option<u32> {
-        let rest = name
-            .strip_prefix(filter_core::OBJECT_PREFIX)?
-            .strip_prefix("mem")?;
-        rest.split_once('-')?.0.parse().ok()
-    };
     let entries = std::fs::read_dir(&parent)
         .map_err(|e| Error::io(format!("listing {}", parent.display()), e))?;
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = owner(&name) else { continue };
+        let Some(pid) = cage_owner(&name) else {
+            continue;
+        };
         if !Path::new(&format!("/proc/{pid}")).exists() && std::fs::remove_dir(entry.path()).is_ok()
         {
             removed.push(name);
         }
     }
     Ok(removed)
+}
+
+/// Where the unified (cgroup v2) hierarchy is mounted (`/sys/fs/cgroup` on a pure v2
+/// system, `/sys/fs/cgroup/unified` on a hybrid one), found in `/proc/self/mountinfo`.
+#[must_use]
+pub fn unified_mount() -> Option<PathBuf> {
+    mounts().ok()?.0
+}
+
+/// A cgroup v2 standing for a testbed's client side: `egb-<id>` at the root of the unified
+/// hierarchy. Sockets made by [`Workload::sockets`] belong to it (the kernel ties a socket to
+/// the cgroup of the process that opens it), so a cgroup hook there filters them, and no
+/// other process's. Removed on drop.
+#[derive(Debug)]
+pub struct Workload {
+    dir: PathBuf,
+}
+
+/// Workloads of this process, removed by the signal handler.
+static LIVE_WORKLOADS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes this process's workload cgroups (on a signal, before it exits).
+pub(crate) fn remove_live_workloads() {
+    for dir in LIVE_WORKLOADS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain(..)
+    {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// The descriptor numbers the socket-making child puts its sockets at.
+const HANDOVER_FD: i32 = 500;
+
+impl Workload {
+    /// Makes cgroup `name` (a tag, or a tag's name for one of its parts) at the root of the
+    /// unified hierarchy; `None` where no cgroup v2 hierarchy is mounted.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the cgroup cannot be made.
+    pub fn create(name: &str) -> Result<Option<Self>> {
+        let Some(mount) = unified_mount() else {
+            return Ok(None);
+        };
+        let dir = mount.join(name);
+        std::fs::create_dir(&dir)
+            .map_err(|e| Error::io(format!("making cgroup {}", dir.display()), e))?;
+        LIVE_WORKLOADS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(dir.clone());
+        Ok(Some(Self { dir }))
+    }
+
+    /// The cgroup's directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes `cmd`'s process join the cgroup between fork and exec (a traffic tool of the
+    /// client side, so that cgroup hooks see its sockets).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a path the kernel cannot be given.
+    pub fn enclose(&self, cmd: &mut std::process::Command) -> Result<()> {
+        join_in_child(&self.dir, cmd)
+    }
+
+    /// Sockets opened inside the cgroup and `netns`: [`sockets_in`].
+    ///
+    /// # Errors
+    /// As [`sockets_in`].
+    pub fn sockets(
+        &self,
+        netns: &filter_core::NetNs,
+        kinds: &[(i32, i32)],
+    ) -> Result<Vec<std::os::fd::OwnedFd>> {
+        sockets_in(&self.dir, netns, kinds)
+    }
+}
+
+/// Sockets opened inside cgroup `dir` and inside `netns`, one per `(domain, type)` (`libc`
+/// constants: `AF_INET`, `SOCK_DGRAM`...): a child process joins both, opens them and this
+/// process takes them over (`pidfd_getfd`, Linux 5.6+). The kernel ties a socket to the
+/// cgroup of the process that opened it, wherever it is used from later.
+///
+/// # Errors
+/// [`Error::Io`] when the child cannot be started or its sockets taken.
+pub fn sockets_in(
+    dir: &Path,
+    netns: &filter_core::NetNs,
+    kinds: &[(i32, i32)],
+) -> Result<Vec<std::os::fd::OwnedFd>> {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let procs = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidInput("a cgroup path with a NUL byte".into()))?;
+    let ns_path = netns
+        .name()
+        .map(|name| std::ffi::CString::new(format!("/run/netns/{name}")))
+        .transpose()
+        .map_err(|_| Error::InvalidInput("a namespace name with a NUL byte".into()))?;
+    let kinds = kinds.to_vec();
+    let count = kinds.len();
+    let mut cmd = std::process::Command::new("cat");
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    #[expect(
+        unsafe_code,
+        reason = "pre_exec: raw system calls between fork and exec"
+    )]
+    // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
+    // (open, write, setns, socket, dup2, close) on values made before the fork: no
+    // allocation, no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            use nix::libc;
+            let fail = || Err(std::io::Error::last_os_error());
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return fail();
+            }
+            libc::close(fd);
+            if let Some(path) = &ns_path {
+                let ns = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if ns < 0 || libc::setns(ns, libc::CLONE_NEWNET) != 0 {
+                    return fail();
+                }
+                libc::close(ns);
+            }
+            for (i, &(domain, kind)) in kinds.iter().enumerate() {
+                let socket = libc::socket(domain, kind, 0);
+                #[expect(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+                let slot = HANDOVER_FD + i as i32;
+                if socket < 0 || libc::dup2(socket, slot) < 0 {
+                    return fail();
+                }
+                libc::close(socket);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io(format!("opening sockets in {}", dir.display()), e))?;
+    let taken = take_fds(child.id(), count);
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+    taken
+}
+
+/// Makes `cmd`'s process write itself into `dir`'s `cgroup.procs` between fork and exec.
+fn join_in_child(dir: &Path, cmd: &mut std::process::Command) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let procs = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidInput("a cgroup path with a NUL byte".into()))?;
+    #[expect(unsafe_code, reason = "pre_exec: the child runs open and write only")]
+    // SAFETY: between fork and exec the closure calls only open(2), write(2) and close(2)
+    // on a path made before the fork: no allocation, no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            use nix::libc;
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Duplicates descriptors `HANDOVER_FD..HANDOVER_FD + count` of process `pid` into this one.
+fn take_fds(pid: u32, count: usize) -> Result<Vec<std::os::fd::OwnedFd>> {
+    use nix::libc;
+    use std::os::fd::FromRawFd as _;
+    let failed = |what: &str| Error::io(what.to_owned(), std::io::Error::last_os_error());
+    let pid = i32::try_from(pid).map_err(|_| Error::InvalidInput(format!("pid {pid}")))?;
+    #[expect(
+        unsafe_code,
+        reason = "pidfd_open and pidfd_getfd have no safe wrapper"
+    )]
+    // SAFETY: plain system calls on integers; each descriptor returned is new and owned here.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+        if pidfd < 0 {
+            return Err(failed("pidfd_open of the socket-making child"));
+        }
+        let pidfd = std::os::fd::OwnedFd::from_raw_fd(
+            i32::try_from(pidfd).expect("file descriptors fit an int"),
+        );
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            #[expect(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+            let slot = HANDOVER_FD + i as i32;
+            let fd = libc::syscall(
+                libc::SYS_pidfd_getfd,
+                std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+                slot,
+                0,
+            );
+            if fd < 0 {
+                return Err(failed("pidfd_getfd of a socket made in the cgroup"));
+            }
+            out.push(std::os::fd::OwnedFd::from_raw_fd(
+                i32::try_from(fd).expect("file descriptors fit an int"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        // Its processes (the socket-making children) are gone; sockets they made still
+        // point at it, which does not keep a cgroup directory from going.
+        let _ = std::fs::remove_dir(&self.dir);
+        LIVE_WORKLOADS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|d| *d != self.dir);
+    }
 }
 
 #[cfg(test)]

@@ -30,13 +30,29 @@ pub struct CleanupReport {
     pub left_alone: Vec<String>,
 }
 
-/// Namespaces and host links named `egb-*`, by name.
+/// Where testbeds make their objects: namespaces, host links and client cgroups.
+fn testbed_dirs() -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut dirs = vec![
+        ("network namespace", "/run/netns".into()),
+        ("link", "/sys/class/net".into()),
+    ];
+    if let Some(mount) = crate::cgroup::unified_mount() {
+        dirs.push(("cgroup", mount));
+    }
+    dirs
+}
+
+/// Whether `name` in `kind`'s directory is a testbed's (not a sweep's memory cage).
+fn is_testbed_object(kind: &str, name: &str) -> bool {
+    name.starts_with(OBJECT_PREFIX) && !(kind == "cgroup" && crate::cgroup::is_cage_name(name))
+}
+
+/// Namespaces, host links and client cgroups named `egb-*`, by name.
 fn testbed_objects() -> Result<Vec<(&'static str, String)>> {
     let mut found = Vec::new();
-    for (kind, dir) in [
-        ("network namespace", "/run/netns"),
-        ("link", "/sys/class/net"),
-    ] {
+    for (kind, dir) in testbed_dirs() {
+        let dir = dir.display().to_string();
+        let dir = dir.as_str();
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             // No namespace was ever made: nothing to list.
@@ -46,7 +62,8 @@ fn testbed_objects() -> Result<Vec<(&'static str, String)>> {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(format!("reading {dir}"), e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(OBJECT_PREFIX) {
+            // A cgroup is a directory; its files (cgroup.procs...) are not objects.
+            if is_testbed_object(kind, &name) && (kind != "cgroup" || entry.path().is_dir()) {
                 found.push((kind, name));
             }
         }
@@ -55,6 +72,13 @@ fn testbed_objects() -> Result<Vec<(&'static str, String)>> {
 }
 
 fn remove_testbed_object(kind: &str, name: &str) -> Result<()> {
+    if kind == "cgroup" {
+        let dir = crate::cgroup::unified_mount()
+            .ok_or_else(|| Error::InvalidInput("the cgroup v2 hierarchy went away".into()))?
+            .join(name);
+        return fs::remove_dir(&dir)
+            .map_err(|e| Error::io(format!("removing cgroup {}", dir.display()), e));
+    }
     let args: [&str; 3] = if kind == "link" {
         ["link", "del", name]
     } else {
@@ -164,12 +188,12 @@ const NO_CLAIM: &str = "no benchmark run claims it (a filter of another program,
 /// what [`cleanup`] would remove. Tests use it to prove nothing was left behind.
 pub fn leftovers(prefix: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for dir in ["/run/netns", "/sys/class/net"] {
-        if let Ok(entries) = fs::read_dir(dir) {
+    for (kind, dir) in testbed_dirs() {
+        if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if filter_core::under_prefix(&name, prefix) {
-                    found.push(format!("{dir}/{name}"));
+                if filter_core::under_prefix(&name, prefix) && is_testbed_object(kind, &name) {
+                    found.push(format!("{}/{name}", dir.display()));
                 }
             }
         }
@@ -195,6 +219,8 @@ pub fn on_signal(hook: impl Fn() + Send + 'static) {
 /// # Errors
 /// [`Error::Io`](filter_core::Error::Io) when the handlers cannot be installed.
 pub fn install_signal_cleanup() -> Result<()> {
+    use std::io::Write as _;
+
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| Error::io("install signal handlers", e))?;
@@ -208,10 +234,17 @@ pub fn install_signal_cleanup() -> Result<()> {
                 hook();
             }
             let names: Vec<String> = live().clone();
-            eprintln!("\ninterrupted: removing {}", names.join(", "));
+            // Not eprintln!: with the parent gone, stderr is a broken pipe, and a panic here
+            // would leave the run alive with its objects in place.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\ninterrupted: removing {}",
+                names.join(", ")
+            );
             for name in names {
                 let _ = Command::new("ip").args(["netns", "del", &name]).status();
             }
+            crate::cgroup::remove_live_workloads();
             crate::claim::release_all();
             std::process::exit(128 + signal);
         }

@@ -42,6 +42,8 @@ pub(crate) fn broken_path(sent: &std::io::Result<usize>) -> Option<i32> {
 pub(crate) struct ProbeSockets {
     pub(crate) client_v4: UdpSocket,
     pub(crate) client_v6: UdpSocket,
+    /// Client sockets of this process, outside the client's cgroup (IPv4, IPv6).
+    pub(crate) outside: [UdpSocket; 2],
     pub(crate) server_v4: UdpSocket,
     pub(crate) server_v6: UdpSocket,
 }

@@ -31,6 +31,8 @@ pub struct SinkPair {
     tag: Tag,
     filtered: NetNs,
     bare: NetNs,
+    /// The senders' cgroups (`egb-<id>-a`, `egb-<id>-n`), where cgroup v2 is mounted.
+    workloads: Option<[crate::cgroup::Workload; 2]>,
     namespaces: Namespaces,
 }
 
@@ -76,10 +78,18 @@ impl SinkPair {
         };
         let filtered = build("a")?;
         let bare = build("n")?;
+        let workloads = match (
+            crate::cgroup::Workload::create(&tag.with("a"))?,
+            crate::cgroup::Workload::create(&tag.with("n"))?,
+        ) {
+            (Some(a), Some(n)) => Some([a, n]),
+            _ => None,
+        };
         Ok(Self {
             tag,
             filtered,
             bare,
+            workloads,
             namespaces,
         })
     }
@@ -92,6 +102,12 @@ impl SinkPair {
     /// The namespace without a filter.
     pub fn bare(&self) -> &NetNs {
         &self.bare
+    }
+
+    /// The cgroups of the filtered and the bare side's senders (cgroup hooks go on the
+    /// first), where cgroup v2 is mounted.
+    pub fn workloads(&self) -> Option<[&std::path::Path; 2]> {
+        self.workloads.as_ref().map(|[a, n]| [a.path(), n.path()])
     }
 
     /// The sink link of the filtered namespace (where tc programs hook).

@@ -37,7 +37,7 @@ pub struct EnforcementWatch {
 
 impl EnforcementWatch {
     pub(crate) fn start(
-        client: &NetNs,
+        client: UdpSocket,
         server: &NetNs,
         dst: IpAddr,
         interval: Duration,
@@ -50,11 +50,9 @@ impl EnforcementWatch {
         } else {
             Ipv6Addr::UNSPECIFIED.into()
         };
-        let bind = |ns: &NetNs| {
-            ns.run(|| UdpSocket::bind((any, 0)))?
-                .map_err(|e| Error::io("bind watch socket", e))
-        };
-        let (client, server) = (bind(client)?, bind(server)?);
+        let server = server
+            .run(|| UdpSocket::bind((any, 0)))?
+            .map_err(|e| Error::io("bind watch socket", e))?;
         let port = server
             .local_addr()
             .map_err(|e| Error::io("watch socket address", e))?

@@ -12,9 +12,11 @@
 //! use filter_core::engine::{Options, Placement, Target};
 //! use filter_core::{CidrList, NetNs, Registry, Tag};
 //! # static IPSET: filter_core::Engine = filter_core::Engine { name: "ipset", variants: &[],
-//! #     leftovers: |_, _| Ok(Vec::new()), remove_leftovers: |_, _| Ok(Vec::new()) };
+//! #     leftovers: |_, _| Ok(Vec::new()), remove_leftovers: |_, _| Ok(Vec::new()),
+//! #     target_kind: filter_core::engine::egress_target };
 //! # static TCBPF: filter_core::Engine = filter_core::Engine { name: "tcbpf", variants: &[],
-//! #     leftovers: |_, _| Ok(Vec::new()), remove_leftovers: |_, _| Ok(Vec::new()) };
+//! #     leftovers: |_, _| Ok(Vec::new()), remove_leftovers: |_, _| Ok(Vec::new()),
+//! #     target_kind: filter_core::engine::egress_target };
 //! # #[derive(Debug, Clone, Default)] struct IpsetOptions { maxelem: Option<u32> }
 //! // In a program: `&filter_ipset::ENGINE, &filter_tcbpf::ENGINE, ...`
 //! static ENGINES: Registry = Registry::new(&[&IPSET, &TCBPF]);
@@ -70,6 +72,21 @@ pub enum Target {
         /// The interface's name.
         interface: String,
     },
+    /// The sockets of the processes in a cgroup v2 and its descendants (a workload: a pod,
+    /// a container, a systemd service; the hierarchy's root for a whole node).
+    Cgroup {
+        /// The cgroup's directory in the unified hierarchy.
+        path: std::path::PathBuf,
+    },
+}
+
+/// The kinds of [`Target`], for an engine to say which one a set of options needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// [`Target::Egress`].
+    Egress,
+    /// [`Target::Cgroup`].
+    Cgroup,
 }
 
 impl Target {
@@ -80,10 +97,32 @@ impl Target {
         }
     }
 
+    /// The sockets of cgroup `path` (a directory of the unified hierarchy).
+    pub fn cgroup(path: impl Into<std::path::PathBuf>) -> Self {
+        Self::Cgroup { path: path.into() }
+    }
+
     /// The interface a target is on, if it is one.
     pub fn interface(&self) -> Option<&str> {
         match self {
             Self::Egress { interface } => Some(interface),
+            Self::Cgroup { .. } => None,
+        }
+    }
+
+    /// The cgroup a target is, if it is one.
+    pub fn cgroup_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Cgroup { path } => Some(path),
+            Self::Egress { .. } => None,
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Self::Egress { .. } => TargetKind::Egress,
+            Self::Cgroup { .. } => TargetKind::Cgroup,
         }
     }
 }
@@ -92,6 +131,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Egress { interface } => write!(f, "egress of {interface}"),
+            Self::Cgroup { path } => write!(f, "cgroup {}", path.display()),
         }
     }
 }
@@ -224,6 +264,16 @@ pub struct Engine {
     /// Removes what [`leftovers`](Self::leftovers) finds; returns what it removed.
     #[serde(skip)]
     pub remove_leftovers: fn(&NetNs, &str) -> Result<Vec<String>>,
+    /// The kind of [`Target`] a filter built with these options hooks: the egress of an
+    /// interface, or a cgroup (the netfilter engines hook a whole namespace and take either).
+    #[serde(skip)]
+    pub target_kind: fn(&Options) -> TargetKind,
+}
+
+/// [`Engine::target_kind`] of an engine that hooks the egress of an interface, or the whole
+/// namespace (netfilter's output hook), whatever its options.
+pub fn egress_target(_: &Options) -> TargetKind {
+    TargetKind::Egress
 }
 
 /// The engines a program can run, in the order it lists them.
@@ -266,6 +316,12 @@ impl Registry {
                 names.join(", ")
             ))
         })
+    }
+
+    /// The engine that offers the variant `name`.
+    pub fn engine_of(&self, name: &str) -> Option<&'static Engine> {
+        self.engines()
+            .find(|engine| engine.variants.iter().any(|v| v.name == name))
     }
 
     /// What every engine left in `netns` under `prefix`.

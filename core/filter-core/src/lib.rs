@@ -33,7 +33,7 @@ pub use cidr::{
     ParseOptions,
 };
 pub use cost::{CostCase, CostProbe, ProgramCost};
-pub use engine::{Engine, Options, Placement, Registry, Role, Target, Variant};
+pub use engine::{Engine, Options, Placement, Registry, Role, Target, TargetKind, Variant};
 pub use error::{Error, Refusal, Result};
 pub use filter::{
     CountUnit, Deadlines, EgressFilter, FilterStats, Held, KernelCount, KernelMemory, MemorySource,

@@ -17,6 +17,12 @@ pub const MAP_COUNTERS: &str = "EGB_COUNTERS";
 pub const PROG_FILTER: &str = "egb_filter";
 /// A program that passes every packet at once: the attach and test-run floor.
 pub const PROG_EMPTY: &str = "egb_empty";
+/// [`PROG_FILTER`] as a `cgroup_skb/egress` program: the packets of a cgroup's sockets.
+pub const PROG_CG_FILTER: &str = "egb_cg_filter";
+/// [`PROG_FILTER_DIR`] as a `cgroup_skb/egress` program.
+pub const PROG_CG_FILTER_DIR: &str = "egb_cg_filter_dir";
+/// [`PROG_EMPTY`] as a `cgroup_skb/egress` program: the cgroup hook's floor.
+pub const PROG_CG_EMPTY: &str = "egb_cg_empty";
 /// Benchmark only: looks up [`COLD_LOOKUPS`] pseudo-random IPv4 addresses per run.
 pub const PROG_COLD: &str = "egb_cold";
 /// Benchmark only: [`PROG_COLD`] without the lookups, to subtract its own cost.

@@ -19,10 +19,10 @@
 )]
 
 use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
-use aya_ebpf::macros::{classifier, map};
+use aya_ebpf::macros::{cgroup_skb, classifier, map};
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, PerCpuArray};
-use aya_ebpf::programs::TcContext;
+use aya_ebpf::programs::{SkBuffContext, TcContext};
 use filter_tcbpf_common as common;
 use filter_tcbpf_common::mix;
 
@@ -81,17 +81,61 @@ fn count_drop(len: u32) {
     }
 }
 
+/// What the filter reads of a packet, on a tc hook (from the Ethernet header) and on a
+/// cgroup hook (from the IP header).
+trait Packet {
+    /// Where the IP header starts.
+    const L3: usize;
+    fn data(&self) -> usize;
+    fn data_end(&self) -> usize;
+    fn load<T>(&self, offset: usize) -> Option<T>;
+    /// `skb->protocol`: the EtherType, in network order.
+    fn protocol(&self) -> u32;
+}
+
+impl Packet for TcContext {
+    const L3: usize = ETH_HLEN;
+    fn data(&self) -> usize {
+        TcContext::data(self)
+    }
+    fn data_end(&self) -> usize {
+        TcContext::data_end(self)
+    }
+    fn load<T>(&self, offset: usize) -> Option<T> {
+        TcContext::load(self, offset).ok()
+    }
+    fn protocol(&self) -> u32 {
+        self.skb.protocol()
+    }
+}
+
+impl Packet for SkBuffContext {
+    const L3: usize = 0;
+    fn data(&self) -> usize {
+        SkBuffContext::data(self)
+    }
+    fn data_end(&self) -> usize {
+        SkBuffContext::data_end(self)
+    }
+    fn load<T>(&self, offset: usize) -> Option<T> {
+        SkBuffContext::load(self, offset).ok()
+    }
+    fn protocol(&self) -> u32 {
+        self.skb.protocol()
+    }
+}
+
 /// Reads a `T` at `offset` of the packet: straight from the linear data when it is there
 /// (the usual case on egress), else through `bpf_skb_load_bytes`.
 #[inline(always)]
-fn read<T: Copy>(ctx: &TcContext, offset: usize) -> Option<T> {
+fn read<T: Copy>(ctx: &impl Packet, offset: usize) -> Option<T> {
     let (start, end) = (ctx.data(), ctx.data_end());
     if start + offset + core::mem::size_of::<T>() <= end {
         // SAFETY: the bounds were checked against data_end just above (and again by the
         // verifier); packets are byte arrays, so read unaligned.
         return Some(unsafe { ((start + offset) as *const T).read_unaligned() });
     }
-    ctx.load(offset).ok()
+    ctx.load(offset)
 }
 
 /// Whether the LPM trie denies an IPv6 address.
@@ -222,8 +266,8 @@ fn dir_denies_v6_with(dst: [u8; 16], trie: impl Fn([u8; 16]) -> bool) -> bool {
 }
 
 #[inline(always)]
-fn denied(
-    ctx: &TcContext,
+fn denied<P: Packet>(
+    ctx: &P,
     v4_denies: impl Fn([u8; 4]) -> bool,
     v6_denies: impl Fn([u8; 16]) -> bool,
 ) -> Option<bool> {
@@ -232,14 +276,14 @@ fn denied(
         clippy::cast_possible_truncation,
         reason = "the EtherType is the low 16 bits"
     )]
-    let proto = u16::from_be(ctx.skb.protocol() as u16);
+    let proto = u16::from_be(ctx.protocol() as u16);
     match proto {
         ETH_P_IP => {
-            let dst: [u8; 4] = read(ctx, ETH_HLEN + IPV4_DST)?;
+            let dst: [u8; 4] = read(ctx, P::L3 + IPV4_DST)?;
             Some(v4_denies(dst))
         }
         ETH_P_IPV6 => {
-            let dst: [u8; 16] = read(ctx, ETH_HLEN + IPV6_DST)?;
+            let dst: [u8; 16] = read(ctx, P::L3 + IPV6_DST)?;
             Some(v6_denies(dst))
         }
         _ => None,
@@ -266,6 +310,36 @@ fn verdict(ctx: &TcContext, denied: Option<bool>) -> i32 {
     } else {
         PASS
     }
+}
+
+/// A cgroup program's answer: 1 lets the packet go, 0 drops it (the sender's `send` gets
+/// `EPERM`).
+#[inline(always)]
+fn cgroup_verdict(ctx: &SkBuffContext, denied: Option<bool>) -> i32 {
+    if denied == Some(true) {
+        count_drop(ctx.len());
+        0
+    } else {
+        1
+    }
+}
+
+/// `egb_filter` on a cgroup's egress: the packets of the cgroup's sockets (LPM tries).
+#[cgroup_skb(egress)]
+pub fn egb_cg_filter(ctx: SkBuffContext) -> i32 {
+    cgroup_verdict(&ctx, denied(&ctx, trie_denies, trie_denies_v6))
+}
+
+/// `egb_filter_dir` on a cgroup's egress (constant-time table for IPv4).
+#[cgroup_skb(egress)]
+pub fn egb_cg_filter_dir(ctx: SkBuffContext) -> i32 {
+    cgroup_verdict(&ctx, denied(&ctx, dir_denies, dir_denies_v6))
+}
+
+/// Lets every packet of the cgroup go: the cost of being attached there at all.
+#[cgroup_skb(egress)]
+pub fn egb_cg_empty(_ctx: SkBuffContext) -> i32 {
+    1
 }
 
 /// Passes every packet: the cost of being attached at all.

@@ -22,7 +22,7 @@ pub(super) fn run(args: &RunArgs) -> Result<()> {
     let environment = system::environment();
 
     let bed = Testbed::with_tag(tag.clone()).context("building the testbed (needs root)")?;
-    let placement = args.placement(bed.client(), &tag, bed.client_link());
+    let placement = args.placement(bed.client(), &tag, bed.client_link(), bed.workload())?;
     let mut filter = args
         .filter
         .build(&placement)
@@ -185,16 +185,23 @@ fn measure_send_path(
     ));
     let pair = testbed::sink::SinkPair::new(tag.clone()).context("building the sink namespaces")?;
     let settings = sendpath::Settings::default();
-    let none = sendpath::baseline(pair.filtered(), pair.bare(), &settings)?;
-    let placement = args.placement(pair.filtered(), tag, pair.filtered_link());
+    let placement = args.placement(
+        pair.filtered(),
+        tag,
+        pair.filtered_link(),
+        pair.workloads().map(|[a, _]| a),
+    )?;
+    let in_cgroups = placement.target.kind() == filter_core::TargetKind::Cgroup;
+    let sides = sendpath::Sides::of(&pair, in_cgroups)?;
+    let none = sendpath::baseline(&sides, &settings)?;
     let mut filter = args.filter.build(&placement)?;
     filter
         .load(list)
         .context("loading the list into the sink namespace")?;
-    let mut result = sendpath::with_filter(pair.filtered(), pair.bare(), none, &settings);
+    let mut result = sendpath::with_filter(&sides, none, &settings);
     if let (Ok(send_path), Some(rate)) = (result.as_mut(), args.updates.updates) {
         let batch = args.updates.update_batch;
-        match send_path_during_updates(&pair, filter.as_mut(), list, rate, batch, &settings) {
+        match send_path_during_updates(&sides, filter.as_mut(), list, rate, batch, &settings) {
             Ok(during) => send_path.during_updates = Some(during),
             Err(e) => result = Err(e),
         }
@@ -209,7 +216,7 @@ fn measure_send_path(
 /// The send path with many destinations while an update feed (IPv4, as the packets) runs on
 /// the other CPU; the filter holds `list` again afterwards.
 fn send_path_during_updates(
-    pair: &testbed::sink::SinkPair,
+    sides: &crate::sendpath::Sides,
     filter: &mut dyn filter_core::EgressFilter,
     list: &filter_core::CidrList,
     rate: crate::updates::Rate,
@@ -227,7 +234,7 @@ fn send_path_during_updates(
             }
             Ok(feed.rate_so_far())
         });
-        let paired = crate::sendpath::many_destinations(pair.filtered(), pair.bare(), settings);
+        let paired = crate::sendpath::many_destinations(sides, settings);
         stop.store(true, Ordering::Relaxed);
         (
             paired,

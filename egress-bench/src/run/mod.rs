@@ -77,19 +77,35 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Where and how the filter is placed: a namespace, a tag, an interface's egress.
+    /// Where and how the filter is placed: a namespace, a tag, and an interface's egress or
+    /// the client side's cgroup, as the filter's attach kind hooks.
+    ///
+    /// # Errors
+    /// A cgroup attach where there is no client cgroup (two-host runs, no cgroup v2).
     fn placement(
         &self,
         netns: &filter_core::NetNs,
         tag: &filter_core::Tag,
         interface: String,
-    ) -> Placement {
-        Placement {
+        cgroup: Option<&std::path::Path>,
+    ) -> Result<Placement> {
+        let options = self.engine.options();
+        let target = match self.filter.target_kind(&options) {
+            filter_core::TargetKind::Egress => Target::egress(interface),
+            filter_core::TargetKind::Cgroup => Target::cgroup(cgroup.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} with a cgroup attach needs the testbed's client cgroup (a mounted cgroup \
+                     v2 hierarchy); two-host runs hook interfaces only",
+                    self.filter.name()
+                )
+            })?),
+        };
+        Ok(Placement {
             netns: netns.clone(),
             tag: tag.clone(),
-            target: Target::egress(interface),
-            options: self.engine.options(),
-        }
+            target,
+            options,
+        })
     }
 }
 

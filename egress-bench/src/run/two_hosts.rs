@@ -1,6 +1,7 @@
 //! Two hosts: the filter goes into this host's own stack, traffic goes to a remote
 //! `egress-bench serve`.
 
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -49,11 +50,21 @@ pub(super) fn run(args: &RunArgs, server_address: &str) -> Result<()> {
     {
         let tag = tag.to_string();
         testbed::on_signal(move || match filters::remove_leftovers(&tag) {
-            Ok(removed) => removed.iter().for_each(|item| eprintln!("removed {item}")),
-            Err(e) => eprintln!("egress-bench: cleaning up {tag}: {e}"),
+            // Never eprintln! on a signal: a closed stderr would panic the cleanup away.
+            Ok(removed) => removed.iter().for_each(|item| {
+                let _ = writeln!(std::io::stderr(), "removed {item}");
+            }),
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "egress-bench: cleaning up {tag}: {e}");
+            }
         });
     }
-    let placement = args.placement(&filter_core::NetNs::current(), &tag, interface.clone());
+    let placement = args.placement(
+        &filter_core::NetNs::current(),
+        &tag,
+        interface.clone(),
+        None,
+    )?;
     let mut filter = args.filter.build(&placement)?;
     let mut backend = filter.backend();
     let mut warnings = Vec::new();

@@ -68,6 +68,7 @@ pub static ENGINE: Engine = Engine {
     ],
     leftovers,
     remove_leftovers,
+    target_kind: filter_core::engine::egress_target,
 };
 
 /// The settings of the ipset engine in a [`Placement`].

@@ -75,6 +75,7 @@ pub static ENGINE: Engine = Engine {
     ],
     leftovers: xtables::chain_leftovers,
     remove_leftovers: xtables::remove_chain_leftovers,
+    target_kind: filter_core::engine::egress_target,
 };
 
 /// The settings of the iptables engine in a [`Placement`].

@@ -32,6 +32,7 @@ pub static ENGINE: Engine = Engine {
     ],
     leftovers,
     remove_leftovers,
+    target_kind: filter_core::engine::egress_target,
 };
 
 /// The settings of the nftables engine in a [`Placement`].

@@ -11,7 +11,8 @@ use crate::{Attach, Fill, Program, Table, TcbpfFilter, hooks};
 /// The settings of the tc-eBPF engine in a [`Placement`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcbpfOptions {
-    /// How the program is hooked (`auto`: TCX on Linux 6.6+, else clsact).
+    /// How the program is hooked (`auto`: TCX on Linux 6.6+, else clsact; `cgroup` needs a
+    /// [`Target::Cgroup`](filter_core::Target::Cgroup)).
     pub attach: Attach,
 }
 
@@ -101,6 +102,7 @@ pub static ENGINE: Engine = Engine {
     ],
     leftovers: hooks::leftovers,
     remove_leftovers: hooks::remove_leftovers,
+    target_kind: |options| options.get::<TcbpfOptions>().attach.resolve().target,
 };
 
 fn build(at: &Placement, set_up: fn(TcbpfFilter) -> TcbpfFilter) -> Result<Box<dyn EgressFilter>> {

@@ -93,15 +93,15 @@ pub(crate) fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
 
 /// A kernel refusal as a [`TcbpfError::Refused`]: the whole error chain in words, the errno
 /// where there is one, and a hint for the common limits.
-pub(crate) fn kernel(operation: impl Into<String>, err: impl std::error::Error) -> TcbpfError {
+pub(crate) fn kernel(
+    operation: impl Into<String>,
+    err: impl std::error::Error + 'static,
+) -> TcbpfError {
     let mut message = err.to_string();
-    let mut code = 0;
+    let code = os_error(&err).unwrap_or(0);
     let mut source = err.source();
     while let Some(cause) = source {
         message = format!("{message}: {cause}");
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            code = io.raw_os_error().unwrap_or(code);
-        }
         source = cause.source();
     }
     let hint = match code {

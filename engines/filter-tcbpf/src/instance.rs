@@ -157,10 +157,7 @@ impl TcbpfFilter {
                 &keys,
             )?;
         }
-        let program = program_mut(&mut ebpf, hooked)?;
-        program
-            .load()
-            .map_err(|e| kernel(format!("loading program {hooked} (verifier)"), e))?;
+        load_program(&mut ebpf, hooked)?;
         if dir.is_none() {
             entries_v4 = distinct(&v4);
         }
@@ -177,6 +174,25 @@ impl TcbpfFilter {
 }
 
 /// The program of `name` in a loaded object.
+/// Loads program `name` of `ebpf` into the kernel (the verifier runs), whichever hook's
+/// type it is.
+fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<()> {
+    let loaded = match ebpf.program_mut(name) {
+        Some(aya::programs::Program::SchedClassifier(p)) => p.load(),
+        Some(aya::programs::Program::CgroupSkb(p)) => p.load(),
+        Some(other) => {
+            return Err(TcbpfError::MissingObject(format!(
+                "program {name} of a type this engine hooks ({:?} is not one)",
+                other.prog_type()
+            ))
+            .into());
+        }
+        None => return Err(TcbpfError::MissingObject(format!("program {name}")).into()),
+    };
+    loaded.map_err(|e| kernel(format!("loading program {name} (verifier)"), e))?;
+    Ok(())
+}
+
 pub(crate) fn program_mut<'a>(
     ebpf: &'a mut Ebpf,
     name: &str,

@@ -81,10 +81,11 @@ impl TcbpfFilter {
     /// A filter for the egress of `interface` in `netns`.
     ///
     /// # Panics
-    /// Never: every tc attach kind takes an interface.
+    /// When `attach` names a kind that hooks no interface ([`Attach::CGROUP`]: build that
+    /// with [`at`](Self::at) and a [`Target::cgroup`]).
     pub fn new(netns: NetNs, tag: Tag, interface: &str, attach: Attach) -> Self {
         Self::at(netns, tag, &Target::egress(interface), attach)
-            .expect("tc attach kinds take an interface")
+            .expect("the attach kinds that hook interfaces take one")
     }
 
     /// A filter for `target` in `netns`, hooked the way `attach` says.
@@ -126,15 +127,28 @@ impl TcbpfFilter {
         self
     }
 
-    fn program_name(&self) -> &'static str {
-        match (self.program, self.table) {
-            (Program::Filter, Table::LpmTrie) => common::PROG_FILTER,
-            (Program::Filter, Table::Dir24) => common::PROG_FILTER_DIR,
-            (Program::Empty, _) => common::PROG_EMPTY,
-            (Program::ColdLookup, Table::LpmTrie) => common::PROG_FILTER_COLD,
-            (Program::ColdLookup, Table::Dir24) => common::PROG_FILTER_COLD_DIR,
-            (Program::MixOnly, _) => common::PROG_MIX_ONLY,
-        }
+    /// The program the hook runs: the build of the filter for the hook's program type.
+    fn program_name(&self) -> Result<&'static str> {
+        let flavour = self.hook.kind().flavour;
+        Ok(match (flavour, self.program, self.table) {
+            (hooks::Flavour::Tc, Program::Filter, Table::LpmTrie) => common::PROG_FILTER,
+            (hooks::Flavour::Tc, Program::Filter, Table::Dir24) => common::PROG_FILTER_DIR,
+            (hooks::Flavour::Tc, Program::Empty, _) => common::PROG_EMPTY,
+            (hooks::Flavour::Tc, Program::ColdLookup, Table::LpmTrie) => common::PROG_FILTER_COLD,
+            (hooks::Flavour::Tc, Program::ColdLookup, Table::Dir24) => common::PROG_FILTER_COLD_DIR,
+            (hooks::Flavour::Tc, Program::MixOnly, _) => common::PROG_MIX_ONLY,
+            (hooks::Flavour::CgroupSkb, Program::Filter, Table::LpmTrie) => common::PROG_CG_FILTER,
+            (hooks::Flavour::CgroupSkb, Program::Filter, Table::Dir24) => {
+                common::PROG_CG_FILTER_DIR
+            }
+            (hooks::Flavour::CgroupSkb, Program::Empty, _) => common::PROG_CG_EMPTY,
+            (hooks::Flavour::CgroupSkb, program, _) => {
+                return Err(Error::InvalidInput(format!(
+                    "the benchmark-only program {program:?} runs on tc hooks only, not on {}",
+                    self.hook.kind().name
+                )));
+            }
+        })
     }
 
     /// Tests only: makes the next program swap of `replace` fail after the hook's link was
@@ -257,7 +271,7 @@ impl EgressFilter for TcbpfFilter {
         if self.current.is_some() {
             return Err(Error::AlreadyLoaded);
         }
-        let program = self.program_name();
+        let program = self.program_name()?;
         let mut instance = Self::instance(list, self.fill, program, self.table)?;
         if let Err(e) = self.hook.attach(&self.netns, &mut instance.ebpf, program) {
             self.discard(instance);
@@ -273,7 +287,7 @@ impl EgressFilter for TcbpfFilter {
         if self.current.is_none() {
             return Err(Error::NotLoaded);
         }
-        let program = self.program_name();
+        let program = self.program_name()?;
         let mut next = Self::instance(list, self.fill, program, self.table)?;
         let mut old = self.current.take().expect("checked above");
         let fail = std::mem::take(&mut self.fail_next_swap);

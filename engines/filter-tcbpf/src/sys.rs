@@ -173,3 +173,146 @@ impl Drop for Mapping {
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
+
+/// `enum bpf_cmd`: `BPF_LINK_CREATE` and `BPF_LINK_UPDATE`.
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+
+/// The `link_create` member of `union bpf_attr` as far as a cgroup link uses it; the kernel
+/// reads the rest as zeros.
+#[repr(C, align(8))]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+}
+
+/// The `link_update` member of `union bpf_attr`.
+#[repr(C, align(8))]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+const _: () = {
+    assert!(size_of::<LinkCreateAttr>() == 16);
+    assert!(size_of::<LinkUpdateAttr>() == 16);
+};
+
+fn raw(fd: BorrowedFd<'_>) -> u32 {
+    u32::try_from(fd.as_raw_fd()).expect("valid fds are non-negative")
+}
+
+/// Links `program` to the cgroup open as `cgroup` at `attach_type` (`enum bpf_attach_type`);
+/// the link holds until its last file descriptor closes.
+///
+/// # Errors
+/// The kernel's refusal.
+pub fn cgroup_link(
+    program: BorrowedFd<'_>,
+    cgroup: BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd as _;
+    let mut attr = LinkCreateAttr {
+        prog_fd: raw(program),
+        target_fd: raw(cgroup),
+        attach_type,
+        flags: 0,
+    };
+    // SAFETY: attr is a valid, initialised bpf_attr prefix the kernel only reads.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_CREATE,
+            &raw mut attr,
+            size_of::<LinkCreateAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(ret).expect("file descriptors fit an int");
+    // SAFETY: the kernel just returned this descriptor, owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Moves `link` to `program` in one kernel operation: every packet sees one of the two.
+///
+/// # Errors
+/// The kernel's refusal; then the link keeps its program.
+pub fn link_update(link: BorrowedFd<'_>, program: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = LinkUpdateAttr {
+        link_fd: raw(link),
+        new_prog_fd: raw(program),
+        flags: 0,
+        old_prog_fd: 0,
+    };
+    // SAFETY: attr is a valid, initialised bpf_attr prefix the kernel only reads.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_UPDATE,
+            &raw mut attr,
+            size_of::<LinkUpdateAttr>(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `enum bpf_cmd`: `BPF_PROG_QUERY`.
+const BPF_PROG_QUERY: libc::c_long = 16;
+
+/// The `query` member of `union bpf_attr`, up to the program list.
+#[repr(C, align(8))]
+#[derive(Default)]
+struct QueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+}
+
+const _: () = {
+    assert!(std::mem::offset_of!(QueryAttr, prog_ids) == 16);
+    assert!(std::mem::offset_of!(QueryAttr, prog_cnt) == 24);
+};
+
+/// The ids of the programs attached to the cgroup open as `cgroup` at `attach_type`.
+///
+/// # Errors
+/// The kernel's refusal.
+pub fn cgroup_programs(cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result<Vec<u32>> {
+    let mut ids = vec![0u32; 64];
+    let mut attr = QueryAttr {
+        target_fd: raw(cgroup),
+        attach_type,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: u32::try_from(ids.len()).expect("64 fits"),
+        ..QueryAttr::default()
+    };
+    // SAFETY: attr is a valid bpf_attr prefix; the kernel writes at most `prog_cnt` ids into
+    // `ids`, which outlives the call, and the count back into attr.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &raw mut attr,
+            size_of::<QueryAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    ids.truncate(attr.prog_cnt as usize);
+    Ok(ids)
+}

@@ -1,4 +1,4 @@
-//! The shared engine checks against the real kernel, for both tables and both attach kinds,
+//! The shared engine checks against the real kernel, for both tables and every attach kind,
 //! and the per-entry reference loader.
 
 use filter_tcbpf::{Attach, TcbpfOptions};
@@ -28,4 +28,16 @@ mod dir_clsact {
 
 mod per_entry {
     conformance::conformance_tests!(filter_tcbpf::ENGINE, "tcbpf-per-entry");
+}
+
+const CGROUP: TcbpfOptions = TcbpfOptions {
+    attach: Attach::CGROUP,
+};
+
+mod cgroup {
+    conformance::conformance_tests!(filter_tcbpf::ENGINE, "tcbpf", super::CGROUP);
+}
+
+mod dir_cgroup {
+    conformance::conformance_tests!(filter_tcbpf::ENGINE, "tcbpf-dir", super::CGROUP);
 }

@@ -368,3 +368,54 @@ fn timed_entries_expire_in_the_program() {
     dir.teardown().unwrap();
     assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }
+
+/// On a cgroup, the filter sees the sockets of the cgroup's processes and no one else's: the
+/// testbed's probes (made in its client cgroup) to a denied address are refused, the same
+/// probe from this process (outside the cgroup, same namespace) goes through, and with the
+/// filter gone both pass.
+#[test]
+fn a_cgroup_filter_sees_its_cgroup_only() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let cgroup = bed
+        .workload()
+        .expect("cgroup v2 is mounted here")
+        .to_owned();
+    for table in [Table::LpmTrie, Table::Dir24] {
+        let mut filter = TcbpfFilter::at(
+            bed.client().clone(),
+            bed.tag().clone(),
+            &filter_core::Target::cgroup(&cgroup),
+            Attach::CGROUP,
+        )
+        .unwrap()
+        .with_table(table);
+        filter.load(&list(1_000)).unwrap();
+        let live = conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str());
+        assert!(!live.is_empty(), "{table:?}: the link is not visible");
+        for denied in [IpAddr::from(DENIED_V4), DENIED_V6.into()] {
+            assert_eq!(bed.probe(denied).unwrap(), Probe::Dropped, "{table:?}");
+            assert_eq!(
+                bed.probe_outside_workload(denied).unwrap(),
+                Probe::Delivered,
+                "{table:?}: a socket outside the cgroup was filtered"
+            );
+        }
+        assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+        filter.teardown().unwrap();
+        assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+        assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
+    }
+    // An interface target is refused by name, before anything is loaded.
+    let err = TcbpfFilter::at(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &filter_core::Target::egress(bed.client_link()),
+        Attach::CGROUP,
+    )
+    .err()
+    .expect("a cgroup attach needs a cgroup");
+    assert!(err.to_string().contains("hooks a cgroup v2"), "{err}");
+    bed.remove().unwrap();
+    assert!(!cgroup.exists(), "the testbed's cgroup is left");
+}

@@ -19,6 +19,8 @@ pub static KIND: HookKind = HookKind {
     make,
     leftovers,
     remove_leftovers,
+    target: filter_core::TargetKind::Egress,
+    flavour: super::Flavour::Tc,
 };
 
 /// The clsact filter handle of a tag (`egb-<id>`): its FNV-1a hash, never 0 (0 asks the

@@ -6,7 +6,10 @@
 //! - [`tcx`]: a TCX link on the interface's egress (Linux 6.6+); it goes with the process.
 //! - [`clsact`]: a `clsact` qdisc and a direct-action filter (any kernel with tc BPF); it
 //!   stays after the process exits, named by the run's tag.
+//! - [`cgroup`]: a `cgroup_skb/egress` link on a cgroup v2 (the packets of its processes'
+//!   sockets); it goes with the process.
 
+pub mod cgroup;
 pub mod clsact;
 mod tc;
 pub mod tcx;
@@ -14,10 +17,19 @@ pub mod tcx;
 use std::fmt;
 
 use aya::Ebpf;
-use filter_core::{NetNs, Result, Tag, Target};
+use filter_core::{NetNs, Result, Tag, Target, TargetKind};
 
-/// Every attach kind, in the order `auto` tries them.
-pub static HOOKS: &[&HookKind] = &[&tcx::KIND, &clsact::KIND];
+/// Every attach kind; `auto` tries those on an interface, in this order.
+pub static HOOKS: &[&HookKind] = &[&tcx::KIND, &clsact::KIND, &cgroup::KIND];
+
+/// Which build of the programs a hook runs: the kernel types each hook by its program type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// `SchedClassifier` programs (`egb_filter`...): packets from the Ethernet header.
+    Tc,
+    /// `cgroup_skb` programs (`egb_cg_filter`...): packets from the IP header.
+    CgroupSkb,
+}
 
 /// An attach kind: what `--attach NAME` picks.
 pub struct HookKind {
@@ -34,6 +46,10 @@ pub struct HookKind {
     pub leftovers: fn(&NetNs, &str) -> Result<Vec<String>>,
     /// Removes what [`leftovers`](Self::leftovers) finds; returns what it removed.
     pub remove_leftovers: fn(&NetNs, &str) -> Result<Vec<String>>,
+    /// The kind of target it hooks.
+    pub target: TargetKind,
+    /// The programs it runs.
+    pub flavour: Flavour,
 }
 
 impl fmt::Debug for HookKind {
@@ -94,6 +110,8 @@ impl Attach {
     pub const TCX: Self = Self::Kind(&tcx::KIND);
     /// A `clsact` qdisc with a direct-action filter (any kernel with tc BPF).
     pub const CLSACT: Self = Self::Kind(&clsact::KIND);
+    /// A `cgroup_skb/egress` link on a cgroup v2 (Linux 5.7+); removed when the process exits.
+    pub const CGROUP: Self = Self::Kind(&cgroup::KIND);
 
     /// The name used on the command line and in records (`auto`, `tcx`, `clsact`).
     pub fn name(self) -> &'static str {
@@ -110,7 +128,7 @@ impl Attach {
             Self::Auto => HOOKS
                 .iter()
                 .copied()
-                .find(|kind| (kind.available)())
+                .find(|kind| kind.target == TargetKind::Egress && (kind.available)())
                 .unwrap_or(&clsact::KIND),
         }
     }
@@ -184,6 +202,8 @@ mod tests {
             make: |_, _| Ok(Box::new(Nothing(false))),
             leftovers: |_, prefix| Ok(vec![format!("dummy hook {prefix}x")]),
             remove_leftovers: |_, _| Ok(Vec::new()),
+            target: TargetKind::Egress,
+            flavour: Flavour::Tc,
         };
 
         struct Nothing(bool);
@@ -220,7 +240,7 @@ mod tests {
     /// `auto` passes over it when the kernel lacks it, and it builds its hook.
     #[test]
     fn a_new_hook_is_one_file_and_one_line() {
-        let hooks: &[&'static HookKind] = &[&tcx::KIND, &clsact::KIND, &dummy::KIND];
+        let hooks: &[&'static HookKind] = &[&tcx::KIND, &clsact::KIND, &cgroup::KIND, &dummy::KIND];
         let attach = Attach::parse_in(hooks, "dummy").unwrap();
         assert_eq!(attach, Attach::Kind(&dummy::KIND));
         assert_eq!(attach.resolve().name, "dummy");
@@ -233,7 +253,10 @@ mod tests {
             vec!["dummy hook egb-x"]
         );
         let unknown = Attach::parse_in(hooks, "nosuch").unwrap_err();
-        assert!(unknown.contains("auto, tcx, clsact, dummy"), "{unknown}");
+        assert!(
+            unknown.contains("auto, tcx, clsact, cgroup, dummy"),
+            "{unknown}"
+        );
         assert_eq!("clsact".parse::<Attach>().unwrap(), Attach::CLSACT);
         assert_ne!(Attach::Auto.resolve().name, "dummy");
     }

@@ -17,6 +17,8 @@ pub static KIND: HookKind = HookKind {
     make: |target, _| Ok(Box::new(TcHook::new(Tcx, target)?)),
     leftovers: programs,
     remove_leftovers: |_, _| Ok(Vec::new()),
+    target: filter_core::TargetKind::Egress,
+    flavour: super::Flavour::Tc,
 };
 
 struct Tcx;
