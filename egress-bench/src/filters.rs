@@ -48,8 +48,9 @@ pub struct EngineFlags {
     /// iptables back-end of the rules of the iptables and ipset filters: nft or legacy.
     #[arg(long, default_value = "nft")]
     pub backend: Backend,
-    /// How eBPF filters are hooked: auto (TCX on Linux 6.6+, else clsact), tcx, clsact, or
-    /// cgroup (`cgroup_skb/egress` of the testbed's client cgroup).
+    /// How eBPF filters are hooked: auto (TCX on Linux 6.6+, else clsact), tcx, clsact,
+    /// cgroup (`cgroup_skb/egress` of the testbed's client cgroup: every packet) or connect
+    /// (`connect()` and unconnected UDP sends of that cgroup refused with EPERM).
     #[arg(long, default_value = "auto")]
     pub attach: Attach,
     /// Create ipsets with this maxelem instead of twice the list, and refuse longer lists as
@@ -88,12 +89,18 @@ enum AlsoUnder {
 
 /// Other attach kinds a sweep also runs variants under, at the largest size, so that each
 /// hook's own cost is known: the benchmark's choice, by engine. The floor under clsact; the
-/// filters and the floor on a cgroup (`cgroup_skb/egress` of the client side's cgroup).
+/// filters and the floor on the client side's cgroup, per packet (`cgroup_skb/egress`) and
+/// per connection (`connect`).
 const ALSO_UNDER: &[(&Engine, Attach, AlsoUnder)] = &[
     (&filter_tcbpf::ENGINE, Attach::CLSACT, AlsoUnder::Floors),
     (
         &filter_tcbpf::ENGINE,
         Attach::CGROUP,
+        AlsoUnder::FloorsAndEngines,
+    ),
+    (
+        &filter_tcbpf::ENGINE,
+        Attach::CONNECT,
         AlsoUnder::FloorsAndEngines,
     ),
 ];
@@ -310,10 +317,20 @@ mod tests {
         assert!(!policy("tcbpf-empty").largest_only);
         assert_eq!(
             policy("tcbpf-empty").also_as,
-            vec!["tcbpf-empty@clsact", "tcbpf-empty@cgroup"]
+            vec![
+                "tcbpf-empty@clsact",
+                "tcbpf-empty@cgroup",
+                "tcbpf-empty@connect"
+            ]
         );
-        assert_eq!(policy("tcbpf-dir").also_as, vec!["tcbpf-dir@cgroup"]);
-        assert_eq!(policy("tcbpf").also_as, vec!["tcbpf@cgroup"]);
+        assert_eq!(
+            policy("tcbpf-dir").also_as,
+            vec!["tcbpf-dir@cgroup", "tcbpf-dir@connect"]
+        );
+        assert_eq!(
+            policy("tcbpf").also_as,
+            vec!["tcbpf@cgroup", "tcbpf@connect"]
+        );
         assert!(policy("tcbpf-per-entry").also_as.is_empty());
         assert!(policy("tcbpf-mix").largest_only && policy("tcbpf-cold").largest_only);
         assert!(policy("tcbpf-mix").also_as.is_empty());

@@ -23,6 +23,17 @@ pub const PROG_CG_FILTER: &str = "egb_cg_filter";
 pub const PROG_CG_FILTER_DIR: &str = "egb_cg_filter_dir";
 /// [`PROG_EMPTY`] as a `cgroup_skb/egress` program: the cgroup hook's floor.
 pub const PROG_CG_EMPTY: &str = "egb_cg_empty";
+/// The connect-time filter: four `cgroup/sock_addr` programs named this with a suffix per
+/// hook ([`CONNECT_HOOKS`]): `connect()` and unconnected UDP `sendmsg()` to a denied address
+/// are refused with `EPERM`.
+pub const PROG_CN_FILTER: &str = "egb_cn_filter";
+/// [`PROG_CN_FILTER`] on the constant-time table.
+pub const PROG_CN_FILTER_DIR: &str = "egb_cn_filter_dir";
+/// [`PROG_CN_FILTER`]'s floor: four programs that let everything go on.
+pub const PROG_CN_EMPTY: &str = "egb_cn_empty";
+/// The connect-time hooks: the suffix of each program and its `enum bpf_attach_type`
+/// (`BPF_CGROUP_INET4_CONNECT`, `..._INET6_CONNECT`, `..._UDP4_SENDMSG`, `..._UDP6_SENDMSG`).
+pub const CONNECT_HOOKS: [(&str, u32); 4] = [("_c4", 10), ("_c6", 11), ("_s4", 14), ("_s6", 15)];
 /// Benchmark only: looks up [`COLD_LOOKUPS`] pseudo-random IPv4 addresses per run.
 pub const PROG_COLD: &str = "egb_cold";
 /// Benchmark only: [`PROG_COLD`] without the lookups, to subtract its own cost.

@@ -19,10 +19,10 @@
 )]
 
 use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
-use aya_ebpf::macros::{cgroup_skb, classifier, map};
+use aya_ebpf::macros::{cgroup_skb, cgroup_sock_addr, classifier, map};
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, HashMap, LpmTrie, PerCpuArray};
-use aya_ebpf::programs::{SkBuffContext, TcContext};
+use aya_ebpf::programs::{SkBuffContext, SockAddrContext, TcContext};
 use filter_tcbpf_common as common;
 use filter_tcbpf_common::mix;
 
@@ -339,6 +339,115 @@ pub fn egb_cg_filter_dir(ctx: SkBuffContext) -> i32 {
 /// Lets every packet of the cgroup go: the cost of being attached there at all.
 #[cgroup_skb(egress)]
 pub fn egb_cg_empty(_ctx: SkBuffContext) -> i32 {
+    1
+}
+
+/// A socket-address program's answer: 1 lets the `connect()` or `sendmsg()` go on, 0
+/// refuses it with `EPERM`; the destination is the address the program was given.
+#[inline(always)]
+fn address_verdict(denied: bool) -> i32 {
+    if denied {
+        count_drop(0);
+        0
+    } else {
+        1
+    }
+}
+
+/// The IPv4 destination of a `connect()` or `sendmsg()` (network order).
+#[inline(always)]
+fn user_ip4(ctx: &SockAddrContext) -> [u8; 4] {
+    // SAFETY: the kernel hands every cgroup/sock_addr program a valid bpf_sock_addr.
+    unsafe { (*ctx.sock_addr).user_ip4 }.to_ne_bytes()
+}
+
+/// The IPv6 destination of a `connect()` or `sendmsg()`.
+#[inline(always)]
+fn user_ip6(ctx: &SockAddrContext) -> [u8; 16] {
+    // SAFETY: as in `user_ip4`; the verifier allows 4-byte reads of user_ip6.
+    let words = unsafe { (*ctx.sock_addr).user_ip6 };
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        let b = words[i].to_ne_bytes();
+        out[i * 4] = b[0];
+        out[i * 4 + 1] = b[1];
+        out[i * 4 + 2] = b[2];
+        out[i * 4 + 3] = b[3];
+        i += 1;
+    }
+    out
+}
+
+/// `connect()` of an IPv4 socket of the cgroup to a denied address is refused (LPM tries).
+#[cgroup_sock_addr(connect4)]
+pub fn egb_cn_filter_c4(ctx: SockAddrContext) -> i32 {
+    address_verdict(trie_denies(user_ip4(&ctx)))
+}
+
+/// `connect()` of an IPv6 socket to a denied address is refused (LPM tries).
+#[cgroup_sock_addr(connect6)]
+pub fn egb_cn_filter_c6(ctx: SockAddrContext) -> i32 {
+    address_verdict(trie_denies_v6(user_ip6(&ctx)))
+}
+
+/// `sendmsg()` of an unconnected IPv4 UDP socket to a denied address is refused.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn egb_cn_filter_s4(ctx: SockAddrContext) -> i32 {
+    address_verdict(trie_denies(user_ip4(&ctx)))
+}
+
+/// `sendmsg()` of an unconnected IPv6 UDP socket to a denied address is refused.
+#[cgroup_sock_addr(sendmsg6)]
+pub fn egb_cn_filter_s6(ctx: SockAddrContext) -> i32 {
+    address_verdict(trie_denies_v6(user_ip6(&ctx)))
+}
+
+/// `egb_cn_filter_c4` on the constant-time table.
+#[cgroup_sock_addr(connect4)]
+pub fn egb_cn_filter_dir_c4(ctx: SockAddrContext) -> i32 {
+    address_verdict(dir_denies(user_ip4(&ctx)))
+}
+
+/// `egb_cn_filter_c6` on the constant-time table's IPv6 side.
+#[cgroup_sock_addr(connect6)]
+pub fn egb_cn_filter_dir_c6(ctx: SockAddrContext) -> i32 {
+    address_verdict(dir_denies_v6(user_ip6(&ctx)))
+}
+
+/// `egb_cn_filter_s4` on the constant-time table.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn egb_cn_filter_dir_s4(ctx: SockAddrContext) -> i32 {
+    address_verdict(dir_denies(user_ip4(&ctx)))
+}
+
+/// `egb_cn_filter_s6` on the constant-time table's IPv6 side.
+#[cgroup_sock_addr(sendmsg6)]
+pub fn egb_cn_filter_dir_s6(ctx: SockAddrContext) -> i32 {
+    address_verdict(dir_denies_v6(user_ip6(&ctx)))
+}
+
+/// Lets every `connect()` go on: the connect hook's floor.
+#[cgroup_sock_addr(connect4)]
+pub fn egb_cn_empty_c4(_ctx: SockAddrContext) -> i32 {
+    1
+}
+
+/// Lets every IPv6 `connect()` go on.
+#[cgroup_sock_addr(connect6)]
+pub fn egb_cn_empty_c6(_ctx: SockAddrContext) -> i32 {
+    1
+}
+
+/// Lets every unconnected IPv4 `sendmsg()` go on.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn egb_cn_empty_s4(_ctx: SockAddrContext) -> i32 {
+    1
+}
+
+/// Lets every unconnected IPv6 `sendmsg()` go on.
+#[cgroup_sock_addr(sendmsg6)]
+pub fn egb_cn_empty_s6(_ctx: SockAddrContext) -> i32 {
     1
 }
 

@@ -174,22 +174,38 @@ impl TcbpfFilter {
 }
 
 /// The program of `name` in a loaded object.
-/// Loads program `name` of `ebpf` into the kernel (the verifier runs), whichever hook's
-/// type it is.
+/// The programs a hook of `name` runs: `name` itself, or for the connect-time filter its
+/// four programs (`name` with each suffix of [`common::CONNECT_HOOKS`]).
+pub(crate) fn members(name: &str) -> Vec<String> {
+    if name.starts_with("egb_cn_") {
+        common::CONNECT_HOOKS
+            .iter()
+            .map(|(suffix, _)| format!("{name}{suffix}"))
+            .collect()
+    } else {
+        vec![name.to_owned()]
+    }
+}
+
+/// Loads the programs of `name` ([`members`]) into the kernel (the verifier runs), whichever
+/// hook's type they are.
 fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<()> {
-    let loaded = match ebpf.program_mut(name) {
-        Some(aya::programs::Program::SchedClassifier(p)) => p.load(),
-        Some(aya::programs::Program::CgroupSkb(p)) => p.load(),
-        Some(other) => {
-            return Err(TcbpfError::MissingObject(format!(
-                "program {name} of a type this engine hooks ({:?} is not one)",
-                other.prog_type()
-            ))
-            .into());
-        }
-        None => return Err(TcbpfError::MissingObject(format!("program {name}")).into()),
-    };
-    loaded.map_err(|e| kernel(format!("loading program {name} (verifier)"), e))?;
+    for name in members(name) {
+        let loaded = match ebpf.program_mut(&name) {
+            Some(aya::programs::Program::SchedClassifier(p)) => p.load(),
+            Some(aya::programs::Program::CgroupSkb(p)) => p.load(),
+            Some(aya::programs::Program::CgroupSockAddr(p)) => p.load(),
+            Some(other) => {
+                return Err(TcbpfError::MissingObject(format!(
+                    "program {name} of a type this engine hooks ({:?} is not one)",
+                    other.prog_type()
+                ))
+                .into());
+            }
+            None => return Err(TcbpfError::MissingObject(format!("program {name}")).into()),
+        };
+        loaded.map_err(|e| kernel(format!("loading program {name} (verifier)"), e))?;
+    }
     Ok(())
 }
 

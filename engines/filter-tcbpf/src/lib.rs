@@ -142,7 +142,10 @@ impl TcbpfFilter {
                 common::PROG_CG_FILTER_DIR
             }
             (hooks::Flavour::CgroupSkb, Program::Empty, _) => common::PROG_CG_EMPTY,
-            (hooks::Flavour::CgroupSkb, program, _) => {
+            (hooks::Flavour::Connect, Program::Filter, Table::LpmTrie) => common::PROG_CN_FILTER,
+            (hooks::Flavour::Connect, Program::Filter, Table::Dir24) => common::PROG_CN_FILTER_DIR,
+            (hooks::Flavour::Connect, Program::Empty, _) => common::PROG_CN_EMPTY,
+            (hooks::Flavour::CgroupSkb | hooks::Flavour::Connect, program, _) => {
                 return Err(Error::InvalidInput(format!(
                     "the benchmark-only program {program:?} runs on tc hooks only, not on {}",
                     self.hook.kind().name

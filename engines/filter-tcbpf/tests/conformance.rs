@@ -41,3 +41,15 @@ mod cgroup {
 mod dir_cgroup {
     conformance::conformance_tests!(filter_tcbpf::ENGINE, "tcbpf-dir", super::CGROUP);
 }
+
+const CONNECT: TcbpfOptions = TcbpfOptions {
+    attach: Attach::CONNECT,
+};
+
+mod connect {
+    conformance::conformance_tests!(filter_tcbpf::ENGINE, "tcbpf", super::CONNECT);
+}
+
+mod dir_connect {
+    conformance::conformance_tests!(filter_tcbpf::ENGINE, "tcbpf-dir", super::CONNECT);
+}

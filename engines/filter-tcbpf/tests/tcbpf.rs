@@ -419,3 +419,50 @@ fn a_cgroup_filter_sees_its_cgroup_only() {
     bed.remove().unwrap();
     assert!(!cgroup.exists(), "the testbed's cgroup is left");
 }
+
+/// With the connect-time hooks, the cgroup's `connect()` to a denied address fails at once
+/// with EPERM (no packet is sent), its unconnected UDP sends to one are refused, and an
+/// allowed address is reached as before; outside the cgroup nothing changes.
+#[test]
+fn connect_time_filter_refuses_denied_connects() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let cgroup = bed
+        .workload()
+        .expect("cgroup v2 is mounted here")
+        .to_owned();
+    let mut filter = TcbpfFilter::at(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &filter_core::Target::cgroup(&cgroup),
+        Attach::CONNECT,
+    )
+    .unwrap();
+    filter.load(&list(1_000)).unwrap();
+    for denied in [IpAddr::from(DENIED_V4), DENIED_V6.into()] {
+        let refused = bed
+            .client_tcp_connect((denied, 9).into())
+            .expect_err("connect to a denied address");
+        assert!(
+            refused.to_string().contains("Operation not permitted"),
+            "{denied}: {refused}"
+        );
+        assert_eq!(bed.probe(denied).unwrap(), Probe::Dropped, "{denied}");
+        assert_eq!(
+            bed.probe_outside_workload(denied).unwrap(),
+            Probe::Delivered,
+            "{denied}: outside the cgroup"
+        );
+    }
+    // An allowed address is connected to as before: the server refuses port 9 itself.
+    let answered = bed
+        .client_tcp_connect((ALLOWED_V4, 9).into())
+        .expect_err("nothing listens on port 9");
+    assert!(
+        answered.to_string().contains("Connection refused"),
+        "{answered}"
+    );
+    assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+    filter.teardown().unwrap();
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+}

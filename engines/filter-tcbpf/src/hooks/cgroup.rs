@@ -19,6 +19,9 @@ use super::{Flavour, Hook, HookKind};
 /// `enum bpf_attach_type`: `BPF_CGROUP_INET_EGRESS`.
 const BPF_CGROUP_INET_EGRESS: u32 = 1;
 
+/// The one program of a `cgroup_skb` hook: no suffix, the egress attach type.
+const SKB_EGRESS: &[(&str, u32)] = &[("", BPF_CGROUP_INET_EGRESS)];
+
 /// The cgroup attach kind.
 pub static KIND: HookKind = HookKind {
     name: "cgroup",
@@ -28,8 +31,8 @@ pub static KIND: HookKind = HookKind {
         KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(5, 7, 0))
             && unified_mount().is_some()
     },
-    make: |target, _| Ok(Box::new(CgroupHook::new(target)?)),
-    leftovers: programs,
+    make: |target, _| Ok(Box::new(CgroupHook::new(target, &KIND, SKB_EGRESS)?)),
+    leftovers: |_, prefix| programs(prefix, SKB_EGRESS),
     // A cgroup link lives as long as its descriptor: a killed run leaves none to remove.
     remove_leftovers: |_, _| Ok(Vec::new()),
     target: TargetKind::Cgroup,
@@ -48,10 +51,10 @@ pub fn unified_mount() -> Option<PathBuf> {
     })
 }
 
-/// Programs of ours (`egb_*`) on the egress of the testbed cgroups (`egb-*` at the root of
-/// the unified hierarchy) whose names fall under `prefix`. Only live processes hold them.
-/// A cgroup elsewhere (a library user's target) is not looked at.
-fn programs(_: &NetNs, prefix: &str) -> Result<Vec<String>> {
+/// Programs of ours (`egb_*`) at `hooks`' attach types of the testbed cgroups (`egb-*` at the
+/// root of the unified hierarchy) whose names fall under `prefix`. Only live processes hold
+/// them. A cgroup elsewhere (a library user's target) is not looked at.
+pub(super) fn programs(prefix: &str, hooks: &[(&str, u32)]) -> Result<Vec<String>> {
     let Some(mount) = unified_mount() else {
         return Ok(Vec::new());
     };
@@ -66,52 +69,73 @@ fn programs(_: &NetNs, prefix: &str) -> Result<Vec<String>> {
         let Ok(cgroup) = std::fs::File::open(entry.path()) else {
             continue; // removed while looked at
         };
-        let ids = sys::cgroup_programs(cgroup.as_fd(), BPF_CGROUP_INET_EGRESS)
-            .map_err(|e| kernel(format!("querying the egress programs of cgroup {name}"), e))?;
-        for id in ids {
-            let ours = aya::programs::loaded_programs()
-                .flatten()
-                .any(|p| p.id() == id && p.name_as_str().is_some_and(|n| n.starts_with("egb_")));
-            if ours {
-                found.push(format!("cgroup_skb egress program {id} on cgroup {name}"));
+        for &(_, attach_type) in hooks {
+            let ids = sys::cgroup_programs(cgroup.as_fd(), attach_type).map_err(|e| {
+                kernel(
+                    format!("querying the programs of cgroup {name} (attach type {attach_type})"),
+                    e,
+                )
+            })?;
+            for id in ids {
+                let program = aya::programs::loaded_programs()
+                    .flatten()
+                    .find(|p| p.id() == id)
+                    .and_then(|p| p.name_as_str().map(str::to_owned))
+                    .filter(|n| n.starts_with("egb_"));
+                if let Some(program) = program {
+                    found.push(format!("program {program} ({id}) on cgroup {name}"));
+                }
             }
         }
     }
     Ok(found)
 }
 
-struct CgroupHook {
+/// Programs hooked to a cgroup by BPF links, one per `(program suffix, attach type)`: the
+/// links go with their descriptors, so with the process.
+pub(super) struct CgroupHook {
+    kind: &'static HookKind,
     path: PathBuf,
-    link: Option<OwnedFd>,
+    hooks: &'static [(&'static str, u32)],
+    links: Vec<OwnedFd>,
 }
 
 impl CgroupHook {
-    fn new(target: &Target) -> Result<Self> {
+    pub(super) fn new(
+        target: &Target,
+        kind: &'static HookKind,
+        hooks: &'static [(&'static str, u32)],
+    ) -> Result<Self> {
         let path = target.cgroup_path().ok_or_else(|| {
             Error::InvalidInput(format!(
-                "the cgroup attach hooks a cgroup v2, not the {target} (Target::cgroup)"
+                "the {} attach hooks a cgroup v2, not the {target} (Target::cgroup)",
+                kind.name
             ))
         })?;
         Ok(Self {
+            kind,
             path: path.to_owned(),
-            link: None,
+            hooks,
+            links: Vec::new(),
         })
     }
 
-    fn link(&self, ebpf: &Ebpf, program: &str) -> Result<OwnedFd> {
+    fn link(&self, ebpf: &Ebpf, program: &str) -> Result<Vec<OwnedFd>> {
         let cgroup = std::fs::File::open(&self.path)
             .map_err(|e| Error::io(format!("opening cgroup {}", self.path.display()), e))?;
-        let fd = program_fd(ebpf, program)?;
-        sys::cgroup_link(fd.as_fd(), cgroup.as_fd(), BPF_CGROUP_INET_EGRESS).map_err(|e| {
-            kernel(
-                format!(
-                    "linking {program} to the egress of cgroup {}",
-                    self.path.display()
-                ),
-                e,
-            )
-            .into()
-        })
+        let mut links = Vec::new();
+        for (suffix, attach_type) in self.hooks {
+            let name = format!("{program}{suffix}");
+            let fd = program_fd(ebpf, &name)?;
+            let link = sys::cgroup_link(fd.as_fd(), cgroup.as_fd(), *attach_type).map_err(|e| {
+                kernel(
+                    format!("linking {name} to cgroup {}", self.path.display()),
+                    e,
+                )
+            })?;
+            links.push(link);
+        }
+        Ok(links)
     }
 }
 
@@ -127,44 +151,71 @@ fn program_fd<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a aya::programs::Progr
 
 impl Hook for CgroupHook {
     fn kind(&self) -> &'static HookKind {
-        &KIND
+        self.kind
     }
 
     fn attach(&mut self, _: &NetNs, ebpf: &mut Ebpf, program: &str) -> Result<()> {
-        self.link = Some(self.link(ebpf, program)?);
+        // All the links or none: those made so far close with the error.
+        self.links = self.link(ebpf, program)?;
         Ok(())
     }
 
     fn swap(
         &mut self,
         _: &NetNs,
-        _from: &mut Ebpf,
+        from: &mut Ebpf,
         to: &mut Ebpf,
         program: &str,
         fail: bool,
     ) -> Result<()> {
-        let link = self.link.as_ref().ok_or(TcbpfError::NotHooked)?;
+        if self.links.is_empty() {
+            return Err(TcbpfError::NotHooked.into());
+        }
         if fail {
-            // What a refused update does: the link keeps the old program.
+            // What a refused update does: the links keep the old programs.
             return Err(TcbpfError::Refused(filter_core::Refusal {
-                operation: "swapping programs on the cgroup link (injected by a test)".into(),
+                operation: "swapping programs on the cgroup links (injected by a test)".into(),
                 code: -1,
                 message: "injected failure".into(),
             })
             .into());
         }
-        let fd = program_fd(to, program)?;
-        sys::link_update(link.as_fd(), fd.as_fd())
-            .map_err(|e| kernel("swapping programs on the cgroup link (BPF_LINK_UPDATE)", e).into())
+        // Each link moves in one kernel operation; with several hooks, each sees the old
+        // list or the new one. A refusal part way moves the links already moved back.
+        let move_one = |ebpf: &Ebpf, i: usize| -> Result<()> {
+            let name = format!("{program}{}", self.hooks[i].0);
+            let fd = program_fd(ebpf, &name)?;
+            sys::link_update(self.links[i].as_fd(), fd.as_fd()).map_err(|e| {
+                kernel(
+                    format!("swapping {name} in on the cgroup link (BPF_LINK_UPDATE)"),
+                    e,
+                )
+                .into()
+            })
+        };
+        for i in 0..self.links.len() {
+            if let Err(failed) = move_one(to, i) {
+                for j in 0..i {
+                    if let Err(restore) = move_one(from, j) {
+                        return Err(Error::RestoreFailed {
+                            failed: Box::new(failed),
+                            restore: Box::new(restore),
+                        });
+                    }
+                }
+                return Err(failed);
+            }
+        }
+        Ok(())
     }
 
     fn is_attached(&self) -> bool {
-        self.link.is_some()
+        !self.links.is_empty()
     }
 
     fn release(&mut self, _: &NetNs) -> Result<()> {
-        // Closing the link's last descriptor unhooks the program.
-        self.link = None;
+        // Closing a link's last descriptor unhooks its program.
+        self.links.clear();
         Ok(())
     }
 }

@@ -8,9 +8,13 @@
 //!   stays after the process exits, named by the run's tag.
 //! - [`cgroup`]: a `cgroup_skb/egress` link on a cgroup v2 (the packets of its processes'
 //!   sockets); it goes with the process.
+//! - [`connect`]: `connect()` and unconnected UDP sends to a denied address refused on a
+//!   cgroup v2 (`cgroup/connect4`, `connect6`, `sendmsg4`, `sendmsg6`); it goes with the
+//!   process.
 
 pub mod cgroup;
 pub mod clsact;
+pub mod connect;
 mod tc;
 pub mod tcx;
 
@@ -20,7 +24,7 @@ use aya::Ebpf;
 use filter_core::{NetNs, Result, Tag, Target, TargetKind};
 
 /// Every attach kind; `auto` tries those on an interface, in this order.
-pub static HOOKS: &[&HookKind] = &[&tcx::KIND, &clsact::KIND, &cgroup::KIND];
+pub static HOOKS: &[&HookKind] = &[&tcx::KIND, &clsact::KIND, &cgroup::KIND, &connect::KIND];
 
 /// Which build of the programs a hook runs: the kernel types each hook by its program type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,9 @@ pub enum Flavour {
     Tc,
     /// `cgroup_skb` programs (`egb_cg_filter`...): packets from the IP header.
     CgroupSkb,
+    /// `cgroup/sock_addr` programs (`egb_cn_filter_c4`...): destinations of `connect()` and
+    /// `sendmsg()`.
+    Connect,
 }
 
 /// An attach kind: what `--attach NAME` picks.
@@ -112,6 +119,8 @@ impl Attach {
     pub const CLSACT: Self = Self::Kind(&clsact::KIND);
     /// A `cgroup_skb/egress` link on a cgroup v2 (Linux 5.7+); removed when the process exits.
     pub const CGROUP: Self = Self::Kind(&cgroup::KIND);
+    /// Connect-time links on a cgroup v2 (Linux 5.7+); removed when the process exits.
+    pub const CONNECT: Self = Self::Kind(&connect::KIND);
 
     /// The name used on the command line and in records (`auto`, `tcx`, `clsact`).
     pub fn name(self) -> &'static str {
@@ -240,7 +249,13 @@ mod tests {
     /// `auto` passes over it when the kernel lacks it, and it builds its hook.
     #[test]
     fn a_new_hook_is_one_file_and_one_line() {
-        let hooks: &[&'static HookKind] = &[&tcx::KIND, &clsact::KIND, &cgroup::KIND, &dummy::KIND];
+        let hooks: &[&'static HookKind] = &[
+            &tcx::KIND,
+            &clsact::KIND,
+            &cgroup::KIND,
+            &connect::KIND,
+            &dummy::KIND,
+        ];
         let attach = Attach::parse_in(hooks, "dummy").unwrap();
         assert_eq!(attach, Attach::Kind(&dummy::KIND));
         assert_eq!(attach.resolve().name, "dummy");
@@ -254,7 +269,7 @@ mod tests {
         );
         let unknown = Attach::parse_in(hooks, "nosuch").unwrap_err();
         assert!(
-            unknown.contains("auto, tcx, clsact, cgroup, dummy"),
+            unknown.contains("auto, tcx, clsact, cgroup, connect, dummy"),
             "{unknown}"
         );
         assert_eq!("clsact".parse::<Attach>().unwrap(), Attach::CLSACT);
