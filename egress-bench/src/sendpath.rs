@@ -116,18 +116,59 @@ fn sender(destinations: Destinations) -> Sender {
     }
 }
 
-/// Runs paired rounds between `filtered` and `bare` on the calling thread.
-fn measure(sides: &Sides, destinations: Destinations, settings: &Settings) -> Result<Paired> {
+/// What a round times: packets sent, or `connect()` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    /// Packets to one destination (a connected socket) or many.
+    Send(Destinations),
+    /// `connect()` of an unconnected UDP socket to each of 32,768 destinations in turn: the
+    /// connect-time hooks' cost per new connection (UDP, so no handshake is timed).
+    Connect,
+}
+
+/// Times `count` operations on a socket: a [`Sender`] or a walk of `connect()`s.
+enum Worker {
+    Sender(Sender),
+    Connector { next: u32 },
+}
+
+impl Worker {
+    fn new(operation: Operation) -> Self {
+        match operation {
+            Operation::Send(destinations) => Self::Sender(sender(destinations)),
+            Operation::Connect => Self::Connector { next: 0 },
+        }
+    }
+
+    fn run(&mut self, socket: &UdpSocket, count: usize) -> std::io::Result<()> {
+        match self {
+            Self::Sender(sender) => sender.send(socket, count),
+            Self::Connector { next } => {
+                for _ in 0..count {
+                    *next = (*next + 1) & 0x7fff;
+                    socket.connect(SocketAddrV4::new(Ipv4Addr::from(0xC613_0000 | *next), PORT))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs paired rounds between the two sides on the calling thread.
+fn measure(sides: &Sides, operation: Operation, settings: &Settings) -> Result<Paired> {
+    let destinations = match operation {
+        Operation::Send(destinations) => destinations,
+        Operation::Connect => Destinations::Many,
+    };
     let a = socket(&sides.filtered, destinations)?;
     let n = socket(&sides.bare, destinations)?;
-    let (mut send_a, mut send_n) = (sender(destinations), sender(destinations));
+    let (mut send_a, mut send_n) = (Worker::new(operation), Worker::new(operation));
     // Calibrate: warm both paths, then size chunks and rounds from the slower one.
     for (s, sock) in [(&mut send_a, &a), (&mut send_n, &n)] {
-        s.send(sock, BATCH * 4)
-            .context("sending through the sink")?;
+        s.run(sock, BATCH * 4).context("sending through the sink")?;
     }
     let t = thread_cpu_time();
-    send_a.send(&a, BATCH).context("sending through the sink")?;
+    send_a.run(&a, BATCH).context("sending through the sink")?;
     let per_packet = (thread_cpu_time() - t).as_secs_f64() / BATCH as f64;
     let chunk = ((CHUNK_TARGET.as_secs_f64() / per_packet) as usize).clamp(16, 4_096);
     let rounds =
@@ -136,9 +177,9 @@ fn measure(sides: &Sides, destinations: Destinations, settings: &Settings) -> Re
     for _ in 0..settings.runs {
         let (mut diffs, mut ratios, mut bases) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let time = |s: &mut Sender, sock: &UdpSocket| -> Result<f64> {
+            let time = |s: &mut Worker, sock: &UdpSocket| -> Result<f64> {
                 let t = thread_cpu_time();
-                s.send(sock, chunk).context("sending through the sink")?;
+                s.run(sock, chunk).context("sending through the sink")?;
                 Ok((thread_cpu_time() - t).as_secs_f64() * 1e9 / chunk as f64)
             };
             let n1 = time(&mut send_n, &n)?;
@@ -181,15 +222,11 @@ fn pin() {
 }
 
 /// [`measure`] on a thread of its own, pinned to the last CPU.
-fn measure_pinned(
-    sides: &Sides,
-    destinations: Destinations,
-    settings: &Settings,
-) -> Result<Paired> {
+fn measure_pinned(sides: &Sides, operation: Operation, settings: &Settings) -> Result<Paired> {
     let (sides, settings) = (sides.clone(), settings.clone());
     std::thread::spawn(move || {
         pin();
-        measure(&sides, destinations, &settings)
+        measure(&sides, operation, &settings)
     })
     .join()
     .expect("the meter thread does not panic")
@@ -197,13 +234,19 @@ fn measure_pinned(
 
 /// The none-vs-none check; call before the filter is loaded into `filtered`.
 pub fn baseline(sides: &Sides, settings: &Settings) -> Result<Paired> {
-    measure_pinned(sides, Destinations::One, settings)
+    measure_pinned(sides, Operation::Send(Destinations::One), settings)
+}
+
+/// What the filter adds to one `connect()` (paired like packets, 32,768 destinations in
+/// turn): what the connect-time hooks cost a new connection.
+pub fn connects(sides: &Sides, settings: &Settings) -> Result<Paired> {
+    measure_pinned(sides, Operation::Connect, settings)
 }
 
 /// The filter's cost with many destinations, on the last CPU, while the caller changes the
 /// filter from another thread (pinned elsewhere with [`pin_away`]).
 pub fn many_destinations(sides: &Sides, settings: &Settings) -> Result<Paired> {
-    measure_pinned(sides, Destinations::Many, settings)
+    measure_pinned(sides, Operation::Send(Destinations::Many), settings)
 }
 
 /// Pins the calling thread to every CPU but the meter's (left as it is on a single CPU).
@@ -217,8 +260,8 @@ pub fn with_filter(sides: &Sides, none_vs_none: Paired, settings: &Settings) -> 
     let (one, many) = std::thread::spawn(move || -> Result<_> {
         pin();
         Ok((
-            measure(&sides, Destinations::One, &settings)?,
-            measure(&sides, Destinations::Many, &settings)?,
+            measure(&sides, Operation::Send(Destinations::One), &settings)?,
+            measure(&sides, Operation::Send(Destinations::Many), &settings)?,
         ))
     })
     .join()
@@ -247,5 +290,6 @@ pub fn with_filter(sides: &Sides, none_vs_none: Paired, settings: &Settings) -> 
         many_destinations: many,
         warnings,
         during_updates: None,
+        connects: None,
     })
 }

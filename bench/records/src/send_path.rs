@@ -64,6 +64,10 @@ pub struct SendPath {
     /// Many destinations again while an update feed changes the list (`--updates`).
     #[serde(default)]
     pub during_updates: Option<DuringUpdates>,
+    /// For a filter on a cgroup: what it adds to one `connect()` of a UDP socket (32,768
+    /// destinations in turn), ns per call, paired like the packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connects: Option<Paired>,
 }
 
 /// The send path measured while the filter is being changed.

@@ -236,7 +236,9 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
          cache-cold trie of traffic to the whole Internet, which the test range never makes) and drops \
          nothing; its `above floor` subtracts `tcbpf-mix`, the same program without the lookup: the cost \
          of a cold lookup on the real send path; `tcbpf-dir-cold` does the same on the constant-time \
-         table. `@clsact`: attached through a clsact qdisc instead of TCX.\n"
+         table. `@clsact`: attached through a clsact qdisc instead of TCX; `@cgroup`: on the sender's \
+         cgroup (`cgroup_skb/egress`), `@connect`: its connect-time hooks (a connected socket's \
+         packets pass unexamined, an unconnected send is checked by `sendmsg4`).\n"
     );
     let _ = writeln!(
         md,
@@ -266,6 +268,35 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
                 cell(sweep, filter, size, SendCase::Many).unwrap_or_default(),
             );
         }
+    }
+    connect_table(md, sweep);
+}
+
+/// What filters on a cgroup add to one `connect()`.
+fn connect_table(md: &mut String, sweep: &Sweep) {
+    let rows: Vec<(u64, &String, String)> = sweep
+        .sizes()
+        .into_iter()
+        .flat_map(|size| {
+            sweep.filters.iter().filter_map(move |filter| {
+                cell(sweep, filter, size, SendCase::Connects).map(|c| (size, filter, c))
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### connect(): cost added per call, filters on a cgroup\n\n`connect()` of a UDP socket to \
+         32,768 addresses in turn, paired the same way (ns per call). `@connect` decides there (the \
+         `cgroup/connect4` hook and a table lookup) and then costs nothing per packet of a connected \
+         socket; `@cgroup` looks at every packet instead, so a connect costs it nothing.\n"
+    );
+    let _ = writeln!(md, "| filter | entries | connect() |");
+    let _ = writeln!(md, "|---|---:|---:|");
+    for (size, filter, c) in rows {
+        let _ = writeln!(md, "| {filter} | {size} | {c} |");
     }
 }
 

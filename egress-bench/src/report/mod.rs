@@ -175,15 +175,18 @@ pub enum SendCase {
     Many,
     /// 32,768 destinations while the update feed runs.
     DuringUpdates,
+    /// `connect()` calls, for filters on a cgroup (ns per call).
+    Connects,
 }
 
 impl SendCase {
     /// Every case, in table order.
-    pub const ALL: [SendCase; 4] = [
+    pub const ALL: [SendCase; 5] = [
         SendCase::NoneVsNone,
         SendCase::One,
         SendCase::Many,
         SendCase::DuringUpdates,
+        SendCase::Connects,
     ];
 
     /// The name used in CSV files.
@@ -193,6 +196,7 @@ impl SendCase {
             SendCase::One => "one_destination",
             SendCase::Many => "many_destinations",
             SendCase::DuringUpdates => "many_destinations_during_updates",
+            SendCase::Connects => "connects",
         }
     }
 }
@@ -205,6 +209,7 @@ pub fn send_path(f: &Figures, case: SendCase) -> Option<&Paired> {
         SendCase::One => Some(&s.one_destination),
         SendCase::Many => Some(&s.many_destinations),
         SendCase::DuringUpdates => s.during_updates.as_ref().map(|d| &d.paired),
+        SendCase::Connects => s.connects.as_ref(),
     }
 }
 

@@ -163,10 +163,16 @@ fn send_path(out: &mut String, sp: &SendPath) {
         (&sp.one_destination, "One destination(s)".to_owned()),
         (&sp.many_destinations, "Many destination(s)".to_owned()),
     ];
-    for (p, label) in rows.into_iter().chain(during) {
+    let connects = sp
+        .connects
+        .as_ref()
+        .map(|c| (c, "connect(), per call".to_owned()));
+    let count = rows.len() + usize::from(during.is_some());
+    for (i, (p, label)) in rows.into_iter().chain(during).chain(connects).enumerate() {
+        let unit = if i < count { "packet" } else { "call" };
         line!(
             out,
-            "    {label:<34} {:>+9.1} ns [{:+.1}..{:+.1}]  x{:.3} [{:.3}..{:.3}]  (no filter: {:.0} ns/packet)",
+            "    {label:<34} {:>+9.1} ns [{:+.1}..{:+.1}]  x{:.3} [{:.3}..{:.3}]  (no filter: {:.0} ns/{unit})",
             p.added_ns,
             p.added_ns_min,
             p.added_ns_max,

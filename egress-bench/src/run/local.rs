@@ -199,6 +199,12 @@ fn measure_send_path(
         .load(list)
         .context("loading the list into the sink namespace")?;
     let mut result = sendpath::with_filter(&sides, none, &settings);
+    if in_cgroups && let Ok(send_path) = result.as_mut() {
+        match sendpath::connects(&sides, &settings) {
+            Ok(connects) => send_path.connects = Some(connects),
+            Err(e) => result = Err(e),
+        }
+    }
     if let (Ok(send_path), Some(rate)) = (result.as_mut(), args.updates.updates) {
         let batch = args.updates.update_batch;
         match send_path_during_updates(&sides, filter.as_mut(), list, rate, batch, &settings) {
