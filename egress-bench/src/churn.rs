@@ -20,6 +20,9 @@ pub struct ChurnArgs {
     /// The interface whose egress eBPF filters hook.
     #[arg(long)]
     pub interface: String,
+    /// The cgroup eBPF filters hook with `--attach cgroup` or `connect`.
+    #[arg(long)]
+    pub cgroup: Option<std::path::PathBuf>,
     /// Name the filter's objects `egb-<ID>-...` (claimed like a run's).
     #[arg(long)]
     pub run_id: String,
@@ -50,11 +53,20 @@ pub fn churn(args: &ChurnArgs) -> Result<()> {
         list.push(last_v6);
         list
     });
+    let options = args.engine.options();
+    let target = match args.filter.target_kind(&options) {
+        filter_core::TargetKind::Egress => Target::egress(args.interface.clone()),
+        filter_core::TargetKind::Cgroup => Target::cgroup(
+            args.cgroup
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("a cgroup attach needs --cgroup"))?,
+        ),
+    };
     let placement = Placement {
         netns: NetNs::current(),
         tag,
-        target: Target::egress(args.interface.clone()),
-        options: args.engine.options(),
+        target,
+        options,
     };
     let mut filter = args.filter.build(&placement)?;
     println!("loading");

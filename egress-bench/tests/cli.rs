@@ -534,6 +534,15 @@ fn in_ns(ns: &filter_core::NetNs) -> Command {
     cmd
 }
 
+/// `egress-bench` in a namespace like [`in_ns`], but through `nsenter`, which keeps this
+/// process's view of /sys (`ip netns exec` mounts a fresh sysfs, hiding the cgroup mounts).
+fn in_ns_with_cgroups(ns: &filter_core::NetNs) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/run/netns/{}", ns.name().unwrap()))
+        .arg(env!("CARGO_BIN_EXE_egress-bench"));
+    cmd
+}
+
 /// A child process killed when dropped.
 struct KillOnDrop(std::process::Child);
 
@@ -929,8 +938,8 @@ fn on_host_runs_are_cleaned_after_sigint_and_kill() {
 /// changes. Afterwards the kernel enforces, per family, no list or a whole one after a cut
 /// load (the denied networks at both ends of the list agree), and the old list or the new
 /// one after a cut change, never none, for every engine whose state outlives its process;
-/// `cleanup` then removes exactly that filter. A TCX link goes with its process: the filter
-/// fails open, which this states and checks.
+/// `cleanup` then removes exactly that filter. A TCX link, and the cgroup and connect links,
+/// go with their process: the filter fails open, which this states and checks.
 #[test]
 fn a_filter_killed_mid_load_or_change_leaves_a_whole_list() {
     use std::io::BufRead;
@@ -950,6 +959,8 @@ fn a_filter_killed_mid_load_or_change_leaves_a_whole_list() {
         ("tcbpf", "clsact", true, "150000"),
         ("tcbpf-dir", "clsact", true, "150000"),
         ("tcbpf", "tcx", false, "150000"),
+        ("tcbpf-dir", "cgroup", false, "150000"),
+        ("tcbpf", "connect", false, "150000"),
     ];
     let mut i = 0;
     for (filter, attach, outlives, rules) in cases {
@@ -960,11 +971,12 @@ fn a_filter_killed_mid_load_or_change_leaves_a_whole_list() {
             i += 1;
             let bed = testbed::Testbed::new().unwrap();
             let id = format!("crash{i}");
-            let mut child = in_ns(bed.client())
+            let mut child = in_ns_with_cgroups(bed.client())
                 .args([
                     "churn", "--filter", filter, "--attach", attach, "--run-id", &id,
                 ])
                 .args(["--interface", &bed.client_link(), "--rules", rules])
+                .args(["--cgroup".as_ref(), bed.workload().unwrap().as_os_str()])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::inherit())
                 .spawn()
