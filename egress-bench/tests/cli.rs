@@ -579,21 +579,27 @@ fn wait_for_namespace(prefix: &str) {
     }
 }
 
+/// A run whose load lasts seconds (`ipset restore` of `rules` entries), named `egb-<id>`.
+fn slow_load(id: &str, rules: &str) -> Command {
+    let mut cmd = bench();
+    cmd.args([
+        "run",
+        "--filter",
+        "ipset-restore",
+        "--rules",
+        rules,
+        "--run-id",
+        id,
+    ]);
+    cmd
+}
+
 #[test]
 fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
     testbed::needs_root!();
     let _lock = serial();
     // ipset restore takes seconds for 2M entries: long enough to be killed mid-load.
-    let mut child = bench()
-        .args([
-            "run",
-            "--filter",
-            "ipset-restore",
-            "--rules",
-            "2000000",
-            "--run-id",
-            "clikill",
-        ])
+    let mut child = slow_load("clikill", "2000000")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -652,16 +658,7 @@ fn sigkill_mid_load_then_cleanup_leaves_the_machine_clean() {
 fn sigterm_cleans_up_even_with_stderr_gone() {
     testbed::needs_root!();
     let _lock = serial();
-    let mut child = bench()
-        .args([
-            "run",
-            "--filter",
-            "ipset-restore",
-            "--rules",
-            "4000000",
-            "--run-id",
-            "cliterm",
-        ])
+    let mut child = slow_load("cliterm", "4000000")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

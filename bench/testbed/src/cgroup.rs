@@ -34,26 +34,15 @@ pub struct MemoryCage {
 
 /// Mount points of cgroup file systems: the unified one, and v1's memory hierarchy.
 fn mounts() -> Result<(Option<PathBuf>, Option<PathBuf>)> {
-    let text = read("/proc/self/mountinfo".as_ref())?;
-    let (mut unified, mut v1) = (None, None);
-    for line in text.lines() {
-        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS] - FSTYPE SOURCE SUPEROPTIONS
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let Some(dash) = fields.iter().position(|&f| f == "-") else {
-            continue;
-        };
-        let (Some(mount), Some(fstype)) = (fields.get(4), fields.get(dash + 1)) else {
-            continue;
-        };
-        let options = fields.get(dash + 3).copied().unwrap_or("");
-        match *fstype {
-            "cgroup2" if unified.is_none() => unified = Some(PathBuf::from(mount)),
-            "cgroup" if options.split(',').any(|o| o == "memory") => {
-                v1 = Some(PathBuf::from(mount));
-            }
-            _ => {}
-        }
-    }
+    let all = filter_core::mounts::mounts()?;
+    let unified = all
+        .iter()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| m.path.clone());
+    let v1 = all
+        .iter()
+        .find(|m| m.fstype == "cgroup" && m.options.iter().any(|o| o == "memory"))
+        .map(|m| m.path.clone());
     Ok((unified, v1))
 }
 
@@ -354,11 +343,10 @@ pub fn remove_dead_cages() -> Result<Vec<String>> {
     Ok(removed)
 }
 
-/// Where the unified (cgroup v2) hierarchy is mounted (`/sys/fs/cgroup` on a pure v2
-/// system, `/sys/fs/cgroup/unified` on a hybrid one), found in `/proc/self/mountinfo`.
+/// Where the unified (cgroup v2) hierarchy is mounted ([`filter_core::mounts::cgroup2`]).
 #[must_use]
 pub fn unified_mount() -> Option<PathBuf> {
-    mounts().ok()?.0
+    filter_core::mounts::cgroup2()
 }
 
 /// A cgroup v2 standing for a testbed's client side: `egb-<id>` at the root of the unified

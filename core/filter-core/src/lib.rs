@@ -26,6 +26,7 @@ mod error;
 mod filter;
 pub mod generate;
 pub mod memory;
+pub mod mounts;
 mod netns;
 
 pub use cidr::{

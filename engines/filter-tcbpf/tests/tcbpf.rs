@@ -369,6 +369,18 @@ fn timed_entries_expire_in_the_program() {
     assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }
 
+/// A filter on the testbed's client cgroup, hooked the way `attach` says.
+fn on_the_client_cgroup(bed: &Testbed, attach: Attach) -> TcbpfFilter {
+    let cgroup = bed.workload().expect("cgroup v2 is mounted here");
+    TcbpfFilter::at(
+        bed.client().clone(),
+        bed.tag().clone(),
+        &filter_core::Target::cgroup(cgroup),
+        attach,
+    )
+    .unwrap()
+}
+
 /// On a cgroup, the filter sees the sockets of the cgroup's processes and no one else's: the
 /// testbed's probes (made in its client cgroup) to a denied address are refused, the same
 /// probe from this process (outside the cgroup, same namespace) goes through, and with the
@@ -382,14 +394,7 @@ fn a_cgroup_filter_sees_its_cgroup_only() {
         .expect("cgroup v2 is mounted here")
         .to_owned();
     for table in [Table::LpmTrie, Table::Dir24] {
-        let mut filter = TcbpfFilter::at(
-            bed.client().clone(),
-            bed.tag().clone(),
-            &filter_core::Target::cgroup(&cgroup),
-            Attach::CGROUP,
-        )
-        .unwrap()
-        .with_table(table);
+        let mut filter = on_the_client_cgroup(&bed, Attach::CGROUP).with_table(table);
         filter.load(&list(1_000)).unwrap();
         let live = conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str());
         assert!(!live.is_empty(), "{table:?}: the link is not visible");
@@ -427,17 +432,7 @@ fn a_cgroup_filter_sees_its_cgroup_only() {
 fn connect_time_filter_refuses_denied_connects() {
     testbed::needs_root!();
     let bed = Testbed::new().unwrap();
-    let cgroup = bed
-        .workload()
-        .expect("cgroup v2 is mounted here")
-        .to_owned();
-    let mut filter = TcbpfFilter::at(
-        bed.client().clone(),
-        bed.tag().clone(),
-        &filter_core::Target::cgroup(&cgroup),
-        Attach::CONNECT,
-    )
-    .unwrap();
+    let mut filter = on_the_client_cgroup(&bed, Attach::CONNECT);
     filter.load(&list(1_000)).unwrap();
     for denied in [IpAddr::from(DENIED_V4), DENIED_V6.into()] {
         let refused = bed

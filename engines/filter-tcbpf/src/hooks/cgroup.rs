@@ -39,16 +39,9 @@ pub static KIND: HookKind = HookKind {
     flavour: Flavour::CgroupSkb,
 };
 
-/// Where the unified (cgroup v2) hierarchy is mounted, read from `/proc/self/mountinfo`
-/// (`/sys/fs/cgroup` on a pure v2 system, `/sys/fs/cgroup/unified` on a hybrid one).
+/// Where the unified (cgroup v2) hierarchy is mounted ([`filter_core::mounts::cgroup2`]).
 pub fn unified_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let dash = fields.iter().position(|&f| f == "-")?;
-        let mount = fields.get(4)?;
-        (fields.get(dash + 1) == Some(&"cgroup2")).then(|| PathBuf::from(mount))
-    })
+    filter_core::mounts::cgroup2()
 }
 
 /// Programs of ours (`egb_*`) at `hooks`' attach types of the testbed cgroups (`egb-*` at the
