@@ -23,6 +23,7 @@ pub static REGISTRY: Registry = Registry::new(&[
     &filter_ipset::ENGINE,
     &filter_nftables::ENGINE,
     &filter_tcbpf::ENGINE,
+    &filter_calico_felix::ENGINE,
 ]);
 
 /// No filter: the baseline every figure is compared with.
