@@ -236,11 +236,20 @@ impl MemoryCage {
         }
     }
 
-    /// Why the cgroup's processes were killed, in words with the figures, when the limit is
-    /// what killed them; `None` otherwise.
+    /// How often the cgroup's usage hit its limit (`memory.failcnt` on v1, the `max` event
+    /// on v2): a kernel allocation charged to it then fails with `ENOMEM` rather than killing.
+    #[must_use]
+    pub fn limit_hits(&self) -> Option<u64> {
+        match self.hierarchy {
+            Hierarchy::Unified => keyed(&self.dir.join("memory.events"), "max"),
+            Hierarchy::V1 => read_u64(&self.dir.join("memory.failcnt")),
+        }
+    }
+
+    /// Why the cgroup's processes failed, in words with the figures, when its limit is what
+    /// stopped them: killed there, or refused memory there; `None` otherwise.
     #[must_use]
     pub fn verdict(&self) -> Option<String> {
-        let kills = self.oom_kills().filter(|&k| k > 0)?;
         let gib = |b: u64| {
             #[expect(clippy::cast_precision_loss, reason = "a figure for people")]
             let g = b as f64 / f64::from(1 << 30);
@@ -249,6 +258,14 @@ impl MemoryCage {
         let peak = self
             .peak()
             .map_or_else(String::new, |p| format!(" at {:.2} GiB", gib(p)));
+        let Some(kills) = self.oom_kills().filter(|&k| k > 0) else {
+            let hits = self.limit_hits().filter(|&h| h > 0)?;
+            return Some(format!(
+                "reached the memory limit of its cgroup{peak} (limit {:.2} GiB, hit {hits} \
+                 times): kernel allocations charged to it were refused",
+                gib(self.limit)
+            ));
+        };
         Some(format!(
             "killed by the memory limit of its cgroup{peak} (limit {:.2} GiB; {kills} process{} \
              killed inside it)",

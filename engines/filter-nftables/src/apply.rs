@@ -5,7 +5,7 @@
 use filter_core::{Error, Family, Result};
 use ipnet::IpNet;
 
-use crate::layout::{SETS, family_index, hash_size, set_name, width};
+use crate::layout::{MAX_HASH_SIZE, SETS, family_index, hash_size, set_name, width};
 use crate::messages::{self, SetKind};
 use crate::state::{self, Delta, FamilyState};
 use crate::transactions::Transactions;
@@ -28,6 +28,19 @@ impl NftablesFilter {
 
     /// Checks what a load needs against the memory there is, before anything changes.
     pub(crate) fn check(families: &[FamilyState; 2]) -> Result<()> {
+        for family in families {
+            if family.host_count() > MAX_HASH_SIZE as usize {
+                return Err(Error::Limit {
+                    limit: "nftables fixed-size hash set size",
+                    requested: family.host_count() as u64,
+                    max: u64::from(MAX_HASH_SIZE),
+                    hint: "host addresses per family: the kernel allocates the set's buckets \
+                           in one block below 2 GiB; aggregate the list (--aggregate) or use \
+                           ipset or tcbpf-dir"
+                        .into(),
+                });
+            }
+        }
         let elements: usize = families
             .iter()
             .map(|f| f.host_count() + f.element_count(SetKind::Interval))

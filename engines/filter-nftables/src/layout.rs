@@ -16,9 +16,19 @@ pub(crate) const SETS: [(Family, SetKind); 4] = [
     (Family::V6, SetKind::Interval),
 ];
 
-/// The size a hosts' hash set is made with: room to double, and 65,536 at least.
+/// The largest size a fixed-size hash set can be made with: the kernel allocates
+/// `roundup_pow_of_two(size * 4 / 3)` bucket heads of 8 bytes in one block, which must stay
+/// below 2 GiB (`kvmalloc`'s `INT_MAX`): 2^27 buckets, so at most 3 * 2^25 = 100,663,296
+/// elements. Past it the kernel answers `ENOMEM` to the set's creation (measured at 100M
+/// hosts, sized 2x: 2^28 buckets).
+pub(crate) const MAX_HASH_SIZE: u32 = 3 << 25;
+
+/// The size a hosts' hash set is made with: room to double, 65,536 at least, and
+/// [`MAX_HASH_SIZE`] at most.
 pub(crate) fn hash_size(hosts: usize) -> u32 {
-    u32::try_from((hosts * 2).max(1 << 16)).unwrap_or(u32::MAX)
+    u32::try_from((hosts * 2).max(1 << 16))
+        .unwrap_or(u32::MAX)
+        .min(MAX_HASH_SIZE)
 }
 
 pub(crate) fn family_index(family: Family) -> usize {
@@ -66,5 +76,21 @@ pub(crate) fn describe(family: Family, kind: SetKind, (key, is_end): Element) ->
         (SetKind::Hash, _) => format!("address {addr}"),
         (SetKind::Interval, true) => format!("the end of a range before {addr}"),
         (SetKind::Interval, false) => format!("a range from {addr}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest size keeps the kernel's bucket block (a power of two of 8-byte heads, for
+    /// 4/3 of the size) below 2 GiB; twice a list of 100M hosts would not.
+    #[test]
+    fn hash_sizes_stay_under_the_kernel_s_block_limit() {
+        let buckets = |size: u32| (u64::from(size) * 4 / 3).next_power_of_two();
+        assert!(buckets(MAX_HASH_SIZE) * 8 < 1 << 31);
+        assert!(buckets(MAX_HASH_SIZE + 1) * 8 >= 1 << 31);
+        assert_eq!(hash_size(89_000_000), MAX_HASH_SIZE);
+        assert_eq!(hash_size(10), 1 << 16);
     }
 }
