@@ -452,8 +452,9 @@ pub fn sockets_in(
     netns: &filter_core::NetNs,
     kinds: &[(i32, i32)],
 ) -> Result<Vec<std::os::fd::OwnedFd>> {
+    use nix::libc;
+    use std::os::fd::AsRawFd as _;
     use std::os::unix::ffi::OsStrExt as _;
-    use std::os::unix::process::CommandExt as _;
     let procs = std::ffi::CString::new(dir.join("cgroup.procs").as_os_str().as_bytes())
         .map_err(|_| Error::InvalidInput("a cgroup path with a NUL byte".into()))?;
     let ns_path = netns
@@ -461,53 +462,82 @@ pub fn sockets_in(
         .map(|name| std::ffi::CString::new(format!("/run/netns/{name}")))
         .transpose()
         .map_err(|_| Error::InvalidInput("a namespace name with a NUL byte".into()))?;
-    let kinds = kinds.to_vec();
-    let count = kinds.len();
-    let mut cmd = std::process::Command::new("cat");
-    cmd.stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null());
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::io("making a pipe", e.into()))?;
+    let ready = ready_w.as_raw_fd();
     #[expect(
         unsafe_code,
-        reason = "pre_exec: raw system calls between fork and exec"
+        reason = "fork: the child makes raw system calls only, then waits to be killed"
     )]
-    // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
-    // (open, write, setns, socket, dup2, close) on values made before the fork: no
-    // allocation, no lock.
-    unsafe {
-        cmd.pre_exec(move || {
-            use nix::libc;
-            let fail = || Err(std::io::Error::last_os_error());
+    // SAFETY: in the child of a multi-threaded process only async-signal-safe system calls
+    // follow (close_range, open, write, setns, socket, dup2, close, pause, _exit) on values
+    // made before the fork: no allocation, no lock. The child never returns from the block.
+    let pid = unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            // Let go at once of every descriptor inherited from the other threads (a BPF
+            // link, a socket), so that this child never keeps another's object alive.
+            let ready_u = ready as libc::c_uint;
+            libc::syscall(libc::SYS_close_range, 3, ready_u - 1, 0);
+            libc::syscall(libc::SYS_close_range, ready_u + 1, libc::c_uint::MAX, 0);
+            let mut status = 0u8;
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
             if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                return fail();
+                status = 1;
             }
             libc::close(fd);
-            if let Some(path) = &ns_path {
+            if status == 0
+                && let Some(path) = &ns_path
+            {
                 let ns = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
                 if ns < 0 || libc::setns(ns, libc::CLONE_NEWNET) != 0 {
-                    return fail();
+                    status = 2;
                 }
                 libc::close(ns);
             }
             for (i, &(domain, kind)) in kinds.iter().enumerate() {
+                if status != 0 {
+                    break;
+                }
                 let socket = libc::socket(domain, kind, 0);
                 #[expect(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
                 let slot = HANDOVER_FD + i as i32;
                 if socket < 0 || libc::dup2(socket, slot) < 0 {
-                    return fail();
+                    status = 3;
                 }
                 libc::close(socket);
             }
-            Ok(())
-        });
+            libc::write(ready, (&raw const status).cast(), 1);
+            if status != 0 {
+                libc::_exit(1);
+            }
+            loop {
+                libc::pause();
+            }
+        }
+        pid
+    };
+    drop(ready_w);
+    if pid < 0 {
+        return Err(Error::io(
+            "forking to open sockets in a cgroup",
+            std::io::Error::last_os_error(),
+        ));
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::io(format!("opening sockets in {}", dir.display()), e))?;
-    let taken = take_fds(child.id(), count);
-    drop(child.stdin.take());
-    let _ = child.kill();
-    let _ = child.wait();
+    let child = nix::unistd::Pid::from_raw(pid);
+    let mut status = [9u8];
+    let said = nix::unistd::read(&ready_r, &mut status);
+    let taken = match (said, status[0]) {
+        (Ok(1), 0) => take_fds(u32::try_from(pid).unwrap_or_default(), kinds.len()),
+        (_, code) => Err(Error::InvalidInput(format!(
+            "opening sockets in cgroup {} and {}: the child failed at step {code} (1: join the \
+             cgroup, 2: enter the namespace, 3: open a socket)",
+            dir.display(),
+            netns.name().unwrap_or("this namespace")
+        ))),
+    };
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
     taken
 }
 

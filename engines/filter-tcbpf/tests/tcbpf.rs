@@ -369,6 +369,18 @@ fn timed_entries_expire_in_the_program() {
     assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }
 
+/// The denied probe gets through within a second of a teardown: a link goes with its last
+/// descriptor, which a child forked meanwhile by another test's thread holds until it execs.
+fn released(bed: &Testbed) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while bed.probe(DENIED_V4.into()).unwrap() != Probe::Delivered {
+        assert!(
+            std::time::Instant::now() < until,
+            "still dropped after teardown"
+        );
+    }
+}
+
 /// A filter on the testbed's client cgroup, hooked the way `attach` says.
 fn on_the_client_cgroup(bed: &Testbed, attach: Attach) -> TcbpfFilter {
     let cgroup = bed.workload().expect("cgroup v2 is mounted here");
@@ -408,7 +420,7 @@ fn a_cgroup_filter_sees_its_cgroup_only() {
         }
         assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
         filter.teardown().unwrap();
-        assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+        released(&bed);
         assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
     }
     // An interface target is refused by name, before anything is loaded.
@@ -459,5 +471,5 @@ fn connect_time_filter_refuses_denied_connects() {
     );
     assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
     filter.teardown().unwrap();
-    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+    released(&bed);
 }
