@@ -11,7 +11,7 @@
 //!   new list creates a temporary set, adds every member, swaps it in and destroys it; later
 //!   changes are `add` and `del --exist` lines. Past `maxelem` the kernel refuses with
 //!   "Hash is full", as it refused Felix;
-//! - the chains of [`chains`]: `cali-OUTPUT`, `cali-to-host-endpoint`, `cali-th-<iface>`
+//! - the chains (module `chains`): `cali-OUTPUT`, `cali-to-host-endpoint`, `cali-th-<iface>`
 //!   (conntrack's shortcut for established flows first, `cali-failsafe-out`, the mark bits),
 //!   two deny policies with TCP, UDP and ICMP rules on the set, an allow policy, the drop.
 //!
