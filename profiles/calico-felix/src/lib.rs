@@ -88,7 +88,14 @@ pub struct CalicoFelix {
     maxelem: u32,
     held: filter_core::Held,
     loaded: bool,
+    /// How long the last full `ipset restore` of the list and a full `ipset list` of the
+    /// sets took, in seconds: Felix does both, and reports itself not live when its loop is
+    /// silent for [`FELIX_LIVENESS_SECONDS`].
+    felix_seconds: Option<(f64, f64)>,
 }
+
+/// Felix reports itself not live when its data-plane loop is silent this long.
+pub const FELIX_LIVENESS_SECONDS: f64 = 20.0;
 
 impl CalicoFelix {
     /// The profile for `interface` in `netns`, its sets named after `tag`.
@@ -120,6 +127,7 @@ impl CalicoFelix {
             maxelem,
             held: filter_core::Held::default(),
             loaded: false,
+            felix_seconds: None,
         })
     }
 
@@ -258,9 +266,17 @@ impl EgressFilter for CalicoFelix {
     }
 
     fn backend(&self) -> String {
+        let felix = self
+            .felix_seconds
+            .map_or_else(String::new, |(restore, list)| {
+                format!(
+                    "; a full ipset restore took {restore:.1} s and a full ipset list {list:.1} s \
+                 (Felix's liveness window: {FELIX_LIVENESS_SECONDS:.0} s)"
+                )
+            });
         format!(
             "Calico v3.16 Felix iptables data path, replayed without Felix: ipset hash:net \
-             maxelem {} through ipset restore, cali-* chains on {} ({})",
+             maxelem {} through ipset restore, cali-* chains on {} ({}){felix}",
             self.maxelem,
             self.interface,
             self.backend.describe()
@@ -272,7 +288,9 @@ impl EgressFilter for CalicoFelix {
             return Err(Error::AlreadyLoaded);
         }
         // Felix writes its sets before the rules that name them.
+        let restore = std::time::Instant::now();
         self.write_list(list, true)?;
+        let restore = restore.elapsed().as_secs_f64();
         for family in Family::BOTH {
             let rules = chains::ruleset(&self.interface, &self.set(family), Self::icmp(family));
             if let Err(e) = xtables::restore(&self.netns, self.backend, family, &rules) {
@@ -292,7 +310,34 @@ impl EgressFilter for CalicoFelix {
         }
         self.loaded = true;
         self.held.set(list);
+        // What Felix's periodic resync reads back: every member of every set.
+        let listing = std::time::Instant::now();
+        for family in Family::BOTH {
+            filter_core::run_command(
+                self.netns
+                    .command("ipset")
+                    .args(["list", &self.set(family)]),
+            )?;
+        }
+        self.felix_seconds = Some((restore, listing.elapsed().as_secs_f64()));
         Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let Some((restore, list)) = self.felix_seconds else {
+            return Vec::new();
+        };
+        [("restore", restore), ("list", list)]
+            .into_iter()
+            .filter(|&(_, seconds)| seconds > FELIX_LIVENESS_SECONDS)
+            .map(|(what, seconds)| {
+                format!(
+                    "a full `ipset {what}` of the list took {seconds:.1} s, over Felix's \
+                     {FELIX_LIVENESS_SECONDS:.0} s liveness window: Felix would have reported \
+                     itself not live meanwhile"
+                )
+            })
+            .collect()
     }
 
     fn replace(&mut self, list: &CidrList) -> Result<()> {

@@ -49,4 +49,11 @@ fn one_past_max_ipset_size_fails_by_name_and_leaves_nothing() {
     let fits: CidrList = list.iter().skip(1).collect();
     filter.load(&fits).unwrap();
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    // The record says how long Felix's full restore and listing took, against its window.
+    let backend = filter.backend();
+    assert!(
+        backend.contains("a full ipset restore took") && backend.contains("liveness window: 20 s"),
+        "{backend}"
+    );
+    assert!(filter.warnings().is_empty(), "{:?}", filter.warnings());
 }
