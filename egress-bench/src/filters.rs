@@ -8,6 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use filter_cilium_model::CiliumOptions;
 use filter_core::engine::{Options, Placement, Variant};
 use filter_core::{CidrList, EgressFilter, Engine, FilterStats, NetNs, Registry, Result, Role};
 use filter_ipset::IpsetOptions;
@@ -24,6 +25,7 @@ pub static REGISTRY: Registry = Registry::new(&[
     &filter_nftables::ENGINE,
     &filter_tcbpf::ENGINE,
     &filter_calico_felix::ENGINE,
+    &filter_cilium_model::ENGINE,
 ]);
 
 /// No filter: the baseline every figure is compared with.
@@ -59,6 +61,11 @@ pub struct EngineFlags {
     /// benchmark saw "Hash is full, cannot add more elements".
     #[arg(long)]
     pub ipset_maxelem: Option<u32>,
+    /// The Cilium model's policy map size (Cilium's `bpf-policy-map-max`, 256..65536;
+    /// default 16384): each CIDR takes a deny entry, so past it the list fails as in
+    /// cilium#14377.
+    #[arg(long)]
+    pub policy_map_max: Option<u32>,
 }
 
 impl EngineFlags {
@@ -75,6 +82,9 @@ impl EngineFlags {
             })
             .with(TcbpfOptions {
                 attach: self.attach,
+            })
+            .with(CiliumOptions {
+                policy_map_max: self.policy_map_max,
             })
     }
 }
@@ -122,10 +132,11 @@ pub fn sweep_policy(registry: &Registry, variant: &Variant) -> SweepPolicy {
         .collect();
     SweepPolicy {
         largest_only: variant.role == Role::BenchmarkOnly && !floor_of_engine,
-        scale: matches!(variant.role, Role::Engine | Role::Reference),
+        scale: matches!(variant.role, Role::Engine | Role::Reference | Role::Profile),
         send_path: variant.role != Role::Reference,
         program_cost: variant.role == Role::Engine,
         also_as,
+        holds: variant.holds,
     }
 }
 
@@ -338,6 +349,11 @@ mod tests {
         assert!(!policy("ipset-restore").send_path && policy("ipset-restore").scale);
         assert!(policy("tcbpf-dir").program_cost && !policy("tcbpf-per-entry").program_cost);
         assert!(!policy("none").scale && policy("none").send_path);
+        // Profiles run at the sizes their product limits allow, past them in the scale test.
+        assert_eq!(policy("cilium").holds, Some(16_383));
+        assert_eq!(policy("calico-felix").holds, Some(1_048_576));
+        assert!(policy("cilium-cidr-group").scale && policy("cilium").send_path);
+        assert!(policy("ipset").holds.is_none());
     }
 
     #[test]
@@ -345,7 +361,10 @@ mod tests {
         REGISTRY.check().unwrap();
         for v in REGISTRY.variants() {
             assert_eq!(REGISTRY.variant(v.name).map(|v| v.name), Some(v.name));
-            assert_eq!(v.drops, v.role == Role::Engine || v.role == Role::Reference);
+            assert_eq!(
+                v.drops,
+                matches!(v.role, Role::Engine | Role::Reference | Role::Profile)
+            );
         }
         assert_eq!(
             REGISTRY.variant("tcbpf-empty@clsact").map(|v| v.name),

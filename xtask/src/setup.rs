@@ -24,8 +24,8 @@ pub fn nightly_pin() -> &'static str {
 /// bpf-linker, linked against [`nightly_pin`]'s own LLVM.
 const BPF_LINKER: &str = "bpf-linker@0.13.0";
 
-/// The eBPF crate: it only builds for bpfel-unknown-none, through filter-tcbpf's build script.
-pub const EBPF_CRATE: &str = "filter-tcbpf-ebpf";
+/// The eBPF crates: they only build for bpfel-unknown-none, through their loaders' build scripts.
+pub const EBPF_CRATES: [&str; 2] = ["filter-tcbpf-ebpf", "cilium-model-ebpf"];
 
 /// Debian packages the tests and benchmarks drive.
 const PACKAGES: &[&str] = &[

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::setup::{self, EBPF_CRATE, cargo, exec};
+use crate::setup::{self, EBPF_CRATES, cargo, exec};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, Args)]
@@ -19,13 +19,15 @@ pub fn run(options: &Options) -> Result<()> {
     eprintln!("xtask: cargo fmt --check");
     exec(cargo().args(["fmt", "--all", "--check"]))?;
     eprintln!(
-        "xtask: cargo clippy --workspace --all-targets -- -D warnings (the eBPF crate builds, with its warnings, inside filter-tcbpf's build script)"
+        "xtask: cargo clippy --workspace --all-targets -- -D warnings (the eBPF crates build, with their warnings, inside their loaders' build scripts)"
     );
     exec(cargo().args([
         "clippy",
         "--workspace",
         "--exclude",
-        EBPF_CRATE,
+        EBPF_CRATES[0],
+        "--exclude",
+        EBPF_CRATES[1],
         "--all-targets",
         "--",
         "-D",
@@ -37,12 +39,15 @@ pub fn run(options: &Options) -> Result<()> {
         "--workspace",
         "--no-deps",
         "--exclude",
-        EBPF_CRATE,
+        EBPF_CRATES[0],
+        "--exclude",
+        EBPF_CRATES[1],
     ]))?;
     eprintln!("xtask: cargo test --workspace (kernel tests in network namespaces of their own)");
     exec(
         cargo()
-            .args(["test", "--workspace", "--exclude", EBPF_CRATE])
+            .args(["test", "--workspace"])
+            .args(EBPF_CRATES.iter().flat_map(|c| ["--exclude", c]))
             .args(&options.cargo_test_args),
     )
 }

@@ -39,6 +39,11 @@ pub struct SweepPolicy {
     /// Other labels it also runs under, at the largest size (`tcbpf-empty@clsact`: the
     /// attach floor of another attach kind).
     pub also_as: Vec<String>,
+    /// The longest list it holds with default options (a profile's product limit): the
+    /// default sweep runs it at the sizes up to this, the scale test past it too (the
+    /// failure, naming the limit, is the row).
+    #[serde(default)]
+    pub holds: Option<u64>,
 }
 
 impl FilterEntry {

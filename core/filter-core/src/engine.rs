@@ -179,6 +179,9 @@ pub enum Role {
     Reference,
     /// A program for the benchmark only (attach floor, cold lookups) that filters nothing.
     BenchmarkOnly,
+    /// A product's data path replayed on the kernel's mechanisms (a CNI's chains, sets and
+    /// maps with its layout and limits): measured like an engine, labelled as a model.
+    Profile,
 }
 
 /// Builds a variant's filter at a placement.
@@ -200,6 +203,9 @@ pub struct Variant {
     /// The variant whose per-packet cost is this one's floor (the same hook with a program
     /// that passes everything).
     pub send_path_floor: Option<&'static str>,
+    /// The longest list it holds with its default options, when a product limit caps it
+    /// (a profile's map or set size); `None`: only memory does.
+    pub holds: Option<u64>,
     /// Builds it.
     #[serde(skip)]
     pub build: Build,
@@ -215,7 +221,16 @@ impl Variant {
             drops: true,
             load_compared_with: None,
             send_path_floor: None,
+            holds: None,
             build,
+        }
+    }
+
+    /// A product's data path replayed (see [`Role::Profile`]).
+    pub const fn profile(name: &'static str, about: &'static str, build: Build) -> Self {
+        Self {
+            role: Role::Profile,
+            ..Self::engine(name, about, build)
         }
     }
 

@@ -46,8 +46,12 @@ pub(crate) fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Map {
 
 pub(crate) fn map_data(map: &Map) -> &MapData {
     match map {
-        Map::LpmTrie(data) | Map::PerCpuArray(data) | Map::Array(data) | Map::HashMap(data) => data,
-        _ => unreachable!("the filter only has LPM tries and arrays"),
+        Map::LpmTrie(data)
+        | Map::PerCpuArray(data)
+        | Map::Array(data)
+        | Map::HashMap(data)
+        | Map::LruHashMap(data) => data,
+        _ => unreachable!("the filters only have LPM tries, arrays and hashes"),
     }
 }
 

@@ -63,6 +63,17 @@ use fill::map_data;
 use hooks::Hook;
 use instance::Instance;
 
+/// A kernel refusal met through aya, as [`Error::Kernel`] naming `operation` and the errno:
+/// for crates that load programs of their own on this crate's [`hooks`].
+pub fn kernel_error(operation: impl Into<String>, err: impl std::error::Error + 'static) -> Error {
+    kernel(operation, err).into()
+}
+
+/// The kernel memory a BPF map holds (the `memlock` of its fdinfo), 0 when unknown.
+pub fn map_memlock(map: &aya::maps::Map) -> u64 {
+    sys::memlock(map_data(map).fd().as_fd()).unwrap_or(0)
+}
+
 /// The tc eBPF LPM-trie filter; see the [crate docs](crate).
 pub struct TcbpfFilter {
     netns: NetNs,

@@ -39,12 +39,15 @@ pub const MAX_IPSET_SIZE: u32 = 1_048_576;
 /// Felix's `MaxIpsetSize`, `backend` the iptables back-end).
 pub static ENGINE: Engine = Engine {
     name: "calico",
-    variants: &[Variant::engine(
-        CALICO_FELIX,
-        "Calico v3.16 Felix iptables data path, replayed without Felix: its ipset \
-         (maxelem MaxIpsetSize, 1,048,576), chains, marks and conntrack shortcut",
-        build,
-    )],
+    variants: &[Variant {
+        holds: Some(MAX_IPSET_SIZE as u64),
+        ..Variant::profile(
+            CALICO_FELIX,
+            "Calico v3.16 Felix iptables data path, replayed without Felix: its ipset \
+             (maxelem MaxIpsetSize, 1,048,576), chains, marks and conntrack shortcut",
+            build,
+        )
+    }],
     leftovers,
     remove_leftovers,
     target_kind: filter_core::engine::egress_target,

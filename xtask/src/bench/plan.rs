@@ -37,9 +37,15 @@ impl Registry {
         self.entry(label).map(|e| e.role)
     }
 
-    /// A filter a user would install, attached the default way.
+    /// A filter a user would install (or a product's data path replayed), attached the
+    /// default way.
     fn is_engine(&self, label: &str) -> bool {
-        !label.contains('@') && self.role(label) == Some(Role::Engine)
+        !label.contains('@') && matches!(self.role(label), Some(Role::Engine | Role::Profile))
+    }
+
+    /// The longest list the filter a label names holds, when a product limit caps it.
+    fn holds(&self, label: &str) -> Option<u64> {
+        self.entry(label).and_then(|e| e.sweep.holds)
     }
 
     fn is_reference(&self, label: &str) -> bool {
@@ -157,10 +163,14 @@ pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
     for mix in &mixes {
         for &size in &sizes {
             for repeat in 0..repeats {
-                let largest = sizes.last() == Some(&size);
                 for filter in filters
                     .iter()
-                    .filter(|f| largest || !registry.largest_only(f))
+                    // Outside the scale test, a profile runs at the sizes it holds, the
+                    // largest of them standing for the sweep's largest.
+                    .filter(|f| options.scale || registry.holds(f).is_none_or(|max| size <= max))
+                    .filter(|f| {
+                        largest_for(&sizes, size, registry.holds(f)) || !registry.largest_only(f)
+                    })
                     .filter(|f| {
                         !(options.scale
                             && (mix != "default" || size > SCALE_REFERENCE_MAX)
@@ -177,6 +187,7 @@ pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
                         && registry.send_path(filter)
                         && !(options.scale && mix != "default");
                     // Live updates: every engine, once, at the largest size.
+                    let largest = largest_for(&sizes, size, registry.holds(filter));
                     let updates = largest
                         && repeat == 0
                         && !options.scale
@@ -196,6 +207,16 @@ pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
         }
     }
     Plan { jobs, family }
+}
+
+/// Whether `size` is the largest of `sizes` a filter holding at most `holds` runs at.
+fn largest_for(sizes: &[u64], size: u64, holds: Option<u64>) -> bool {
+    sizes
+        .iter()
+        .copied()
+        .filter(|&s| holds.is_none_or(|max| s <= max))
+        .max()
+        == Some(size)
 }
 
 #[cfg(test)]
@@ -255,6 +276,14 @@ mod tests {
                     ..SweepPolicy::default()
                 },
             ),
+            entry(
+                "prof",
+                Role::Profile,
+                SweepPolicy {
+                    holds: Some(5_000),
+                    ..engine.clone()
+                },
+            ),
         ])
     }
 
@@ -296,7 +325,28 @@ mod tests {
             at("eng", 10).iter().all(|j| !j.updates),
             "the feed at the largest size"
         );
-        assert!(jobs.iter().filter(|j| j.updates).all(|j| j.filter == "eng"));
+        assert!(
+            jobs.iter()
+                .filter(|j| j.updates)
+                .all(|j| j.filter == "eng" || j.filter == "prof")
+        );
+    }
+
+    /// A profile runs at the sizes its product limit allows, the largest of them taking the
+    /// update feed; the scale test runs it past the limit, where the failure is the row.
+    #[test]
+    fn a_profile_runs_at_the_sizes_it_holds() {
+        let jobs = plan(&options(&["--sizes", "10,1000,100000"]), &registry()).jobs;
+        let prof: Vec<_> = jobs.iter().filter(|j| j.filter == "prof").collect();
+        assert!(prof.iter().all(|j| j.size <= 1000), "not past 5,000");
+        assert!(prof.iter().any(|j| j.size == 10));
+        assert!(prof.iter().any(|j| j.updates && j.size == 1000));
+        let scale = plan(&options(&["--scale"]), &registry()).jobs;
+        assert!(
+            scale
+                .iter()
+                .any(|j| j.filter == "prof" && j.size == 10_000_000)
+        );
     }
 
     /// The scale test runs engines and reference loaders, once each, reference loaders on
@@ -306,7 +356,7 @@ mod tests {
         let jobs = plan(&options(&["--scale"]), &registry()).jobs;
         assert!(
             jobs.iter()
-                .all(|j| j.filter == "eng" || j.filter == "eng-ref")
+                .all(|j| ["eng", "eng-ref", "prof"].contains(&j.filter.as_str()))
         );
         assert!(jobs.iter().all(|j| j.repeat == 0 && !j.updates));
         let references: Vec<_> = jobs.iter().filter(|j| j.filter == "eng-ref").collect();

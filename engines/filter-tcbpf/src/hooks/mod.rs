@@ -47,7 +47,7 @@ pub struct HookKind {
     /// Whether this kernel offers it.
     pub available: fn() -> bool,
     /// A hook of this kind for a target and a run's tag.
-    pub(crate) make: fn(&Target, &Tag) -> Result<Box<dyn Hook>>,
+    pub make: fn(&Target, &Tag) -> Result<Box<dyn Hook>>,
     /// What runs left hooked this way in a namespace under a prefix (see
     /// [`Engine::leftovers`](filter_core::Engine::leftovers)).
     pub leftovers: fn(&NetNs, &str) -> Result<Vec<String>>,
@@ -75,16 +75,23 @@ impl Eq for HookKind {}
 
 /// A program hooked to a target: attached, moved to a new program in one kernel
 /// operation, and released. The hook keeps the link of the program it holds.
-pub(crate) trait Hook: Send {
+pub trait Hook: Send {
     /// Its kind.
     fn kind(&self) -> &'static HookKind;
 
     /// Hooks program `program` of `ebpf` (loaded) inside `netns`.
+    ///
+    /// # Errors
+    /// When the kernel refuses the link or filter, or the program is not in `ebpf`.
     fn attach(&mut self, netns: &NetNs, ebpf: &mut Ebpf, program: &str) -> Result<()>;
 
     /// Moves the hook from `from`'s program to `to`'s in one kernel operation, so every
     /// packet sees one of them. On failure `from` is hooked again (or the error says it
     /// could not be). `fail` makes the move fail after the old link was taken (tests).
+    ///
+    /// # Errors
+    /// When the kernel refuses the move; [`is_attached`](Self::is_attached) then says
+    /// whether `from` is hooked again.
     fn swap(
         &mut self,
         netns: &NetNs,
@@ -99,6 +106,9 @@ pub(crate) trait Hook: Send {
 
     /// Undoes what `attach` set up besides the link (a qdisc it created), once the hooked
     /// program is gone.
+    ///
+    /// # Errors
+    /// When the kernel refuses to remove what was set up.
     fn release(&mut self, netns: &NetNs) -> Result<()>;
 }
 
