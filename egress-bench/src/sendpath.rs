@@ -107,13 +107,16 @@ fn socket(side: &Side, destinations: Destinations) -> Result<UdpSocket> {
 fn sender(destinations: Destinations) -> Sender {
     match destinations {
         Destinations::One => Sender::new(PAYLOAD, &[], &[]),
-        Destinations::Many => {
-            let many: Vec<SocketAddrV4> = (0..32_768u32)
-                .map(|i| SocketAddrV4::new(Ipv4Addr::from(0xC613_0000 | i), PORT))
-                .collect();
-            Sender::new(PAYLOAD, &many, &[] as &[SocketAddrV6])
-        }
+        Destinations::Many => Sender::new(PAYLOAD, &many(), &[] as &[SocketAddrV6]),
+        Destinations::NewFlows => Sender::new_flows(PAYLOAD, &many()),
     }
+}
+
+/// The 32,768 addresses of 198.19.0.0/17.
+fn many() -> Vec<SocketAddrV4> {
+    (0..32_768u32)
+        .map(|i| SocketAddrV4::new(Ipv4Addr::from(0xC613_0000 | i), PORT))
+        .collect()
 }
 
 /// What a round times: packets sent, or `connect()` calls.
@@ -249,6 +252,11 @@ pub fn many_destinations(sides: &Sides, settings: &Settings) -> Result<Paired> {
     measure_pinned(sides, Operation::Send(Destinations::Many), settings)
 }
 
+/// A new flow per packet ([`Destinations::NewFlows`]), on the last CPU.
+pub fn new_flows(sides: &Sides, settings: &Settings) -> Result<Paired> {
+    measure_pinned(sides, Operation::Send(Destinations::NewFlows), settings)
+}
+
 /// Pins the calling thread to every CPU but the meter's (left as it is on a single CPU).
 pub fn pin_away() {
     pin_to(0..cpu_count() - 1);
@@ -291,5 +299,6 @@ pub fn with_filter(sides: &Sides, none_vs_none: Paired, settings: &Settings) -> 
         warnings,
         during_updates: None,
         connects: None,
+        new_flows: None,
     })
 }

@@ -21,6 +21,8 @@ pub struct Sender {
     v4: Vec<libc::sockaddr_in>,
     v6: Vec<libc::sockaddr_in6>,
     next: usize,
+    /// Each pass over the IPv4 destinations goes to the next port: a new flow per packet.
+    new_flows: bool,
 }
 
 // SAFETY: the raw pointers in `iov` and `headers` point into this struct's own heap buffers,
@@ -63,6 +65,16 @@ impl Sender {
             v4: v4.iter().map(to_v4).collect(),
             v6: v6.iter().map(to_v6).collect(),
             next: 0,
+            new_flows: false,
+        }
+    }
+
+    /// Messages to `v4` in turn, the destination port one higher on each pass (from 1024,
+    /// through 64,000 ports): no 5-tuple repeats for two billion packets.
+    pub fn new_flows(payload_len: usize, v4: &[SocketAddrV4]) -> Self {
+        Self {
+            new_flows: true,
+            ..Self::new(payload_len, v4, &[])
         }
     }
 
@@ -84,8 +96,13 @@ impl Sender {
                 header.msg_hdr.msg_iov = &raw mut self.iov;
                 header.msg_hdr.msg_iovlen = 1;
                 if !self.v4.is_empty() {
-                    let i = self.next % self.v4.len();
-                    let addr = &mut self.v4[i];
+                    let len = self.v4.len();
+                    let addr = &mut self.v4[self.next % len];
+                    if self.new_flows {
+                        #[expect(clippy::cast_possible_truncation, reason = "below 64,000")]
+                        let pass = ((self.next / len) % 64_000) as u16;
+                        addr.sin_port = (1024 + pass).to_be();
+                    }
                     header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
                     header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
                     self.next += 1;

@@ -10,6 +10,10 @@ pub enum Destinations {
     /// Every address of 198.19.0.0/17 in turn (32,768; the deliberate denied probe network
     /// in the upper half stays out).
     Many,
+    /// A new flow per packet: the addresses of [`Many`](Self::Many) in turn, the
+    /// destination port one higher on each pass, so no 5-tuple repeats within a run (what a
+    /// filter with conntrack pays for a connection's first packet).
+    NewFlows,
 }
 
 /// One run of paired rounds: medians over its rounds.
@@ -68,6 +72,10 @@ pub struct SendPath {
     /// destinations in turn), ns per call, paired like the packets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connects: Option<Paired>,
+    /// A new flow per packet (`--new-flows`): where a filter keeps conntrack, what a
+    /// connection's first packet costs; `one_destination` is then an established flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_flows: Option<Paired>,
 }
 
 /// The send path measured while the filter is being changed.

@@ -269,7 +269,46 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
             );
         }
     }
+    new_flows_table(md, sweep);
     connect_table(md, sweep);
+}
+
+/// Established flows against a new flow per packet, where the run measured both.
+fn new_flows_table(md: &mut String, sweep: &Sweep) {
+    let rows: Vec<(u64, &String, String)> = sweep
+        .sizes()
+        .into_iter()
+        .flat_map(|size| {
+            sweep.filters.iter().filter_map(move |filter| {
+                cell(sweep, filter, size, SendCase::NewFlows).map(|c| (size, filter, c))
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### New flows against established ones\n\nThe same pairing with a new flow per packet \
+         (the 32,768 addresses in turn, the destination port one higher on each pass, so no \
+         5-tuple repeats). Filters that keep conntrack pay for a connection's first packet here: \
+         Calico's chains accept established flows before any set lookup, the Cilium model creates \
+         a conntrack entry (and checks policy for every packet); filters without state cost the \
+         same as for many destinations. `one destination` is one established flow.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| filter | entries | one destination (established) | many destinations | new flow per packet |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+    for (size, filter, new) in rows {
+        let _ = writeln!(
+            md,
+            "| {filter} | {size} | {} | {} | {new} |",
+            cell(sweep, filter, size, SendCase::One).unwrap_or_default(),
+            cell(sweep, filter, size, SendCase::Many).unwrap_or_default(),
+        );
+    }
 }
 
 /// What filters on a cgroup add to one `connect()`.

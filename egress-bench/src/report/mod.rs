@@ -177,16 +177,19 @@ pub enum SendCase {
     DuringUpdates,
     /// `connect()` calls, for filters on a cgroup (ns per call).
     Connects,
+    /// A new flow per packet (`--new-flows`).
+    NewFlows,
 }
 
 impl SendCase {
     /// Every case, in table order.
-    pub const ALL: [SendCase; 5] = [
+    pub const ALL: [SendCase; 6] = [
         SendCase::NoneVsNone,
         SendCase::One,
         SendCase::Many,
         SendCase::DuringUpdates,
         SendCase::Connects,
+        SendCase::NewFlows,
     ];
 
     /// The name used in CSV files.
@@ -197,6 +200,7 @@ impl SendCase {
             SendCase::Many => "many_destinations",
             SendCase::DuringUpdates => "many_destinations_during_updates",
             SendCase::Connects => "connects",
+            SendCase::NewFlows => "new_flows",
         }
     }
 }
@@ -210,6 +214,7 @@ pub fn send_path(f: &Figures, case: SendCase) -> Option<&Paired> {
         SendCase::Many => Some(&s.many_destinations),
         SendCase::DuringUpdates => s.during_updates.as_ref().map(|d| &d.paired),
         SendCase::Connects => s.connects.as_ref(),
+        SendCase::NewFlows => s.new_flows.as_ref(),
     }
 }
 

@@ -163,12 +163,22 @@ fn send_path(out: &mut String, sp: &SendPath) {
         (&sp.one_destination, "One destination(s)".to_owned()),
         (&sp.many_destinations, "Many destination(s)".to_owned()),
     ];
+    let new_flows = sp
+        .new_flows
+        .as_ref()
+        .map(|p| (p, "New flow per packet".to_owned()));
     let connects = sp
         .connects
         .as_ref()
         .map(|c| (c, "connect(), per call".to_owned()));
-    let count = rows.len() + usize::from(during.is_some());
-    for (i, (p, label)) in rows.into_iter().chain(during).chain(connects).enumerate() {
+    let count = rows.len() + usize::from(during.is_some()) + usize::from(new_flows.is_some());
+    for (i, (p, label)) in rows
+        .into_iter()
+        .chain(during)
+        .chain(new_flows)
+        .chain(connects)
+        .enumerate()
+    {
         let unit = if i < count { "packet" } else { "call" };
         line!(
             out,

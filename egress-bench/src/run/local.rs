@@ -199,6 +199,14 @@ fn measure_send_path(
         .load(list)
         .context("loading the list into the sink namespace")?;
     let mut result = sendpath::with_filter(&sides, none, &settings);
+    if args.new_flows
+        && let Ok(send_path) = result.as_mut()
+    {
+        match sendpath::new_flows(&sides, &settings) {
+            Ok(paired) => send_path.new_flows = Some(paired),
+            Err(e) => result = Err(e),
+        }
+    }
     if in_cgroups && let Ok(send_path) = result.as_mut() {
         match sendpath::connects(&sides, &settings) {
             Ok(connects) => send_path.connects = Some(connects),

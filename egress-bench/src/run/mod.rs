@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// through sink devices, one and many destinations, with a none-vs-none check; ~15 s).
     #[arg(long)]
     pub send_path: bool,
+    /// With --send-path, also a new flow per packet (a new destination port on each pass
+    /// over the addresses): what filters with conntrack pay for a first packet (~8 s).
+    #[arg(long, requires = "send_path")]
+    pub new_flows: bool,
     /// Also measure traffic through the filter to an allowed address, alternated N-A-A-N
     /// with a twin testbed without a filter over rounds: UDP throughput (1470- and 18-byte
     /// payloads, and at 1 Gbit/s offered), CPU time per packet, UDP and TCP round-trip

@@ -35,6 +35,9 @@ pub(super) fn expected_seconds(job: &Job, options: &Options, registry: &Registry
     if job.updates {
         seconds += options.update_seconds + 3.0;
     }
+    if job.new_flows {
+        seconds += 8.0;
+    }
     if registry.times_program(job) {
         seconds += 5.0;
     }
@@ -55,6 +58,9 @@ pub(super) fn measuring_seconds(job: &Job, options: &Options, registry: &Registr
             seconds += 45;
         }
         if job.updates {
+            seconds += 20;
+        }
+        if job.new_flows {
             seconds += 20;
         }
     }

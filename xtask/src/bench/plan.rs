@@ -117,6 +117,8 @@ pub(super) struct Job {
     pub(super) send_path: bool,
     /// Whether the run also applies the live-update feed.
     pub(super) updates: bool,
+    /// Whether the send path also times a new flow per packet (at the largest size).
+    pub(super) new_flows: bool,
 }
 
 /// The runs of a sweep, in order, and the family their lists hold.
@@ -193,6 +195,7 @@ pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
                         && !options.scale
                         && options.update_seconds > 0.0
                         && registry.is_engine(filter);
+                    let new_flows = send_path && largest && !options.scale;
                     jobs.push(Job {
                         filter: filter.clone(),
                         label,
@@ -201,6 +204,7 @@ pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
                         repeat,
                         send_path,
                         updates,
+                        new_flows,
                     });
                 }
             }
@@ -340,7 +344,11 @@ mod tests {
         let prof: Vec<_> = jobs.iter().filter(|j| j.filter == "prof").collect();
         assert!(prof.iter().all(|j| j.size <= 1000), "not past 5,000");
         assert!(prof.iter().any(|j| j.size == 10));
-        assert!(prof.iter().any(|j| j.updates && j.size == 1000));
+        assert!(
+            prof.iter()
+                .any(|j| j.updates && j.new_flows && j.size == 1000)
+        );
+        assert!(prof.iter().all(|j| !j.new_flows || j.size == 1000));
         let scale = plan(&options(&["--scale"]), &registry()).jobs;
         assert!(
             scale

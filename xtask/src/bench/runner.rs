@@ -119,6 +119,9 @@ pub(super) fn one_run(
         if !options.scale {
             cmd.arg("--traffic");
         }
+        if job.new_flows {
+            cmd.arg("--new-flows");
+        }
     }
     if job.updates {
         cmd.args(["--updates", "max", "--update-duration"])
