@@ -24,6 +24,8 @@ const PAYLOAD: usize = 18;
 const CHUNK_TARGET: Duration = Duration::from_micros(1_500);
 /// A run aims at about this much sending.
 const RUN_TARGET: Duration = Duration::from_millis(1_500);
+/// New flows the filtered side sends at most in one measurement (see [`measure`]).
+const NEW_FLOWS_MAX: usize = 100_000;
 /// Port packets are sent to (nothing listens: they are discarded at the sink).
 const PORT: u16 = 9;
 
@@ -174,8 +176,15 @@ fn measure(sides: &Sides, operation: Operation, settings: &Settings) -> Result<P
     send_a.run(&a, BATCH).context("sending through the sink")?;
     let per_packet = (thread_cpu_time() - t).as_secs_f64() / BATCH as f64;
     let chunk = ((CHUNK_TARGET.as_secs_f64() / per_packet) as usize).clamp(16, 4_096);
-    let rounds =
+    let mut rounds =
         ((RUN_TARGET.as_secs_f64() / (4.0 * chunk as f64 * per_packet)) as u32).clamp(20, 400);
+    if operation == Operation::Send(Destinations::NewFlows) {
+        // Each packet is a conntrack entry for filters that keep one (30 s for UDP):
+        // stay well under netfilter's table (nf_conntrack_max, 262,144 here), which drops
+        // new flows once full.
+        let per_round = 2 * chunk * settings.runs as usize;
+        rounds = rounds.min((NEW_FLOWS_MAX / per_round).max(5) as u32);
+    }
     let mut runs = Vec::new();
     for _ in 0..settings.runs {
         let (mut diffs, mut ratios, mut bases) = (Vec::new(), Vec::new(), Vec::new());

@@ -47,6 +47,7 @@ pub fn summary(sweep: &Sweep, baseline: Option<&Sweep>, plots: &[String]) -> Str
     traffic_tables(&mut md, sweep);
     program_cost_table(&mut md, sweep);
     updates_table(&mut md, sweep);
+    super::published::table(&mut md, sweep);
     if let Some(base) = baseline {
         comparison(&mut md, sweep, base);
     }

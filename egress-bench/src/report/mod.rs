@@ -4,6 +4,7 @@
 mod csv;
 pub(crate) mod markdown;
 mod plot;
+mod published;
 pub(crate) mod text;
 
 use std::collections::BTreeMap;
