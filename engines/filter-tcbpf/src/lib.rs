@@ -31,9 +31,11 @@
 // Dependencies of the shipped code only: tests bring their own.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod btf;
 mod changes;
 mod config;
 pub mod cost;
+mod destroy;
 pub mod dir;
 mod engine;
 mod error;
@@ -86,6 +88,13 @@ pub struct TcbpfFilter {
     fail_next_swap: bool,
     /// The list in the maps, for `sync`.
     held: filter_core::Held,
+    /// Connect-time hooks: the cgroup whose open connections to newly denied addresses are
+    /// closed.
+    closes_in: Option<std::path::PathBuf>,
+    /// Why open connections could not be closed, the last time it failed.
+    close_failed: Option<String>,
+    /// How long closing open connections took, the last time.
+    close_took: Option<std::time::Duration>,
 }
 
 impl TcbpfFilter {
@@ -114,6 +123,11 @@ impl TcbpfFilter {
             current: None,
             fail_next_swap: false,
             held: filter_core::Held::default(),
+            closes_in: (attach.resolve().flavour == hooks::Flavour::Connect)
+                .then(|| target.cgroup_path().map(std::path::Path::to_path_buf))
+                .flatten(),
+            close_failed: None,
+            close_took: None,
         })
     }
 
@@ -187,6 +201,38 @@ impl TcbpfFilter {
             self.change(&gone, false, None)?;
         }
         Ok(gone.len())
+    }
+
+    /// On the connect-time hooks, closes the cgroup's open TCP and UDP sockets whose peer
+    /// `entries` (newly denied) cover, with a BPF socket iterator and `bpf_sock_destroy`
+    /// (Linux 6.5+): `connect()` is where the hooks decide, so a connection opened before its
+    /// address was denied would otherwise go on. A failure does not undo the change (new
+    /// connections are refused); [`warnings`](EgressFilter::warnings) says it.
+    fn close_open_connections(&mut self, entries: &[IpNet]) {
+        let Some(cgroup) = &self.closes_in else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let closed = std::fs::metadata(cgroup).and_then(|meta| {
+            let id = std::os::unix::fs::MetadataExt::ino(&meta);
+            let entries = entries.to_vec();
+            self.netns
+                .run(move || destroy::close_connections(id, &entries))
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+        });
+        self.close_took = Some(started.elapsed());
+        self.close_failed = closed.err().map(|e| {
+            format!(
+                "connections already open to newly denied addresses were not closed \
+                 (bpf_sock_destroy, Linux 6.5+): {e}"
+            )
+        });
+    }
+
+    /// How long closing the cgroup's open connections to newly denied addresses took after
+    /// the last change that denied some (connect-time hooks only).
+    pub fn closing_time(&self) -> Option<std::time::Duration> {
+        self.close_took
     }
 
     /// The attach kind in use (`tcx` or `clsact`).
@@ -278,6 +324,7 @@ impl EgressFilter for TcbpfFilter {
             .as_ref()
             .and_then(|i| i.fallback.clone())
             .into_iter()
+            .chain(self.close_failed.clone())
             .collect()
     }
 
@@ -303,6 +350,7 @@ impl EgressFilter for TcbpfFilter {
         }
         let program = self.program_name()?;
         let mut next = Self::instance(list, self.fill, program, self.table)?;
+        let (_, denied) = filter_core::difference(&self.held.list(), list);
         let mut old = self.current.take().expect("checked above");
         let fail = std::mem::take(&mut self.fail_next_swap);
         let swapped = self
@@ -313,6 +361,7 @@ impl EgressFilter for TcbpfFilter {
                 self.current = Some(next);
                 self.held.set(list);
                 self.discard(old);
+                self.close_open_connections(&denied);
                 Ok(())
             }
             Err(e) => {
@@ -333,6 +382,7 @@ impl EgressFilter for TcbpfFilter {
         self.sweep_expired()?;
         self.change(entries, true, None)?;
         self.held.add(entries);
+        self.close_open_connections(entries);
         Ok(())
     }
 
@@ -370,6 +420,7 @@ impl EgressFilter for TcbpfFilter {
         self.change(entries, true, Some(deadline))?;
         self.held
             .add_expiring(entries, std::time::Instant::now() + ttl);
+        self.close_open_connections(entries);
         Ok(())
     }
 

@@ -473,3 +473,71 @@ fn connect_time_filter_refuses_denied_connects() {
     filter.teardown().unwrap();
     released(&bed);
 }
+
+/// With the connect-time hooks, a TCP connection the cgroup opened before its address was
+/// denied is closed when the address is added (a BPF socket iterator calling
+/// `bpf_sock_destroy`): the owner's next read fails. A connection to the same address from a
+/// process outside the cgroup carries on, and so does the cgroup's connection to an allowed
+/// address.
+#[test]
+fn connect_time_filter_closes_connections_opened_before_the_deny() {
+    use std::io::{Read, Write};
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let listener = bed
+        .server()
+        .run(|| std::net::TcpListener::bind(("0.0.0.0", 7070)))
+        .unwrap()
+        .unwrap();
+    let mut filter = on_the_client_cgroup(&bed, Attach::CONNECT);
+    filter
+        .load(&generate(1_000, 9, Mix::Default, &Family::BOTH))
+        .unwrap();
+    let mut inside = bed.client_tcp_connect((DENIED_V4, 7070).into()).unwrap();
+    let mut allowed = bed.client_tcp_connect((ALLOWED_V4, 7070).into()).unwrap();
+    let mut outside = bed
+        .client()
+        .run(|| std::net::TcpStream::connect((DENIED_V4, 7070)))
+        .unwrap()
+        .unwrap();
+    let accepted: Vec<_> = (0..3).map(|_| listener.accept().unwrap().0).collect();
+    for stream in [&mut inside, &mut allowed, &mut outside] {
+        stream.write_all(b"before").unwrap();
+    }
+    // Open connections of the cgroup to allowed addresses, for the walk to pass over.
+    let (others, backlog): (Vec<_>, Vec<_>) = (0..100)
+        .map(|_| {
+            let stream = bed.client_tcp_connect((ALLOWED_V4, 7070).into()).unwrap();
+            (stream, listener.accept().unwrap().0)
+        })
+        .unzip();
+    filter.add(&denied_probe_nets()).unwrap();
+    assert!(filter.warnings().is_empty(), "{:?}", filter.warnings());
+    eprintln!(
+        "closing took {:?} with {} sockets in the namespace",
+        filter.closing_time().unwrap(),
+        2 * (others.len() + 3)
+    );
+    // Again, with the kernel's layout already read.
+    filter.add(&["203.0.113.0/24".parse().unwrap()]).unwrap();
+    eprintln!("closing took {:?} again", filter.closing_time().unwrap());
+    let mut byte = [0u8; 1];
+    inside
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let closed = inside.read(&mut byte);
+    assert!(
+        matches!(&closed, Err(e) if e.raw_os_error() == Some(libc_econnaborted())),
+        "the cgroup's connection to a denied address: {closed:?}"
+    );
+    for stream in [&mut allowed, &mut outside] {
+        stream.write_all(b"after").unwrap();
+    }
+    drop((accepted, backlog, others));
+    filter.teardown().unwrap();
+}
+
+/// `ECONNABORTED`, what a destroyed socket's owner reads.
+fn libc_econnaborted() -> i32 {
+    103
+}
