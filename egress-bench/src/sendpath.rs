@@ -129,20 +129,50 @@ enum Operation {
     /// `connect()` of an unconnected UDP socket to each of 32,768 destinations in turn: the
     /// connect-time hooks' cost per new connection (UDP, so no handshake is timed).
     Connect,
+    /// `connect()` of a fresh non-blocking TCP socket, opened in the side's cgroup, to each
+    /// of the 32,768 destinations in turn, then its close: the SYN goes to the sink and
+    /// `connect` returns `EINPROGRESS`. What a filter adds to opening a TCP connection.
+    ConnectTcp,
 }
+
+/// TCP connects a [`Operation::ConnectTcp`] round times per chunk, rounds per run, and runs
+/// at most: each connect uses up a socket of a pool opened beforehand in the cgroup.
+const TCP_CHUNK: usize = 32;
+const TCP_ROUNDS: u32 = 20;
+const TCP_RUNS: u32 = 3;
 
 /// Times `count` operations on a socket: a [`Sender`] or a walk of `connect()`s.
 enum Worker {
     Sender(Sender),
-    Connector { next: u32 },
+    Connector {
+        next: u32,
+    },
+    TcpConnector {
+        pool: Vec<std::os::fd::OwnedFd>,
+        next: u32,
+    },
 }
 
 impl Worker {
-    fn new(operation: Operation) -> Self {
-        match operation {
+    /// A worker for `operation` on `side` (a TCP connector opens its pool of sockets there).
+    fn new(operation: Operation, side: &Side) -> Result<Self> {
+        Ok(match operation {
             Operation::Send(destinations) => Self::Sender(sender(destinations)),
             Operation::Connect => Self::Connector { next: 0 },
-        }
+            Operation::ConnectTcp => {
+                let cgroup = side
+                    .cgroup
+                    .as_ref()
+                    .context("TCP connects are timed for filters on a cgroup only")?;
+                let uses = (BATCH * 5) + 2 * TCP_CHUNK * (TCP_ROUNDS * TCP_RUNS) as usize;
+                let kind = (
+                    nix::libc::AF_INET,
+                    nix::libc::SOCK_STREAM | nix::libc::SOCK_NONBLOCK,
+                );
+                let pool = testbed::cgroup::sockets_in(cgroup, &side.netns, &vec![kind; uses])?;
+                Self::TcpConnector { pool, next: 0 }
+            }
+        })
     }
 
     fn run(&mut self, socket: &UdpSocket, count: usize) -> std::io::Result<()> {
@@ -155,6 +185,23 @@ impl Worker {
                 }
                 Ok(())
             }
+            Self::TcpConnector { pool, next } => {
+                for _ in 0..count {
+                    let fd = pool
+                        .pop()
+                        .ok_or_else(|| std::io::Error::other("the pool of TCP sockets ran out"))?;
+                    *next = (*next + 1) & 0x7fff;
+                    let to = nix::sys::socket::SockaddrIn::from(SocketAddrV4::new(
+                        Ipv4Addr::from(0xC613_0000 | *next),
+                        PORT,
+                    ));
+                    match nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &to) {
+                        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -163,11 +210,14 @@ impl Worker {
 fn measure(sides: &Sides, operation: Operation, settings: &Settings) -> Result<Paired> {
     let destinations = match operation {
         Operation::Send(destinations) => destinations,
-        Operation::Connect => Destinations::Many,
+        Operation::Connect | Operation::ConnectTcp => Destinations::Many,
     };
     let a = socket(&sides.filtered, destinations)?;
     let n = socket(&sides.bare, destinations)?;
-    let (mut send_a, mut send_n) = (Worker::new(operation), Worker::new(operation));
+    let (mut send_a, mut send_n) = (
+        Worker::new(operation, &sides.filtered)?,
+        Worker::new(operation, &sides.bare)?,
+    );
     // Calibrate: warm both paths, then size chunks and rounds from the slower one.
     for (s, sock) in [(&mut send_a, &a), (&mut send_n, &n)] {
         s.run(sock, BATCH * 4).context("sending through the sink")?;
@@ -176,8 +226,13 @@ fn measure(sides: &Sides, operation: Operation, settings: &Settings) -> Result<P
     send_a.run(&a, BATCH).context("sending through the sink")?;
     let per_packet = (thread_cpu_time() - t).as_secs_f64() / BATCH as f64;
     let chunk = ((CHUNK_TARGET.as_secs_f64() / per_packet) as usize).clamp(16, 4_096);
+    let mut chunk = chunk;
     let mut rounds =
         ((RUN_TARGET.as_secs_f64() / (4.0 * chunk as f64 * per_packet)) as u32).clamp(20, 400);
+    let mut runs_wanted = settings.runs;
+    if operation == Operation::ConnectTcp {
+        (chunk, rounds, runs_wanted) = (TCP_CHUNK, TCP_ROUNDS, settings.runs.min(TCP_RUNS));
+    }
     if operation == Operation::Send(Destinations::NewFlows) {
         // Each packet is a conntrack entry for filters that keep one (30 s for UDP):
         // stay well under netfilter's table (nf_conntrack_max, 262,144 here), which drops
@@ -186,7 +241,7 @@ fn measure(sides: &Sides, operation: Operation, settings: &Settings) -> Result<P
         rounds = rounds.min((NEW_FLOWS_MAX / per_round).max(5) as u32);
     }
     let mut runs = Vec::new();
-    for _ in 0..settings.runs {
+    for _ in 0..runs_wanted {
         let (mut diffs, mut ratios, mut bases) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             let time = |s: &mut Worker, sock: &UdpSocket| -> Result<f64> {
@@ -261,6 +316,12 @@ pub fn many_destinations(sides: &Sides, settings: &Settings) -> Result<Paired> {
     measure_pinned(sides, Operation::Send(Destinations::Many), settings)
 }
 
+/// What the filter adds to opening a TCP connection (a non-blocking `connect()` whose SYN
+/// goes to the sink, and the close), paired like packets: for filters on a cgroup.
+pub fn tcp_connects(sides: &Sides, settings: &Settings) -> Result<Paired> {
+    measure_pinned(sides, Operation::ConnectTcp, settings)
+}
+
 /// A new flow per packet ([`Destinations::NewFlows`]), on the last CPU.
 pub fn new_flows(sides: &Sides, settings: &Settings) -> Result<Paired> {
     measure_pinned(sides, Operation::Send(Destinations::NewFlows), settings)
@@ -308,6 +369,7 @@ pub fn with_filter(sides: &Sides, none_vs_none: Paired, settings: &Settings) -> 
         warnings,
         during_updates: None,
         connects: None,
+        tcp_connects: None,
         new_flows: None,
     })
 }

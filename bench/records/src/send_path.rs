@@ -72,6 +72,10 @@ pub struct SendPath {
     /// destinations in turn), ns per call, paired like the packets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connects: Option<Paired>,
+    /// For a filter on a cgroup: what it adds to opening a TCP connection (a non-blocking
+    /// `connect()` of a fresh socket, its SYN, and the close), ns per call, paired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_connects: Option<Paired>,
     /// A new flow per packet (`--new-flows`): where a filter keeps conntrack, what a
     /// connection's first packet costs; `one_destination` is then an established flow.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -329,14 +329,20 @@ fn connect_table(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
         "\n### connect(): cost added per call, filters on a cgroup\n\n`connect()` of a UDP socket to \
-         32,768 addresses in turn, paired the same way (ns per call). `@connect` decides there (the \
-         `cgroup/connect4` hook and a table lookup) and then costs nothing per packet of a connected \
-         socket; `@cgroup` looks at every packet instead, so a connect costs it nothing.\n"
+         32,768 addresses in turn, and a non-blocking TCP `connect()` of a fresh socket (its SYN to \
+         the sink) with its close, paired the same way (ns per call; connects per second are 1e9 / \
+         the call's time). `@connect` decides there (the `cgroup/connect4` hook and a table lookup) \
+         and then costs nothing per packet of a connected socket; `@cgroup` looks at every packet \
+         instead, the TCP SYN included.\n"
     );
-    let _ = writeln!(md, "| filter | entries | connect() |");
-    let _ = writeln!(md, "|---|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| filter | entries | UDP connect() | TCP connect() and close |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|");
     for (size, filter, c) in rows {
-        let _ = writeln!(md, "| {filter} | {size} | {c} |");
+        let tcp = cell(sweep, filter, size, SendCase::TcpConnects).unwrap_or_default();
+        let _ = writeln!(md, "| {filter} | {size} | {c} | {tcp} |");
     }
 }
 

@@ -180,17 +180,20 @@ pub enum SendCase {
     Connects,
     /// A new flow per packet (`--new-flows`).
     NewFlows,
+    /// TCP `connect()` calls, for filters on a cgroup (ns per call).
+    TcpConnects,
 }
 
 impl SendCase {
     /// Every case, in table order.
-    pub const ALL: [SendCase; 6] = [
+    pub const ALL: [SendCase; 7] = [
         SendCase::NoneVsNone,
         SendCase::One,
         SendCase::Many,
         SendCase::DuringUpdates,
         SendCase::Connects,
         SendCase::NewFlows,
+        SendCase::TcpConnects,
     ];
 
     /// The name used in CSV files.
@@ -202,6 +205,7 @@ impl SendCase {
             SendCase::DuringUpdates => "many_destinations_during_updates",
             SendCase::Connects => "connects",
             SendCase::NewFlows => "new_flows",
+            SendCase::TcpConnects => "tcp_connects",
         }
     }
 }
@@ -216,6 +220,7 @@ pub fn send_path(f: &Figures, case: SendCase) -> Option<&Paired> {
         SendCase::DuringUpdates => s.during_updates.as_ref().map(|d| &d.paired),
         SendCase::Connects => s.connects.as_ref(),
         SendCase::NewFlows => s.new_flows.as_ref(),
+        SendCase::TcpConnects => s.tcp_connects.as_ref(),
     }
 }
 

@@ -170,7 +170,13 @@ fn send_path(out: &mut String, sp: &SendPath) {
     let connects = sp
         .connects
         .as_ref()
-        .map(|c| (c, "connect(), per call".to_owned()));
+        .map(|c| (c, "UDP connect(), per call".to_owned()))
+        .into_iter()
+        .chain(
+            sp.tcp_connects
+                .as_ref()
+                .map(|c| (c, "TCP connect() and close, per call".to_owned())),
+        );
     let count = rows.len() + usize::from(during.is_some()) + usize::from(new_flows.is_some());
     for (i, (p, label)) in rows
         .into_iter()

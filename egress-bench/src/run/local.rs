@@ -208,8 +208,13 @@ fn measure_send_path(
         }
     }
     if in_cgroups && let Ok(send_path) = result.as_mut() {
-        match sendpath::connects(&sides, &settings) {
-            Ok(connects) => send_path.connects = Some(connects),
+        match sendpath::connects(&sides, &settings)
+            .and_then(|udp| Ok((udp, sendpath::tcp_connects(&sides, &settings)?)))
+        {
+            Ok((udp, tcp)) => {
+                send_path.connects = Some(udp);
+                send_path.tcp_connects = Some(tcp);
+            }
             Err(e) => result = Err(e),
         }
     }
