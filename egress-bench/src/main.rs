@@ -18,6 +18,8 @@ mod updates;
 
 use std::process::ExitCode;
 
+#[cfg(test)]
+mod readme;
 use clap::{Parser, Subcommand};
 
 /// Measure Linux egress filters (iptables, ipset, nftables, eBPF) loaded with up to millions

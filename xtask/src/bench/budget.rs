@@ -28,7 +28,7 @@ pub(super) fn expected_seconds(job: &Job, options: &Options, registry: &Registry
     let mut seconds = 1.5 + load;
     if job.send_path {
         seconds += 15.0 + load;
-        if !options.scale {
+        if !options.scale && !options.quick {
             seconds += 25.0;
         }
     }

@@ -52,6 +52,12 @@ pub struct Options {
     /// Up to 10M entries, both families, every mix.
     #[arg(long)]
     pub full: bool,
+    /// A first look in about four minutes: every engine and profile (and the baseline and
+    /// the eBPF attach floor) at 1k and 100k entries, once, the send path (one and many
+    /// destinations) and the update feed at the largest size each holds; no traffic, no
+    /// reference loaders, no cold lookups. The same outputs as the full sweep.
+    #[arg(long, conflicts_with_all = ["full", "scale", "cidrs"])]
+    pub quick: bool,
     /// iptables back-end (legacy, as in the published benchmarks, or nft).
     #[arg(long, default_value = "legacy")]
     pub backend: xtables::Backend,
@@ -298,9 +304,16 @@ fn write_results(out: &Path, options: &Options, family: &str, runs: &[SweepRun])
             |p| p.display().to_string()
         ),
         options.backend,
-        if options.scale { 1 } else { options.repeats },
+        if options.scale || options.quick {
+            1
+        } else {
+            options.repeats
+        },
         options.budget,
-        if options.scale {
+        if options.quick {
+            " (quick look: 1k and 100k, send path and update feed at the largest size each \
+             filter holds, no traffic; `cargo xtask bench` for the full sweep)"
+        } else if options.scale {
             " plus 5 s per million entries (scale test: distinct entries, default and hosts mixes, \
              reference loaders on the default mix to 50M, send path where the load takes <= 100 s)"
         } else {

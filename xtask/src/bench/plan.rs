@@ -71,6 +71,21 @@ impl Registry {
             && job.repeat == 0
     }
 
+    /// The quick look's filters: the baseline, every engine and profile, and the attach
+    /// floors engines are measured above.
+    fn quick_filters(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|e| {
+                matches!(e.role, Role::Baseline | Role::Engine | Role::Profile)
+                    || self.0.iter().any(|o| {
+                        o.role == Role::Engine && o.send_path_floor.as_ref() == Some(&e.name)
+                    })
+            })
+            .map(|e| e.name.clone())
+            .collect()
+    }
+
     /// The default sweep's filters: every variant, then the other labels it is run under.
     fn sweep_filters(&self) -> Vec<String> {
         self.0
@@ -88,6 +103,9 @@ impl Registry {
             .collect()
     }
 }
+
+/// Sizes of the quick look.
+const QUICK_SIZES: [u64; 2] = [1_000, 100_000];
 
 /// Sizes of the scale test.
 const SCALE_SIZES: [u64; 3] = [10_000_000, 50_000_000, 100_000_000];
@@ -131,18 +149,30 @@ pub(super) struct Plan {
 pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
     let filters = if options.scale {
         registry.scale_filters()
+    } else if options.quick && options.filters.is_none() {
+        registry.quick_filters()
     } else {
         options
             .filters
             .clone()
             .unwrap_or_else(|| registry.sweep_filters())
     };
-    let repeats = if options.scale { 1 } else { options.repeats };
+    let repeats = if options.scale || options.quick {
+        1
+    } else {
+        options.repeats
+    };
     let (sizes, mixes, family) = if options.scale {
         (
             SCALE_SIZES.to_vec(),
             vec!["default".into(), "hosts".into()],
             "4".to_owned(),
+        )
+    } else if options.quick {
+        (
+            QUICK_SIZES.to_vec(),
+            vec!["default".into()],
+            options.family.clone(),
         )
     } else if options.full {
         let mut sizes = options.sizes.clone();
@@ -186,6 +216,7 @@ pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
                     };
                     let send_path = !options.no_send_path
                         && repeat == 0
+                        && (!options.quick || largest_for(&sizes, size, registry.holds(filter)))
                         && registry.send_path(filter)
                         && !(options.scale && mix != "default");
                     // Live updates: every engine, once, at the largest size.
@@ -195,7 +226,7 @@ pub(super) fn plan(options: &Options, registry: &Registry) -> Plan {
                         && !options.scale
                         && options.update_seconds > 0.0
                         && registry.is_engine(filter);
-                    let new_flows = send_path && largest && !options.scale;
+                    let new_flows = send_path && largest && !options.scale && !options.quick;
                     jobs.push(Job {
                         filter: filter.clone(),
                         label,
@@ -334,6 +365,27 @@ mod tests {
                 .filter(|j| j.updates)
                 .all(|j| j.filter == "eng" || j.filter == "prof")
         );
+    }
+
+    /// The quick look: engines, profiles, the baseline and floors at 1k and 100k, once, the
+    /// send path and the update feed only at the largest size each holds.
+    #[test]
+    fn the_quick_look_is_small() {
+        let jobs = plan(&options(&["--quick"]), &registry()).jobs;
+        assert!(jobs.iter().all(|j| j.repeat == 0 && !j.new_flows));
+        assert!(
+            jobs.iter()
+                .all(|j| j.filter != "eng-ref" && j.filter != "cold")
+        );
+        let eng: Vec<_> = jobs.iter().filter(|j| j.filter == "eng").collect();
+        assert_eq!(
+            eng.iter().map(|j| j.size).collect::<Vec<_>>(),
+            [1_000, 100_000]
+        );
+        assert!(!eng[0].send_path && eng[1].send_path && eng[1].updates);
+        let prof: Vec<_> = jobs.iter().filter(|j| j.filter == "prof").collect();
+        assert_eq!(prof.len(), 1, "holds 5,000: 1k only");
+        assert!(prof[0].send_path && prof[0].updates);
     }
 
     /// A profile runs at the sizes its product limit allows, the largest of them taking the

@@ -116,7 +116,7 @@ pub(super) fn one_run(
         cmd.arg("--send-path");
         // The scale test's question is per-packet cost; throughput and latency stay with
         // the default sweep's sizes.
-        if !options.scale {
+        if !options.scale && !options.quick {
             cmd.arg("--traffic");
         }
         if job.new_flows {
