@@ -262,33 +262,39 @@ fn program(layout: &Layout, tcp: bool, cgroup_id: u64, maps: [i32; 2]) -> Vec<u8
     a.finish()
 }
 
-/// An LPM trie of `entries` of one family (key: prefix length and `bytes` address bytes).
-fn trie(bytes: usize, entries: &[IpNet]) -> io::Result<OwnedFd> {
-    let map = Attr::new()
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+/// Entries per family the closer's tries hold; longer changes are closed in turns.
+const CAPACITY: usize = 65_536;
+
+/// The LPM trie key of `net`: prefix length, then the network's address bytes.
+fn key(net: IpNet) -> Vec<u8> {
+    let mut key = u32::from(net.prefix_len()).to_ne_bytes().to_vec();
+    match net.trunc() {
+        IpNet::V4(v4) => key.extend_from_slice(&v4.network().octets()),
+        IpNet::V6(v6) => key.extend_from_slice(&v6.network().octets()),
+    }
+    key
+}
+
+/// An empty LPM trie of [`CAPACITY`] keys of `bytes` address bytes.
+fn trie(bytes: usize) -> io::Result<OwnedFd> {
+    Attr::new()
         .u32(0, BPF_MAP_TYPE_LPM_TRIE)
         .u32(4, 4 + bytes as u32)
         .u32(8, 1)
-        .u32(12, entries.len().max(1) as u32)
+        .u32(12, CAPACITY as u32)
         .u32(16, BPF_F_NO_PREALLOC)
-        .fd(BPF_MAP_CREATE)?;
-    let value = 1u8;
-    for net in entries {
-        let mut key = (u32::from(net.prefix_len())).to_ne_bytes().to_vec();
-        match net.trunc() {
-            IpNet::V4(v4) => key.extend_from_slice(&v4.network().octets()),
-            IpNet::V6(v6) => key.extend_from_slice(&v6.network().octets()),
-        }
-        Attr::new()
-            .u32(0, map.as_raw_fd() as u32)
-            .u64(8, key.as_ptr() as u64)
-            .u64(16, (&raw const value) as u64)
-            .call(BPF_MAP_UPDATE_ELEM)?;
-    }
-    Ok(map)
+        .fd(BPF_MAP_CREATE)
 }
 
-/// Loads, links and runs the iterator for `tcp` or `udp` once.
-fn run_iterator(layout: &Layout, tcp: bool, cgroup_id: u64, maps: [i32; 2]) -> io::Result<()> {
+/// Loads the iterator program for `tcp` or `udp` and links it (a link of an iterator
+/// program is attached to nothing: each [`BPF_ITER_CREATE`] from it runs one walk).
+fn iterator_link(
+    layout: &Layout,
+    tcp: bool,
+    cgroup_id: u64,
+    maps: [i32; 2],
+) -> io::Result<OwnedFd> {
     let code = program(layout, tcp, cgroup_id, maps);
     let target = if tcp {
         layout.iter_tcp
@@ -327,34 +333,78 @@ fn run_iterator(layout: &Layout, tcp: bool, cgroup_id: u64, maps: [i32; 2]) -> i
             ),
         )
     })?;
-    let link = Attr::new()
+    Attr::new()
         .u32(0, prog.as_raw_fd() as u32)
         .u32(8, BPF_TRACE_ITER)
-        .fd(BPF_LINK_CREATE)?;
-    let iter = Attr::new()
-        .u32(0, link.as_raw_fd() as u32)
-        .fd(BPF_ITER_CREATE)?;
-    // Reading the iterator runs the program over every socket; it writes nothing.
-    let mut file = std::fs::File::from(iter);
-    std::io::copy(&mut file, &mut std::io::sink())?;
-    Ok(())
+        .fd(BPF_LINK_CREATE)
 }
 
-/// Aborts the TCP and UDP sockets of the cgroup `cgroup_id` (its inode number) in the
-/// calling thread's network namespace whose peer `entries` cover.
-///
-/// # Errors
-/// When the kernel lacks BTF, `bpf_sock_destroy` (Linux < 6.5) or refuses the program.
-pub(crate) fn close_connections(cgroup_id: u64, entries: &[IpNet]) -> io::Result<()> {
-    if entries.is_empty() {
-        return Ok(());
+/// Closes a cgroup's sockets to newly denied peers: two tries (IPv4, IPv6) and the two
+/// iterator programs that read them, loaded once and kept, so that a change costs its key
+/// updates and the walks.
+pub(crate) struct Closer {
+    maps: [OwnedFd; 2],
+    links: [OwnedFd; 2],
+    /// The keys in each trie, to take out before the next change.
+    keys: [Vec<Vec<u8>>; 2],
+}
+
+impl Closer {
+    /// A closer for the sockets of the cgroup whose id (its directory's inode) is
+    /// `cgroup_id`.
+    ///
+    /// # Errors
+    /// When the kernel lacks BTF, `bpf_sock_destroy` (Linux < 6.5) or refuses the program.
+    pub(crate) fn new(cgroup_id: u64) -> io::Result<Self> {
+        let layout = Layout::get()?;
+        let maps = [trie(4)?, trie(16)?];
+        let fds = [maps[0].as_raw_fd(), maps[1].as_raw_fd()];
+        let links = [
+            iterator_link(layout, true, cgroup_id, fds)?,
+            iterator_link(layout, false, cgroup_id, fds)?,
+        ];
+        Ok(Self {
+            maps,
+            links,
+            keys: [Vec::new(), Vec::new()],
+        })
     }
-    let layout = Layout::get()?;
-    let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = entries.iter().partition(|n| n.addr().is_ipv4());
-    let (v4, v6) = (trie(4, &v4)?, trie(16, &v6)?);
-    let maps = [v4.as_raw_fd(), v6.as_raw_fd()];
-    for tcp in [true, false] {
-        run_iterator(layout, tcp, cgroup_id, maps)?;
+
+    /// Aborts the cgroup's TCP and UDP sockets whose peer `entries` cover, in the calling
+    /// thread's network namespace.
+    ///
+    /// # Errors
+    /// When the kernel refuses a key update or a walk.
+    pub(crate) fn close(&mut self, entries: &[IpNet]) -> io::Result<()> {
+        for chunk in entries.chunks(CAPACITY) {
+            let value = 1u8;
+            for family in 0..2 {
+                for key in self.keys[family].drain(..) {
+                    Attr::new()
+                        .u32(0, self.maps[family].as_raw_fd() as u32)
+                        .u64(8, key.as_ptr() as u64)
+                        .call(BPF_MAP_DELETE_ELEM)?;
+                }
+            }
+            for net in chunk {
+                let family = usize::from(net.addr().is_ipv6());
+                let key = key(*net);
+                Attr::new()
+                    .u32(0, self.maps[family].as_raw_fd() as u32)
+                    .u64(8, key.as_ptr() as u64)
+                    .u64(16, (&raw const value) as u64)
+                    .call(BPF_MAP_UPDATE_ELEM)?;
+                self.keys[family].push(key);
+            }
+            for link in &self.links {
+                let iter = Attr::new()
+                    .u32(0, link.as_raw_fd() as u32)
+                    .fd(BPF_ITER_CREATE)?;
+                // Reading the iterator runs the program over every socket; it writes nothing.
+                let mut file = std::fs::File::from(iter);
+                std::io::copy(&mut file, &mut std::io::sink())?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -95,6 +95,8 @@ pub struct TcbpfFilter {
     close_failed: Option<String>,
     /// How long closing open connections took, the last time.
     close_took: Option<std::time::Duration>,
+    /// The programs that close them, loaded at the first change that needs them.
+    closer: Option<destroy::Closer>,
 }
 
 impl TcbpfFilter {
@@ -128,6 +130,7 @@ impl TcbpfFilter {
                 .flatten(),
             close_failed: None,
             close_took: None,
+            closer: None,
         })
     }
 
@@ -212,13 +215,26 @@ impl TcbpfFilter {
         let Some(cgroup) = &self.closes_in else {
             return;
         };
+        if entries.is_empty() {
+            return;
+        }
         let started = std::time::Instant::now();
-        let closed = std::fs::metadata(cgroup).and_then(|meta| {
-            let id = std::os::unix::fs::MetadataExt::ino(&meta);
+        let closer = match self.closer.take() {
+            Some(closer) => Ok(closer),
+            None => std::fs::metadata(cgroup)
+                .and_then(|meta| destroy::Closer::new(std::os::unix::fs::MetadataExt::ino(&meta))),
+        };
+        let closed = closer.and_then(|mut closer| {
             let entries = entries.to_vec();
-            self.netns
-                .run(move || destroy::close_connections(id, &entries))
-                .map_err(|e| std::io::Error::other(e.to_string()))?
+            let (closer, result) = self
+                .netns
+                .run(move || {
+                    let result = closer.close(&entries);
+                    (closer, result)
+                })
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            self.closer = Some(closer);
+            result
         });
         self.close_took = Some(started.elapsed());
         self.close_failed = closed.err().map(|e| {

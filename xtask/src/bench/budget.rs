@@ -146,8 +146,16 @@ pub(super) fn memory_shortfall(
     if size <= last.0 || last.0 == 0 {
         return None;
     }
+    // Past this many bytes per entry, what a small run needed is mostly a fixed cost
+    // (preallocated maps: the Cilium model's conntrack, the DIR-24-8 table), not growth: no
+    // filter here needs more per entry (nft -f, the hungriest, ~420 B).
+    const MAX_BYTES_PER_ENTRY: f64 = 4096.0;
     #[expect(clippy::cast_precision_loss, reason = "a projection")]
-    let needed = last.1 as f64 * size as f64 / last.0 as f64 * 1.2;
+    let (bytes, entries) = (last.1 as f64, last.0 as f64);
+    let per_entry = (bytes / entries).min(MAX_BYTES_PER_ENTRY);
+    let fixed = bytes - per_entry * entries;
+    #[expect(clippy::cast_precision_loss, reason = "a projection")]
+    let needed = (fixed + per_entry * size as f64) * 1.2;
     #[expect(clippy::cast_precision_loss, reason = "a projection")]
     let usable = available as f64 * 0.75;
     let gib = |b: f64| b / f64::from(1 << 30);
@@ -182,6 +190,9 @@ mod tests {
         assert!(memory_shortfall((10_000_000, 4 * gib), 10_000_000, Some(gib)).is_none());
         assert!(memory_shortfall((1_000_000, gib / 10), 10_000_000, Some(24 * gib)).is_none());
         assert!(memory_shortfall((1_000_000, gib), 10_000_000, None).is_none());
+        // 224 MiB at 1,000 entries is preallocated maps, not 230 KB per entry.
+        assert!(memory_shortfall((1_000, 224 << 20), 100_000, Some(24 * gib)).is_none());
+        assert!(memory_shortfall((1_000, 224 << 20), 10_000_000, Some(24 * gib)).is_some());
     }
 
     /// A load of 20 s at 10M projects to 110 s at 50M: no send path past 100 s, and over a
