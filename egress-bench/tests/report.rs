@@ -105,10 +105,14 @@ fn report_writes_tables_csv_and_plots() {
         "a failed run is a row naming its error: {summary}"
     );
     assert!(summary.contains("+120 [+119..+121]"), "{summary}");
+    // The comparison goes beside the sweep's own summary, not into it.
+    assert!(!summary.contains("Against"), "{summary}");
+    let compared = std::fs::read_to_string(now.path().join("comparison.md")).unwrap();
     assert!(
-        summary.contains("| ipset | 1000 | 0.50x |"),
-        "baseline comparison: {summary}"
+        compared.contains("| ipset | 1000 | 0.100 vs 0.200 (x0.50) |"),
+        "baseline comparison: {compared}"
     );
+    assert!(compared.contains("+120 [+119..+121] vs"), "{compared}");
     assert!(summary.contains("spread too wide"), "{summary}");
     // A filter's fallback is a warning beside the figures it skews.
     assert!(

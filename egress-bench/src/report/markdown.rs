@@ -36,7 +36,7 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
 }
 
 /// The whole summary.
-pub fn summary(sweep: &Sweep, baseline: Option<&Sweep>, plots: &[String]) -> String {
+pub fn summary(sweep: &Sweep, plots: &[String]) -> String {
     let mut md = String::from("# egress-bench sweep\n\n");
     if !sweep.description.is_empty() {
         let _ = writeln!(md, "{}\n", sweep.description);
@@ -48,9 +48,6 @@ pub fn summary(sweep: &Sweep, baseline: Option<&Sweep>, plots: &[String]) -> Str
     program_cost_table(&mut md, sweep);
     updates_table(&mut md, sweep);
     super::published::table(&mut md, sweep);
-    if let Some(base) = baseline {
-        comparison(&mut md, sweep, base);
-    }
     warnings(&mut md, sweep);
     if !plots.is_empty() {
         let _ = writeln!(
@@ -538,34 +535,82 @@ fn program_cost_table(md: &mut String, sweep: &Sweep) {
     }
 }
 
-fn comparison(md: &mut String, sweep: &Sweep, base: &Sweep) {
-    let _ = writeln!(
-        md,
-        "\n## Against the baseline\n\nThis sweep over the baseline (below 1: faster now).\n"
+/// `comparison.md`: this sweep against `base`, every figure both have, each with its
+/// spread over runs where it has one, and the ratio (now / baseline).
+pub fn comparison(sweep: &Sweep, base: &Sweep, base_name: &str) -> String {
+    let mut md = format!(
+        "# Against {base_name}\n\nThis sweep's figures over the baseline's, per filter and size: \
+         now, then, and the ratio (below 1: less now). Send-path figures carry the spread of \
+         their runs [min..max]; a ratio inside the two spreads' overlap is no difference \
+         resolved. summary.md beside this file is the sweep's own report.\n"
     );
     let _ = writeln!(
         md,
-        "| filter | entries | load | added per packet, one destination |"
+        "| filter | entries | load (s) | kernel memory | one destination (ns) | many destinations (ns) |"
     );
-    let _ = writeln!(md, "|---|---:|---:|---:|");
-    let one = |f: &Figures| send_path(f, SendCase::One).map(|p| p.added_ns);
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    let scalar = |filter: &str,
+                  size: u64,
+                  pick: &dyn Fn(&Figures) -> Option<f64>,
+                  unit: &dyn Fn(f64) -> String| {
+        let (now, then) = (
+            sweep.median_of(filter, size, pick)?,
+            base.median_of(filter, size, pick)?,
+        );
+        Some(format!(
+            "{} vs {} (x{:.2})",
+            unit(now),
+            unit(then),
+            now / then
+        ))
+    };
+    let paired = |filter: &str, size: u64, case: SendCase| {
+        let now = sweep
+            .first_ok(filter, size)
+            .and_then(figures)
+            .and_then(|f| send_path(f, case))?;
+        let then = base
+            .first_ok(filter, size)
+            .and_then(figures)
+            .and_then(|f| send_path(f, case))?;
+        let overlap =
+            now.added_ns_min <= then.added_ns_max && then.added_ns_min <= now.added_ns_max;
+        Some(format!(
+            "{:+.0} [{:+.0}..{:+.0}] vs {:+.0} [{:+.0}..{:+.0}]{}",
+            now.added_ns,
+            now.added_ns_min,
+            now.added_ns_max,
+            then.added_ns,
+            then.added_ns_min,
+            then.added_ns_max,
+            if overlap { " ~" } else { "" }
+        ))
+    };
+    let seconds = |v: f64| format!("{v:.3}");
+    let bytes = |v: f64| records::human_bytes(v as i64, false);
     for size in sweep.sizes() {
         for filter in &sweep.filters {
-            let ratio = |pick: &dyn Fn(&Figures) -> Option<f64>| {
-                Some(sweep.median_of(filter, size, pick)? / base.median_of(filter, size, pick)?)
-            };
-            let (load, send) = (ratio(&load_seconds), ratio(&one));
-            if load.is_none() && send.is_none() {
+            let cells = [
+                scalar(filter, size, &load_seconds, &seconds),
+                scalar(filter, size, &memory_bytes, &bytes),
+                paired(filter, size, SendCase::One),
+                paired(filter, size, SendCase::Many),
+            ];
+            if cells.iter().all(Option::is_none) {
                 continue;
             }
-            let _ = writeln!(
-                md,
-                "| {filter} | {size} | {} | {} |",
-                load.map_or_else(|| "-".into(), |r| format!("{r:.2}x")),
-                send.map_or_else(|| "-".into(), |r| format!("{r:.2}x")),
-            );
+            let cells: Vec<String> = cells
+                .into_iter()
+                .map(|c| c.unwrap_or_else(|| "-".into()))
+                .collect();
+            let _ = writeln!(md, "| {filter} | {size} | {} |", cells.join(" | "));
         }
     }
+    let _ = writeln!(
+        md,
+        "\n`~`: the two runs' spreads overlap (no difference resolved)."
+    );
+    md
 }
 
 /// How far from 1 the none-vs-none traffic ratio may be before summary.md warns.

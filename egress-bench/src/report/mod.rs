@@ -20,7 +20,8 @@ use records::{Figures, Latency, Paired, Protocol, RunStatus, SweepResults, Throu
 pub struct ReportArgs {
     /// A sweep's output folder (with results.json), as written by `cargo xtask bench`.
     pub dir: PathBuf,
-    /// Another sweep's folder to compare with.
+    /// Another sweep's folder to compare with: every figure both have, with spreads, is
+    /// written to DIR/comparison.md (summary.md stays this sweep's own).
     #[arg(long)]
     pub baseline: Option<PathBuf>,
 }
@@ -256,7 +257,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let baseline = args.baseline.as_deref().map(Sweep::read).transpose()?;
     csv::write_all(&sweep, &args.dir)?;
     let plots = plot::write_all(&sweep, &args.dir)?;
-    let summary = markdown::summary(&sweep, baseline.as_ref(), &plots);
+    let summary = markdown::summary(&sweep, &plots);
     std::fs::write(args.dir.join("summary.md"), &summary)?;
     println!("{summary}");
     println!(
@@ -264,5 +265,13 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         args.dir.display(),
         plots.join(", ")
     );
+    if let (Some(base), Some(path)) = (baseline, &args.baseline) {
+        let name = path.display().to_string();
+        let compared = markdown::comparison(&sweep, &base, &name);
+        let file = args.dir.join("comparison.md");
+        std::fs::write(&file, &compared)?;
+        println!("{compared}");
+        println!("written to {}", file.display());
+    }
     Ok(())
 }
