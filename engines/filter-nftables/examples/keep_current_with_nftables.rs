@@ -1,22 +1,23 @@
 //! Keeps a namespace's egress deny-list current with the nftables engine: loads a file, then
-//! on every Enter reads the file again and applies the difference (what a blocklist manager
-//! does between feed updates); `q` and Enter removes everything.
+//! on every Enter reads the file again and makes the filter equal to it with `sync` (the
+//! fewest adds and removes, or one atomic swap when most of the list changed: what a
+//! blocklist manager does between feed updates); `q` and Enter removes everything.
 //!
 //! ```text
 //! ip netns add demo
 //! cargo run -p filter-nftables --example keep_current_with_nftables -- demo blocklist.txt
 //! ```
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use filter_core::{CidrList, EgressFilter, NetNs, ParseOptions, Tag};
 use filter_nftables::NftablesFilter;
-use ipnet::IpNet;
 
-fn read(file: &str) -> Result<BTreeSet<IpNet>, Box<dyn std::error::Error>> {
-    let list = CidrList::parse_file(Path::new(file), &ParseOptions::default())?;
-    Ok(list.iter().map(|n| n.trunc()).collect())
+fn read(file: &str) -> Result<CidrList, Box<dyn std::error::Error>> {
+    Ok(CidrList::parse_file(
+        Path::new(file),
+        &ParseOptions::default(),
+    )?)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,9 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "usage: keep_current_with_nftables <network namespace> <deny-list file>".into(),
         );
     };
-    let mut current = read(file)?;
     let mut filter = NftablesFilter::new(NetNs::named(netns), Tag::new("example")?)?;
-    filter.load(&current.iter().copied().collect())?;
+    filter.load(&read(file)?)?;
     println!("table inet {}: {:?}", filter.table(), filter.stats()?);
     loop {
         println!("Enter: apply {file} again; q: remove the filter");
@@ -37,13 +37,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if line.trim() == "q" {
             break;
         }
-        let wanted = read(file)?;
-        let gone: Vec<IpNet> = current.difference(&wanted).copied().collect();
-        let came: Vec<IpNet> = wanted.difference(&current).copied().collect();
-        filter.remove(&gone)?;
-        filter.add(&came)?;
-        println!("-{} +{}: {:?}", gone.len(), came.len(), filter.stats()?);
-        current = wanted;
+        let report = filter.sync(&read(file)?)?;
+        println!(
+            "-{} +{}{} in {:.3} s: {:?}",
+            report.removed,
+            report.added,
+            if report.replaced { " (swapped)" } else { "" },
+            report.seconds,
+            filter.stats()?
+        );
     }
     filter.teardown()?;
     Ok(())
