@@ -231,7 +231,7 @@ pub fn measure(
         call_us: [
             percentile(&calls, 0.5),
             percentile(&calls, 0.99),
-            calls.last().copied().unwrap_or(0.0),
+            calls.iter().copied().fold(0.0, f64::max),
         ],
         enforcement_us,
         violations: stays_denied.delivered + (stays_allowed.sent - stays_allowed.delivered),
