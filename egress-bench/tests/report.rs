@@ -93,6 +93,13 @@ fn report_writes_tables_csv_and_plots() {
     );
     let summary = std::fs::read_to_string(now.path().join("summary.md")).unwrap();
     assert!(summary.contains("| ipset | 1000 | 0.100 |"), "{summary}");
+    // The headline comes first: one row per engine at its largest size, the best in bold.
+    let headline = summary.find("## Headline").expect("a headline");
+    assert!(headline < summary.find("## Set-up").unwrap(), "{summary}");
+    assert!(
+        summary[headline..].contains("| ipset | 1000000 | **10.000** |"),
+        "{summary}"
+    );
     assert!(summary.contains("0.25x"), "load vs reference: {summary}");
     assert!(
         summary.contains("| iptables | 1000000 | over budget: stopped at the 300 s budget |"),

@@ -41,6 +41,7 @@ pub fn summary(sweep: &Sweep, plots: &[String]) -> String {
     if !sweep.description.is_empty() {
         let _ = writeln!(md, "{}\n", sweep.description);
     }
+    headline(&mut md, sweep);
     load_table(&mut md, sweep);
     scale_table(&mut md, sweep);
     send_path_table(&mut md, sweep);
@@ -63,10 +64,125 @@ pub fn summary(sweep: &Sweep, plots: &[String]) -> String {
     md
 }
 
+/// A rate with the precision its size needs: 200618, 33.4, 0.41.
+fn rate(v: f64) -> String {
+    match v {
+        v if v.is_nan() => "-".into(),
+        v if v >= 100.0 => format!("{v:.0}"),
+        v if v >= 1.0 => format!("{v:.1}"),
+        v => format!("{v:.2}"),
+    }
+}
+
+/// The headline: one row per filter a user would install (engines and profiles, attached the
+/// default way), at the largest size it has figures at; in each column the best among the
+/// rows at the sweep's largest size is in bold.
+fn headline(md: &mut String, sweep: &Sweep) {
+    let rows: Vec<(&String, u64)> = sweep
+        .filters
+        .iter()
+        .filter(|label| !label.contains(['@', '/']))
+        .filter(|label| {
+            REGISTRY.variant(label).is_some_and(|v| {
+                matches!(
+                    v.role,
+                    filter_core::Role::Engine | filter_core::Role::Profile
+                )
+            })
+        })
+        .filter_map(|label| {
+            let size = sweep
+                .sizes()
+                .into_iter()
+                .rev()
+                .find(|&size| sweep.ok_runs(label, size).next().is_some())?;
+            Some((label, size))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let largest = rows.iter().map(|&(_, size)| size).max().unwrap_or(0);
+    // Per row: load s, kernel bytes, added ns one, added ns many, throughput ratio, updates/s.
+    let figures_of = |label: &str, size: u64| -> [Option<f64>; 6] {
+        let added = |case| sweep.median_of(label, size, |f| send_path(f, case).map(|p| p.added_ns));
+        [
+            sweep.median_of(label, size, load_seconds),
+            sweep.median_of(label, size, memory_bytes),
+            added(SendCase::One),
+            added(SendCase::Many),
+            sweep.median_of(label, size, |f| {
+                throughput(f, 1470, false)?
+                    .ratio_pps
+                    .as_ref()
+                    .map(|r| r.median)
+            }),
+            sweep.median_of(label, size, |f| {
+                f.updates.as_ref().map(|u| u.updates_per_second)
+            }),
+        ]
+    };
+    // Lower is better but for throughput and updates.
+    let higher_is_better = [false, false, false, false, true, true];
+    let mut best: [Option<f64>; 6] = [None; 6];
+    for &(label, size) in rows.iter().filter(|&&(_, size)| size == largest) {
+        for (i, value) in figures_of(label, size).into_iter().enumerate() {
+            if let Some(v) = value {
+                let better = match best[i] {
+                    None => true,
+                    Some(b) if higher_is_better[i] => v > b,
+                    Some(b) => v < b,
+                };
+                if better {
+                    best[i] = Some(v);
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        md,
+        "## Headline\n\nEach filter a user would install, at the largest size it ran (profiles \
+         stop where their product's limits do); **bold**: the best at the sweep's largest size. \
+         Load: seconds (its reference loader's time, where it has one, in the set-up table); \
+         per packet: ns added to a 64-byte UDP send, one / many destinations (send-path table); \
+         throughput: 1470-byte UDP packets per second with the filter over without (traffic \
+         table); updates: single-entry changes per second (live updates table).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| filter | entries | load (s) | kernel memory | per packet, one / many (ns) | throughput | updates/s |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    for &(label, size) in &rows {
+        let values = figures_of(label, size);
+        let mark = |i: usize, text: String| {
+            if size == largest && values[i].is_some() && values[i] == best[i] {
+                format!("**{text}**")
+            } else {
+                text
+            }
+        };
+        let show = |i: usize, f: &dyn Fn(f64) -> String| {
+            values[i].map_or_else(|| "-".to_owned(), |v| mark(i, f(v)))
+        };
+        let _ = writeln!(
+            md,
+            "| {label} | {size} | {} | {} | {} / {} | {} | {} |",
+            show(0, &|v| format!("{v:.3}")),
+            show(1, &|v| records::human_bytes(v as i64, false)),
+            show(2, &|v| format!("{v:+.0}")),
+            show(3, &|v| format!("{v:+.0}")),
+            show(4, &|v| format!("x{v:.2}")),
+            show(5, &rate),
+        );
+    }
+    md.push('\n');
+}
+
 fn load_table(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
-        "## Set-up\n\nMedians over runs. Enforcement: from the start of the load until a probe stream \
+        "\n## Set-up\n\nMedians over runs. Enforcement: from the start of the load until a probe stream \
          (one packet every ~30 us) to a denied address stopped getting through. Kernel memory: the \
          filter's own figure (ipset memsize, BPF map memlock) where it has one, else the slab + vmalloc \
          + per-CPU change across the load (approximate).\n"
@@ -478,7 +594,7 @@ fn updates_table(md: &mut String, sweep: &Sweep) {
         let _ = writeln!(
             md,
             "| {filter} | {size} | {} | {} | {} | {} | {} | {churn} |",
-            fmt(Some(u.updates_per_second), 0),
+            rate(u.updates_per_second),
             fmt(Some(u.call_us[0]), 1),
             fmt(Some(u.call_us[1]), 1),
             fmt(u.enforcement_us, 0),
