@@ -193,7 +193,9 @@ fn load_table(md: &mut String, sweep: &Sweep) {
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
     for size in sweep.sizes() {
-        for filter in &sweep.filters {
+        // Rows only where the filter was scheduled: largest-only variants and profiles past
+        // their limits have no row at the other sizes.
+        for filter in sweep.filters.iter().filter(|f| sweep.scheduled(f, size)) {
             if let Some(why) = sweep.missing(filter, size) {
                 let _ = writeln!(md, "| {filter} | {size} | {why} | | | | |");
                 continue;
@@ -256,7 +258,7 @@ fn scale_table(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(md, "|---|---:|---|---:|---:|---:|---|");
     let mib = |v: Option<f64>| fmt(v.map(|b| b / f64::from(1 << 20)), 0);
     for &size in &sizes {
-        for filter in &sweep.filters {
+        for filter in sweep.filters.iter().filter(|f| sweep.scheduled(f, size)) {
             if let Some(why) = sweep.missing(filter, size) {
                 let _ = writeln!(md, "| {filter} | {size} | | {why} | | | |");
                 continue;

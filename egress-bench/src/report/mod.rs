@@ -113,6 +113,13 @@ impl Sweep {
             })
     }
 
+    /// Whether the sweep scheduled a filter at a size (whatever became of the run).
+    pub fn scheduled(&self, filter: &str, size: u64) -> bool {
+        self.runs
+            .iter()
+            .any(|r| r.filter == filter && r.size == size)
+    }
+
     /// The first successful run of a filter at a size.
     pub fn first_ok<'a>(&'a self, filter: &'a str, size: u64) -> Option<&'a Run> {
         self.ok_runs(filter, size).next()
