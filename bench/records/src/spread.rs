@@ -66,6 +66,20 @@ impl Spread {
     }
 }
 
+impl Spread {
+    /// [`ratio`](Self::ratio) for a table cell: the same when resolved, `~x0.995` when the
+    /// values straddle 1 (the table's footnote says what `~` means).
+    pub fn compact_ratio(&self) -> String {
+        if self.count == 0 {
+            "-".into()
+        } else if self.excludes(1.0) {
+            format!("x{}", self.show(3))
+        } else {
+            format!("~x{:.2}", self.median)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Spread;
@@ -83,6 +97,11 @@ mod tests {
         assert_eq!(
             Spread::of(&[0.99, 1.02]).ratio(),
             "no difference resolved (x1.020 [0.990..1.020])"
+        );
+        assert_eq!(Spread::of(&[0.99, 1.02]).compact_ratio(), "~x1.02");
+        assert_eq!(
+            Spread::of(&[0.9, 0.95]).compact_ratio(),
+            "x0.950 [0.900..0.950]"
         );
     }
 }

@@ -471,8 +471,8 @@ fn traffic_tables(md: &mut String, sweep: &Sweep) {
         "\n## Traffic through the filter (testbed veth, to an allowed address)\n\n\
          UDP from the client to the server namespace, alternated N-A-A-N with a twin testbed without a \
          filter in each of several rounds (first run at each size): median [min..max] over rounds. A/N: \
-         the per-round ratio with the filter over without; where the rounds fall on both sides of 1 the \
-         table says \"no difference resolved\" rather than a ratio. CPU: the sender's and receiver's own \
+         the per-round ratio with the filter over without, with its [min..max]; `~x0.96`: the rounds fall \
+         on both sides of 1, no difference resolved (their spread is in traffic.csv). CPU: the sender's and receiver's own \
          CPU time plus the softirq threads', per received packet. `none vs none`: both testbeds without \
          a filter, before the load: the method's zero in the same run.\n"
     );
@@ -498,7 +498,7 @@ fn traffic_tables(md: &mut String, sweep: &Sweep) {
                 .map_or_else(|| "-".into(), records::Spread::ratio);
             let ratio = |t: Option<&records::Throughput>, cpu: bool| {
                 t.and_then(|t| if cpu { t.ratio_cpu } else { t.ratio_pps })
-                    .map_or_else(|| "-".into(), |r| r.ratio())
+                    .map_or_else(|| "-".into(), |r| r.compact_ratio())
             };
             let (big, small, paced) = (
                 throughput(f, 1470, false),
@@ -542,7 +542,10 @@ fn traffic_tables(md: &mut String, sweep: &Sweep) {
                     Some(l) => {
                         cells.push(l.filter.p50_us.show(1));
                         cells.push(l.filter.p99_us.show(1));
-                        cells.push(l.ratio_p50.map_or_else(|| "-".into(), |r| r.ratio()));
+                        cells.push(
+                            l.ratio_p50
+                                .map_or_else(|| "-".into(), |r| r.compact_ratio()),
+                        );
                     }
                     None => cells.extend(["-".to_owned(), "-".to_owned(), "-".to_owned()]),
                 }

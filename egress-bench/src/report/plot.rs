@@ -110,6 +110,9 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
     let mut written = Vec::new();
     for chart in &charts {
         let mut series = sweep.series(chart.pick);
+        // No filter is no series: its load is nothing and its send-path figure is the
+        // method's noise, which a line would show as a cost.
+        series.retain(|_, (name, _)| name != "none");
         if chart.log_y {
             // A log axis has no room for zero or below (none vs none can be -1 ns).
             for (_, points) in series.values_mut() {
@@ -167,11 +170,34 @@ where
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(70);
-    let palette = |i: usize| Palette99::pick(i).to_rgba();
+    // Okabe and Ito's colour-blind-safe palette (black last, then darker shades).
+    const OKABE_ITO: [(u8, u8, u8); 8] = [
+        (0, 114, 178),
+        (213, 94, 0),
+        (0, 158, 115),
+        (204, 121, 167),
+        (230, 159, 0),
+        (86, 180, 233),
+        (160, 140, 0),
+        (0, 0, 0),
+    ];
+    let palette = |i: usize| {
+        let (r, g, b) = OKABE_ITO[i % OKABE_ITO.len()];
+        // A second round of the eight, darker, for sweeps with more series.
+        let shade = if (i / OKABE_ITO.len()) % 2 == 1 {
+            0.6
+        } else {
+            1.0
+        };
+        let dim = |c: u8| (f64::from(c) * shade) as u8;
+        RGBColor(dim(r), dim(g), dim(b)).to_rgba()
+    };
     macro_rules! finish {
         ($ctx:expr) => {{
             let mut ctx = $ctx;
             ctx.configure_mesh()
+                .x_label_formatter(&|x| entries_tick(*x))
+                .y_label_formatter(&|y| value_tick(*y))
                 .x_desc("entries in the list")
                 .y_desc(chart.y_label)
                 .draw()
@@ -219,4 +245,57 @@ where
     }
     area.present().map_err(err).context("writing the plot")?;
     Ok(())
+}
+
+/// An axis tick for a list size: 10, 100, 1k, 10k, 100k, 1M, 10M.
+fn entries_tick(x: f64) -> String {
+    match x {
+        x if x >= 1e6 => format!("{}M", trim(x / 1e6)),
+        x if x >= 1e3 => format!("{}k", trim(x / 1e3)),
+        x => trim(x),
+    }
+}
+
+/// An axis tick for a figure: 0.001, 0.25, 12, 3000, 1e-5.
+fn value_tick(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor();
+    if (-3.0..7.0).contains(&magnitude) {
+        let decimals = (-magnitude).max(0.0) as usize + 1;
+        let text = format!("{v:.decimals$}");
+        let text = text.trim_end_matches('0').trim_end_matches('.');
+        text.to_owned()
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
+/// A number without a trailing `.0`.
+fn trim(v: f64) -> String {
+    let text = format!("{v:.1}");
+    text.strip_suffix(".0").map_or(text.clone(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entries_tick;
+
+    #[test]
+    fn ticks_read_as_list_sizes() {
+        let ticks: Vec<String> = [10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 2.5e6]
+            .into_iter()
+            .map(entries_tick)
+            .collect();
+        assert_eq!(
+            ticks,
+            ["10", "100", "1k", "10k", "100k", "1M", "10M", "2.5M"]
+        );
+        let values: Vec<String> = [0.001, 0.25, 12.0, 3000.0, 1e-5, 0.0]
+            .into_iter()
+            .map(super::value_tick)
+            .collect();
+        assert_eq!(values, ["0.001", "0.25", "12", "3000", "1e-5", "0"]);
+    }
 }
