@@ -930,6 +930,37 @@ fn on_host_runs_are_cleaned_after_sigint_and_kill() {
     bed.remove().unwrap();
 }
 
+/// Waits (up to 10 s) until no process is left in network namespace `netns`.
+fn helpers_gone(netns: &filter_core::NetNs) {
+    use std::os::unix::fs::MetadataExt as _;
+    let name = netns.name().expect("a named namespace");
+    let inode = std::fs::metadata(format!("/run/netns/{name}"))
+        .unwrap()
+        .ino();
+    let wanted = format!("net:[{inode}]");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let inside: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .filter(|e| {
+                std::fs::read_link(e.path().join("ns/net"))
+                    .is_ok_and(|l| l.to_string_lossy() == wanted)
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if inside.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "processes {inside:?} still run in {name} 10 s after their run was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A process loading a filter, then changing it (replaces and syncs between two lists that
 /// both deny the probe networks), killed with -9 at a random point of its load or of its
 /// changes. Afterwards the kernel enforces, per family, no list or a whole one after a cut
@@ -1017,6 +1048,9 @@ fn a_filter_killed_mid_load_or_change_leaves_a_whole_list() {
             );
             child.kill().unwrap();
             child.wait().unwrap();
+            // Its helpers (iptables-restore, ipset, nft) die with it; wait until they are
+            // gone, so that what the kernel holds is final before it is probed.
+            helpers_gone(bed.client());
             heard.extend(said.try_iter());
             let cut_load = !heard.iter().any(|l| l == "loaded");
             let case = format!(

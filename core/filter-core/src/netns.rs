@@ -73,6 +73,32 @@ impl NetNs {
     }
 }
 
+/// Makes the helper `cmd` starts die with the thread that starts it (`PR_SET_PDEATHSIG`,
+/// which survives `ip netns exec`'s exec): a run killed while a helper (`iptables-restore`,
+/// `ipset restore`, `nft -f`) works on its list takes the helper with it, instead of leaving
+/// it to commit after the run's objects were cleaned up. Only for helpers waited for by the
+/// thread that starts them, as here.
+fn dies_with_caller(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    let parent = std::process::id();
+    #[expect(
+        unsafe_code,
+        reason = "pre_exec: the child makes two system calls only"
+    )]
+    // SAFETY: between fork and exec the closure calls prctl(2) and getppid(2): no
+    // allocation, no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The caller may have died between fork and prctl.
+            if nix::unistd::getppid().as_raw().cast_unsigned() != parent {
+                return Err(std::io::Error::other("the caller is gone"));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Runs a command to completion and returns its standard output; a failure becomes
 /// [`Error::Command`] with the command line and what the command wrote to standard error.
 ///
@@ -81,6 +107,7 @@ impl NetNs {
 pub fn run_command(cmd: &mut Command) -> Result<String> {
     let line = command_line(cmd);
     let oom_before = oom_kills();
+    dies_with_caller(cmd);
     let output = cmd
         .stdin(std::process::Stdio::null())
         .output()
@@ -145,6 +172,7 @@ pub fn run_with_input(
     use std::process::Stdio;
     let line = command_line(cmd);
     let oom_before = oom_kills();
+    dies_with_caller(cmd);
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
