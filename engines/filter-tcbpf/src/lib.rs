@@ -366,7 +366,11 @@ impl EgressFilter for TcbpfFilter {
         }
         let program = self.program_name()?;
         let mut next = Self::instance(list, self.fill, program, self.table)?;
-        let (_, denied) = filter_core::difference(&self.held.list(), list);
+        // Only the connect hooks close connections: no whole-list difference otherwise.
+        let denied = match self.closes_in {
+            Some(_) => filter_core::difference(&self.held.list(), list).1,
+            None => Vec::new(),
+        };
         let mut old = self.current.take().expect("checked above");
         let fail = std::mem::take(&mut self.fail_next_swap);
         let swapped = self

@@ -266,7 +266,7 @@ impl CiliumModel {
             }
             Identities::Group => GROUP_IDENTITY,
         };
-        let held = instance.entries.iter().sum::<u64>() as usize;
+        let first_of_group = self.identities == Identities::Group && instance.identities.is_empty();
         ipcache(&mut instance.ebpf)?
             .insert(&ipcache_key(net), &common::ipcache_value(id), 0)
             .map_err(|e| {
@@ -279,7 +279,6 @@ impl CiliumModel {
                      aggregate the list",
                 )
             })?;
-        let first_of_group = self.identities == Identities::Group && held == 0;
         if self.identities == Identities::PerCidr || first_of_group {
             let denies = match self.identities {
                 Identities::PerCidr => total,
@@ -310,7 +309,7 @@ impl CiliumModel {
             };
             instance.entries[family_index(*net)] -= 1;
             let last_of_group =
-                self.identities == Identities::Group && instance.entries.iter().sum::<u64>() == 0;
+                self.identities == Identities::Group && instance.identities.is_empty();
             if self.identities == Identities::PerCidr || last_of_group {
                 remove_present(
                     policy(&mut instance.ebpf)?.remove(&common::policy_key(
