@@ -3,6 +3,7 @@
 // Dependencies of the shipped code only: tests bring their own.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod agent;
 mod churn;
 mod filters;
 mod list;
@@ -51,6 +52,12 @@ enum Command {
     /// Run the receiving side of two-host mode (`run --server`): UDP counting, UDP and TCP
     /// echo, and a control port.
     Serve(remote::ServeArgs),
+    /// Keep a filter equal to a deny-list held in etcd, chunk by chunk, until SIGINT or
+    /// SIGTERM; the filter outlives the agent and a restarted agent adopts it.
+    Agent(agent::AgentArgs),
+    /// Write a deny-list to etcd as chunks under a prefix (for `agent`), replacing the
+    /// previous list's chunks.
+    Publish(agent::PublishArgs),
     /// For the crash tests: keep one filter changing in this namespace until killed.
     #[command(hide = true)]
     Churn(churn::ChurnArgs),
@@ -65,8 +72,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => remote::serve(&args),
         Command::Generate(args) => list::write_generated(&args),
         Command::Churn(args) => churn::churn(&args),
+        Command::Agent(args) => agent::agent(&args),
+        Command::Publish(args) => agent::publish(&args),
         Command::Filters(args) => filters::print(&args),
     };
+    testbed::exit_if_interrupted();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -36,6 +36,10 @@ const PACKAGES: &[&str] = &[
     "iperf3",
     "bpftool",
     "fonts-dejavu-core",
+    // The node agent: etcd-client's build compiles etcd's protocol files; its tests run a
+    // private etcd on loopback.
+    "protobuf-compiler",
+    "etcd-server",
 ];
 
 /// Installs missing Debian packages and the pinned toolchain, saying what it installs.

@@ -2,8 +2,10 @@
 
 use std::fs;
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
+use std::time::Duration;
 
 use filter_core::{Error, OBJECT_PREFIX, Result, Tag, run_command};
 
@@ -222,6 +224,13 @@ pub fn install_signal_cleanup() -> Result<()> {
     use std::io::Write as _;
 
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let caught = CAUGHT.get_or_init(|| Arc::new(AtomicUsize::new(0)));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        // Set inside the handler itself, before the cleanup thread is even scheduled, so the
+        // main thread can tell that its own failure was caused by the cleanup under way.
+        signal_hook::flag::register_usize(signal, Arc::clone(caught), signal as usize)
+            .map_err(|e| Error::io("install signal handlers", e))?;
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| Error::io("install signal handlers", e))?;
     thread::spawn(move || {
@@ -250,4 +259,24 @@ pub fn install_signal_cleanup() -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// The signal caught by [`install_signal_cleanup`], if one was.
+static CAUGHT: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+
+/// Call before `main` returns: when a signal was caught, the cleanup it started removes the
+/// run's objects under the main thread's feet, and whatever the main thread then reports (a
+/// failed load, a vanished set) is a consequence of the signal, not the run's result. This
+/// waits for that cleanup to exit the process with 128 + the signal, and exits so itself if
+/// the cleanup has not finished within a minute. Returns at once when no signal was caught.
+pub fn exit_if_interrupted() {
+    let Some(signal) = CAUGHT
+        .get()
+        .map(|caught| caught.load(Ordering::SeqCst))
+        .filter(|&signal| signal != 0)
+    else {
+        return;
+    };
+    thread::sleep(Duration::from_secs(60));
+    std::process::exit(128 + i32::try_from(signal).unwrap_or(0));
 }

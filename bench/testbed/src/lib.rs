@@ -38,7 +38,8 @@ pub use addresses::*;
 pub use bed::Testbed;
 pub use claim::RunClaim;
 pub use cleanup::{
-    CleanupReport, HostObjects, cleanup, install_signal_cleanup, leftovers, on_signal,
+    CleanupReport, HostObjects, cleanup, exit_if_interrupted, install_signal_cleanup, leftovers,
+    on_signal,
 };
 pub use inspect::link_hooks;
 pub use probes::Probe;

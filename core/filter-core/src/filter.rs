@@ -278,6 +278,31 @@ pub trait EgressFilter: Send {
         })
     }
 
+    /// Makes the filter outlive this value and the process: dropping it (or the process
+    /// ending, killed or not) leaves it enforced in the kernel, for a later process to
+    /// [`adopt`](Self::adopt); only [`teardown`](Self::teardown) removes it. Call before
+    /// [`load`](Self::load).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] from engines that cannot hand a filter over; a kernel refusal.
+    fn persist(&mut self) -> Result<()> {
+        Err(Error::Unsupported {
+            feature: "filters that outlive their process",
+            engine: self.name(),
+            hint: "use tcbpf or tcbpf-dir (links pinned in bpffs)".into(),
+        })
+    }
+
+    /// Takes over the filter of this tag and target that an earlier process left with
+    /// [`persist`](Self::persist); whether there was one. It stays enforced as it is; the
+    /// next [`sync`](Self::sync) (or `load`) moves it to a new list in one kernel operation.
+    ///
+    /// # Errors
+    /// As [`persist`](Self::persist); a pinned filter that cannot be opened.
+    fn adopt(&mut self) -> Result<bool> {
+        self.persist().map(|()| false)
+    }
+
     /// The list the filter holds, where it keeps track of it (`None`: it does not, and
     /// [`sync`](Self::sync) falls back to [`replace`](Self::replace)).
     fn held(&self) -> Option<CidrList> {

@@ -49,6 +49,15 @@ pub fn cgroup2() -> Option<PathBuf> {
         .map(|m| m.path)
 }
 
+/// Where a BPF file system (bpffs) is mounted, if one is: the first in mount order.
+pub fn bpffs() -> Option<PathBuf> {
+    mounts()
+        .ok()?
+        .into_iter()
+        .find(|m| m.fstype == "bpf")
+        .map(|m| m.path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

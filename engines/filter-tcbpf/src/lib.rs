@@ -42,6 +42,7 @@ mod error;
 mod fill;
 pub mod hooks;
 mod instance;
+pub mod pin;
 mod sys;
 mod v6hash;
 
@@ -97,6 +98,11 @@ pub struct TcbpfFilter {
     close_took: Option<std::time::Duration>,
     /// The programs that close them, loaded at the first change that needs them.
     closer: Option<destroy::Closer>,
+    /// The run's tag: the name of the pins.
+    tag: Tag,
+    /// Where the hook's links are pinned when the filter outlives the process
+    /// ([`persist`](EgressFilter::persist)).
+    pins: Option<std::path::PathBuf>,
 }
 
 impl TcbpfFilter {
@@ -131,6 +137,8 @@ impl TcbpfFilter {
             close_failed: None,
             close_took: None,
             closer: None,
+            tag,
+            pins: None,
         })
     }
 
@@ -350,14 +358,72 @@ impl EgressFilter for TcbpfFilter {
         }
         let program = self.program_name()?;
         let mut instance = Self::instance(list, self.fill, program, self.table)?;
-        if let Err(e) = self.hook.attach(&self.netns, &mut instance.ebpf, program) {
+        if self.hook.is_attached() {
+            // Adopted: the pinned links move to the new program in one kernel operation,
+            // and on a refusal keep the one they ran.
+            let fail = std::mem::take(&mut self.fail_next_swap);
+            let swapped = self
+                .hook
+                .swap(&self.netns, None, &mut instance.ebpf, program, fail);
+            if let Err(e) = swapped {
+                self.discard(instance);
+                return Err(e);
+            }
+        } else if let Err(e) = self.hook.attach(&self.netns, &mut instance.ebpf, program) {
             self.discard(instance);
             let _ = self.teardown();
             return Err(e);
         }
         self.current = Some(instance);
         self.held.set(list);
+        if let Some(dir) = &self.pins
+            && let Err(e) = pin::pin_links(dir, &self.hook.links())
+        {
+            let _ = self.teardown();
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Pins the hook's links under `<bpffs>/<tag>/` (mounting bpffs at `/sys/fs/bpf` when
+    /// none is): the list stays enforced when this value is dropped and when the process
+    /// exits, killed or not. TCX and the cgroup attach kinds; clsact filters stay anyway
+    /// but cannot be adopted.
+    fn persist(&mut self) -> Result<()> {
+        if self.hook.link_names().is_empty() {
+            return Err(Error::Unsupported {
+                feature: "adopting a filter after its process",
+                engine: self.name(),
+                hint: format!(
+                    "the {} attach holds no link to pin: use --attach tcx, cgroup or connect",
+                    self.hook.kind().name
+                ),
+            });
+        }
+        let dir = pin::dir(&self.tag)?;
+        if self.current.is_some() {
+            pin::pin_links(&dir, &self.hook.links())?;
+        }
+        self.pins = Some(dir);
+        Ok(())
+    }
+
+    /// Opens the links pinned under `<bpffs>/<tag>/` and holds them: the old list stays
+    /// enforced until the first `sync` or `load` moves the links to a new program. Entry
+    /// changes (`add`, `remove`) need that first `sync`: the old list is not read back.
+    fn adopt(&mut self) -> Result<bool> {
+        if self.current.is_some() || self.hook.is_attached() {
+            return Err(Error::AlreadyLoaded);
+        }
+        self.persist()?;
+        let dir = self.pins.clone().expect("persist sets it");
+        match pin::open(&dir, &self.hook.link_names())? {
+            Some(links) => {
+                self.hook.adopt(links)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     fn replace(&mut self, list: &CidrList) -> Result<()> {
@@ -373,9 +439,13 @@ impl EgressFilter for TcbpfFilter {
         };
         let mut old = self.current.take().expect("checked above");
         let fail = std::mem::take(&mut self.fail_next_swap);
-        let swapped = self
-            .hook
-            .swap(&self.netns, &mut old.ebpf, &mut next.ebpf, program, fail);
+        let swapped = self.hook.swap(
+            &self.netns,
+            Some(&mut old.ebpf),
+            &mut next.ebpf,
+            program,
+            fail,
+        );
         match swapped {
             Ok(()) => {
                 self.current = Some(next);
@@ -522,17 +592,29 @@ impl EgressFilter for TcbpfFilter {
         )
     }
 
+    /// Removes the filter, pinned or not.
     fn teardown(&mut self) -> Result<()> {
         self.held.clear();
+        let unpinned = self.pins.take().map(|dir| pin::remove(&dir));
         if let Some(instance) = self.current.take() {
             self.discard(instance);
         }
-        self.hook.release(&self.netns)
+        let released = self.hook.release(&self.netns);
+        unpinned.transpose().and(released)
     }
 }
 
 impl Drop for TcbpfFilter {
+    /// Tears the filter down, unless it was made to outlive this value
+    /// ([`persist`](EgressFilter::persist)): then only this process's descriptors close.
     fn drop(&mut self) {
-        let _ = self.teardown();
+        if self.pins.is_some() {
+            if let Some(instance) = self.current.take() {
+                self.discard(instance);
+            }
+            let _ = self.hook.release(&self.netns);
+        } else {
+            let _ = self.teardown();
+        }
     }
 }

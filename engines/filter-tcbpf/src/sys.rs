@@ -1,6 +1,6 @@
-//! The raw calls aya does not offer, in one place: `BPF_MAP_UPDATE_BATCH` and the mmap of an
-//! array map. Everything else (map creation, program load, attach, lookups, test runs) goes
-//! through aya.
+//! The raw calls aya does not offer, in one place: `BPF_MAP_UPDATE_BATCH`, the mmap of an
+//! array map, the links we make and pin ourselves (TCX, cgroup), and mounting bpffs.
+//! Everything else (map creation, program load, lookups, test runs) goes through aya.
 #![allow(unsafe_code, reason = "the raw calls aya does not wrap")]
 
 use std::io;
@@ -199,6 +199,9 @@ struct LinkUpdateAttr {
 
 const _: () = {
     assert!(size_of::<LinkCreateAttr>() == 16);
+    assert!(size_of::<ObjAttr>() == 16);
+    assert!(size_of::<ByIdAttr>() == 16);
+    assert!(size_of::<InfoAttr>() == 16);
     assert!(size_of::<LinkUpdateAttr>() == 16);
 };
 
@@ -315,4 +318,195 @@ pub fn cgroup_programs(cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result<V
     }
     ids.truncate(attr.prog_cnt as usize);
     Ok(ids)
+}
+
+/// `enum bpf_cmd`: pinning and the lookups by id an adopted link needs.
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// `enum bpf_attach_type`: `BPF_TCX_EGRESS`.
+pub const BPF_TCX_EGRESS: u32 = 47;
+
+/// Runs `bpf(cmd, attr)`: the kernel's return value, or its refusal.
+fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: every caller passes a valid, initialised `union bpf_attr` prefix of
+    // `size_of::<T>()` bytes; the kernel reads it and writes at most within it.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<T>()) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A descriptor the kernel just returned from `bpf()`, owned by nobody else.
+fn owned(ret: libc::c_long) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd as _;
+    let fd = i32::try_from(ret).expect("file descriptors fit an int");
+    // SAFETY: the kernel just returned this descriptor, owned by nobody else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Links `program` to the TCX egress hook of the interface with index `ifindex` in the
+/// calling thread's network namespace; the link holds until its last descriptor closes or
+/// its pin is removed.
+///
+/// # Errors
+/// The kernel's refusal.
+pub fn tcx_link(program: BorrowedFd<'_>, ifindex: u32) -> io::Result<std::os::fd::OwnedFd> {
+    // `target_ifindex` shares its place with `target_fd`; the `tcx` member after `flags`
+    // (relative_fd, expected_revision) is read as zeros: append after every other program.
+    let mut attr = LinkCreateAttr {
+        prog_fd: raw(program),
+        target_fd: ifindex,
+        attach_type: BPF_TCX_EGRESS,
+        flags: 0,
+    };
+    bpf(BPF_LINK_CREATE, &mut attr).map(owned)
+}
+
+/// The `obj_pin` / `obj_get` member of `union bpf_attr`.
+#[repr(C, align(8))]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// Pins the BPF object open as `fd` at `path` (on a bpffs): it lives until the file is
+/// removed, whoever holds a descriptor.
+///
+/// # Errors
+/// The kernel's refusal (`EEXIST` when the path is taken, `EPERM` off a bpffs).
+pub fn pin(fd: BorrowedFd<'_>, path: &std::ffi::CStr) -> io::Result<()> {
+    let mut attr = ObjAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: raw(fd),
+        file_flags: 0,
+    };
+    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
+}
+
+/// Opens the BPF object pinned at `path`.
+///
+/// # Errors
+/// The kernel's refusal (`ENOENT` when nothing is pinned there).
+pub fn pinned(path: &std::ffi::CStr) -> io::Result<std::os::fd::OwnedFd> {
+    let mut attr = ObjAttr {
+        pathname: path.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+    };
+    bpf(BPF_OBJ_GET, &mut attr).map(owned)
+}
+
+/// The head of `struct bpf_link_info`: enough for the program a link runs.
+#[repr(C)]
+#[derive(Default)]
+struct LinkInfoHead {
+    link_type: u32,
+    id: u32,
+    prog_id: u32,
+    padding: u32,
+    // The per-type union that follows; the kernel writes at most `info_len` bytes.
+    rest: [u64; 6],
+}
+
+/// The `info` member of `union bpf_attr`.
+#[repr(C, align(8))]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The kernel's description of the link open as `link`.
+fn link_info(link: BorrowedFd<'_>) -> io::Result<LinkInfoHead> {
+    let mut info = LinkInfoHead::default();
+    let mut attr = InfoAttr {
+        bpf_fd: raw(link),
+        info_len: u32::try_from(size_of::<LinkInfoHead>()).expect("a small struct"),
+        info: std::ptr::from_mut(&mut info) as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info)
+}
+
+/// The id of the program `link` runs.
+///
+/// # Errors
+/// The kernel's refusal.
+pub fn link_program_id(link: BorrowedFd<'_>) -> io::Result<u32> {
+    link_info(link).map(|info| info.prog_id)
+}
+
+/// The kernel's id of `link`: two descriptors with the same id are the same link.
+///
+/// # Errors
+/// The kernel's refusal.
+pub fn link_id(link: BorrowedFd<'_>) -> io::Result<u32> {
+    link_info(link).map(|info| info.id)
+}
+
+/// The `prog_id` member of `union bpf_attr` for `BPF_PROG_GET_FD_BY_ID`.
+#[repr(C, align(8))]
+struct ByIdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+    /// `fd_by_id_token_fd`: named so the struct has no padding (the kernel refuses non-zero
+    /// bytes past the fields it knows).
+    token_fd: u32,
+}
+
+/// A descriptor of the loaded program with id `id`.
+///
+/// # Errors
+/// The kernel's refusal (`ENOENT` once the program is gone).
+pub fn program_by_id(id: u32) -> io::Result<std::os::fd::OwnedFd> {
+    let mut attr = ByIdAttr {
+        id,
+        next_id: 0,
+        open_flags: 0,
+        token_fd: 0,
+    };
+    bpf(BPF_PROG_GET_FD_BY_ID, &mut attr).map(owned)
+}
+
+/// The index of the interface `name` in the calling thread's network namespace.
+///
+/// # Errors
+/// `ENODEV` when there is none.
+pub fn interface_index(name: &std::ffi::CStr) -> io::Result<u32> {
+    // SAFETY: name is a valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        index => Ok(index),
+    }
+}
+
+/// Mounts a BPF file system at `target` (mode 0700).
+///
+/// # Errors
+/// The kernel's refusal.
+pub fn mount_bpffs(target: &std::ffi::CStr) -> io::Result<()> {
+    let fstype = c"bpf";
+    // SAFETY: every pointer is a valid NUL-terminated string living across the call.
+    let ret = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            c"mode=0700".as_ptr().cast(),
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

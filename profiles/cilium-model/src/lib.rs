@@ -483,7 +483,7 @@ impl EgressFilter for CiliumModel {
         let mut old = self.current.take().expect("checked above");
         let swapped = self.hook.swap(
             &self.netns,
-            &mut old.ebpf,
+            Some(&mut old.ebpf),
             &mut next.ebpf,
             common::PROG_HOST_EGRESS,
             false,

@@ -10,7 +10,8 @@
 use filter_core::TargetKind;
 use filter_tcbpf_common::CONNECT_HOOKS;
 
-use super::cgroup::{CgroupHook, programs, unified_mount};
+use super::cgroup::{programs, unified_mount};
+use super::links::LinkHook;
 use super::{Flavour, HookKind};
 
 /// The connect attach kind.
@@ -20,7 +21,7 @@ pub static KIND: HookKind = HookKind {
             unconnected UDP sends to a denied address fail with EPERM (Linux 5.7+); removed \
             when the process exits",
     available: || (super::cgroup::KIND.available)() && unified_mount().is_some(),
-    make: |target, _| Ok(Box::new(CgroupHook::new(target, &KIND, &CONNECT_HOOKS)?)),
+    make: |target, _| Ok(Box::new(LinkHook::new(target, &KIND, &CONNECT_HOOKS)?)),
     leftovers: |_, prefix| programs(prefix, &CONNECT_HOOKS),
     remove_leftovers: |_, _| Ok(Vec::new()),
     target: TargetKind::Cgroup,

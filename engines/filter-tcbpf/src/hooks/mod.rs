@@ -15,10 +15,12 @@
 pub mod cgroup;
 pub mod clsact;
 pub mod connect;
+mod links;
 mod tc;
 pub mod tcx;
 
 use std::fmt;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use aya::Ebpf;
 use filter_core::{NetNs, Result, Tag, Target, TargetKind};
@@ -86,8 +88,10 @@ pub trait Hook: Send {
     fn attach(&mut self, netns: &NetNs, ebpf: &mut Ebpf, program: &str) -> Result<()>;
 
     /// Moves the hook from `from`'s program to `to`'s in one kernel operation, so every
-    /// packet sees one of them. On failure `from` is hooked again (or the error says it
-    /// could not be). `fail` makes the move fail after the old link was taken (tests).
+    /// packet sees one of them. On failure the old program is hooked again (or the error
+    /// says it could not be). `from` is `None` when the old program is not this process's
+    /// (an adopted filter's); the hooks that need it refuse. `fail` makes the move fail
+    /// after the old link was taken (tests).
     ///
     /// # Errors
     /// When the kernel refuses the move; [`is_attached`](Self::is_attached) then says
@@ -95,7 +99,7 @@ pub trait Hook: Send {
     fn swap(
         &mut self,
         netns: &NetNs,
-        from: &mut Ebpf,
+        from: Option<&mut Ebpf>,
         to: &mut Ebpf,
         program: &str,
         fail: bool,
@@ -110,6 +114,31 @@ pub trait Hook: Send {
     /// # Errors
     /// When the kernel refuses to remove what was set up.
     fn release(&mut self, netns: &NetNs) -> Result<()>;
+
+    /// The hook's BPF links with the name each is pinned under, for a filter that outlives
+    /// the process; empty for a hook that holds no link of its own (clsact).
+    fn links(&self) -> Vec<(String, BorrowedFd<'_>)> {
+        Vec::new()
+    }
+
+    /// The names [`links`](Self::links) gives, whether attached or not: the pins a
+    /// restarted process opens to [`adopt`](Self::adopt). Empty: the kind cannot be pinned.
+    fn link_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Takes over links opened from pins, in the order of [`link_names`](Self::link_names):
+    /// the hook then holds them as if it had made them, and swaps move them.
+    ///
+    /// # Errors
+    /// When the kind cannot be pinned, or the count is not its own.
+    fn adopt(&mut self, links: Vec<OwnedFd>) -> Result<()> {
+        drop(links);
+        Err(filter_core::Error::InvalidInput(format!(
+            "the {} attach keeps no link of its own to pin or adopt",
+            self.kind().name
+        )))
+    }
 }
 
 /// How the program is hooked: the first available kind of [`HOOKS`], or one kind.
@@ -190,16 +219,26 @@ impl std::str::FromStr for Attach {
 
 /// What every attach kind left in `netns` under `prefix`.
 pub(crate) fn leftovers(netns: &NetNs, prefix: &str) -> Result<Vec<String>> {
-    let mut found = Vec::new();
+    // Pins live in the mount namespace, not a network one: looked at from this one only.
+    let mut found = if netns.name().is_none() {
+        crate::pin::pinned(prefix)?
+    } else {
+        Vec::new()
+    };
     for kind in HOOKS {
         found.extend((kind.leftovers)(netns, prefix)?);
     }
     Ok(found)
 }
 
-/// Removes what every attach kind left in `netns` under `prefix`.
+/// Removes what every attach kind left in `netns` under `prefix`, and (from the current
+/// namespace) the filters pinned under it.
 pub(crate) fn remove_leftovers(netns: &NetNs, prefix: &str) -> Result<Vec<String>> {
-    let mut removed = Vec::new();
+    let mut removed = if netns.name().is_none() {
+        crate::pin::remove_pinned(prefix)?
+    } else {
+        Vec::new()
+    };
     for kind in HOOKS {
         removed.extend((kind.remove_leftovers)(netns, prefix)?);
     }
@@ -238,7 +277,7 @@ mod tests {
             fn swap(
                 &mut self,
                 _: &NetNs,
-                _: &mut Ebpf,
+                _: Option<&mut Ebpf>,
                 _: &mut Ebpf,
                 _: &str,
                 _: bool,

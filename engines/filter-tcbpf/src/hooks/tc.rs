@@ -1,7 +1,8 @@
-//! What the two tc attach kinds share: a `SchedClassifier` program hooked to an interface's
-//! egress, moved to a new program by a link update (`BPF_LINK_UPDATE` for TCX, a netlink
-//! filter replace for clsact). Each kind says only how it attaches and what it sets up
-//! around that ([`TcKind`]).
+//! A `SchedClassifier` program hooked to an interface's egress through aya's tc attach
+//! (netlink for clsact), moved to a new program by a netlink filter replace; the kind says
+//! only how it attaches and what it sets up around that ([`TcKind`]). Also the walk over a
+//! namespace's links that the tc kinds' leftover finders share. (TCX links are made
+//! directly, as the cgroup ones are: see `links`.)
 
 use std::ffi::CString;
 
@@ -95,11 +96,12 @@ impl<K: TcKind> Hook for TcHook<K> {
     fn swap(
         &mut self,
         netns: &NetNs,
-        from: &mut Ebpf,
+        from: Option<&mut Ebpf>,
         to: &mut Ebpf,
         program: &str,
         fail: bool,
     ) -> Result<()> {
+        let from = from.ok_or(TcbpfError::NotHooked)?;
         let old = program_mut(from, program)?;
         let id = self.link.take().ok_or(TcbpfError::NotHooked)?;
         // On a refusal the old program keeps its link (so the hook stays), only its id is

@@ -1,40 +1,29 @@
-//! TCX: a BPF link on the interface's egress hook (Linux 6.6+). It goes away with the last
-//! file descriptor of the link, that is with the process: nothing outlives a killed run.
+//! TCX: a BPF link on the interface's egress hook (Linux 6.6+), after any program already
+//! there. It goes away with the last file descriptor of the link, that is with the process
+//! (nothing outlives a killed run), unless the filter pins it.
 
-use aya::programs::LinkOrder;
-use aya::programs::tc::{TcAttach, TcAttachType};
+use aya::programs::tc::TcAttachType;
 use aya::util::KernelVersion;
 use filter_core::{NetNs, Result};
 
 use super::HookKind;
-use super::tc::{TcHook, TcKind, on_each_link};
+use super::links::LinkHook;
+use super::tc::on_each_link;
 
 /// The TCX attach kind.
 pub static KIND: HookKind = HookKind {
     name: "tcx",
     about: "a TCX link on the interface's egress (Linux 6.6+); removed when the process exits",
     available: || KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0)),
-    make: |target, _| Ok(Box::new(TcHook::new(Tcx, target)?)),
+    make: |target, _| Ok(Box::new(LinkHook::new(target, &KIND, TCX_EGRESS)?)),
     leftovers: programs,
     remove_leftovers: |_, _| Ok(Vec::new()),
     target: filter_core::TargetKind::Egress,
     flavour: super::Flavour::Tc,
 };
 
-struct Tcx;
-
-impl TcKind for Tcx {
-    fn kind(&self) -> &'static HookKind {
-        &KIND
-    }
-
-    fn how(&self) -> TcAttach {
-        TcAttach::Tcx {
-            attach_type: TcAttachType::Egress,
-            order: LinkOrder::default(),
-        }
-    }
-}
+/// The one program of a TCX hook: no suffix, the egress attach type.
+const TCX_EGRESS: &[(&str, u32)] = &[("", crate::sys::BPF_TCX_EGRESS)];
 
 /// The programs on the TCX egress hook of `interface` in `netns`, by id and name.
 ///
