@@ -118,6 +118,16 @@ impl Drop for Etcd {
     }
 }
 
+/// Removes the pins of a tag when dropped: a failed test must not leave a filter that
+/// outlives it.
+struct Unpin(String);
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = filter_tcbpf::pin::remove_pinned(&self.0);
+    }
+}
+
 /// An agent process, killed when dropped.
 struct Agent(Child);
 
@@ -219,6 +229,7 @@ fn in_sync_at(revision: i64) -> impl Fn(&Status) -> bool {
 fn the_agent_follows_etcd_and_never_lets_the_filter_lapse() {
     testbed::needs_root!();
     let bed = Testbed::new().unwrap();
+    let _unpin = Unpin(bed.tag().to_string());
     let mut etcd = Etcd::start();
     let dir = tempfile::tempdir().unwrap();
     let status = dir.path().join("status.json");

@@ -7,6 +7,16 @@ use filter_tcbpf::{Attach, TcbpfFilter, hooks};
 use ipnet::IpNet;
 use testbed::{ALLOWED_V4, DENIED_HOST_V4, DENIED_V4, Probe, Testbed};
 
+/// Removes the pins of a tag when dropped: a failed test must not leave a filter that
+/// outlives it.
+struct Unpin(String);
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = filter_tcbpf::pin::remove_pinned(&self.0);
+    }
+}
+
 /// A generated list (clear of the test range) with `nets` added.
 fn list(nets: &[IpNet]) -> CidrList {
     use filter_core::generate::{Mix, generate};
@@ -40,6 +50,7 @@ fn a_pinned_filter_outlives_its_value_and_is_adopted() {
     testbed::needs_root!();
     for attach in [Attach::TCX, Attach::CGROUP, Attach::CONNECT] {
         let bed = Testbed::new().unwrap();
+        let _unpin = Unpin(bed.tag().to_string());
         let denied: IpNet = format!("{DENIED_V4}/32").parse().unwrap();
         let later: IpNet = format!("{DENIED_HOST_V4}/32").parse().unwrap();
         let mut first = filter(&bed, attach);
@@ -131,6 +142,7 @@ fn a_pinned_filter_outlives_its_value_and_is_adopted() {
 fn the_leftover_finder_sees_and_removes_a_pinned_filter() {
     testbed::needs_root!();
     let bed = Testbed::new().unwrap();
+    let _unpin = Unpin(bed.tag().to_string());
     let mut filter = filter(&bed, Attach::TCX);
     filter.persist().unwrap();
     filter.load(&list(&[])).unwrap();
