@@ -14,6 +14,52 @@ use filter_core::{NetNs, ParseOptions, Tag, TargetKind};
 
 use crate::filters::{EngineFlags, FilterKind};
 
+/// Where the list is kept in etcd, and how the connection is secured.
+#[derive(Debug, Args)]
+pub struct EtcdFlags {
+    /// etcd client URLs, comma-separated (https://10.0.0.5:2379; http:// with --plaintext).
+    #[arg(long, value_delimiter = ',')]
+    etcd: Vec<String>,
+    /// The key prefix of the list's chunks (each key one chunk: lines, or a Calico
+    /// GlobalNetworkSet resource); `publish` writes `<prefix>/000000`, ...
+    #[arg(long)]
+    prefix: Option<String>,
+    /// The CA certificate (PEM) that signed the etcd members' certificates.
+    #[arg(long, requires_all = ["cert", "key"])]
+    cacert: Option<PathBuf>,
+    /// This client's certificate (PEM), for etcd's --client-cert-auth.
+    #[arg(long, requires = "cacert")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "cacert")]
+    key: Option<PathBuf>,
+    /// Talk to etcd unencrypted and without a client certificate (a loopback test store).
+    #[arg(long, conflicts_with = "cacert")]
+    plaintext: bool,
+}
+
+impl EtcdFlags {
+    /// The store the flags name.
+    fn store(&self) -> Result<node_agent::Store> {
+        let Some(prefix) = self.prefix.as_deref().filter(|_| !self.etcd.is_empty()) else {
+            bail!("--etcd and --prefix say where the list is");
+        };
+        let security = match (&self.cacert, &self.cert, &self.key, self.plaintext) {
+            (Some(ca), Some(cert), Some(key), false) => node_agent::Security::Tls {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            (None, None, None, true) => node_agent::Security::Plaintext,
+            _ => bail!(
+                "etcd is reached over TLS with a client certificate (--cacert, --cert, --key), \
+                 or unencrypted only with --plaintext"
+            ),
+        };
+        Ok(node_agent::Store::new(&self.etcd, prefix, security))
+    }
+}
+
 /// Arguments of `egress-bench agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -21,13 +67,8 @@ pub struct AgentArgs {
     /// tcx, cgroup or connect).
     #[arg(long)]
     filter: FilterKind,
-    /// etcd client URLs, comma-separated (http://127.0.0.1:2379).
-    #[arg(long, value_delimiter = ',', required = true)]
-    etcd: Vec<String>,
-    /// The key prefix of the list's chunks (each key one chunk: lines, or a Calico
-    /// GlobalNetworkSet resource).
-    #[arg(long)]
-    prefix: String,
+    #[command(flatten)]
+    store: EtcdFlags,
     /// The interface whose egress is filtered (tcx attach).
     #[arg(long, required_unless_present = "cgroup")]
     interface: Option<String>,
@@ -53,7 +94,7 @@ pub struct AgentArgs {
     /// Milliseconds between attempts to reach etcd after a failure.
     #[arg(long, default_value_t = 1000)]
     retry_ms: u64,
-    /// Remove the filter the agent left (adopt it, tear it down) and exit.
+    /// Remove the filter the agent left (adopt it, tear it down) and exit; no store needed.
     #[arg(long)]
     remove: bool,
 }
@@ -61,6 +102,12 @@ pub struct AgentArgs {
 /// Runs the agent until SIGINT or SIGTERM; the filter stays enforced after it exits.
 pub fn agent(args: &AgentArgs) -> Result<()> {
     let tag = Tag::new(&args.run_id)?;
+    // Checked before anything changes; --remove needs no store.
+    let store = if args.remove {
+        None
+    } else {
+        Some(args.store.store()?)
+    };
     let options = args.engine.options();
     let target = match (
         args.filter.target_kind(&options),
@@ -92,7 +139,8 @@ pub fn agent(args: &AgentArgs) -> Result<()> {
     let adopted = filter
         .adopt()
         .context("adopting the filter a previous agent left")?;
-    if args.remove {
+    let Some(store) = store else {
+        // --remove
         filter.teardown()?;
         eprintln!(
             "agent: {}",
@@ -103,21 +151,21 @@ pub fn agent(args: &AgentArgs) -> Result<()> {
             }
         );
         return Ok(());
-    }
+    };
     if adopted {
         eprintln!("agent: adopted the filter {tag} left enforced by an earlier agent");
     }
+    let mut source = node_agent::EtcdSource::new(store);
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     let config = node_agent::Config {
-        store: node_agent::Store::new(&args.etcd, &args.prefix),
         status: args.status.clone(),
         settle: Duration::from_millis(args.settle_ms),
         retry: Duration::from_millis(args.retry_ms),
     };
-    node_agent::run(filter.as_mut(), adopted, &config, &stop)?;
+    node_agent::run(filter.as_mut(), adopted, &mut source, &config, &stop)?;
     eprintln!(
         "agent: stopped; the filter {tag} stays enforced (pinned). A new agent with --run-id {} \
          adopts it; `egress-bench agent --remove` removes it",
@@ -131,12 +179,8 @@ pub fn agent(args: &AgentArgs) -> Result<()> {
 pub struct PublishArgs {
     /// The list: one address or CIDR per line (`-` for standard input).
     file: PathBuf,
-    /// etcd client URLs, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
-    etcd: Vec<String>,
-    /// The key prefix the agent watches; the list's chunks are `<prefix>/000000`, ...
-    #[arg(long)]
-    prefix: String,
+    #[command(flatten)]
+    store: EtcdFlags,
     /// Entries per chunk (default 50000, fewer where a chunk would pass the request limit).
     #[arg(long)]
     chunk_entries: Option<usize>,
@@ -149,7 +193,7 @@ pub struct PublishArgs {
 pub fn publish(args: &PublishArgs) -> Result<()> {
     let list = filter_core::CidrList::parse_file(&args.file, &ParseOptions::default())
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let store = node_agent::Store::new(&args.etcd, &args.prefix);
+    let store = args.store.store()?;
     let done = node_agent::publish::publish_list(
         &store,
         &list,

@@ -13,6 +13,9 @@ const FOREIGN: &[&str] = &[
     "--example",
     "--exist",
     "--debug",
+    // etcd's own.
+    "--max-txn-ops",
+    "--client-cert-auth",
 ];
 
 /// Every `--flag` of a command and its subcommands.

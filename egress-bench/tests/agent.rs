@@ -11,10 +11,116 @@ use std::time::{Duration, Instant};
 use node_agent::{State, Status};
 use testbed::{ALLOWED_V4, DENIED_HOST_V4, DENIED_V4, Probe, Testbed};
 
-/// A private etcd on loopback, killed (and its data removed) when dropped.
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    /// Makes them in `dir` under `name` (`name-ca.pem`, `name-server.pem`, ...).
+    fn make(dir: &Path, name: &str) -> Self {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem"],
+            ]
+            .concat()
+            .into_iter()
+            .chain(["-days", "2", "-subj", "/CN=egb-test-ca"])
+            .collect::<Vec<_>>(),
+        );
+        for (who, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            let (key, csr, pem, ext) = (
+                format!("{who}.key"),
+                format!("{who}.csr"),
+                format!("{who}.pem"),
+                format!("{who}.ext"),
+            );
+            std::fs::write(
+                dir.join(&ext),
+                format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"),
+            )
+            .unwrap();
+            openssl(
+                &[&["req"][..], &ec, &["-keyout", &key, "-out", &csr]]
+                    .concat()
+                    .into_iter()
+                    .chain(["-subj", &format!("/CN=egb-test-{who}")])
+                    .collect::<Vec<_>>(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+        Self { dir }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+
+    /// The client side's flags.
+    fn flags(&self) -> Vec<String> {
+        [
+            "--cacert",
+            "ca.pem",
+            "--cert",
+            "client.pem",
+            "--key",
+            "client.key",
+        ]
+        .chunks(2)
+        .flat_map(|pair| [pair[0].to_owned(), self.path(pair[1])])
+        .collect()
+    }
+
+    fn security(&self) -> node_agent::Security {
+        node_agent::Security::Tls {
+            ca: self.path("ca.pem").into(),
+            cert: self.path("client.pem").into(),
+            key: self.path("client.key").into(),
+        }
+    }
+}
+
+/// A private etcd on loopback, serving TLS with client certificates, killed (and its data
+/// removed) when dropped.
 struct Etcd {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    certs: Certs,
     client: u16,
     peer: u16,
 }
@@ -29,9 +135,12 @@ fn free_port() -> u16 {
 
 impl Etcd {
     fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = Certs::make(dir.path(), "ours");
         let mut etcd = Self {
             child: None,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
+            certs,
             client: free_port(),
             peer: free_port(),
         };
@@ -40,7 +149,7 @@ impl Etcd {
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client)
+        format!("https://127.0.0.1:{}", self.client)
     }
 
     /// Starts it (again, on the same data) and waits until it serves.
@@ -63,12 +172,19 @@ impl Etcd {
                 &peer,
             ])
             .arg(format!("--initial-cluster=egb-test={peer}"))
+            .args([
+                "--client-cert-auth",
+                "--trusted-ca-file",
+                &self.certs.path("ca.pem"),
+            ])
+            .args(["--cert-file", &self.certs.path("server.pem")])
+            .args(["--key-file", &self.certs.path("server.key")])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.path().join("etcd.log")).unwrap())
             .spawn()
             .expect("etcd is installed (cargo xtask installs etcd-server)");
         self.child = Some(child);
-        let store = node_agent::Store::new(&[client], "/egb-probe");
+        let store = node_agent::Store::new(&[client], "/egb-probe", self.certs.security());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -96,7 +212,7 @@ impl Etcd {
 
     /// Puts `value` at `key` directly.
     fn put(&self, key: &str, value: &str) -> i64 {
-        let store = node_agent::Store::new(&[self.url()], "/");
+        let store = node_agent::Store::new(&[self.url()], "/", self.certs.security());
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -156,6 +272,7 @@ fn agent(bed: &Testbed, etcd: &Etcd, status: &Path) -> Agent {
             bed.client().name().unwrap(),
         ])
         .args(["--interface", &bed.client_link(), "--run-id", id(bed)])
+        .args(etcd.certs.flags())
         .args(["--retry-ms", "200", "--status"])
         .arg(status)
         .stdout(Stdio::null())
@@ -203,6 +320,7 @@ fn publish(etcd: &Etcd, n: usize, extra: &[IpAddr], chunk_entries: usize) -> (us
     let out = bench()
         .args(["publish", "--etcd", &etcd.url(), "--prefix", PREFIX])
         .args(["--chunk-entries", &chunk_entries.to_string()])
+        .args(etcd.certs.flags())
         .arg(&path)
         .output()
         .unwrap();
@@ -339,4 +457,41 @@ fn the_agent_follows_etcd_and_never_lets_the_filter_lapse() {
             .is_empty()
     );
     bed.remove().unwrap();
+}
+
+/// etcd with client-certificate auth refuses a client whose certificate another CA signed,
+/// and the tools refuse to talk plaintext unless asked, before anything is sent.
+#[test]
+fn etcd_is_reached_only_with_a_trusted_client_certificate() {
+    let etcd = Etcd::start();
+    let list = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(list.path(), "203.0.113.0/24\n").unwrap();
+    let publish = |extra: &[String]| {
+        bench()
+            .args(["publish", "--etcd", &etcd.url(), "--prefix", PREFIX])
+            .args(extra)
+            .arg(list.path())
+            .output()
+            .unwrap()
+    };
+    assert!(publish(&etcd.certs.flags()).status.success());
+    let stranger = Certs::make(etcd.dir.path(), "stranger");
+    let mut mixed = etcd.certs.flags();
+    // Our CA (the server is trusted), a client certificate from another CA.
+    mixed[3] = stranger.path("client.pem");
+    mixed[5] = stranger.path("client.key");
+    let refused = publish(&mixed);
+    assert!(!refused.status.success(), "{refused:?}");
+    let none = publish(&[]);
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("--plaintext"),
+        "{none:?}"
+    );
+    let plain = publish(&["--plaintext".to_owned()]);
+    assert!(!plain.status.success());
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("http://"),
+        "{plain:?}"
+    );
 }

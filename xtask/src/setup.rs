@@ -37,9 +37,10 @@ const PACKAGES: &[&str] = &[
     "bpftool",
     "fonts-dejavu-core",
     // The node agent: etcd-client's build compiles etcd's protocol files; its tests run a
-    // private etcd on loopback.
+    // private etcd on loopback, with certificates made by openssl.
     "protobuf-compiler",
     "etcd-server",
+    "openssl",
 ];
 
 /// Installs missing Debian packages and the pinned toolchain, saying what it installs.

@@ -4,7 +4,8 @@
 //! a whole-list swap when most of the list changed).
 //!
 //! - [`agent::run`]: a full read, then the watch from that revision; changes applied once
-//!   they settle; a full read again after a compaction.
+//!   they settle; a full read again after a compaction. The chunks come from a [`Source`]
+//!   ([`EtcdSource`] here), reached over TLS with a client certificate ([`Security`]).
 //! - Never lapses: while etcd cannot be reached the filter keeps the last good list and the
 //!   status says stale; a chunk with a bad line is refused (key and line named) and its last
 //!   good version stays in force. With a filter made to outlive the process
@@ -19,11 +20,15 @@
 
 pub mod agent;
 pub mod chunk;
+pub mod etcd;
 pub mod publish;
+pub mod source;
 pub mod state;
 pub mod status;
 pub mod store;
 
 pub use agent::{Config, run};
+pub use etcd::EtcdSource;
+pub use source::Source;
 pub use status::{State, Status};
-pub use store::Store;
+pub use store::{Security, Store};

@@ -1,22 +1,42 @@
-//! The etcd connection both sides share: endpoints, time-outs and keep-alives chosen so a
-//! dead member is noticed in seconds, and the prefix normalised to end with `/`.
+//! The etcd connection both sides share: endpoints, TLS with a client certificate (or
+//! plaintext when asked for), time-outs and keep-alives chosen so a dead member is noticed
+//! in seconds, and the prefix normalised to end with `/`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+
+/// How the connection is secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Security {
+    /// TLS, the server checked against `ca`, this side proven by `cert` and `key` (PEM).
+    Tls {
+        /// The CA that signed the members' certificates.
+        ca: PathBuf,
+        /// The client certificate.
+        cert: PathBuf,
+        /// Its private key.
+        key: PathBuf,
+    },
+    /// No encryption and no client identity: only when asked for.
+    Plaintext,
+}
 
 /// How to reach the store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// Client URLs (`http://127.0.0.1:2379`), tried in turn.
+    /// Client URLs (`https://10.0.0.5:2379`), tried in turn.
     pub endpoints: Vec<String>,
     /// The key prefix that holds the list's chunks.
     pub prefix: String,
+    /// TLS or plaintext.
+    pub security: Security,
 }
 
 impl Store {
     /// A store at `endpoints` (comma-separated allowed), keys under `prefix`.
-    pub fn new(endpoints: &[String], prefix: &str) -> Self {
+    pub fn new(endpoints: &[String], prefix: &str, security: Security) -> Self {
         let endpoints = endpoints
             .iter()
             .flat_map(|e| e.split(','))
@@ -28,20 +48,53 @@ impl Store {
         if !prefix.ends_with('/') {
             prefix.push('/');
         }
-        Self { endpoints, prefix }
+        Self {
+            endpoints,
+            prefix,
+            security,
+        }
     }
 
     /// A client: 2 s to connect, 10 s per request, an HTTP/2 ping every second that fails
     /// the stream after 3 s without an answer.
     ///
     /// # Errors
-    /// When no endpoint answers.
+    /// When an endpoint's scheme does not match the security (`https://` for TLS), a
+    /// certificate cannot be read, or no endpoint answers.
     pub async fn connect(&self) -> Result<Client, etcd_client::Error> {
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(Duration::from_secs(10))
             .with_keep_alive(Duration::from_secs(1), Duration::from_secs(3))
             .with_keep_alive_while_idle(true);
+        let scheme = match &self.security {
+            Security::Tls { ca, cert, key } => {
+                let read = |path: &PathBuf| {
+                    std::fs::read(path).map_err(|e| {
+                        etcd_client::Error::IoError(std::io::Error::new(
+                            e.kind(),
+                            format!("{}: {e}", path.display()),
+                        ))
+                    })
+                };
+                options = options.with_tls(
+                    TlsOptions::new()
+                        .ca_certificate(Certificate::from_pem(read(ca)?))
+                        .identity(Identity::from_pem(read(cert)?, read(key)?)),
+                );
+                "https://"
+            }
+            Security::Plaintext => "http://",
+        };
+        if let Some(wrong) = self.endpoints.iter().find(|e| !e.starts_with(scheme)) {
+            return Err(etcd_client::Error::InvalidArgs(format!(
+                "{wrong}: with {} the endpoints are {scheme} URLs",
+                match self.security {
+                    Security::Tls { .. } => "TLS",
+                    Security::Plaintext => "--plaintext",
+                }
+            )));
+        }
         Client::connect(&self.endpoints, Some(options)).await
     }
 }
