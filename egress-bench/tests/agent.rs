@@ -3,216 +3,58 @@
 //! chunk by key and line while its last good version stays, keeps the list enforced when
 //! killed and while etcd is down (reporting stale), and is adopted by its successor.
 
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use node_agent::{State, Status};
+use testbed::etcd::{Certs, EtcdCluster};
 use testbed::{ALLOWED_V4, DENIED_HOST_V4, DENIED_V4, Probe, Testbed};
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    /// Makes them in `dir` under `name` (`name-ca.pem`, `name-server.pem`, ...).
-    fn make(dir: &Path, name: &str) -> Self {
-        let dir = dir.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "openssl {args:?}: {out:?}");
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        openssl(
-            &[
-                &["req", "-x509"][..],
-                &ec,
-                &["-keyout", "ca.key", "-out", "ca.pem"],
-            ]
-            .concat()
-            .into_iter()
-            .chain(["-days", "2", "-subj", "/CN=egb-test-ca"])
-            .collect::<Vec<_>>(),
-        );
-        for (who, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
-            let (key, csr, pem, ext) = (
-                format!("{who}.key"),
-                format!("{who}.csr"),
-                format!("{who}.pem"),
-                format!("{who}.ext"),
-            );
-            std::fs::write(
-                dir.join(&ext),
-                format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"),
-            )
-            .unwrap();
-            openssl(
-                &[&["req"][..], &ec, &["-keyout", &key, "-out", &csr]]
-                    .concat()
-                    .into_iter()
-                    .chain(["-subj", &format!("/CN=egb-test-{who}")])
-                    .collect::<Vec<_>>(),
-            );
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ]);
-        }
-        Self { dir }
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).display().to_string()
-    }
-
-    /// The client side's flags.
-    fn flags(&self) -> Vec<String> {
-        [
-            "--cacert",
-            "ca.pem",
-            "--cert",
-            "client.pem",
-            "--key",
-            "client.key",
-        ]
-        .chunks(2)
-        .flat_map(|pair| [pair[0].to_owned(), self.path(pair[1])])
-        .collect()
-    }
-
-    fn security(&self) -> node_agent::Security {
-        node_agent::Security::Tls {
-            ca: self.path("ca.pem").into(),
-            cert: self.path("client.pem").into(),
-            key: self.path("client.key").into(),
-        }
-    }
-}
-
-/// A private etcd on loopback, serving TLS with client certificates, killed (and its data
-/// removed) when dropped.
+/// A private one-member etcd serving TLS with client certificates.
 struct Etcd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    certs: Certs,
-    client: u16,
-    peer: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    cluster: EtcdCluster,
 }
 
 impl Etcd {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let certs = Certs::make(dir.path(), "ours");
-        let mut etcd = Self {
-            child: None,
-            dir,
-            certs,
-            client: free_port(),
-            peer: free_port(),
-        };
-        etcd.restart();
-        etcd
+        Self {
+            cluster: EtcdCluster::start("egb-agenttest", 1, true)
+                .expect("etcd is installed (cargo xtask installs etcd-server)"),
+        }
     }
 
     fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.client)
+        self.cluster.url(0)
     }
 
-    /// Starts it (again, on the same data) and waits until it serves.
-    fn restart(&mut self) {
-        let client = self.url();
-        let peer = format!("http://127.0.0.1:{}", self.peer);
-        let child = Command::new("etcd")
-            .args(["--name", "egb-test", "--data-dir"])
-            .arg(self.dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .arg(format!("--initial-cluster=egb-test={peer}"))
-            .args([
-                "--client-cert-auth",
-                "--trusted-ca-file",
-                &self.certs.path("ca.pem"),
-            ])
-            .args(["--cert-file", &self.certs.path("server.pem")])
-            .args(["--key-file", &self.certs.path("server.key")])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.path().join("etcd.log")).unwrap())
-            .spawn()
-            .expect("etcd is installed (cargo xtask installs etcd-server)");
-        self.child = Some(child);
-        let store = node_agent::Store::new(&[client], "/egb-probe", self.certs.security());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = runtime.block_on(async {
-                let mut c = store.connect().await?;
-                c.get("/egb-probe", None).await
-            });
-            if ready.is_ok() {
-                return;
-            }
-            assert!(Instant::now() < until, "etcd did not start: {ready:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    fn flags(&self) -> Vec<String> {
+        self.cluster.client_flags()
+    }
+
+    fn certs(&self) -> &Certs {
+        self.cluster.certs().expect("it serves TLS")
     }
 
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.cluster.kill(0);
+    }
+
+    fn restart(&mut self) {
+        self.cluster.restart(0).unwrap();
+        self.cluster.ready(0).unwrap();
     }
 
     /// Puts `value` at `key` directly.
     fn put(&self, key: &str, value: &str) -> i64 {
-        let store = node_agent::Store::new(&[self.url()], "/", self.certs.security());
+        let certs = self.certs();
+        let security = node_agent::Security::Tls {
+            ca: certs.path("ca.pem"),
+            cert: certs.path("client.pem"),
+            key: certs.path("client.key"),
+        };
+        let store = node_agent::Store::new(&[self.url()], "/", security);
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -225,12 +67,6 @@ impl Etcd {
             .header()
             .unwrap()
             .revision()
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -272,7 +108,7 @@ fn agent(bed: &Testbed, etcd: &Etcd, status: &Path) -> Agent {
             bed.client().name().unwrap(),
         ])
         .args(["--interface", &bed.client_link(), "--run-id", id(bed)])
-        .args(etcd.certs.flags())
+        .args(etcd.flags())
         .args(["--retry-ms", "200", "--status"])
         .arg(status)
         .stdout(Stdio::null())
@@ -320,7 +156,7 @@ fn publish(etcd: &Etcd, n: usize, extra: &[IpAddr], chunk_entries: usize) -> (us
     let out = bench()
         .args(["publish", "--etcd", &etcd.url(), "--prefix", PREFIX])
         .args(["--chunk-entries", &chunk_entries.to_string()])
-        .args(etcd.certs.flags())
+        .args(etcd.flags())
         .arg(&path)
         .output()
         .unwrap();
@@ -474,12 +310,13 @@ fn etcd_is_reached_only_with_a_trusted_client_certificate() {
             .output()
             .unwrap()
     };
-    assert!(publish(&etcd.certs.flags()).status.success());
-    let stranger = Certs::make(etcd.dir.path(), "stranger");
-    let mut mixed = etcd.certs.flags();
+    assert!(publish(&etcd.flags()).status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = Certs::make(dir.path()).unwrap();
+    let mut mixed = etcd.flags();
     // Our CA (the server is trusted), a client certificate from another CA.
-    mixed[3] = stranger.path("client.pem");
-    mixed[5] = stranger.path("client.key");
+    mixed[3] = stranger.path("client.pem").display().to_string();
+    mixed[5] = stranger.path("client.key").display().to_string();
     let refused = publish(&mixed);
     assert!(!refused.status.success(), "{refused:?}");
     let none = publish(&[]);

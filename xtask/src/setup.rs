@@ -41,6 +41,7 @@ const PACKAGES: &[&str] = &[
     "protobuf-compiler",
     "etcd-server",
     "openssl",
+    "curl",
 ];
 
 /// Installs missing Debian packages and the pinned toolchain, saying what it installs.

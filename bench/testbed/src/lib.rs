@@ -29,6 +29,7 @@ mod bed;
 pub mod cgroup;
 pub mod claim;
 mod cleanup;
+pub mod etcd;
 mod inspect;
 mod probes;
 pub mod sink;
@@ -43,7 +44,7 @@ pub use cleanup::{
 };
 pub use inspect::link_hooks;
 pub use probes::Probe;
-pub use watch::{Enforcement, EnforcementWatch};
+pub use watch::{Enforcement, EnforcementWatch, Stream};
 
 /// Whether kernel tests can run here: they need root (namespaces, firewalls, BPF). When
 /// not root, writes a line saying the test is skipped straight to standard error (past the

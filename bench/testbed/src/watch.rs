@@ -28,6 +28,43 @@ pub struct Enforcement {
     pub delivered: u64,
 }
 
+/// Every packet of a watch: when each was sent, and which arrived.
+#[derive(Debug, Clone, Default)]
+pub struct Stream {
+    /// The send time of packet `i`.
+    pub sent: Vec<Instant>,
+    /// The packets the server received, by number.
+    pub delivered: HashSet<u64>,
+}
+
+impl Stream {
+    /// From `from` on (up to `until`), the time from `from` to the first packet after which
+    /// every packet sent before `until` had the fate `delivered`; `None` when the last
+    /// packet of the window still had the other fate, or none was sent in it.
+    pub fn settled(&self, from: Instant, until: Instant, delivered: bool) -> Option<Duration> {
+        let start = self.sent.partition_point(|&t| t < from);
+        let end = self.sent.partition_point(|&t| t < until);
+        if start >= end {
+            return None;
+        }
+        let fate = |seq: usize| self.delivered.contains(&(seq as u64)) == delivered;
+        if !fate(end - 1) {
+            return None;
+        }
+        let first = (start..end).rev().take_while(|&seq| fate(seq)).last()?;
+        Some(self.sent[first].saturating_duration_since(from))
+    }
+
+    /// Packets sent in `[from, until)` whose fate was not `delivered`.
+    pub fn against(&self, from: Instant, until: Instant, delivered: bool) -> u64 {
+        let start = self.sent.partition_point(|&t| t < from);
+        let end = self.sent.partition_point(|&t| t < until);
+        (start..end)
+            .filter(|&seq| self.delivered.contains(&(seq as u64)) != delivered)
+            .count() as u64
+    }
+}
+
 /// A running sender and receiver of numbered packets; see [`Testbed::watch_enforcement`](crate::Testbed::watch_enforcement).
 pub struct EnforcementWatch {
     stop: Arc<AtomicBool>,
@@ -36,6 +73,23 @@ pub struct EnforcementWatch {
 }
 
 impl EnforcementWatch {
+    /// Stops the watch and gives every packet's fate.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when the sender or the receiver thread died: its counts would
+    /// read as packets lost, or never sent.
+    pub fn stream(self) -> Result<Stream> {
+        self.stop.store(true, Ordering::Relaxed);
+        let died = |side: &str| {
+            Error::InvalidInput(format!(
+                "the enforcement watch's {side} thread panicked: its counts are not figures"
+            ))
+        };
+        let sent = self.sender.join().map_err(|_| died("sender"))?;
+        let delivered = self.receiver.join().map_err(|_| died("receiver"))?;
+        Ok(Stream { sent, delivered })
+    }
+
     pub(crate) fn start(
         client: UdpSocket,
         server: &NetNs,
@@ -121,14 +175,10 @@ impl EnforcementWatch {
     /// [`Error::InvalidInput`] when the sender or the receiver thread died: its counts would
     /// read as packets lost, or never sent.
     pub fn finish(self, start: Instant) -> Result<Enforcement> {
-        self.stop.store(true, Ordering::Relaxed);
-        let died = |side: &str| {
-            Error::InvalidInput(format!(
-                "the enforcement watch's {side} thread panicked: its counts are not figures"
-            ))
-        };
-        let sent = self.sender.join().map_err(|_| died("sender"))?;
-        let seen = self.receiver.join().map_err(|_| died("receiver"))?;
+        let Stream {
+            sent,
+            delivered: seen,
+        } = self.stream()?;
         let mut gaps: Vec<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
         gaps.sort_unstable();
         let resolution = gaps.get(gaps.len() / 2).copied().unwrap_or_default();
@@ -148,5 +198,35 @@ impl EnforcementWatch {
             sent: sent.len() as u64,
             delivered: seen.len() as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packets 0..10 a millisecond apart; `lost` did not arrive.
+    fn stream(lost: &[u64]) -> (Stream, Instant) {
+        let t0 = Instant::now();
+        let sent = (0..10).map(|i| t0 + Duration::from_millis(i)).collect();
+        let delivered = (0..10).filter(|i| !lost.contains(i)).collect();
+        (Stream { sent, delivered }, t0)
+    }
+
+    #[test]
+    fn settled_finds_the_packet_after_which_the_fate_held() {
+        let (s, t0) = stream(&[4, 6, 7, 8, 9]);
+        let end = t0 + Duration::from_secs(1);
+        // Dropped for good from packet 6 (4 was a stray loss before).
+        assert_eq!(s.settled(t0, end, false), Some(Duration::from_millis(6)));
+        // Never delivered for good: the last packet was dropped.
+        assert_eq!(s.settled(t0, end, true), None);
+        // A window that ends before the drops settled on delivery at its start.
+        assert_eq!(
+            s.settled(t0, t0 + Duration::from_micros(3500), true),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(s.against(t0, end, true), 5);
+        assert_eq!(s.against(t0 + Duration::from_millis(6), end, false), 0);
     }
 }

@@ -155,7 +155,15 @@ impl Agent<'_> {
                     return refused;
                 }
             }
-            let changes = match source.next(TICK).await {
+            // Wait no longer than the settle time left: a change is applied `settle` after
+            // the last one, not at the next tick.
+            let wait = changed_at.map_or(TICK, |at| {
+                self.config
+                    .settle
+                    .saturating_sub(at.elapsed())
+                    .clamp(Duration::from_millis(1), TICK)
+            });
+            let changes = match source.next(wait).await {
                 Ok(Some(changes)) => changes,
                 Ok(None) => continue,
                 Err(failure) => return Ended::Failed(failure),
