@@ -89,7 +89,7 @@ pub struct AgentArgs {
     #[arg(long)]
     status: Option<PathBuf>,
     /// Milliseconds changes must be quiet before they are applied.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = node_agent::agent::DEFAULT_SETTLE_MS)]
     settle_ms: u64,
     /// Milliseconds between attempts to reach etcd after a failure.
     #[arg(long, default_value_t = 1000)]

@@ -5,6 +5,7 @@
 
 mod agent;
 mod churn;
+mod cluster;
 mod filters;
 mod list;
 mod record;
@@ -58,6 +59,10 @@ enum Command {
     /// Write a deny-list to etcd as chunks under a prefix (for `agent`), replacing the
     /// previous list's chunks.
     Publish(agent::PublishArgs),
+    /// A cluster on one machine: an etcd cluster and K nodes (testbeds with an agent each);
+    /// set-up and propagation times to every node's kernel, through faults, with
+    /// violations counted (`cargo xtask bench --cluster` runs it).
+    Cluster(cluster::ClusterArgs),
     /// For the crash tests: keep one filter changing in this namespace until killed.
     #[command(hide = true)]
     Churn(churn::ChurnArgs),
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => list::write_generated(&args),
         Command::Churn(args) => churn::churn(&args),
         Command::Agent(args) => agent::agent(&args),
+        Command::Cluster(args) => cluster::cluster(&args),
         Command::Publish(args) => agent::publish(&args),
         Command::Filters(args) => filters::print(&args),
     };

@@ -17,6 +17,7 @@
 // Dependencies of the shipped code only: tests bring their own.
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+pub mod cluster;
 mod filters;
 mod machine;
 mod run;

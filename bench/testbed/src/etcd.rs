@@ -334,6 +334,11 @@ impl EtcdCluster {
         self.wait_ready(i)
     }
 
+    /// The process id of member `i`, while it runs (for a kill from another thread).
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
+    }
+
     /// How many members it has.
     pub fn len(&self) -> usize {
         self.members.len()

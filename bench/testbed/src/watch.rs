@@ -55,6 +55,13 @@ impl Stream {
         Some(self.sent[first].saturating_duration_since(from))
     }
 
+    /// Packets sent in `[from, until)`.
+    pub fn count(&self, from: Instant, until: Instant) -> u64 {
+        let start = self.sent.partition_point(|&t| t < from);
+        let end = self.sent.partition_point(|&t| t < until);
+        end.saturating_sub(start) as u64
+    }
+
     /// Packets sent in `[from, until)` whose fate was not `delivered`.
     pub fn against(&self, from: Instant, until: Instant, delivered: bool) -> u64 {
         let start = self.sent.partition_point(|&t| t < from);

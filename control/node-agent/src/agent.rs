@@ -18,11 +18,23 @@ pub struct Config {
     /// Where the status is written, besides standard error.
     pub status: Option<std::path::PathBuf>,
     /// How long changes must be quiet before they are applied (a publish of many chunks is
-    /// then one sync, not one per chunk).
+    /// then one sync, not one per chunk), but never longer than a second after the first.
     pub settle: Duration,
     /// How long to wait before trying the source again after a failure.
     pub retry: Duration,
 }
+
+/// The settle time `egress-bench agent` uses unless told otherwise, in milliseconds: a
+/// publish's chunks arrive within a few milliseconds of each other.
+pub const DEFAULT_SETTLE_MS: u64 = 20;
+
+/// Past this share of the list changing at once, the whole list goes to `sync` (which may
+/// swap in a fresh copy in one kernel operation) instead of entry changes.
+const WHOLE_LIST_SHARE: f64 = 0.25;
+
+/// The longest a change waits for the changes after it to settle: a store that never goes
+/// quiet still has its changes applied this often.
+const MAX_DELAY: Duration = Duration::from_secs(1);
 
 /// How often the loop looks at the stop flag and the settle time.
 const TICK: Duration = Duration::from_millis(20);
@@ -138,29 +150,32 @@ impl Agent<'_> {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_slice())),
         );
-        if let Err(refused) = self.apply(revision) {
+        if let Err(refused) = self.apply(revision, true) {
             return refused;
         }
         if let Err(failure) = source.follow(revision).await {
             return Ended::Failed(failure);
         }
-        let mut changed_at: Option<Instant> = None;
+        // The first and the last change not yet applied.
+        let mut pending: Option<(Instant, Instant)> = None;
         loop {
             if self.stopping() {
                 return Ended::Stop;
             }
-            if changed_at.is_some_and(|at| at.elapsed() >= self.config.settle) {
-                changed_at = None;
-                if let Err(refused) = self.apply(revision) {
+            if pending.is_some_and(|(first, last)| {
+                last.elapsed() >= self.config.settle || first.elapsed() >= MAX_DELAY
+            }) {
+                pending = None;
+                if let Err(refused) = self.apply(revision, false) {
                     return refused;
                 }
             }
             // Wait no longer than the settle time left: a change is applied `settle` after
             // the last one, not at the next tick.
-            let wait = changed_at.map_or(TICK, |at| {
+            let wait = pending.map_or(TICK, |(_, last)| {
                 self.config
                     .settle
-                    .saturating_sub(at.elapsed())
+                    .saturating_sub(last.elapsed())
                     .clamp(Duration::from_millis(1), TICK)
             });
             let changes = match source.next(wait).await {
@@ -177,8 +192,9 @@ impl Agent<'_> {
             }
             revision = revision.max(changes.revision);
             if changed {
-                changed_at.get_or_insert_with(Instant::now);
-            } else if changed_at.is_none() {
+                let now = Instant::now();
+                pending = Some((pending.map_or(now, |(first, _)| first), now));
+            } else if pending.is_none() {
                 // Nothing in force changed (a refused chunk, a progress note): say so.
                 self.status.revision = revision;
                 self.status.state = State::InSync;
@@ -193,22 +209,38 @@ impl Agent<'_> {
         self.status.refused = self.chunks.refused().map(ToString::to_string).collect();
     }
 
-    /// Makes the filter equal to the chunks' union. On failure the filter keeps what it
-    /// had (every engine's sync either applies or leaves the old list).
-    fn apply(&mut self, revision: i64) -> Result<(), Ended> {
-        let desired = self.chunks.union();
+    /// Makes the filter equal to the chunks' union: after a full read, or when more than
+    /// [`WHOLE_LIST_SHARE`] of it changed, by `sync` with the whole list (the fewest changes,
+    /// or one swap); otherwise by adding and removing just the entries that came and went,
+    /// which costs what changed, whatever the list's length. On failure the filter keeps what
+    /// it had (every engine's change either applies or leaves the old list), and the next
+    /// session starts with a full read.
+    fn apply(&mut self, revision: i64, whole: bool) -> Result<(), Ended> {
         let started = Instant::now();
         self.refresh_refused();
-        self.filter.sync(&desired).map_err(|e| {
+        let delta = self.chunks.take_changes();
+        #[expect(clippy::cast_precision_loss, reason = "a share")]
+        let share = delta.len() as f64 / self.chunks.entries().max(1) as f64;
+        let refused = |e: filter_core::Error| {
             Ended::Refused(format!(
                 "the filter refused the list at revision {revision} (the last good list \
                  stays): {e}"
             ))
-        })?;
+        };
+        if whole || share > WHOLE_LIST_SHARE {
+            self.filter.sync(&self.chunks.union()).map_err(refused)?;
+        } else {
+            if !delta.came.is_empty() {
+                self.filter.add(&delta.came).map_err(refused)?;
+            }
+            if !delta.went.is_empty() {
+                self.filter.remove(&delta.went).map_err(refused)?;
+            }
+        }
         self.status.state = State::InSync;
         self.status.revision = revision;
         self.status.chunks = self.chunks.len();
-        self.status.entries = desired.len();
+        self.status.entries = self.chunks.entries();
         self.status.syncs += 1;
         self.status.last_sync_ms = started.elapsed().as_secs_f64() * 1e3;
         self.status.error = None;

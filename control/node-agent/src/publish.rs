@@ -194,6 +194,53 @@ pub fn publish_list(
         .block_on(publish(store, &chunks, limit))
 }
 
+/// A blocking writer for programs without an async runtime (the cluster benchmark): one
+/// connection kept for many writes.
+pub struct Writer {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    store: Store,
+}
+
+impl Writer {
+    /// Connects to `store`.
+    ///
+    /// # Errors
+    /// [`PublishError::Store`] when it cannot be reached.
+    pub fn connect(store: &Store) -> Result<Self, PublishError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PublishError::Store(etcd_client::Error::IoError(e)))?;
+        let client = runtime.block_on(store.connect())?;
+        Ok(Self {
+            runtime,
+            client,
+            store: store.clone(),
+        })
+    }
+
+    /// Puts `value` at `key` under the prefix; the revision it made.
+    ///
+    /// # Errors
+    /// [`PublishError::Store`].
+    pub fn put(&mut self, key: &str, value: &str) -> Result<i64, PublishError> {
+        let key = format!("{}{key}", self.store.prefix);
+        let response = self.runtime.block_on(self.client.put(key, value, None))?;
+        Ok(response.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Deletes `key` under the prefix; the revision it made.
+    ///
+    /// # Errors
+    /// [`PublishError::Store`].
+    pub fn delete(&mut self, key: &str) -> Result<i64, PublishError> {
+        let key = format!("{}{key}", self.store.prefix);
+        let response = self.runtime.block_on(self.client.delete(key, None))?;
+        Ok(response.header().map_or(0, |h| h.revision()))
+    }
+}
+
 async fn commit(client: &mut Client, ops: Vec<TxnOp>) -> Result<i64, PublishError> {
     let response = client.txn(Txn::new().and_then(ops)).await?;
     Ok(response.header().map_or(0, |h| h.revision()))
