@@ -105,7 +105,7 @@ impl Source for EtcdSource {
             let reason = response.cancel_reason().to_owned();
             return Err(self.failed("etcd cancelled the watch", &reason));
         }
-        let changes = response
+        let changes: Vec<Change> = response
             .events()
             .iter()
             .filter_map(|event| {
@@ -117,9 +117,22 @@ impl Source for EtcdSource {
                 })
             })
             .collect();
-        Ok(Some(Changes {
-            revision: response.header().map_or(0, |h| h.revision()),
-            changes,
-        }))
+        // The revision the changes bring the list to: their own, for events; the header's
+        // only for a progress note (every event up to it was sent). The header of the
+        // response that confirms the watch is the store's revision at that moment, with
+        // events up to it possibly still to come: it says nothing.
+        let revision = if response.created() {
+            0
+        } else if changes.is_empty() {
+            response.header().map_or(0, |h| h.revision())
+        } else {
+            response
+                .events()
+                .iter()
+                .filter_map(|e| e.kv().map(|kv| kv.mod_revision()))
+                .max()
+                .unwrap_or(0)
+        };
+        Ok(Some(Changes { revision, changes }))
     }
 }
