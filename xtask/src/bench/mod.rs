@@ -81,6 +81,16 @@ pub struct Options {
     /// Output folder (default: `bench-results/<unix time>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The cluster benchmark instead of the sweep: a 3-member etcd cluster on loopback and
+    /// --nodes node testbeds, each with its own `egress-bench agent` keeping `tcbpf-dir` in
+    /// step; set-up time (publish to every node enforcing), single-entry propagation, the
+    /// same through faults, violations counted, at 10k, 100k and 1M entries
+    /// (`egress-bench cluster`). Writes cluster.json and summary.md ("Cluster").
+    #[arg(long, conflicts_with_all = ["full", "scale", "cidrs", "quick"])]
+    pub cluster: bool,
+    /// Nodes of the cluster benchmark.
+    #[arg(long, default_value_t = 8, requires = "cluster")]
+    pub nodes: usize,
     /// Run as if the machine had this many GiB to spare: each run's memory cgroup is limited
     /// to it (kernel memory charged to the run included) and the projections count with it.
     /// Default: 7/8 of MemAvailable at each run's start.
@@ -102,6 +112,18 @@ pub fn run(options: &Options) -> Result<()> {
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let _ = Command::new(&binary).arg("cleanup").status();
+    if options.cluster {
+        eprintln!(
+            "xtask: the cluster benchmark, {} nodes, into {}",
+            options.nodes,
+            out.display()
+        );
+        return exec(
+            Command::new(&binary)
+                .args(["cluster", "--nodes", &options.nodes.to_string(), "--out"])
+                .arg(&out),
+        );
+    }
     let registry = Registry::read(&binary)?;
 
     let plan::Plan { mut jobs, family } = plan(options, &registry);
