@@ -98,7 +98,10 @@ struct Cluster {
     filter: FilterKind,
     settle_ms: u64,
     prefix: String,
-    dir: tempfile::TempDir,
+    /// Where the agents' logs and statuses go: the output folder's `logs/` (kept), or a
+    /// temporary folder.
+    dir: PathBuf,
+    _temporary: Option<tempfile::TempDir>,
 }
 
 impl Drop for Cluster {
@@ -122,12 +125,19 @@ impl Cluster {
     fn start(args: &ClusterArgs) -> Result<Self> {
         let etcd = EtcdCluster::start("egb-cluster", args.members, !args.plaintext)
             .context("starting the etcd cluster")?;
-        let dir = tempfile::tempdir()?;
+        let (dir, temporary) = match &args.out {
+            Some(out) => (out.join("logs"), None),
+            None => {
+                let temporary = tempfile::tempdir()?;
+                (temporary.path().to_owned(), Some(temporary))
+            }
+        };
+        std::fs::create_dir_all(&dir)?;
         let mut nodes = Vec::with_capacity(args.nodes);
         for i in 0..args.nodes {
             let bed = Testbed::new().context("building a node's testbed")?;
             nodes.push(Node {
-                status: dir.path().join(format!("node{i}.json")),
+                status: dir.join(format!("node{i}.json")),
                 bed,
                 agent: None,
                 streams: None,
@@ -141,6 +151,7 @@ impl Cluster {
             settle_ms: args.settle_ms,
             prefix,
             dir,
+            _temporary: temporary,
         };
         for i in 0..cluster.nodes.len() {
             cluster.spawn_agent(i)?;
@@ -162,7 +173,10 @@ impl Cluster {
 
     fn spawn_agent(&mut self, i: usize) -> Result<()> {
         let node = &self.nodes[i];
-        let log = std::fs::File::create(self.dir.path().join(format!("agent{i}.log")))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("agent{i}.log")))?;
         let child = Command::new(std::env::current_exe()?)
             .args(["agent", "--filter", self.filter.name(), "--attach", "tcx"])
             .args(["--netns", node.bed.client().name().unwrap_or_default()])
@@ -221,7 +235,7 @@ impl Cluster {
                     "{what}: nodes {lagging:?} not in step at revision {revision} after {}s \
                      (agent logs in {})",
                     WAIT.as_secs(),
-                    self.dir.path().display()
+                    self.dir.display()
                 );
             }
             std::thread::sleep(Duration::from_micros(500));
@@ -295,15 +309,17 @@ struct Timeline {
     denied_until: Instant,
     /// When each change was made and whether it denied the change address.
     changes: Vec<(Instant, bool)>,
+    /// When the changes were over (the last one undone).
+    changes_end: Instant,
     /// When each fault's publish (or the fault's end) came, its name and note.
     faults: Vec<(Instant, String, String)>,
     /// The end of the size's last phase.
     end: Instant,
 }
 
-/// A generated list of `n` entries (outside the test range) with `probes` added.
+/// A generated IPv4 list of `n` entries (outside the test range) with `probes` added.
 fn list(n: usize, seed: u64, probes: &[std::net::Ipv4Addr]) -> CidrList {
-    let mut list = generate(n, seed, Mix::Default, &Family::BOTH);
+    let mut list = generate(n, seed, Mix::Default, &[Family::V4]);
     list.extend(
         probes
             .iter()
@@ -383,7 +399,9 @@ fn measure_size(
     std::thread::sleep(Duration::from_millis(50));
     eprintln!("cluster: publishing {size} entries");
     let published_at = Instant::now();
-    let (chunks, took, revision) = publish(cluster, &list(size, seed, &[DENIED_HOST_V4]))?;
+    let published = list(size, seed, &[DENIED_HOST_V4]);
+    let entries = published.len();
+    let (chunks, took, revision) = publish(cluster, &published)?;
     cluster.wait_in_sync(revision, "the list")?;
     std::thread::sleep(Duration::from_millis(20));
     // Single-entry changes, each waited for on every node.
@@ -412,18 +430,20 @@ fn measure_size(
         let revision = writer.delete(CHANGE_KEY)?;
         cluster.wait_in_sync(revision, "the last change undone")?;
     }
+    let changes_end = Instant::now();
     let mut faults = Vec::new();
     if !args.no_faults {
         faults = run_faults(cluster, writer, args, size, seed)?;
     }
     let end = Instant::now();
     Ok(Timeline {
-        entries: size + 1,
+        entries,
         chunks,
         publish_ms: took.as_secs_f64() * 1e3,
         published_at,
         denied_until: end,
         changes,
+        changes_end,
         faults,
         end,
     })
@@ -546,7 +566,7 @@ fn read_back(t: &Timeline, streams: &[[Stream; 3]]) -> ClusterSize {
         .iter()
         .enumerate()
         .map(|(i, &(at, deny))| {
-            let until = t.changes.get(i + 1).map_or(t.end, |next| next.0);
+            let until = t.changes.get(i + 1).map_or(t.changes_end, |next| next.0);
             streams
                 .iter()
                 .map(|[_, change, _]| change.settled(at, until, !deny).map(ms))

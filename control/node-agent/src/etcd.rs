@@ -8,6 +8,26 @@ use etcd_client::{Client, EventType, GetOptions, WatchOptions, WatchStream};
 use crate::source::{Change, Changes, Failure, Snapshot, Source};
 use crate::store::Store;
 
+/// Chunks read per request of a full read: two chunks within etcd's request limit fit one
+/// default-sized gRPC message with room to spare.
+const PAGE_KEYS: i64 = 2;
+
+/// The largest message taken from etcd: a watch catching up sends many events in one.
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// The first key after every key that starts with `prefix`.
+fn range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte 0xff: to the end of the key space.
+    vec![0]
+}
+
 /// Chunks under a prefix of an etcd cluster.
 pub struct EtcdSource {
     store: Store,
@@ -44,31 +64,47 @@ impl EtcdSource {
 }
 
 impl Source for EtcdSource {
+    /// Pages of [`PAGE_KEYS`] chunks, every page at the first page's revision: a list of
+    /// many chunks is larger than one gRPC message may be (4 MiB by default).
     async fn read(&mut self) -> Result<Snapshot, Failure> {
         self.watch = None;
         let prefix = self.store.prefix.clone();
-        let read = self
+        let end = range_end(prefix.as_bytes());
+        let mut kv = self
             .client()
             .await?
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await;
-        let read = match read {
-            Ok(read) => read,
-            Err(e) => return Err(self.failed("cannot read the list", &e)),
-        };
-        Ok(Snapshot {
-            revision: read.header().map_or(0, |h| h.revision()),
-            chunks: read
-                .kvs()
-                .iter()
-                .map(|kv| {
-                    (
-                        String::from_utf8_lossy(kv.key()).into_owned(),
-                        kv.value().to_vec(),
-                    )
-                })
-                .collect(),
-        })
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut snapshot = Snapshot::default();
+        let mut from = prefix.into_bytes();
+        loop {
+            let mut options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(PAGE_KEYS);
+            if snapshot.revision > 0 {
+                options = options.with_revision(snapshot.revision);
+            }
+            let page = match kv.get(from.clone(), Some(options)).await {
+                Ok(page) => page,
+                Err(e) => return Err(self.failed("cannot read the list", &e)),
+            };
+            if snapshot.revision == 0 {
+                snapshot.revision = page.header().map_or(0, |h| h.revision());
+            }
+            for kv in page.kvs() {
+                snapshot.chunks.push((
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.value().to_vec(),
+                ));
+            }
+            match page.kvs().last() {
+                Some(last) if page.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(snapshot),
+            }
+        }
     }
 
     async fn follow(&mut self, revision: i64) -> Result<(), Failure> {
@@ -77,7 +113,13 @@ impl Source for EtcdSource {
             .with_prefix()
             .with_start_revision(revision + 1)
             .with_progress_notify();
-        let watch = self.client().await?.watch(prefix, Some(options)).await;
+        let watch = self
+            .client()
+            .await?
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .watch(prefix, Some(options))
+            .await;
         match watch {
             Ok(watch) => {
                 self.watch = Some(watch);
@@ -134,5 +176,14 @@ impl Source for EtcdSource {
                 .unwrap_or(0)
         };
         Ok(Some(Changes { revision, changes }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_range_end_follows_every_key_of_the_prefix() {
+        assert_eq!(super::range_end(b"/egb/list/"), b"/egb/list0".to_vec());
+        assert_eq!(super::range_end(b"a\xff"), b"b".to_vec());
     }
 }

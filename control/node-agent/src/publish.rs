@@ -128,24 +128,43 @@ pub async fn publish(
     chunks: &[String],
     limit: usize,
 ) -> Result<Published, PublishError> {
-    let mut client: Client = store.connect().await?;
-    let mut transactions = 0;
-    let mut revision = 0;
+    let client: Client = store.connect().await?;
+    // Transactions of puts, each within the limits; up to IN_FLIGHT at a time on the one
+    // connection, so the members commit them in a few rounds rather than one by one.
+    let mut batches: Vec<Vec<TxnOp>> = Vec::new();
     let mut ops = Vec::new();
     let mut bytes = 0;
     for (i, chunk) in chunks.iter().enumerate() {
         let size = chunk.len() + REQUEST_OVERHEAD;
         if !ops.is_empty() && (ops.len() == MAX_TXN_OPS || bytes + size > limit) {
-            revision = commit(&mut client, std::mem::take(&mut ops)).await?;
-            transactions += 1;
+            batches.push(std::mem::take(&mut ops));
             bytes = 0;
         }
         ops.push(TxnOp::put(key(&store.prefix, i), chunk.as_bytes(), None));
         bytes += size;
     }
+    if !ops.is_empty() {
+        batches.push(ops);
+    }
+    let mut transactions = batches.len();
+    let mut revision = 0;
+    for wave in batches.chunks(IN_FLIGHT) {
+        let mut commits = tokio::task::JoinSet::new();
+        for ops in wave {
+            let mut client = client.clone();
+            let ops = ops.clone();
+            commits.spawn(async move { commit(&mut client, ops).await });
+        }
+        while let Some(done) = commits.join_next().await {
+            let done =
+                done.map_err(|e| PublishError::Store(etcd_client::Error::IoError(e.into())))?;
+            revision = revision.max(done?);
+        }
+    }
     let used: std::collections::BTreeSet<String> =
         (0..chunks.len()).map(|i| key(&store.prefix, i)).collect();
     let old = client
+        .clone()
         .get(
             store.prefix.as_str(),
             Some(GetOptions::new().with_prefix().with_keys_only()),
@@ -157,15 +176,12 @@ pub async fn publish(
         .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
         .filter(|k| !used.contains(k))
         .collect();
-    for key in &stale {
-        if ops.len() == MAX_TXN_OPS {
-            revision = commit(&mut client, std::mem::take(&mut ops)).await?;
-            transactions += 1;
-        }
-        ops.push(TxnOp::delete(key.as_str(), None));
-    }
-    if !ops.is_empty() {
-        revision = commit(&mut client, ops).await?;
+    for keys in stale.chunks(MAX_TXN_OPS) {
+        let ops = keys
+            .iter()
+            .map(|k| TxnOp::delete(k.as_str(), None))
+            .collect();
+        revision = revision.max(commit(&mut client.clone(), ops).await?);
         transactions += 1;
     }
     Ok(Published {
@@ -175,6 +191,9 @@ pub async fn publish(
         revision,
     })
 }
+
+/// Transactions sent at once by [`publish`].
+const IN_FLIGHT: usize = 32;
 
 /// [`split`] then [`publish`], waiting for it: for programs without an async runtime.
 ///

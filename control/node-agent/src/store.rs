@@ -95,6 +95,20 @@ impl Store {
                 }
             )));
         }
-        Client::connect(&self.endpoints, Some(options)).await
+        // One endpoint at a time, the first that answers: a channel balanced over every
+        // endpoint fails its requests while any one member is down.
+        let mut last = None;
+        for endpoint in &self.endpoints {
+            let answered = async {
+                let mut client = Client::connect([endpoint], Some(options.clone())).await?;
+                client.status().await?;
+                Ok::<_, etcd_client::Error>(client)
+            };
+            match answered.await {
+                Ok(client) => return Ok(client),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| etcd_client::Error::InvalidArgs("no etcd endpoint".into())))
     }
 }
