@@ -64,7 +64,7 @@ impl EtcdSource {
 }
 
 impl Source for EtcdSource {
-    /// Pages of [`PAGE_KEYS`] chunks, every page at the first page's revision: a list of
+    /// Pages of `PAGE_KEYS` (2) chunks, every page at the first page's revision: a list of
     /// many chunks is larger than one gRPC message may be (4 MiB by default).
     async fn read(&mut self) -> Result<Snapshot, Failure> {
         self.watch = None;
