@@ -143,6 +143,16 @@ impl Cluster {
                 streams: None,
             });
         }
+        // On SIGINT or SIGTERM: the pinned filters and etcd's data go too (the testbeds go
+        // with the signal cleanup, the agents and members with this process).
+        let tags: Vec<String> = nodes.iter().map(|n| n.bed.tag().to_string()).collect();
+        let data = etcd.dir().to_owned();
+        testbed::on_signal(move || {
+            for tag in &tags {
+                let _ = filter_tcbpf::pin::remove_pinned(tag);
+            }
+            let _ = std::fs::remove_dir_all(&data);
+        });
         let prefix = format!("/egb-cluster/{}/list", nodes.first().map_or("x", Node::id));
         let mut cluster = Self {
             etcd,
@@ -173,6 +183,10 @@ impl Cluster {
 
     fn spawn_agent(&mut self, i: usize) -> Result<()> {
         let node = &self.nodes[i];
+        let mut agent = Command::new(std::env::current_exe()?);
+        // A killed benchmark takes its agents with it; their pinned filters go with the
+        // signal hook or a later `cleanup` (the testbeds' tags are claimed).
+        filter_core::dies_with_caller(&mut agent);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -334,6 +348,7 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
         bail!("--nodes, --members and --sizes must not be empty");
     }
     let started = Instant::now();
+    testbed::install_signal_cleanup()?;
     let mut cluster = Cluster::start(args)?;
     eprintln!(
         "cluster: {} nodes, {} etcd members ({}), agents of {} in step",
@@ -423,8 +438,9 @@ fn measure_size(
                 at.elapsed().as_secs_f64() * 1e3
             );
         }
-        // Let every stream show the new state before the next change.
-        std::thread::sleep(Duration::from_millis(3));
+        // Let every stream send a packet or two in the new state before the next change
+        // (a stream with none there would count the change as never seen).
+        std::thread::sleep(Duration::from_millis(5));
     }
     if changes.len() % 2 == 1 {
         let revision = writer.delete(CHANGE_KEY)?;
@@ -482,9 +498,19 @@ fn run_faults(
     let (note, revision) = match first {
         Ok((_, _, revision)) => ("the publish went through".to_owned(), revision),
         Err(e) => {
-            let (_, _, revision) = publish(cluster, &with_probe)?;
+            // As an operator would: again until the survivors have elected a leader.
+            let mut attempts = 1;
+            let revision = loop {
+                std::thread::sleep(Duration::from_millis(500));
+                attempts += 1;
+                match publish(cluster, &with_probe) {
+                    Ok((_, _, revision)) => break revision,
+                    Err(again) if attempts < 40 => drop(again),
+                    Err(again) => return Err(again.context("publishing after a member's death")),
+                }
+            };
             (
-                format!("the publish failed ({e:#}) and was retried"),
+                format!("the publish failed ({e:#}) and went through at attempt {attempts}"),
                 revision,
             )
         }

@@ -195,6 +195,11 @@ impl EtcdCluster {
         }
     }
 
+    /// Where its data, certificates and logs are (removed when it is dropped).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Every member's client URL.
     pub fn urls(&self) -> Vec<String> {
         (0..self.members.len()).map(|i| self.url(i)).collect()
@@ -263,6 +268,8 @@ impl EtcdCluster {
                 .arg("--key-file")
                 .arg(certs.path("server.key"));
         }
+        // A killed benchmark takes its members with it.
+        filter_core::dies_with_caller(&mut cmd);
         let log = std::fs::File::create(self.dir.join(format!("{}.log", member.name)))
             .map_err(|e| Error::io("creating an etcd log", e))?;
         let child = cmd

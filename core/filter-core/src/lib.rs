@@ -40,7 +40,9 @@ pub use filter::{
     CountUnit, Deadlines, EgressFilter, FilterStats, Held, KernelCount, KernelMemory, MemorySource,
     OBJECT_PREFIX, SyncReport, Tag, difference, sync_or_swap, timed_and_desired, under_prefix,
 };
-pub use netns::{NetNs, command_line, exit_cause, oom_kills, run_command, run_with_input};
+pub use netns::{
+    NetNs, command_line, dies_with_caller, exit_cause, oom_kills, run_command, run_with_input,
+};
 
 /// Items one per indented line, then "and N more" for the `total` beyond those given: how
 /// errors name the first few of many bad lines or entries.

@@ -76,9 +76,9 @@ impl NetNs {
 /// Makes the helper `cmd` starts die with the thread that starts it (`PR_SET_PDEATHSIG`,
 /// which survives `ip netns exec`'s exec): a run killed while a helper (`iptables-restore`,
 /// `ipset restore`, `nft -f`) works on its list takes the helper with it, instead of leaving
-/// it to commit after the run's objects were cleaned up. Only for helpers waited for by the
-/// thread that starts them, as here.
-fn dies_with_caller(cmd: &mut Command) {
+/// it to commit after the run's objects were cleaned up. Only for helpers started by a
+/// thread that lives as long as they should (the kernel signals when that thread ends).
+pub fn dies_with_caller(cmd: &mut Command) {
     use std::os::unix::process::CommandExt as _;
     let parent = std::process::id();
     #[expect(
