@@ -102,7 +102,12 @@ struct Cluster {
     /// temporary folder.
     dir: PathBuf,
     _temporary: Option<tempfile::TempDir>,
+    /// The agents' and members' process ids, for the signal hook.
+    children: Children,
 }
+
+/// Process ids a signal hook kills.
+type Children = std::sync::Arc<std::sync::Mutex<Vec<u32>>>;
 
 impl Drop for Cluster {
     fn drop(&mut self) {
@@ -147,7 +152,14 @@ impl Cluster {
         // with the signal cleanup, the agents and members with this process).
         let tags: Vec<String> = nodes.iter().map(|n| n.bed.tag().to_string()).collect();
         let data = etcd.dir().to_owned();
+        let children: Children = std::sync::Arc::default();
+        let to_stop = std::sync::Arc::clone(&children);
         testbed::on_signal(move || {
+            for pid in to_stop.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
             for tag in &tags {
                 let _ = filter_tcbpf::pin::remove_pinned(tag);
             }
@@ -162,7 +174,13 @@ impl Cluster {
             prefix,
             dir,
             _temporary: temporary,
+            children,
         };
+        cluster
+            .children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend((0..cluster.etcd.len()).filter_map(|i| cluster.etcd.pid(i)));
         for i in 0..cluster.nodes.len() {
             cluster.spawn_agent(i)?;
         }
@@ -219,8 +237,22 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .context("starting an agent")?;
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(child.id());
         self.nodes[i].agent = Some(child);
         Ok(())
+    }
+
+    /// Adds member `i`'s process (started again) to those the signal hook kills.
+    fn remember_member(&self, i: usize) {
+        if let Some(pid) = self.etcd.pid(i) {
+            self.children
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(pid);
+        }
     }
 
     fn kill_agent(&mut self, i: usize) {
@@ -518,6 +550,7 @@ fn run_faults(
     cluster.wait_in_sync(revision, "the list published through a member's death")?;
     faults.push((at, "etcd member killed -9 mid-publish".to_owned(), note));
     cluster.etcd.restart(victim)?;
+    cluster.remember_member(victim);
     cluster.etcd.ready(victim)?;
     let (_, _, revision) = publish(cluster, &without_probe)?;
     cluster.wait_in_sync(revision, "the probe allowed again")?;
@@ -554,6 +587,7 @@ fn run_faults(
         .count();
     for i in 0..cluster.etcd.len() {
         cluster.etcd.restart(i)?;
+        cluster.remember_member(i);
     }
     for i in 0..cluster.etcd.len() {
         cluster.etcd.ready(i)?;
