@@ -102,12 +102,7 @@ struct Cluster {
     /// temporary folder.
     dir: PathBuf,
     _temporary: Option<tempfile::TempDir>,
-    /// The agents' and members' process ids, for the signal hook.
-    children: Children,
 }
-
-/// Process ids a signal hook kills.
-type Children = std::sync::Arc<std::sync::Mutex<Vec<u32>>>;
 
 impl Drop for Cluster {
     fn drop(&mut self) {
@@ -152,14 +147,7 @@ impl Cluster {
         // with the signal cleanup, the agents and members with this process).
         let tags: Vec<String> = nodes.iter().map(|n| n.bed.tag().to_string()).collect();
         let data = etcd.dir().to_owned();
-        let children: Children = std::sync::Arc::default();
-        let to_stop = std::sync::Arc::clone(&children);
         testbed::on_signal(move || {
-            for pid in to_stop.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
             for tag in &tags {
                 let _ = filter_tcbpf::pin::remove_pinned(tag);
             }
@@ -174,13 +162,7 @@ impl Cluster {
             prefix,
             dir,
             _temporary: temporary,
-            children,
         };
-        cluster
-            .children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend((0..cluster.etcd.len()).filter_map(|i| cluster.etcd.pid(i)));
         for i in 0..cluster.nodes.len() {
             cluster.spawn_agent(i)?;
         }
@@ -199,17 +181,14 @@ impl Cluster {
         node_agent::Store::new(&self.etcd.urls(), &self.prefix, security)
     }
 
-    fn spawn_agent(&mut self, i: usize) -> Result<()> {
+    /// `egress-bench agent` for node `i`'s filter, dying with this process (a killed
+    /// benchmark takes its agents with it; their pins go with the signal hook, or with a
+    /// later `cleanup`, the testbeds' tags being claimed).
+    fn agent_command(&self, i: usize) -> Result<Command> {
         let node = &self.nodes[i];
         let mut agent = Command::new(std::env::current_exe()?);
-        // A killed benchmark takes its agents with it; their pinned filters go with the
-        // signal hook or a later `cleanup` (the testbeds' tags are claimed).
         filter_core::dies_with_caller(&mut agent);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("agent{i}.log")))?;
-        let child = Command::new(std::env::current_exe()?)
+        agent
             .args(["agent", "--filter", self.filter.name(), "--attach", "tcx"])
             .args(["--netns", node.bed.client().name().unwrap_or_default()])
             .args([
@@ -217,7 +196,17 @@ impl Cluster {
                 &node.bed.client_link(),
                 "--run-id",
                 node.id(),
-            ])
+            ]);
+        Ok(agent)
+    }
+
+    fn spawn_agent(&mut self, i: usize) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("agent{i}.log")))?;
+        let child = self
+            .agent_command(i)?
             .args([
                 "--etcd",
                 &self.etcd.urls().join(","),
@@ -232,27 +221,13 @@ impl Cluster {
                 "200",
             ])
             .arg("--status")
-            .arg(&node.status)
+            .arg(&self.nodes[i].status)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("starting an agent")?;
-        self.children
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(child.id());
         self.nodes[i].agent = Some(child);
         Ok(())
-    }
-
-    /// Adds member `i`'s process (started again) to those the signal hook kills.
-    fn remember_member(&self, i: usize) {
-        if let Some(pid) = self.etcd.pid(i) {
-            self.children
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(pid);
-        }
     }
 
     fn kill_agent(&mut self, i: usize) {
@@ -318,18 +293,7 @@ impl Cluster {
     fn finish(mut self) -> Result<()> {
         for i in 0..self.nodes.len() {
             self.kill_agent(i);
-            let node = &self.nodes[i];
-            let out = Command::new(std::env::current_exe()?)
-                .args(["agent", "--filter", self.filter.name(), "--attach", "tcx"])
-                .args(["--netns", node.bed.client().name().unwrap_or_default()])
-                .args([
-                    "--interface",
-                    &node.bed.client_link(),
-                    "--run-id",
-                    node.id(),
-                ])
-                .arg("--remove")
-                .output()?;
+            let out = self.agent_command(i)?.arg("--remove").output()?;
             if !out.status.success() {
                 bail!(
                     "removing node {i}'s filter: {}",
@@ -427,10 +391,9 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
 /// Publishes `list`; its chunk count, the call's duration and the revision it reached.
 fn publish(cluster: &Cluster, list: &CidrList) -> Result<(usize, Duration, i64)> {
     let started = Instant::now();
-    let chunks = node_agent::publish::split(list, None, MAX_REQUEST_BYTES)?;
     let done = node_agent::publish::publish_list(&cluster.store(), list, None, MAX_REQUEST_BYTES)
         .context("publishing the list")?;
-    Ok((chunks.len(), started.elapsed(), done.revision))
+    Ok((done.chunks, started.elapsed(), done.revision))
 }
 
 fn measure_size(
@@ -550,7 +513,6 @@ fn run_faults(
     cluster.wait_in_sync(revision, "the list published through a member's death")?;
     faults.push((at, "etcd member killed -9 mid-publish".to_owned(), note));
     cluster.etcd.restart(victim)?;
-    cluster.remember_member(victim);
     cluster.etcd.ready(victim)?;
     let (_, _, revision) = publish(cluster, &without_probe)?;
     cluster.wait_in_sync(revision, "the probe allowed again")?;
@@ -587,7 +549,6 @@ fn run_faults(
         .count();
     for i in 0..cluster.etcd.len() {
         cluster.etcd.restart(i)?;
-        cluster.remember_member(i);
     }
     for i in 0..cluster.etcd.len() {
         cluster.etcd.ready(i)?;

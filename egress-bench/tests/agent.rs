@@ -96,18 +96,18 @@ fn bench() -> Command {
 
 const PREFIX: &str = "/egb-test/list";
 
+/// `egress-bench agent` for the testbed's filter (tcbpf on the client's TCX egress).
+fn agent_command(bed: &Testbed) -> Command {
+    let mut cmd = bench();
+    cmd.args(["agent", "--filter", "tcbpf", "--attach", "tcx"])
+        .args(["--netns", bed.client().name().unwrap()])
+        .args(["--interface", &bed.client_link(), "--run-id", id(bed)]);
+    cmd
+}
+
 fn agent(bed: &Testbed, etcd: &Etcd, status: &Path) -> Agent {
-    let child = bench()
-        .args([
-            "agent", "--filter", "tcbpf", "--attach", "tcx", "--prefix", PREFIX,
-        ])
-        .args([
-            "--etcd",
-            &etcd.url(),
-            "--netns",
-            bed.client().name().unwrap(),
-        ])
-        .args(["--interface", &bed.client_link(), "--run-id", id(bed)])
+    let child = agent_command(bed)
+        .args(["--etcd", &etcd.url(), "--prefix", PREFIX])
         .args(etcd.flags())
         .args(["--retry-ms", "200", "--status"])
         .arg(status)
@@ -266,31 +266,23 @@ fn the_agent_follows_etcd_and_never_lets_the_filter_lapse() {
         .unwrap();
     assert!(second.0.wait().unwrap().success());
     assert_eq!(probe(DENIED_V4), Probe::Dropped, "lapsed at a clean exit");
-    let removed = bench()
-        .args([
-            "agent", "--filter", "tcbpf", "--attach", "tcx", "--prefix", PREFIX,
-        ])
-        .args([
-            "--etcd",
-            &etcd.url(),
-            "--netns",
-            bed.client().name().unwrap(),
-        ])
-        .args([
-            "--interface",
-            &bed.client_link(),
-            "--run-id",
-            id(&bed),
-            "--remove",
-        ])
-        .output()
-        .unwrap();
+    let removed = agent_command(&bed).arg("--remove").output().unwrap();
     assert!(removed.status.success(), "{removed:?}");
     assert_eq!(probe(DENIED_V4), Probe::Delivered);
     assert!(
         filter_tcbpf::pin::pinned(bed.tag().as_str())
             .unwrap()
             .is_empty()
+    );
+    // The bpffs the agent mounted for its pins (none was mounted here) went with them.
+    let own = Path::new(filter_tcbpf::pin::OWN_MOUNT);
+    assert!(
+        !filter_core::mounts::mounts()
+            .unwrap()
+            .iter()
+            .any(|m| m.fstype == "bpf" && m.path == own),
+        "{} left mounted",
+        own.display()
     );
     bed.remove().unwrap();
 }

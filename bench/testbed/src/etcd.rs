@@ -182,7 +182,7 @@ impl EtcdCluster {
             cluster.spawn(i)?;
         }
         for i in 0..cluster.members.len() {
-            cluster.wait_ready(i)?;
+            cluster.ready(i)?;
         }
         Ok(cluster)
     }
@@ -281,8 +281,12 @@ impl EtcdCluster {
         Ok(())
     }
 
-    /// Waits (up to 30 s) until member `i` answers its health check.
-    fn wait_ready(&self, i: usize) -> Result<()> {
+    /// Waits (up to 30 s) until member `i` answers its health check (after
+    /// [`restart`](Self::restart) too).
+    ///
+    /// # Errors
+    /// When it does not within 30 s.
+    pub fn ready(&self, i: usize) -> Result<()> {
         let until = Instant::now() + Duration::from_secs(30);
         let url = format!("{}/health", self.url(i));
         loop {
@@ -331,14 +335,6 @@ impl EtcdCluster {
         self.kill(i);
         self.spawn(i)?;
         Ok(())
-    }
-
-    /// Waits until member `i` serves again (after [`restart`](Self::restart)).
-    ///
-    /// # Errors
-    /// When it does not within 30 s.
-    pub fn ready(&self, i: usize) -> Result<()> {
-        self.wait_ready(i)
     }
 
     /// The process id of member `i`, while it runs (for a kill from another thread).

@@ -100,9 +100,9 @@ pub struct TcbpfFilter {
     closer: Option<destroy::Closer>,
     /// The run's tag: the name of the pins.
     tag: Tag,
-    /// Where the hook's links are pinned when the filter outlives the process
+    /// Whether the hook's links are pinned, so the filter outlives the process
     /// ([`persist`](EgressFilter::persist)).
-    pins: Option<std::path::PathBuf>,
+    persistent: bool,
 }
 
 impl TcbpfFilter {
@@ -138,7 +138,7 @@ impl TcbpfFilter {
             close_took: None,
             closer: None,
             tag,
-            pins: None,
+            persistent: false,
         })
     }
 
@@ -376,8 +376,8 @@ impl EgressFilter for TcbpfFilter {
         }
         self.current = Some(instance);
         self.held.set(list);
-        if let Some(dir) = &self.pins
-            && let Err(e) = pin::pin_links(dir, &self.hook.links())
+        if self.persistent
+            && let Err(e) = pin::pin_links(&self.tag, &self.hook.links())
         {
             let _ = self.teardown();
             return Err(e);
@@ -385,9 +385,9 @@ impl EgressFilter for TcbpfFilter {
         Ok(())
     }
 
-    /// Pins the hook's links under `<bpffs>/<tag>/` (mounting bpffs at `/sys/fs/bpf` when
-    /// none is): the list stays enforced when this value is dropped and when the process
-    /// exits, killed or not. TCX and the cgroup attach kinds; clsact filters stay anyway
+    /// Pins the hook's links under `<bpffs>/<tag>/` (mounting a bpffs at
+    /// [`pin::OWN_MOUNT`] when none is, unmounted with the last pin): the list stays enforced
+    /// when this value is dropped and when the process exits, killed or not. TCX and the cgroup attach kinds; clsact filters stay anyway
     /// but cannot be adopted.
     fn persist(&mut self) -> Result<()> {
         if self.hook.link_names().is_empty() {
@@ -400,11 +400,10 @@ impl EgressFilter for TcbpfFilter {
                 ),
             });
         }
-        let dir = pin::dir(&self.tag)?;
         if self.current.is_some() {
-            pin::pin_links(&dir, &self.hook.links())?;
+            pin::pin_links(&self.tag, &self.hook.links())?;
         }
-        self.pins = Some(dir);
+        self.persistent = true;
         Ok(())
     }
 
@@ -416,8 +415,7 @@ impl EgressFilter for TcbpfFilter {
             return Err(Error::AlreadyLoaded);
         }
         self.persist()?;
-        let dir = self.pins.clone().expect("persist sets it");
-        match pin::open(&dir, &self.hook.link_names())? {
+        match pin::open(&self.tag, &self.hook.link_names())? {
             Some(links) => {
                 self.hook.adopt(links)?;
                 Ok(true)
@@ -595,7 +593,7 @@ impl EgressFilter for TcbpfFilter {
     /// Removes the filter, pinned or not.
     fn teardown(&mut self) -> Result<()> {
         self.held.clear();
-        let unpinned = self.pins.take().map(|dir| pin::remove(&dir));
+        let unpinned = std::mem::take(&mut self.persistent).then(|| pin::remove(&self.tag));
         if let Some(instance) = self.current.take() {
             self.discard(instance);
         }
@@ -608,7 +606,7 @@ impl Drop for TcbpfFilter {
     /// Tears the filter down, unless it was made to outlive this value
     /// ([`persist`](EgressFilter::persist)): then only this process's descriptors close.
     fn drop(&mut self) {
-        if self.pins.is_some() {
+        if self.persistent {
             if let Some(instance) = self.current.take() {
                 self.discard(instance);
             }

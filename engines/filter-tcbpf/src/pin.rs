@@ -2,7 +2,8 @@
 //! tag (`<bpffs>/egb-<id>/link`, `link_c4`...). A pinned link keeps its program, and the
 //! program its maps, so the list stays enforced with no process holding anything; a later
 //! process opens the pins and takes the links over. Removing the directory (teardown,
-//! `cleanup`) unhooks the programs.
+//! `cleanup`) unhooks the programs, and the last one gone takes the bpffs this crate
+//! mounted (if it did) with it.
 
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
@@ -14,9 +15,13 @@ use filter_core::{Error, Result, Tag};
 use crate::error::kernel;
 use crate::sys;
 
-/// Where bpffs is mounted, mounting it at `/sys/fs/bpf` when no bpffs is (Debian does not
-/// mount one). Refused inside a mount namespace other than init's (`ip netns exec` makes
-/// one), where a mount made here would vanish with the process, and the pins with it.
+/// Where this crate mounts a bpffs of its own when none is mounted; unmounted again once
+/// it holds no pin (see [`release_own_mount`]), so no mount is left behind.
+pub const OWN_MOUNT: &str = "/run/egress-bench/bpf";
+
+/// Where bpffs is mounted, mounting one at [`OWN_MOUNT`] when none is (Debian mounts none).
+/// Refused inside a mount namespace other than init's (`ip netns exec` makes one), where a
+/// mount made here would vanish with the process, and the pins with it.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] in such a namespace; the kernel's refusal to mount.
@@ -36,18 +41,44 @@ pub fn bpffs() -> Result<PathBuf> {
                 .into(),
         ));
     }
-    let path = PathBuf::from("/sys/fs/bpf");
-    std::fs::create_dir_all(&path).map_err(|e| Error::io("creating /sys/fs/bpf", e))?;
-    sys::mount_bpffs(c"/sys/fs/bpf").map_err(|e| kernel("mounting bpffs at /sys/fs/bpf", e))?;
+    let path = PathBuf::from(OWN_MOUNT);
+    std::fs::create_dir_all(&path).map_err(|e| Error::io(format!("creating {OWN_MOUNT}"), e))?;
+    sys::mount_bpffs(&c_path(&path)?)
+        .map_err(|e| kernel(format!("mounting bpffs at {OWN_MOUNT}"), e))?;
     Ok(path)
 }
 
-/// The directory of `tag`'s pins.
+/// Unmounts the bpffs at [`OWN_MOUNT`] when it holds no pin any more (only the iterators
+/// the kernel preloads into every bpffs, `*.debug`); a bpffs mounted by anyone else is
+/// never touched.
 ///
 /// # Errors
-/// As [`bpffs`].
-pub fn dir(tag: &Tag) -> Result<PathBuf> {
-    Ok(bpffs()?.join(tag.as_str()))
+/// When it cannot be listed or unmounted.
+pub fn release_own_mount() -> Result<()> {
+    let own = Path::new(OWN_MOUNT);
+    let mounted = filter_core::mounts::mounts()?
+        .iter()
+        .any(|m| m.fstype == "bpf" && m.path == own);
+    if !mounted {
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(own).map_err(|e| Error::io(format!("listing {OWN_MOUNT}"), e))?;
+    let pinned = entries
+        .flatten()
+        .any(|e| !e.file_name().to_string_lossy().ends_with(".debug"));
+    if pinned {
+        return Ok(());
+    }
+    sys::unmount(&c_path(own)?).map_err(|e| kernel(format!("unmounting {OWN_MOUNT}"), e))?;
+    let _ = std::fs::remove_dir(own);
+    Ok(())
+}
+
+/// The directory of `tag`'s pins in the bpffs mounted now; `None` when none is (then
+/// nothing is pinned). Looking never mounts: only pinning does.
+fn mounted_dir(tag: &Tag) -> Option<PathBuf> {
+    filter_core::mounts::bpffs().map(|root| root.join(tag.as_str()))
 }
 
 fn c_path(path: &Path) -> Result<CString> {
@@ -55,13 +86,23 @@ fn c_path(path: &Path) -> Result<CString> {
         .map_err(|_| Error::InvalidInput(format!("{} holds a NUL byte", path.display())))
 }
 
-/// Pins each of `links` under `dir` by its name, making the directory. A name already
-/// pinned is left as it is when it pins the same link (after a swap, the link is the one
-/// pinned before).
+/// Pins each of `links` under `<bpffs>/<tag>/` by its name, mounting a bpffs ([`bpffs`]) and
+/// making the directory. A name already pinned is left as it is when it pins the same link
+/// (after a swap, the link is the one pinned before). When the own bpffs was unmounted
+/// between (another process removed the last pin in it), it is mounted again once.
 ///
 /// # Errors
-/// When `dir` holds a different filter's pins (adopt that one first), or the kernel refuses.
-pub(crate) fn pin_links(dir: &Path, links: &[(String, std::os::fd::BorrowedFd<'_>)]) -> Result<()> {
+/// When the directory holds a different filter's pins (adopt that one first), or the
+/// kernel refuses.
+pub(crate) fn pin_links(tag: &Tag, links: &[(String, std::os::fd::BorrowedFd<'_>)]) -> Result<()> {
+    let pinned = pin_in(&bpffs()?.join(tag.as_str()), links);
+    if pinned.is_err() && filter_core::mounts::bpffs().is_none() {
+        return pin_in(&bpffs()?.join(tag.as_str()), links);
+    }
+    pinned
+}
+
+fn pin_in(dir: &Path, links: &[(String, std::os::fd::BorrowedFd<'_>)]) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     for (name, fd) in links {
@@ -92,12 +133,15 @@ fn link_id(fd: std::os::fd::BorrowedFd<'_>) -> Result<u32> {
     Ok(sys::link_id(fd).map_err(|e| kernel("reading a link's id", e))?)
 }
 
-/// The links pinned under `dir` by `names`, opened; `None` when nothing is pinned there.
+/// The links pinned for `tag` by `names`, opened; `None` when nothing is pinned.
 ///
 /// # Errors
 /// When some of the names are pinned and others not (a run killed while pinning), or the
 /// kernel refuses to open one.
-pub(crate) fn open(dir: &Path, names: &[String]) -> Result<Option<Vec<OwnedFd>>> {
+pub(crate) fn open(tag: &Tag, names: &[String]) -> Result<Option<Vec<OwnedFd>>> {
+    let Some(dir) = mounted_dir(tag) else {
+        return Ok(None);
+    };
     let present: Vec<bool> = names.iter().map(|n| dir.join(n).exists()).collect();
     if !present.iter().any(|&p| p) {
         return Ok(None);
@@ -120,15 +164,26 @@ pub(crate) fn open(dir: &Path, names: &[String]) -> Result<Option<Vec<OwnedFd>>>
         .map(Some)
 }
 
-/// Removes `dir` and its pins (the links they held go once no descriptor holds them);
-/// whether there was anything.
+/// Removes `tag`'s pins (the links they held go once no descriptor holds them); whether
+/// there were any.
 ///
 /// # Errors
 /// When a pin or the directory cannot be removed.
-pub(crate) fn remove(dir: &Path) -> Result<bool> {
+pub(crate) fn remove(tag: &Tag) -> Result<bool> {
+    match mounted_dir(tag) {
+        Some(dir) => remove_dir(&dir),
+        None => Ok(false),
+    }
+}
+
+/// Removes `dir` and its pins, and the own bpffs once it holds none.
+fn remove_dir(dir: &Path) -> Result<bool> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            release_own_mount()?;
+            return Ok(false);
+        }
         Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
     };
     for entry in entries {
@@ -139,6 +194,7 @@ pub(crate) fn remove(dir: &Path) -> Result<bool> {
             .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
     }
     std::fs::remove_dir(dir).map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+    release_own_mount()?;
     Ok(true)
 }
 
@@ -176,7 +232,7 @@ pub fn remove_pinned(prefix: &str) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for found in pinned(prefix)? {
         let name = found.rsplit('/').next().unwrap_or_default();
-        if remove(&root.join(name))? {
+        if remove_dir(&root.join(name))? {
             removed.push(found);
         }
     }

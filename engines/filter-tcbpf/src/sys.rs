@@ -510,3 +510,16 @@ pub fn mount_bpffs(target: &std::ffi::CStr) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// Unmounts the file system at `target`, lazily (`MNT_DETACH`).
+///
+/// # Errors
+/// The kernel's refusal.
+pub fn unmount(target: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: target is a valid NUL-terminated string living across the call.
+    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -17,6 +17,23 @@ impl Drop for Unpin {
     }
 }
 
+/// The tests of this file one at a time: each checks that the bpffs mounted for its pins
+/// is gone with them, which another test's pins would keep.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether the bpffs the crate mounts itself is mounted.
+fn own_mount() -> bool {
+    let own = std::path::Path::new(filter_tcbpf::pin::OWN_MOUNT);
+    filter_core::mounts::mounts()
+        .unwrap()
+        .iter()
+        .any(|m| m.fstype == "bpf" && m.path == own)
+}
+
 /// A generated list (clear of the test range) with `nets` added.
 fn list(nets: &[IpNet]) -> CidrList {
     use filter_core::generate::{Mix, generate};
@@ -48,6 +65,7 @@ fn hooked(bed: &Testbed) -> Vec<String> {
 #[test]
 fn a_pinned_filter_outlives_its_value_and_is_adopted() {
     testbed::needs_root!();
+    let _serial = serial();
     for attach in [Attach::TCX, Attach::CGROUP, Attach::CONNECT] {
         let bed = Testbed::new().unwrap();
         let _unpin = Unpin(bed.tag().to_string());
@@ -132,6 +150,12 @@ fn a_pinned_filter_outlives_its_value_and_is_adopted() {
             !filter(&bed, attach).adopt().unwrap(),
             "{attach:?}: adopted nothing"
         );
+        // The bpffs mounted for the pins (if none was) went with the last of them.
+        assert!(
+            !own_mount(),
+            "{attach:?}: {} left mounted",
+            filter_tcbpf::pin::OWN_MOUNT
+        );
         bed.remove().unwrap();
     }
 }
@@ -141,6 +165,7 @@ fn a_pinned_filter_outlives_its_value_and_is_adopted() {
 #[test]
 fn the_leftover_finder_sees_and_removes_a_pinned_filter() {
     testbed::needs_root!();
+    let _serial = serial();
     let bed = Testbed::new().unwrap();
     let _unpin = Unpin(bed.tag().to_string());
     let mut filter = filter(&bed, Attach::TCX);
@@ -161,6 +186,7 @@ fn the_leftover_finder_sees_and_removes_a_pinned_filter() {
             .is_empty()
     );
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
+    assert!(!own_mount(), "the remover left its bpffs mounted");
     assert!(
         hooks::tcx::programs_on(bed.client(), &bed.client_link())
             .unwrap()
