@@ -408,9 +408,9 @@ fn measure_size(
     cluster.wait_in_sync(revision, "emptying the list")?;
     std::thread::sleep(Duration::from_millis(50));
     eprintln!("cluster: publishing {size} entries");
-    let published_at = Instant::now();
     let published = list(size, seed, &[DENIED_HOST_V4]);
     let entries = published.len();
+    let published_at = Instant::now();
     let (chunks, took, revision) = publish(cluster, &published)?;
     cluster.wait_in_sync(revision, "the list")?;
     std::thread::sleep(Duration::from_millis(20));

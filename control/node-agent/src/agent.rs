@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use filter_core::EgressFilter;
 
 use crate::source::{Change, Failure, Source};
-use crate::state::Chunks;
+use crate::state::{Changes, Chunks};
 use crate::status::{Reporter, State, Status};
 
 /// How the agent runs.
@@ -27,12 +27,6 @@ pub struct Config {
 /// The settle time `egress-bench agent` uses unless told otherwise, in milliseconds: a
 /// publish's chunks arrive within a few milliseconds of each other.
 pub const DEFAULT_SETTLE_MS: u64 = 20;
-
-/// Past this share of the list changing at once, the whole list is loaded afresh and
-/// swapped in (`replace`: one kernel operation) instead of entry changes. Measured here: a
-/// fresh eBPF table is filled at tens of nanoseconds an entry, an entry change costs a
-/// system call of a few microseconds, so past a few percent the swap is the cheaper.
-const WHOLE_LIST_SHARE: f64 = 0.05;
 
 /// The longest a change waits for the changes after it to settle: a store that never goes
 /// quiet still has its changes applied this often.
@@ -212,7 +206,7 @@ impl Agent<'_> {
     }
 
     /// Makes the filter equal to the chunks' union: after a full read by `sync` with the
-    /// whole list (the fewest changes, or one swap); when more than [`WHOLE_LIST_SHARE`] of
+    /// whole list (the fewest changes, or one swap); when more than [`WHOLE_LIST_SHARE`](crate::state::WHOLE_LIST_SHARE) of
     /// it changed, by `replace` (a fresh copy swapped in); otherwise by adding and removing
     /// just the entries that came and went, which costs what changed, whatever the list's
     /// length. On failure the filter keeps what
@@ -221,31 +215,40 @@ impl Agent<'_> {
     fn apply(&mut self, revision: i64, whole: bool) -> Result<(), Ended> {
         let started = Instant::now();
         self.refresh_refused();
-        let delta = self.chunks.take_changes();
-        #[expect(clippy::cast_precision_loss, reason = "a share")]
-        let share = delta.len() as f64 / self.chunks.entries().max(1) as f64;
+        let changes = self.chunks.take_changes();
+        let swapped = whole || matches!(changes, Changes::Whole(_));
         let refused = |e: filter_core::Error| {
             Ended::Refused(format!(
                 "the filter refused the list at revision {revision} (the last good list \
                  stays): {e}"
             ))
         };
-        if whole {
-            self.filter.sync(&self.chunks.union()).map_err(refused)?;
-        } else if share > WHOLE_LIST_SHARE {
-            let union = self.chunks.union();
-            match self.filter.replace(&union) {
-                Err(filter_core::Error::NotLoaded) => self.filter.sync(&union).map(drop),
-                other => other,
+        match changes {
+            _ if whole => {
+                self.filter.sync(&self.chunks.union()).map_err(refused)?;
             }
-            .map_err(refused)?;
-        } else {
-            if !delta.came.is_empty() {
-                self.filter.add(&delta.came).map_err(refused)?;
+            Changes::Whole(union) => {
+                match self.filter.replace(&union) {
+                    Err(filter_core::Error::NotLoaded) => self.filter.sync(&union).map(drop),
+                    other => other,
+                }
+                .map_err(refused)?;
             }
-            if !delta.went.is_empty() {
-                self.filter.remove(&delta.went).map_err(refused)?;
+            Changes::Entries(delta) => {
+                if !delta.came.is_empty() {
+                    self.filter.add(&delta.came).map_err(refused)?;
+                }
+                if !delta.went.is_empty() {
+                    self.filter.remove(&delta.went).map_err(refused)?;
+                }
             }
+        }
+        if swapped {
+            eprintln!(
+                "agent: revision {revision}: the whole list ({} entries) loaded in {:.0} ms",
+                self.chunks.entries(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
         }
         self.status.state = State::InSync;
         self.status.revision = revision;

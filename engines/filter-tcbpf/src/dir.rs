@@ -13,9 +13,10 @@
 //!
 //! [`Dir24::build`] expands a list in ascending prefix length, so that a prefix whose first
 //! address is already denied is wholly covered and skipped, and fills slot ranges with slice
-//! writes. Incremental [`add`](Dir24::add) and [`remove`](Dir24::remove) keep the list's
-//! prefixes in an ordered set, so that removing a prefix restores what its ancestors and
-//! descendants still deny (removing a /32 inside a denied /24 keeps the /24 denied).
+//! writes. Incremental [`add`](Dir24::add) and [`remove`](Dir24::remove) look up the list's
+//! prefixes (the sorted keys it was built from, plus the changes since), so that removing a
+//! prefix restores what its ancestors and descendants still deny (removing a /32 inside a
+//! denied /24 keeps the /24 denied). The first change after a load builds nothing.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -119,11 +120,120 @@ pub struct Dir24<S: Store = Owned> {
     used: u32,
     /// Chunks handed out and given back, reused first.
     free: Vec<u32>,
-    /// The list, as (network, prefix length): only needed by `add` and `remove`, made on the
-    /// first of them.
-    prefixes: Option<BTreeSet<(u32, u8)>>,
-    /// The list as built, as [`key`]s in ascending order, until `prefixes` is made.
-    built: Vec<u64>,
+    /// The list, for `add` and `remove`.
+    prefixes: Prefixes,
+}
+
+/// The list's prefixes as `add` and `remove` need them, at no cost to a load: the keys the
+/// table was built from (sorted by [`key`], so each length is one sorted run) and the changes
+/// since, kept beside them until they grow to a quarter of the list and are merged in. A
+/// lookup is a binary search in one run plus a hash probe; "does a shorter prefix cover this
+/// one" is one lookup per length the list uses; the prefixes inside a removed one are a
+/// range of each longer run.
+struct Prefixes {
+    base: Vec<u64>,
+    /// Where each length's run starts in `base` (`runs[33]` is its end).
+    runs: [usize; 34],
+    added: BTreeSet<u64>,
+    removed: foldhash::HashSet<u64>,
+    per_length: [u64; 33],
+}
+
+impl Prefixes {
+    fn new(base: Vec<u64>) -> Self {
+        let mut runs = [0; 34];
+        let mut per_length = [0; 33];
+        for len in 0..=33u8 {
+            runs[usize::from(len)] = base.partition_point(|&k| k < key(len, 0));
+            if len > 0 {
+                per_length[usize::from(len - 1)] =
+                    (runs[usize::from(len)] - runs[usize::from(len - 1)]) as u64;
+            }
+        }
+        Self {
+            base,
+            runs,
+            added: BTreeSet::new(),
+            removed: foldhash::HashSet::default(),
+            per_length,
+        }
+    }
+
+    fn run(&self, len: u8) -> &[u64] {
+        &self.base[self.runs[usize::from(len)]..self.runs[usize::from(len) + 1]]
+    }
+
+    fn len(&self) -> usize {
+        self.base.len() + self.added.len() - self.removed.len()
+    }
+
+    fn contains(&self, network: u32, len: u8) -> bool {
+        let k = key(len, network);
+        self.added.contains(&k)
+            || (self.run(len).binary_search(&k).is_ok() && !self.removed.contains(&k))
+    }
+
+    fn has_ancestor(&self, network: u32, len: u8) -> bool {
+        (0..len).any(|l| self.per_length[usize::from(l)] > 0 && self.contains(network & mask(l), l))
+    }
+
+    /// Adds a prefix that is not in the list.
+    fn insert(&mut self, network: u32, len: u8) {
+        let k = key(len, network);
+        if !self.removed.remove(&k) {
+            self.added.insert(k);
+        }
+        self.per_length[usize::from(len)] += 1;
+        self.merge_if_large();
+    }
+
+    /// Removes a prefix that is in the list.
+    fn remove(&mut self, network: u32, len: u8) {
+        let k = key(len, network);
+        if !self.added.remove(&k) {
+            self.removed.insert(k);
+        }
+        self.per_length[usize::from(len)] -= 1;
+        self.merge_if_large();
+    }
+
+    fn merge_if_large(&mut self) {
+        if (self.added.len() + self.removed.len()) * 4 > self.base.len().max(4096) {
+            let mut keys: Vec<u64> = self.iter().collect();
+            keys.sort_unstable();
+            *self = Self::new(keys);
+        }
+    }
+
+    /// Every prefix, as [`key`]s, in no particular order.
+    fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.base
+            .iter()
+            .copied()
+            .filter(|k| !self.removed.contains(k))
+            .chain(self.added.iter().copied())
+    }
+
+    /// The prefixes strictly inside `network/len`, as (length, network), ascending.
+    fn inside(&self, network: u32, len: u8) -> Vec<(u8, u32)> {
+        let last = network | !mask(len);
+        let mut inside = Vec::new();
+        for l in len + 1..=32 {
+            let (from, to) = (key(l, network), key(l, last));
+            let run = self.run(l);
+            let start = run.partition_point(|&k| k < from);
+            let end = run.partition_point(|&k| k <= to);
+            inside.extend(
+                run[start..end]
+                    .iter()
+                    .filter(|k| !self.removed.contains(k))
+                    .chain(self.added.range(from..=to))
+                    .map(|&k| unkey(k)),
+            );
+        }
+        inside.sort_unstable();
+        inside
+    }
 }
 
 /// A prefix as one sortable word: length in the high half, network in the low half, so
@@ -226,8 +336,7 @@ impl Prepared {
             store,
             used: 0,
             free: Vec::new(),
-            prefixes: None,
-            built: Vec::new(),
+            prefixes: Prefixes::new(Vec::new()),
         };
         for (len, network) in self.sorted.iter().map(|&k| unkey(k)) {
             // Ascending lengths: a prefix whose first address is already denied lies wholly
@@ -237,7 +346,7 @@ impl Prepared {
             }
             table.apply(network, len)?;
         }
-        table.built = self.sorted;
+        table.prefixes = Prefixes::new(self.sorted);
         Ok(table)
     }
 }
@@ -264,17 +373,24 @@ impl<S: Store> Dir24<S> {
     /// # Panics
     /// Never: stored prefix lengths are at most 32.
     pub fn nets(&mut self) -> Vec<Ipv4Net> {
-        self.prefixes()
+        let mut prefixes: Vec<(u32, u8)> = self
+            .prefixes
             .iter()
-            .map(|&(n, l)| Ipv4Net::new(Ipv4Addr::from(n), l).expect("lengths are <= 32"))
+            .map(|k| {
+                let (len, network) = unkey(k);
+                (network, len)
+            })
+            .collect();
+        prefixes.sort_unstable();
+        prefixes
+            .into_iter()
+            .map(|(n, l)| Ipv4Net::new(Ipv4Addr::from(n), l).expect("lengths are <= 32"))
             .collect()
     }
 
     /// Distinct prefixes in the list.
     pub fn len(&self) -> usize {
-        self.prefixes
-            .as_ref()
-            .map_or(self.built.len(), BTreeSet::len)
+        self.prefixes.len()
     }
 
     /// Whether the list is empty.
@@ -443,25 +559,6 @@ impl<S: Store> Dir24<S> {
         Ok(())
     }
 
-    fn prefixes(&mut self) -> &mut BTreeSet<(u32, u8)> {
-        let built = &mut self.built;
-        self.prefixes.get_or_insert_with(|| {
-            std::mem::take(built)
-                .into_iter()
-                .map(|k| {
-                    let (len, network) = unkey(k);
-                    (network, len)
-                })
-                .collect()
-        })
-    }
-
-    /// Whether a strictly shorter prefix of the list covers `network/len`.
-    fn has_ancestor(&mut self, network: u32, len: u8) -> bool {
-        let prefixes = self.prefixes();
-        (0..len).any(|l| prefixes.contains(&(network & mask(l), l)))
-    }
-
     /// Adds one prefix. Returns whether the list changed (false if it was there already).
     /// On [`ChunksFull`] the table is unchanged.
     ///
@@ -469,13 +566,13 @@ impl<S: Store> Dir24<S> {
     /// [`ChunksFull`] when the prefix needs a chunk and none is left.
     pub fn add(&mut self, net: Ipv4Net) -> Result<bool, ChunksFull> {
         let (network, len) = (u32::from(net.network()), net.prefix_len());
-        if self.prefixes().contains(&(network, len)) {
+        if self.prefixes.contains(network, len) {
             return Ok(false);
         }
-        if !self.has_ancestor(network, len) {
+        if !self.prefixes.has_ancestor(network, len) {
             self.apply(network, len)?;
         }
-        self.prefixes().insert((network, len));
+        self.prefixes.insert(network, len);
         Ok(true)
     }
 
@@ -488,25 +585,15 @@ impl<S: Store> Dir24<S> {
     /// [`ChunksFull`] when re-expanding the prefixes inside `net` needs more chunks than are left.
     pub fn remove(&mut self, net: Ipv4Net) -> Result<bool, ChunksFull> {
         let (network, len) = (u32::from(net.network()), net.prefix_len());
-        if !self.prefixes().contains(&(network, len)) {
+        if !self.prefixes.contains(network, len) {
             return Ok(false);
         }
-        if !self.has_ancestor(network, len) {
+        if !self.prefixes.has_ancestor(network, len) {
             // The prefixes strictly inside this one: longer, in its address range.
-            let last = network | !mask(len);
-            let mut inside: Vec<(u8, u32)> = match len {
-                32 => Vec::new(),
-                _ => self
-                    .prefixes()
-                    .range((network, len + 1)..=(last, 32))
-                    .map(|&(n, l)| (l, n))
-                    .filter(|&(l, _)| l > len)
-                    .collect(),
-            };
-            inside.sort_unstable();
+            let inside = self.prefixes.inside(network, len);
             self.rewrite(network, len, &inside)?;
         }
-        self.prefixes().remove(&(network, len));
+        self.prefixes.remove(network, len);
         Ok(true)
     }
 }
@@ -588,5 +675,35 @@ mod tests {
         assert!(t.denies(addr("255.255.255.255")));
         assert!(t.denies(addr("0.0.0.0")));
         assert!(!t.denies(addr("0.0.0.1")));
+    }
+
+    #[test]
+    fn many_changes_after_a_load_are_merged_into_the_lookup_and_still_answer() {
+        // Past a quarter of the list (at least 1,024 changes) the changes are merged into
+        // the sorted keys; lookups, removals and the count must not notice.
+        let mut t = Dir24::build(&[net("10.0.0.0/16"), net("10.1.0.0/24")]);
+        let host = |i: u32| Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + i * 7), 32).unwrap();
+        for i in 0..3000 {
+            assert_eq!(t.add(host(i)), Ok(true));
+        }
+        assert_eq!(t.len(), 3002);
+        for i in (0..3000).step_by(2) {
+            assert_eq!(t.remove(host(i)), Ok(true));
+        }
+        assert_eq!(t.remove(host(0)), Ok(false));
+        assert_eq!(t.add(host(1)), Ok(false));
+        assert_eq!(t.len(), 1502);
+        assert!(t.denies(host(1).network()));
+        assert!(!t.denies(host(2).network()));
+        // A /8 over them all, removed again: the hosts inside come back from the merged keys
+        // and from the changes since.
+        assert_eq!(t.add(net("11.0.0.0/8")), Ok(true));
+        assert_eq!(t.remove(host(3)), Ok(true));
+        assert_eq!(t.remove(net("11.0.0.0/8")), Ok(true));
+        assert!(t.denies(host(2999).network()));
+        assert!(!t.denies(host(3).network()));
+        assert!(!t.denies(host(2998).network()));
+        assert!(t.denies(Ipv4Addr::new(10, 0, 200, 1)));
+        assert_eq!(t.nets().len(), t.len());
     }
 }
