@@ -290,7 +290,14 @@ pub fn render(registry: &Registry, json: bool) -> anyhow::Result<String> {
 /// Prints the registry.
 pub fn print(args: &FiltersArgs) -> anyhow::Result<()> {
     if args.leftovers {
-        let found = REGISTRY.leftovers(&NetNs::current(), filter_core::OBJECT_PREFIX)?;
+        let mut found = REGISTRY.leftovers(&NetNs::current(), filter_core::OBJECT_PREFIX)?;
+        // The etcd data of cluster runs that are gone (a live run's is its own).
+        found.extend(
+            testbed::etcd::data_dirs()
+                .into_iter()
+                .filter(|(_, alive)| !alive)
+                .map(|(dir, _)| format!("etcd data {}", dir.display())),
+        );
         eprintln!(
             "{} here",
             filter_core::count(found.len() as u64, "object", "objects")

@@ -117,7 +117,12 @@ fn cleanup(args: &CleanupArgs) -> anyhow::Result<()> {
     for cage in &cages {
         println!("removed memory cgroup {cage} (its sweep is gone)");
     }
-    if report.removed.is_empty() && cages.is_empty() {
+    // etcd data of cluster runs that were killed (their members died with them).
+    let etcd = testbed::etcd::remove_dead_dirs()?;
+    for dir in &etcd {
+        println!("removed etcd data {dir} (its cluster run is gone)");
+    }
+    if report.removed.is_empty() && cages.is_empty() && etcd.is_empty() {
         println!("nothing to clean up");
     }
     for item in &report.removed {

@@ -144,6 +144,52 @@ fn free_port() -> Result<u16> {
         .map_err(|e| Error::io("finding a free loopback port", e))
 }
 
+/// Where cluster data folders are made: tmpfs when there is one.
+const DATA_BASES: [&str; 2] = ["/dev/shm", "/tmp"];
+
+/// The data folders of clusters this program started (`egb-*-etcd-<pid>-<n>` under
+/// `/dev/shm` or `/tmp`), each with whether the process that made it is alive.
+#[must_use]
+pub fn data_dirs() -> Vec<(PathBuf, bool)> {
+    let mut found = Vec::new();
+    for base in DATA_BASES {
+        let Ok(entries) = std::fs::read_dir(base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let owner = name
+                .strip_prefix(filter_core::OBJECT_PREFIX)
+                .and_then(|rest| rest.split_once("-etcd-"))
+                .and_then(|(_, rest)| rest.split_once('-'))
+                .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()));
+            if let Some(pid) = owner {
+                let alive = Path::new(&format!("/proc/{pid}")).exists();
+                found.push((entry.path(), alive));
+            }
+        }
+    }
+    found
+}
+
+/// Removes the data folders of clusters whose process is gone (a run killed before it
+/// could remove its own: its members died with it); those of live runs stay. Returns the
+/// folders removed.
+///
+/// # Errors
+/// A folder that could not be removed.
+pub fn remove_dead_dirs() -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for (dir, alive) in data_dirs() {
+        if !alive {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
+            removed.push(dir.display().to_string());
+        }
+    }
+    Ok(removed)
+}
+
 impl EtcdCluster {
     /// Starts `members` members named after `tag` (TLS with client certificates when `tls`)
     /// and waits until each serves.
@@ -152,7 +198,7 @@ impl EtcdCluster {
     /// When etcd is not installed, a member does not start within 30 s, or openssl fails.
     pub fn start(tag: &str, members: usize, tls: bool) -> Result<Self> {
         // tmpfs when there is one: etcd syncs every write, which on a disk sets the pace.
-        let base = ["/dev/shm", "/tmp"]
+        let base = DATA_BASES
             .into_iter()
             .find(|d| Path::new(d).is_dir())
             .unwrap_or("/tmp");
