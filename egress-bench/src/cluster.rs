@@ -55,7 +55,8 @@ pub struct ClusterArgs {
     /// Reach etcd unencrypted (by default a CA and certificates are made for the run).
     #[arg(long)]
     plaintext: bool,
-    /// Write cluster.json and summary.md (its "Cluster" table) in this directory.
+    /// Put the record in this folder's results.json (beside a sweep's runs, if it holds a
+    /// sweep) and render its summary.md, which gets a "Cluster" table.
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -370,21 +371,40 @@ pub fn cluster(args: &ClusterArgs) -> Result<()> {
         sizes: timelines.iter().map(|t| read_back(t, &streams)).collect(),
     };
     cluster.finish()?;
-    let table = render(&record);
-    println!("{table}");
     eprintln!("cluster: done in {:.0} s", started.elapsed().as_secs_f64());
-    if let Some(out) = &args.out {
-        std::fs::create_dir_all(out)?;
-        std::fs::write(
-            out.join("cluster.json"),
-            serde_json::to_string_pretty(&record)?,
-        )?;
-        std::fs::write(out.join("summary.md"), format!("# Cluster\n\n{table}"))?;
-        eprintln!(
-            "cluster: wrote {}/cluster.json and summary.md",
-            out.display()
-        );
+    match &args.out {
+        Some(out) => write_results(out, record, args)?,
+        None => println!("{}", render(&record)),
     }
+    Ok(())
+}
+
+/// Puts `record` in `out`'s results.json (beside a sweep's runs, when the folder holds a
+/// sweep) and renders the folder's report: summary.md gets its "Cluster" table.
+fn write_results(out: &std::path::Path, record: ClusterRecord, args: &ClusterArgs) -> Result<()> {
+    std::fs::create_dir_all(out)?;
+    let path = out.join("results.json");
+    let mut results = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str::<records::SweepResults>(&text)
+            .with_context(|| format!("{} is not a sweep's results", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => records::SweepResults {
+            description: String::new(),
+            options: format!("{args:?}"),
+            runs: Vec::new(),
+            cluster: None,
+        },
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    results.cluster = Some(record);
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    crate::report::report(&crate::report::ReportArgs {
+        dir: out.to_owned(),
+        baseline: None,
+    })?;
+    eprintln!(
+        "cluster: wrote {} (its \"cluster\" record) and summary.md",
+        path.display()
+    );
     Ok(())
 }
 

@@ -379,6 +379,7 @@ fn a_failing_engine_is_a_failure_row_in_the_report() {
     let record: records::Record = serde_json::from_value(record).expect("a typed record");
     let results = records::SweepResults {
         description: "two runs".into(),
+        cluster: None,
         options: String::new(),
         runs: vec![
             records::SweepRun::finished("ipset", 1000, record),

@@ -45,6 +45,7 @@ fn sweep(dir: &std::path::Path, ipset_load: f64) {
     let results = SweepResults {
         description: "fixture".into(),
         options: String::new(),
+        cluster: None,
         runs: vec![
             SweepRun::finished("ipset", 1000, record("ipset", ipset_load, 120.0, 1 << 20)),
             SweepRun::finished("ipset-restore", 1000, {
@@ -162,4 +163,47 @@ fn report_writes_tables_csv_and_plots() {
         svg.contains("<svg") && svg.contains("ipset"),
         "plot has a line per filter"
     );
+}
+
+/// A cluster benchmark run into a sweep's folder: its record sits beside the runs in
+/// results.json, and summary.md gets its "Cluster" table after the sweep's own tables.
+#[test]
+fn a_cluster_record_beside_the_sweep_gets_its_table() {
+    let dir = tempfile::tempdir().unwrap();
+    sweep(dir.path(), 0.1);
+    let path = dir.path().join("results.json");
+    let mut results: SweepResults = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    results.cluster = Some(records::cluster::ClusterRecord {
+        filter: "tcbpf-dir".into(),
+        nodes: 8,
+        members: 3,
+        tls: true,
+        settle_ms: 20,
+        sizes: vec![records::cluster::ClusterSize {
+            entries: 1_000_001,
+            chunks: 21,
+            publish_ms: 1100.0,
+            setup_ms: vec![Some(2900.0), Some(3400.0), None],
+            propagation_ms: vec![Some(25.0), Some(27.5)],
+            faults: Vec::new(),
+            denied_reached: 0,
+            allowed_lost: 0,
+            steady_packets: 1000,
+        }],
+    });
+    std::fs::write(&path, serde_json::to_vec(&results).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_egress-bench"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let cluster = summary.find("## Cluster").expect("a Cluster section");
+    assert!(summary.find("## Headline").unwrap() < cluster, "{summary}");
+    assert!(summary[cluster..].contains("| 1000001 | 21 |"), "{summary}");
 }

@@ -13,6 +13,10 @@ pub struct SweepResults {
     pub options: String,
     /// The runs, in the order they ran.
     pub runs: Vec<SweepRun>,
+    /// The cluster benchmark's record (`cargo xtask bench --cluster`), when one ran into
+    /// this folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::ClusterRecord>,
 }
 
 /// How a run of the sweep ended.

@@ -50,6 +50,7 @@ fn a_sweep_with_failures_round_trips() {
     let sweep = SweepResults {
         description: "fixture".into(),
         options: String::new(),
+        cluster: None,
         runs: vec![
             SweepRun::finished("tcbpf", 1000, record),
             SweepRun::failed("ipset", 1000, &stderr, "exit status: 1"),

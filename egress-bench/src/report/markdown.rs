@@ -37,6 +37,11 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
 
 /// The whole summary.
 pub fn summary(sweep: &Sweep, plots: &[String]) -> String {
+    if sweep.runs.is_empty()
+        && let Some(cluster) = &sweep.cluster
+    {
+        return format!("# Cluster\n\n{}", crate::cluster::render(cluster));
+    }
     let mut md = String::from("# egress-bench sweep\n\n");
     if !sweep.description.is_empty() {
         let _ = writeln!(md, "{}\n", sweep.description);
@@ -50,6 +55,9 @@ pub fn summary(sweep: &Sweep, plots: &[String]) -> String {
     updates_table(&mut md, sweep);
     super::published::table(&mut md, sweep);
     warnings(&mut md, sweep);
+    if let Some(cluster) = &sweep.cluster {
+        let _ = write!(md, "\n## Cluster\n\n{}", crate::cluster::render(cluster));
+    }
     if !plots.is_empty() {
         let _ = writeln!(
             md,

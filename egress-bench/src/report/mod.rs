@@ -39,6 +39,8 @@ pub struct Sweep {
     pub runs: Vec<Run>,
     pub filters: Vec<String>,
     pub description: String,
+    /// The cluster benchmark's record, when one ran into the folder.
+    pub cluster: Option<records::cluster::ClusterRecord>,
 }
 
 /// The median of some numbers (see [`records::stats`] for the rule on missing values).
@@ -72,6 +74,7 @@ impl Sweep {
             runs: results.runs,
             filters,
             description: results.description,
+            cluster: results.cluster,
         }
     }
 
@@ -262,16 +265,25 @@ pub fn latency(f: &Figures, protocol: Protocol) -> Option<&Latency> {
 pub fn report(args: &ReportArgs) -> Result<()> {
     let sweep = Sweep::read(&args.dir)?;
     let baseline = args.baseline.as_deref().map(Sweep::read).transpose()?;
-    csv::write_all(&sweep, &args.dir)?;
-    let plots = plot::write_all(&sweep, &args.dir)?;
+    let plots = if sweep.runs.is_empty() {
+        // A cluster benchmark alone: its table is the whole report.
+        Vec::new()
+    } else {
+        csv::write_all(&sweep, &args.dir)?;
+        plot::write_all(&sweep, &args.dir)?
+    };
     let summary = markdown::summary(&sweep, &plots);
     std::fs::write(args.dir.join("summary.md"), &summary)?;
     println!("{summary}");
-    println!(
-        "written to {}: summary.md, *.csv, {}",
-        args.dir.display(),
-        plots.join(", ")
-    );
+    if sweep.runs.is_empty() {
+        println!("written to {}: summary.md", args.dir.display());
+    } else {
+        println!(
+            "written to {}: summary.md, *.csv, {}",
+            args.dir.display(),
+            plots.join(", ")
+        );
+    }
     if let (Some(base), Some(path)) = (baseline, &args.baseline) {
         let name = path.display().to_string();
         let compared = markdown::comparison(&sweep, &base, &name);

@@ -214,6 +214,7 @@ mod tests {
                 runs: Vec::new(),
                 filters: vec!["ipset".into()],
                 description: String::new(),
+                cluster: None,
             },
         );
         assert!(md.is_empty());
@@ -231,6 +232,7 @@ mod tests {
                 runs: vec![failed],
                 filters: vec!["cilium".into()],
                 description: String::new(),
+                cluster: None,
             },
         );
         assert!(md.contains("## Published benchmark vs here"), "{md}");

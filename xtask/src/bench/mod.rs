@@ -85,7 +85,8 @@ pub struct Options {
     /// --nodes node testbeds, each with its own `egress-bench agent` keeping `tcbpf-dir` in
     /// step; set-up time (publish to every node enforcing), single-entry propagation, the
     /// same through faults, violations counted, at 10k, 100k and 1M entries
-    /// (`egress-bench cluster`). Writes cluster.json and summary.md ("Cluster").
+    /// (`egress-bench cluster`). Its record goes into results.json (beside a sweep's, with
+    /// the same --out) and summary.md gets a "Cluster" table.
     #[arg(long, conflicts_with_all = ["full", "scale", "cidrs", "quick"])]
     pub cluster: bool,
     /// Nodes of the cluster benchmark.
@@ -342,10 +343,16 @@ fn write_results(out: &Path, options: &Options, family: &str, runs: &[SweepRun])
             ""
         }
     );
+    // A cluster benchmark run into the same folder keeps its record.
+    let cluster = std::fs::read_to_string(out.join("results.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<SweepResults>(&text).ok())
+        .and_then(|earlier| earlier.cluster);
     let results = SweepResults {
         description,
         options: format!("{options:?}"),
         runs: runs.to_vec(),
+        cluster,
     };
     std::fs::write(
         out.join("results.json"),
