@@ -207,3 +207,84 @@ fn a_cluster_record_beside_the_sweep_gets_its_table() {
     assert!(summary.find("## Headline").unwrap() < cluster, "{summary}");
     assert!(summary[cluster..].contains("| 1000001 | 21 |"), "{summary}");
 }
+
+/// report.html needs nothing but itself: opened by a headless browser (Debian's chromium,
+/// which `cargo xtask test` installs) with no network, every plot summary.md links is drawn.
+#[test]
+fn report_html_renders_every_plot_in_a_headless_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    sweep(dir.path(), 0.1);
+    let out = Command::new(env!("CARGO_BIN_EXE_egress-bench"))
+        .arg("report")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let plots = summary.lines().filter(|l| l.starts_with("![")).count();
+    assert!(plots >= 3, "summary.md links {plots} plots: {summary}");
+    // The headline's columns link to the tables their figures come from, in summary.md
+    // and in report.html.
+    assert!(
+        summary.contains("[load (s)](#set-up)")
+            && summary.contains("[updates/s](#live-updates)")
+            && summary.contains("## Live updates"),
+        "{summary}"
+    );
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("href=\"#set-up\"") && page.contains("<h2 id=\"set-up\">"),
+        "report.html's links have no target"
+    );
+    assert_eq!(
+        page.matches("<figure><svg").count(),
+        plots,
+        "every plot inline"
+    );
+    assert!(
+        !page.contains("src=\"") && !page.contains("href=\"http"),
+        "report.html must not load anything"
+    );
+    let browser = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a headless chromium (cargo xtask test installs Debian's chromium)");
+    let profile = tempfile::tempdir().unwrap();
+    let dom = Command::new("timeout")
+        .args([
+            "120",
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--virtual-time-budget=3000", "--dump-dom"])
+        .arg(format!(
+            "file://{}",
+            dir.path().join("report.html").display()
+        ))
+        .output()
+        .unwrap();
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom_text.contains(&format!("data-plots-rendered=\"{plots}\"")),
+        "chromium did not draw all {plots} plots ({}): {}",
+        String::from_utf8_lossy(&dom.stderr)
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join(" | "),
+        dom_text.chars().take(400).collect::<String>()
+    );
+}

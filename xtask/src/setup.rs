@@ -44,11 +44,20 @@ const PACKAGES: &[&str] = &[
     "curl",
 ];
 
+/// What only the tests need: a headless browser that opens report.html.
+const TEST_PACKAGES: &[&str] = &["chromium"];
+
 /// Installs missing Debian packages and the pinned toolchain, saying what it installs.
 pub fn prerequisites() -> Result<()> {
-    packages()?;
+    packages(PACKAGES)?;
     toolchain()?;
     ebpf_toolchain()
+}
+
+/// [`prerequisites`] and what only the tests need.
+pub fn test_prerequisites() -> Result<()> {
+    prerequisites()?;
+    packages(TEST_PACKAGES)
 }
 
 fn is_root() -> bool {
@@ -73,8 +82,8 @@ pub fn require_root(what: &str) -> Result<()> {
     Ok(())
 }
 
-fn packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+fn packages(wanted: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = wanted
         .iter()
         .copied()
         .filter(|p| {

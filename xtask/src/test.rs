@@ -14,7 +14,7 @@ pub struct Options {
 }
 
 pub fn run(options: &Options) -> Result<()> {
-    setup::prerequisites()?;
+    setup::test_prerequisites()?;
     setup::require_root("the test suite")?;
     eprintln!("xtask: cargo fmt --check");
     exec(cargo().args(["fmt", "--all", "--check"]))?;

@@ -36,7 +36,7 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
 }
 
 /// The whole summary.
-pub fn summary(sweep: &Sweep, plots: &[String]) -> String {
+pub fn summary(sweep: &Sweep, plots: &[super::plot::Plot]) -> String {
     if sweep.runs.is_empty()
         && let Some(cluster) = &sweep.cluster
     {
@@ -61,15 +61,43 @@ pub fn summary(sweep: &Sweep, plots: &[String]) -> String {
     if !plots.is_empty() {
         let _ = writeln!(
             md,
-            "\n## Plots\n\n{}",
-            plots
-                .iter()
-                .map(|p| format!("- `{p}`"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            "\n## Plots\n\nEach as SVG{} beside this file; report.html has them inline.",
+            if plots.iter().any(|p| p.png) {
+                " and PNG"
+            } else {
+                ""
+            }
         );
+        for plot in plots {
+            let _ = writeln!(
+                md,
+                "\n### {}\n\n![{}]({}.svg)\n\n{}",
+                plot.title, plot.title, plot.file, plot.caption
+            );
+        }
     }
     md
+}
+
+/// The detail tables' headings, which the headline's columns link to.
+const SETUP: &str = "Set-up";
+const SEND_PATH: &str = "Send path: cost added per packet";
+const TRAFFIC: &str = "Traffic through the filter (testbed veth, to an allowed address)";
+const UPDATES: &str = "Live updates";
+
+/// A heading's anchor as GitHub makes it (and report.html): lower case, spaces to hyphens,
+/// other punctuation dropped.
+pub(crate) fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A rate with the precision its size needs: 200618, 33.4, 0.41.
@@ -156,9 +184,27 @@ fn headline(md: &mut String, sweep: &Sweep) {
          throughput: 1470-byte UDP packets per second with the filter over without (traffic \
          table); updates: single-entry changes per second (live updates table).\n"
     );
+    // Each column's header links to the table its figures come from.
+    // (A column with no figure has no table to link to.)
+    let measured = |i: usize| {
+        rows.iter()
+            .any(|&(l, size)| figures_of(l, size)[i].is_some())
+    };
+    let link = |text: &str, heading: &str, i: usize| {
+        if measured(i) {
+            format!("[{text}](#{})", anchor(heading))
+        } else {
+            text.to_owned()
+        }
+    };
     let _ = writeln!(
         md,
-        "| filter | entries | load (s) | kernel memory | per packet, one / many (ns) | throughput | updates/s |"
+        "| filter | entries | {} | {} | {} | {} | {} |",
+        link("load (s)", SETUP, 0),
+        link("kernel memory", SETUP, 1),
+        link("per packet, one / many (ns)", SEND_PATH, 2),
+        link("throughput", TRAFFIC, 4),
+        link("updates/s", UPDATES, 5),
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
     for &(label, size) in &rows {
@@ -190,7 +236,7 @@ fn headline(md: &mut String, sweep: &Sweep) {
 fn load_table(md: &mut String, sweep: &Sweep) {
     let _ = writeln!(
         md,
-        "\n## Set-up\n\nMedians over runs. Enforcement: from the start of the load until a probe stream \
+        "\n## {SETUP}\n\nMedians over runs. Enforcement: from the start of the load until a probe stream \
          (one packet every ~30 us) to a denied address stopped getting through. Kernel memory: the \
          filter's own figure (ipset memsize, BPF map memlock) where it has one, else the slab + vmalloc \
          + per-CPU change across the load (approximate).\n"
@@ -351,7 +397,7 @@ fn send_path_table(md: &mut String, sweep: &Sweep) {
     }
     let _ = writeln!(
         md,
-        "\n## Send path: cost added per packet\n\n64-byte UDP through sink devices, one pinned sender alternating \
+        "\n## {SEND_PATH}\n\n64-byte UDP through sink devices, one pinned sender alternating \
          chunks between a namespace with the filter and one without (ABBA); ns per packet, median of runs \
          [min..max], and the ratio to no filter. Many destinations: 32,768 addresses of 198.19.0.0/17 through \
          one gateway. `none vs none` is the method's zero, measured in the same run. For eBPF filters, \
@@ -476,7 +522,7 @@ fn traffic_tables(md: &mut String, sweep: &Sweep) {
     }
     let _ = writeln!(
         md,
-        "\n## Traffic through the filter (testbed veth, to an allowed address)\n\n\
+        "\n## {TRAFFIC}\n\n\
          UDP from the client to the server namespace, alternated N-A-A-N with a twin testbed without a \
          filter in each of several rounds (first run at each size): median [min..max] over rounds. A/N: \
          the per-round ratio with the filter over without, with its [min..max]; `~x0.96`: the rounds fall \
@@ -578,7 +624,7 @@ fn updates_table(md: &mut String, sweep: &Sweep) {
     }
     let _ = writeln!(
         md,
-        "\n## Live updates\n\n\
+        "\n## {UPDATES}\n\n\
          After the load, single-entry adds and removes as fast as the filter takes them (a window of \
          entries turning over, as under a threat feed) while one probe stream goes to an address the \
          list holds throughout and one to an address it never holds. Violations: packets to the first \

@@ -1,7 +1,9 @@
 //! `egress-bench report DIR`: turns a sweep's `results.json` into one CSV per metric,
-//! `summary.md` and plots (SVG and PNG), optionally against a baseline sweep.
+//! `summary.md` and plots (SVG and PNG), the same as one self-contained `report.html`,
+//! optionally against a baseline sweep.
 
 mod csv;
+mod html;
 pub(crate) mod markdown;
 mod plot;
 mod published;
@@ -274,14 +276,19 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     };
     let summary = markdown::summary(&sweep, &plots);
     std::fs::write(args.dir.join("summary.md"), &summary)?;
+    html::write(&args.dir, &summary)?;
     println!("{summary}");
     if sweep.runs.is_empty() {
-        println!("written to {}: summary.md", args.dir.display());
+        println!("written to {}: summary.md, report.html", args.dir.display());
     } else {
         println!(
-            "written to {}: summary.md, *.csv, {}",
+            "written to {}: summary.md, report.html, *.csv, {}",
             args.dir.display(),
-            plots.join(", ")
+            plots
+                .iter()
+                .map(|p| format!("{}.svg{}", p.file, if p.png { " (.png)" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if let (Some(base), Some(path)) = (baseline, &args.baseline) {

@@ -25,13 +25,29 @@ fn font() -> bool {
 struct Chart<'a> {
     file: &'a str,
     title: &'a str,
+    /// What to read from it, in one line (summary.md and report.html print it).
+    caption: &'a str,
     y_label: &'a str,
     log_y: bool,
     pick: &'a dyn Fn(&Figures) -> Option<f64>,
 }
 
-/// Writes every plot; returns the file names written.
-pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
+/// A plot written: its file name without extension, title and caption, and whether a PNG
+/// was written beside the SVG.
+#[derive(Debug, Clone)]
+pub struct Plot {
+    /// File name without extension (`load_time`).
+    pub file: String,
+    /// The title drawn on it.
+    pub title: String,
+    /// What to read from it, in one line.
+    pub caption: String,
+    /// Whether `<file>.png` exists beside `<file>.svg`.
+    pub png: bool,
+}
+
+/// Writes every plot; returns what it wrote.
+pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
     let send_added = |case| move |f: &Figures| send_path(f, case).map(|p| p.added_ns);
     let one = send_added(SendCase::One);
     let many = send_added(SendCase::Many);
@@ -45,6 +61,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "load_time",
             title: "Load time",
+            caption: "How long loading the list takes; lower is better, and a line steeper than its neighbours scales worse with the list.",
             y_label: "seconds",
             log_y: true,
             pick: &load_seconds,
@@ -52,6 +69,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "send_path_one_destination",
             title: "Added per packet, one destination",
+            caption: "Nanoseconds the filter adds to each packet sent to one address (warm caches), above the same send with no filter; the method's noise is a few ns.",
             y_label: "ns per packet",
             log_y: true,
             pick: &one,
@@ -59,6 +77,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "send_path_many_destinations",
             title: "Added per packet, 32,768 destinations",
+            caption: "The same across 32,768 destinations, where the filter's lookups miss the caches: the figure that grows with the list for trees and tries.",
             y_label: "ns per packet",
             log_y: true,
             pick: &many,
@@ -66,6 +85,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "program_cost",
             title: "eBPF program per packet (test run, v4 hit)",
+            caption: "The eBPF program alone per packet (BPF_PROG_TEST_RUN, an address the list denies): the lookup's own cost, without the stack around it.",
             y_label: "ns",
             log_y: false,
             pick: &hit,
@@ -73,6 +93,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "kernel_memory",
             title: "Kernel memory",
+            caption: "Kernel memory the filter's sets, rules or maps take: what a node pays to hold the list.",
             y_label: "MiB",
             log_y: true,
             pick: &memory,
@@ -80,6 +101,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "throughput",
             title: "UDP throughput, 1470-byte payload",
+            caption: "UDP goodput through the filter with 1470-byte payloads: a flat line means the filter is not the bottleneck at that size.",
             y_label: "Gbit/s",
             log_y: false,
             pick: &gbps,
@@ -87,6 +109,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "cpu_per_packet",
             title: "CPU per packet at 1 Gbit/s offered (all cores)",
+            caption: "CPU time per packet, all cores, at 1 Gbit/s offered: the filter's cost when the link is not saturated.",
             y_label: "ns",
             log_y: true,
             pick: &cpu,
@@ -94,6 +117,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "update_rate",
             title: "Live updates, single entries under probes",
+            caption: "Single-entry changes per second while probes check the filter; higher is better for feeds that change often.",
             y_label: "updates per second",
             log_y: true,
             pick: &rate,
@@ -101,6 +125,7 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
         Chart {
             file: "latency_p99",
             title: "UDP round trip, 99th percentile",
+            caption: "99th-percentile UDP round trip through the filter: what the filter adds to a request's tail.",
             y_label: "microseconds",
             log_y: true,
             pick: &p99,
@@ -129,7 +154,6 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
             chart,
             &series,
         )?;
-        written.push(format!("{}.svg", chart.file));
         if png {
             let path = dir.join(format!("{}.png", chart.file));
             draw(
@@ -137,8 +161,13 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<String>> {
                 chart,
                 &series,
             )?;
-            written.push(format!("{}.png", chart.file));
         }
+        written.push(Plot {
+            file: chart.file.to_owned(),
+            title: chart.title.to_owned(),
+            caption: chart.caption.to_owned(),
+            png,
+        });
     }
     Ok(written)
 }
