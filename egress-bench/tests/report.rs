@@ -160,8 +160,30 @@ fn report_writes_tables_csv_and_plots() {
     );
     let svg = std::fs::read_to_string(now.path().join("load_time.svg")).unwrap();
     assert!(
-        svg.contains("<svg") && svg.contains("ipset"),
+        svg.contains("<svg") && svg.lines().any(|l| l.trim() == "ipset"),
         "plot has a line per filter"
+    );
+    // ipset-restore ran at one size only: a bar of its own, not a lonely point.
+    assert!(
+        !svg.contains("ipset-restore"),
+        "a one-size variant among the lines"
+    );
+    let bars = std::fs::read_to_string(now.path().join("load_time_one_size.svg")).unwrap();
+    assert!(bars.contains("ipset-restore @ 1k"), "{bars}");
+    // Ticks read as list sizes; the send path shades the method's zero.
+    let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+    assert!(
+        texts.contains(&"1k") && texts.contains(&"1M"),
+        "x ticks in 1k/1M form"
+    );
+    let send = std::fs::read_to_string(now.path().join("send_path_one_destination.svg")).unwrap();
+    assert!(
+        send.contains("zero (none vs none), either way"),
+        "no noise band"
+    );
+    assert!(
+        summary.contains("### Load time: variants run at one size"),
+        "{summary}"
     );
 }
 

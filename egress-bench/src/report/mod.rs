@@ -9,7 +9,6 @@ mod plot;
 mod published;
 pub(crate) mod text;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -142,25 +141,6 @@ impl Sweep {
             .filter_map(|r| figures(r).and_then(&pick))
             .collect();
         (!values.is_empty()).then(|| median(values))
-    }
-
-    /// Per filter, the (size, value) points that `pick` finds.
-    pub fn series(
-        &self,
-        pick: impl Fn(&Figures) -> Option<f64>,
-    ) -> BTreeMap<usize, (String, Vec<(u64, f64)>)> {
-        let mut out = BTreeMap::new();
-        for (i, filter) in self.filters.iter().enumerate() {
-            let points: Vec<(u64, f64)> = self
-                .sizes()
-                .into_iter()
-                .filter_map(|size| self.median_of(filter, size, &pick).map(|v| (size, v)))
-                .collect();
-            if !points.is_empty() {
-                out.insert(i, (filter.clone(), points));
-            }
-        }
-        out
     }
 }
 

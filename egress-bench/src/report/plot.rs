@@ -22,6 +22,9 @@ fn font() -> bool {
         .is_some_and(|b| plotters::style::register_font("sans-serif", FontStyle::Normal, b).is_ok())
 }
 
+/// A run's [min..max] around a figure.
+type RangeOf = dyn Fn(&Figures) -> Option<(f64, f64)>;
+
 struct Chart<'a> {
     file: &'a str,
     title: &'a str,
@@ -30,6 +33,11 @@ struct Chart<'a> {
     y_label: &'a str,
     log_y: bool,
     pick: &'a dyn Fn(&Figures) -> Option<f64>,
+    /// A run's own [min..max] around its figure, where it has one (the send path's rounds);
+    /// otherwise the spread over runs is the figure's own.
+    range: Option<&'a RangeOf>,
+    /// Shade the method's zero (none vs none, both ways) as a band: send-path charts.
+    noise: bool,
 }
 
 /// A plot written: its file name without extension, title and caption, and whether a PNG
@@ -51,6 +59,10 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
     let send_added = |case| move |f: &Figures| send_path(f, case).map(|p| p.added_ns);
     let one = send_added(SendCase::One);
     let many = send_added(SendCase::Many);
+    let send_range =
+        |case| move |f: &Figures| send_path(f, case).map(|p| (p.added_ns_min, p.added_ns_max));
+    let one_range = send_range(SendCase::One);
+    let many_range = send_range(SendCase::Many);
     let hit = |f: &Figures| program_cost(f, CostCase::Probe(CostProbe::V4Hit));
     let memory = |f: &Figures| memory_bytes(f).map(|b| b / f64::from(1 << 20));
     let gbps = |f: &Figures| throughput(f, 1470, false).map(|t| t.filter.received_gbps.median);
@@ -64,6 +76,8 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "How long loading the list takes; lower is better, and a line steeper than its neighbours scales worse with the list.",
             y_label: "seconds",
             log_y: true,
+            range: None,
+            noise: false,
             pick: &load_seconds,
         },
         Chart {
@@ -72,6 +86,8 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "Nanoseconds the filter adds to each packet sent to one address (warm caches), above the same send with no filter; the method's noise is a few ns.",
             y_label: "ns per packet",
             log_y: true,
+            range: Some(&one_range),
+            noise: true,
             pick: &one,
         },
         Chart {
@@ -80,6 +96,8 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "The same across 32,768 destinations, where the filter's lookups miss the caches: the figure that grows with the list for trees and tries.",
             y_label: "ns per packet",
             log_y: true,
+            range: Some(&many_range),
+            noise: true,
             pick: &many,
         },
         Chart {
@@ -88,6 +106,8 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "The eBPF program alone per packet (BPF_PROG_TEST_RUN, an address the list denies): the lookup's own cost, without the stack around it.",
             y_label: "ns",
             log_y: false,
+            range: None,
+            noise: false,
             pick: &hit,
         },
         Chart {
@@ -96,6 +116,8 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "Kernel memory the filter's sets, rules or maps take: what a node pays to hold the list.",
             y_label: "MiB",
             log_y: true,
+            range: None,
+            noise: false,
             pick: &memory,
         },
         Chart {
@@ -104,6 +126,8 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "UDP goodput through the filter with 1470-byte payloads: a flat line means the filter is not the bottleneck at that size.",
             y_label: "Gbit/s",
             log_y: false,
+            range: None,
+            noise: false,
             pick: &gbps,
         },
         Chart {
@@ -112,6 +136,8 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "CPU time per packet, all cores, at 1 Gbit/s offered: the filter's cost when the link is not saturated.",
             y_label: "ns",
             log_y: true,
+            range: None,
+            noise: false,
             pick: &cpu,
         },
         Chart {
@@ -120,6 +146,8 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "Single-entry changes per second while probes check the filter; higher is better for feeds that change often.",
             y_label: "updates per second",
             log_y: true,
+            range: None,
+            noise: false,
             pick: &rate,
         },
         Chart {
@@ -128,78 +156,172 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
             caption: "99th-percentile UDP round trip through the filter: what the filter adds to a request's tail.",
             y_label: "microseconds",
             log_y: true,
+            range: None,
+            noise: false,
             pick: &p99,
         },
     ];
     let png = font();
     let mut written = Vec::new();
     for chart in &charts {
-        let mut series = sweep.series(chart.pick);
-        // No filter is no series: its load is nothing and its send-path figure is the
-        // method's noise, which a line would show as a cost.
-        series.retain(|_, (name, _)| name != "none");
-        if chart.log_y {
-            // A log axis has no room for zero or below (none vs none can be -1 ns).
-            for (_, points) in series.values_mut() {
-                points.retain(|&(_, y)| y > 0.0);
-            }
-            series.retain(|_, (_, points)| !points.is_empty());
-        }
+        let mut series = series(sweep, chart);
         if series.is_empty() {
             continue;
         }
-        let svg = dir.join(format!("{}.svg", chart.file));
-        draw(
-            SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
-            chart,
-            &series,
-        )?;
-        if png {
-            let path = dir.join(format!("{}.png", chart.file));
-            draw(
-                BitMapBackend::new(&path, (900, 560)).into_drawing_area(),
-                chart,
-                &series,
-            )?;
+        // Variants measured at one size only (the largest) are bars of their own, not
+        // lonely points among the lines.
+        let mut single: Series = Series::new();
+        if series.values().any(|(_, points)| points.len() > 1) {
+            let lonely: Vec<usize> = series
+                .iter()
+                .filter(|(_, (_, points))| points.len() == 1)
+                .map(|(&i, _)| i)
+                .collect();
+            for i in lonely {
+                single.extend(series.remove_entry(&i));
+            }
         }
-        written.push(Plot {
-            file: chart.file.to_owned(),
-            title: chart.title.to_owned(),
-            caption: chart.caption.to_owned(),
-            png,
-        });
+        let noise = if chart.noise {
+            noise(sweep)
+        } else {
+            Vec::new()
+        };
+        let mut files = vec![(
+            chart.file.to_owned(),
+            chart.title.to_owned(),
+            chart.caption.to_owned(),
+        )];
+        if !single.is_empty() {
+            files.push((
+                format!("{}_one_size", chart.file),
+                format!("{}: variants run at one size", chart.title),
+                "The same figure for the variants the sweep runs at one size only (named with \
+                 it), each with its spread [min..max]; read them against the engine they vary."
+                    .to_owned(),
+            ));
+        }
+        for (k, (file, title, caption)) in files.into_iter().enumerate() {
+            let svg = dir.join(format!("{file}.svg"));
+            let bars = k == 1;
+            let drawn = if bars { &single } else { &series };
+            if bars {
+                draw_bars(
+                    SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
+                    chart,
+                    &title,
+                    drawn,
+                )?;
+            } else {
+                draw(
+                    SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
+                    chart,
+                    &title,
+                    drawn,
+                    &noise,
+                )?;
+            }
+            if png {
+                let path = dir.join(format!("{file}.png"));
+                if bars {
+                    draw_bars(
+                        BitMapBackend::new(&path, (900, 560)).into_drawing_area(),
+                        chart,
+                        &title,
+                        drawn,
+                    )?;
+                } else {
+                    draw(
+                        BitMapBackend::new(&path, (900, 560)).into_drawing_area(),
+                        chart,
+                        &title,
+                        drawn,
+                        &noise,
+                    )?;
+                }
+            }
+            written.push(Plot {
+                file,
+                title,
+                caption,
+                png,
+            });
+        }
     }
     Ok(written)
 }
 
-type Series = std::collections::BTreeMap<usize, (String, Vec<(u64, f64)>)>;
+/// One point of a series: the median at a size and its spread.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    x: u64,
+    y: f64,
+    lo: f64,
+    hi: f64,
+}
 
-fn draw<B: DrawingBackend>(
-    area: DrawingArea<B, plotters::coord::Shift>,
-    chart: &Chart<'_>,
-    series: &Series,
-) -> Result<()>
-where
-    B::ErrorType: 'static,
-{
-    let err =
-        |e: DrawingAreaErrorKind<B::ErrorType>| anyhow::anyhow!("drawing {}: {e:?}", chart.file);
-    area.fill(&WHITE).map_err(err)?;
-    let points = series.values().flat_map(|(_, p)| p.iter());
-    let (min_x, max_x) = points
-        .clone()
-        .fold((u64::MAX, 1), |(lo, hi), &(x, _)| (lo.min(x), hi.max(x)));
-    let (min_y, max_y) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, y)| {
-        (lo.min(y), hi.max(y))
-    });
-    let x_range = (min_x.max(1) as f64 / 2.0)..(max_x as f64 * 2.0);
-    let mut builder = ChartBuilder::on(&area);
-    builder
-        .caption(chart.title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(70);
-    // Okabe and Ito's colour-blind-safe palette (black last, then darker shades).
+/// Per filter (but `none`: no filter has no cost to draw), its points: the median over
+/// runs, and the spread from the lowest to the highest of the runs' figures (or of their own
+/// ranges). On a log axis, points at or below zero are left out.
+fn series(sweep: &Sweep, chart: &Chart<'_>) -> Series {
+    let mut out = Series::new();
+    for (i, filter) in sweep.filters.iter().enumerate() {
+        if filter == "none" {
+            continue;
+        }
+        let points: Vec<Point> = sweep
+            .sizes()
+            .into_iter()
+            .filter_map(|size| {
+                let y = sweep.median_of(filter, size, chart.pick)?;
+                let (lo, hi) = sweep
+                    .ok_runs(filter, size)
+                    .filter_map(|r| {
+                        let f = super::figures(r)?;
+                        match chart.range {
+                            Some(range) => range(f),
+                            None => (chart.pick)(f).map(|v| (v, v)),
+                        }
+                    })
+                    .fold((y, y), |(lo, hi), (a, b)| (lo.min(a), hi.max(b)));
+                Some(Point { x: size, y, lo, hi })
+            })
+            .filter(|p| !chart.log_y || p.y > 0.0)
+            .collect();
+        if !points.is_empty() {
+            out.insert(i, (filter.clone(), points));
+        }
+    }
+    out
+}
+
+/// Per size, how far the method's own zero (none vs none, in every run at that size) strays
+/// from zero either way: a cost inside it is not told from nothing.
+fn noise(sweep: &Sweep) -> Vec<(u64, f64)> {
+    sweep
+        .sizes()
+        .into_iter()
+        .filter_map(|size| {
+            sweep
+                .runs
+                .iter()
+                .filter(|r| r.size == size && r.ok())
+                .filter_map(|r| send_path(super::figures(r)?, SendCase::NoneVsNone))
+                .map(|p| {
+                    p.added_ns_min
+                        .abs()
+                        .max(p.added_ns_max.abs())
+                        .max(p.added_ns.abs())
+                })
+                .reduce(f64::max)
+                .map(|v| (size, v))
+        })
+        .collect()
+}
+
+type Series = std::collections::BTreeMap<usize, (String, Vec<Point>)>;
+
+/// Okabe and Ito's colour-blind-safe palette (black last), a darker round for more series.
+fn palette(i: usize) -> RGBAColor {
     const OKABE_ITO: [(u8, u8, u8); 8] = [
         (0, 114, 178),
         (213, 94, 0),
@@ -210,20 +332,54 @@ where
         (160, 140, 0),
         (0, 0, 0),
     ];
-    let palette = |i: usize| {
-        let (r, g, b) = OKABE_ITO[i % OKABE_ITO.len()];
-        // A second round of the eight, darker, for sweeps with more series.
-        let shade = if (i / OKABE_ITO.len()) % 2 == 1 {
-            0.6
-        } else {
-            1.0
-        };
-        let dim = |c: u8| (f64::from(c) * shade) as u8;
-        RGBColor(dim(r), dim(g), dim(b)).to_rgba()
+    let (r, g, b) = OKABE_ITO[i % OKABE_ITO.len()];
+    let shade = if (i / OKABE_ITO.len()) % 2 == 1 {
+        0.6
+    } else {
+        1.0
     };
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "0..=255"
+    )]
+    let dim = |c: u8| (f64::from(c) * shade) as u8;
+    RGBColor(dim(r), dim(g), dim(b)).to_rgba()
+}
+
+/// Lines against list size, each point with a whisker over its spread; on send-path charts
+/// the method's zero as a grey band from the axis up to how far it strays.
+fn draw<B: DrawingBackend>(
+    area: DrawingArea<B, plotters::coord::Shift>,
+    chart: &Chart<'_>,
+    title: &str,
+    series: &Series,
+    noise: &[(u64, f64)],
+) -> Result<()>
+where
+    B::ErrorType: 'static,
+{
+    let err =
+        |e: DrawingAreaErrorKind<B::ErrorType>| anyhow::anyhow!("drawing {}: {e:?}", chart.file);
+    area.fill(&WHITE).map_err(err)?;
+    let points = series.values().flat_map(|(_, p)| p.iter());
+    let (min_x, max_x) = points
+        .clone()
+        .fold((u64::MAX, 1), |(lo, hi), p| (lo.min(p.x), hi.max(p.x)));
+    let (min_y, max_y) = points.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+        (lo.min(p.y), hi.max(p.hi.max(p.y)))
+    });
+    let x_range = (min_x.max(1) as f64 / 2.0)..(max_x as f64 * 2.0);
+    let mut builder = ChartBuilder::on(&area);
+    builder
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(70);
     macro_rules! finish {
-        ($ctx:expr) => {{
+        ($ctx:expr, $floor:expr) => {{
             let mut ctx = $ctx;
+            let floor: f64 = $floor;
             ctx.configure_mesh()
                 .x_label_formatter(&|x| entries_tick(*x))
                 .y_label_formatter(&|y| value_tick(*y))
@@ -231,10 +387,23 @@ where
                 .y_desc(chart.y_label)
                 .draw()
                 .map_err(err)?;
+            if !noise.is_empty() {
+                let grey = RGBColor(120, 120, 120);
+                ctx.draw_series(AreaSeries::new(
+                    noise.iter().map(|&(x, v)| (x as f64, v.max(floor))),
+                    floor,
+                    grey.mix(0.25),
+                ))
+                .map_err(err)?
+                .label("method's zero (none vs none), either way")
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 18, y + 5)], grey.mix(0.25).filled())
+                });
+            }
             for (&i, (name, pts)) in series {
                 let color = palette(i);
                 ctx.draw_series(LineSeries::new(
-                    pts.iter().map(|&(x, y)| (x as f64, y)),
+                    pts.iter().map(|p| (p.x as f64, p.y)),
                     color.stroke_width(2),
                 ))
                 .map_err(err)?
@@ -244,8 +413,24 @@ where
                 });
                 ctx.draw_series(
                     pts.iter()
-                        .map(|&(x, y)| Circle::new((x as f64, y), 3, color.filled())),
+                        .map(|p| Circle::new((p.x as f64, p.y), 3, color.filled())),
                 )
+                .map_err(err)?;
+                // Whiskers: [min..max], with short caps.
+                ctx.draw_series(pts.iter().filter(|p| p.hi > p.lo).flat_map(|p| {
+                    let (x, lo, hi) = (p.x as f64, p.lo.max(floor), p.hi.max(floor));
+                    [
+                        PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1)),
+                        PathElement::new(
+                            vec![(x * 0.93, lo), (x * 1.07, lo)],
+                            color.stroke_width(1),
+                        ),
+                        PathElement::new(
+                            vec![(x * 0.93, hi), (x * 1.07, hi)],
+                            color.stroke_width(1),
+                        ),
+                    ]
+                }))
                 .map_err(err)?;
             }
             ctx.configure_series_labels()
@@ -256,21 +441,140 @@ where
                 .map_err(err)?;
         }};
     }
+    // The band must show: the axis starts below its top too.
+    let band_top = noise.iter().map(|&(_, v)| v).fold(f64::INFINITY, f64::min);
     if chart.log_y {
-        let lo = (min_y.max(1e-6)) / 2.0;
+        let lo = min_y.min(band_top).max(1e-6) / 2.0;
         let hi = max_y.max(lo * 4.0) * 2.0;
         finish!(
             builder
                 .build_cartesian_2d(x_range.log_scale(), (lo..hi).log_scale())
-                .map_err(err)?
+                .map_err(err)?,
+            lo
         );
     } else {
         let hi = if max_y > 0.0 { max_y * 1.15 } else { 1.0 };
         finish!(
             builder
                 .build_cartesian_2d(x_range.log_scale(), 0.0..hi)
-                .map_err(err)?
+                .map_err(err)?,
+            0.0
         );
+    }
+    area.present().map_err(err).context("writing the plot")?;
+    Ok(())
+}
+
+/// One horizontal bar per variant (its median), with a whisker over its spread.
+fn draw_bars<B: DrawingBackend>(
+    area: DrawingArea<B, plotters::coord::Shift>,
+    chart: &Chart<'_>,
+    title: &str,
+    series: &Series,
+) -> Result<()>
+where
+    B::ErrorType: 'static,
+{
+    let err =
+        |e: DrawingAreaErrorKind<B::ErrorType>| anyhow::anyhow!("drawing {}: {e:?}", chart.file);
+    area.fill(&WHITE).map_err(err)?;
+    let bars: Vec<(usize, &str, Point)> = series
+        .iter()
+        .map(|(&i, (name, points))| (i, name.as_str(), points[0]))
+        .collect();
+    let top = bars
+        .iter()
+        .map(|(_, _, p)| p.hi.max(p.y))
+        .fold(0.0, f64::max);
+    let hi = if top > 0.0 { top * 1.15 } else { 1.0 };
+    let lo = bars
+        .iter()
+        .map(|(_, _, p)| p.lo.min(p.y))
+        .fold(0.0, f64::min);
+    #[expect(clippy::cast_precision_loss, reason = "a handful of bars")]
+    let rows = bars.len() as f64;
+    let names: Vec<String> = bars
+        .iter()
+        .map(|(_, n, p)| format!("{n} @ {}", entries_tick(p.x as f64)))
+        .collect();
+    macro_rules! bars_body {
+        ($ctx:ident, $base:expr) => {{
+            let base: f64 = $base;
+            let ctx = &mut $ctx;
+            ctx.configure_mesh()
+                .disable_y_mesh()
+                .y_labels(bars.len())
+                .y_label_formatter(&|y| {
+                    let k = y.round();
+                    if (y - k).abs() < 0.01 && k >= 0.0 {
+                        #[expect(
+                            clippy::cast_possible_truncation,
+                            clippy::cast_sign_loss,
+                            reason = "a row index"
+                        )]
+                        names.get(k as usize).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_label_formatter(&|x| value_tick(*x))
+                .x_desc(chart.y_label)
+                .draw()
+                .map_err(err)?;
+            for (row, (i, _, p)) in bars.iter().enumerate() {
+                #[expect(clippy::cast_precision_loss, reason = "a row index")]
+                let y = row as f64;
+                let color = palette(*i);
+                ctx.draw_series(std::iter::once(Rectangle::new(
+                    [(base, y - 0.3), (p.y.max(base), y + 0.3)],
+                    color.filled(),
+                )))
+                .map_err(err)?;
+                if p.hi > p.lo {
+                    let (lo, hi) = (p.lo.max(base), p.hi.max(base));
+                    ctx.draw_series([
+                        PathElement::new(vec![(lo, y), (hi, y)], BLACK.stroke_width(1)),
+                        PathElement::new(
+                            vec![(lo, y - 0.12), (lo, y + 0.12)],
+                            BLACK.stroke_width(1),
+                        ),
+                        PathElement::new(
+                            vec![(hi, y - 0.12), (hi, y + 0.12)],
+                            BLACK.stroke_width(1),
+                        ),
+                    ])
+                    .map_err(err)?;
+                }
+            }
+            // Each bar is named on its axis: no legend to hide a bar behind.
+        }};
+    }
+    let smallest = bars
+        .iter()
+        .map(|(_, _, p)| p.y)
+        .filter(|&v| v > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    // Figures orders of magnitude apart (a netfilter chain beside an eBPF table) on a log
+    // axis, as the chart's own lines are.
+    if chart.log_y && lo >= 0.0 && top / smallest > 50.0 {
+        let floor = smallest / 2.0;
+        let mut ctx = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(190)
+            .build_cartesian_2d((floor..hi * 2.0).log_scale(), -0.5..rows - 0.5)
+            .map_err(err)?;
+        bars_body!(ctx, floor);
+    } else {
+        let mut ctx = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(190)
+            .build_cartesian_2d(lo.min(0.0) * 1.15..hi, -0.5..rows - 0.5)
+            .map_err(err)?;
+        bars_body!(ctx, 0.0);
     }
     area.present().map_err(err).context("writing the plot")?;
     Ok(())
