@@ -521,7 +521,7 @@ where
                 .x_desc(chart.y_label)
                 .draw()
                 .map_err(err)?;
-            for (row, (i, _, p)) in bars.iter().enumerate() {
+            for (row, (i, name, p)) in bars.iter().enumerate() {
                 #[expect(clippy::cast_precision_loss, reason = "a row index")]
                 let y = row as f64;
                 let color = palette(*i);
@@ -529,7 +529,11 @@ where
                     [(base, y - 0.3), (p.y.max(base), y + 0.3)],
                     color.filled(),
                 )))
-                .map_err(err)?;
+                .map_err(err)?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 18, y + 5)], color.filled())
+                });
                 if p.hi > p.lo {
                     let (lo, hi) = (p.lo.max(base), p.hi.max(base));
                     ctx.draw_series([
@@ -546,7 +550,13 @@ where
                     .map_err(err)?;
                 }
             }
-            // Each bar is named on its axis: no legend to hide a bar behind.
+            // The axis reaches well past the longest bar: the legend has the right side.
+            ctx.configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(err)?;
         }};
     }
     let smallest = bars
@@ -563,7 +573,7 @@ where
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(190)
-            .build_cartesian_2d((floor..hi * 2.0).log_scale(), -0.5..rows - 0.5)
+            .build_cartesian_2d((floor..hi * 60.0).log_scale(), -0.5..rows - 0.5)
             .map_err(err)?;
         bars_body!(ctx, floor);
     } else {
@@ -572,7 +582,7 @@ where
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(190)
-            .build_cartesian_2d(lo.min(0.0) * 1.15..hi, -0.5..rows - 0.5)
+            .build_cartesian_2d(lo.min(0.0) * 1.15..hi * 1.6, -0.5..rows - 0.5)
             .map_err(err)?;
         bars_body!(ctx, 0.0);
     }
