@@ -42,8 +42,8 @@ enum Command {
     /// tables and tc filters), saying what it left alone: live runs' objects and `egb-*`
     /// objects no run claimed (another program's filter), unless --unclaimed.
     Cleanup(CleanupArgs),
-    /// Render a sweep's results.json (from `cargo xtask bench`) as CSV files, summary.md and
-    /// plots, optionally against a baseline sweep.
+    /// Render a sweep's results.json (from `cargo xtask bench`) as CSV files, summary.md,
+    /// plots and report.html, optionally against a baseline sweep.
     Report(report::ReportArgs),
     /// List the filters and how the sweep treats each (`--json` for `cargo xtask bench`).
     Filters(filters::FiltersArgs),
