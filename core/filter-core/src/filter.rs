@@ -450,12 +450,13 @@ pub fn difference(held: &CidrList, desired: &CidrList) -> (Vec<IpNet>, Vec<IpNet
 }
 
 /// The list a filter holds, kept cheaply for [`EgressFilter::held`]: the list loaded (or
-/// replaced) as given, and the entries added and removed since, each change O(log n).
+/// replaced) as given, and the entries added and removed since, each change one hash probe.
 #[derive(Debug, Clone, Default)]
 pub struct Held {
     base: CidrList,
-    added: std::collections::BTreeSet<IpNet>,
-    removed: std::collections::BTreeSet<IpNet>,
+    // Hashed (foldhash, seeded per process): an update feed touches them once per entry.
+    added: foldhash::HashSet<IpNet>,
+    removed: foldhash::HashSet<IpNet>,
     /// Entries added with a timeout: when the kernel stops holding them.
     expiring: Deadlines<IpNet>,
 }
@@ -575,19 +576,22 @@ impl Held {
         }
     }
 
-    /// The list held now (expired entries left out).
+    /// The list held now (expired entries left out): the loaded list in its order, then
+    /// the entries added since, in address order.
     pub fn list(&self) -> CidrList {
         let now = std::time::Instant::now();
+        let mut added: Vec<IpNet> = self
+            .added
+            .iter()
+            .copied()
+            .filter(|n| !self.expiring.expired(n, now))
+            .collect();
+        added.sort_unstable();
         self.base
             .iter()
             .map(|n| n.trunc())
             .filter(|n| !self.removed.contains(n))
-            .chain(
-                self.added
-                    .iter()
-                    .copied()
-                    .filter(|n| !self.expiring.expired(n, now)),
-            )
+            .chain(added)
             .collect()
     }
 

@@ -173,8 +173,9 @@ impl Prefixes {
             || (self.run(len).binary_search(&k).is_ok() && !self.removed.contains(&k))
     }
 
-    fn has_ancestor(&self, network: u32, len: u8) -> bool {
-        (0..len).any(|l| self.per_length[usize::from(l)] > 0 && self.contains(network & mask(l), l))
+    /// Whether the list holds the length-`len` prefix of `network`.
+    fn covers_at(&self, network: u32, len: u8) -> bool {
+        self.per_length[usize::from(len)] > 0 && self.contains(network & mask(len), len)
     }
 
     /// Adds a prefix that is not in the list.
@@ -421,6 +422,20 @@ impl<S: Store> Dir24<S> {
         self.denies_u32(u32::from(addr))
     }
 
+    /// Whether a strictly shorter prefix of the list covers `network/len`. The table answers
+    /// "no" for most prefixes in one or two reads: a prefix of length <= 24 makes every slot
+    /// it covers [`DIR_DENY`], and one of length 25 to 31 sets the bit of every address it
+    /// covers; only where the table denies `network` are the shorter lengths looked up.
+    fn has_ancestor(&self, network: u32, len: u8) -> bool {
+        let shortest = match self.store.slots()[(network >> 8) as usize] {
+            DIR_DENY => 0,
+            DIR_ALLOW => return false,
+            _ if len <= 25 || !self.denies_u32(network) => return false,
+            _ => 25,
+        };
+        (shortest..len).any(|l| self.prefixes.covers_at(network, l))
+    }
+
     fn denies_u32(&self, addr: u32) -> bool {
         match self.store.slots()[(addr >> 8) as usize] {
             DIR_ALLOW => false,
@@ -566,10 +581,12 @@ impl<S: Store> Dir24<S> {
     /// [`ChunksFull`] when the prefix needs a chunk and none is left.
     pub fn add(&mut self, net: Ipv4Net) -> Result<bool, ChunksFull> {
         let (network, len) = (u32::from(net.network()), net.prefix_len());
-        if self.prefixes.contains(network, len) {
+        // A prefix of the list denies its first address: where the table allows it, the
+        // prefix is new without a look at the list.
+        if self.denies_u32(network) && self.prefixes.contains(network, len) {
             return Ok(false);
         }
-        if !self.prefixes.has_ancestor(network, len) {
+        if !self.has_ancestor(network, len) {
             self.apply(network, len)?;
         }
         self.prefixes.insert(network, len);
@@ -588,7 +605,7 @@ impl<S: Store> Dir24<S> {
         if !self.prefixes.contains(network, len) {
             return Ok(false);
         }
-        if !self.prefixes.has_ancestor(network, len) {
+        if !self.has_ancestor(network, len) {
             // The prefixes strictly inside this one: longer, in its address range.
             let inside = self.prefixes.inside(network, len);
             self.rewrite(network, len, &inside)?;
