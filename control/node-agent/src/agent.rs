@@ -32,6 +32,9 @@ pub const DEFAULT_SETTLE_MS: u64 = 20;
 /// quiet still has its changes applied this often.
 const MAX_DELAY: Duration = Duration::from_secs(1);
 
+/// How many times longer a pending whole-list load waits than entry changes do.
+const BULK_PATIENCE: u32 = 5;
+
 /// How often the loop looks at the stop flag and the settle time.
 const TICK: Duration = Duration::from_millis(20);
 
@@ -158,9 +161,10 @@ impl Agent<'_> {
             if self.stopping() {
                 return Ended::Stop;
             }
-            if pending.is_some_and(|(first, last)| {
-                last.elapsed() >= self.config.settle || first.elapsed() >= MAX_DELAY
-            }) {
+            let (quiet, longest) = self.patience();
+            if pending
+                .is_some_and(|(first, last)| last.elapsed() >= quiet || first.elapsed() >= longest)
+            {
                 pending = None;
                 if let Err(refused) = self.apply(revision, false) {
                     return refused;
@@ -169,8 +173,7 @@ impl Agent<'_> {
             // Wait no longer than the settle time left: a change is applied `settle` after
             // the last one, not at the next tick.
             let wait = pending.map_or(TICK, |(_, last)| {
-                self.config
-                    .settle
+                quiet
                     .saturating_sub(last.elapsed())
                     .clamp(Duration::from_millis(1), TICK)
             });
@@ -198,6 +201,23 @@ impl Agent<'_> {
                 self.refresh_refused();
                 self.reporter.report(&mut self.status);
             }
+        }
+    }
+
+    /// How long pending changes wait for quiet, and at most. Entry changes: `settle` and
+    /// [`MAX_DELAY`]. A pending whole-list load (a publish under way) waits
+    /// [`BULK_PATIENCE`] times longer for both: every load of a partial list is a whole
+    /// table built and thrown away when the rest arrives.
+    fn patience(&self) -> (Duration, Duration) {
+        #[expect(clippy::cast_precision_loss, reason = "a share")]
+        let share = self.chunks.pending() as f64 / self.chunks.entries().max(1) as f64;
+        if share > crate::state::WHOLE_LIST_SHARE {
+            (
+                self.config.settle * BULK_PATIENCE,
+                MAX_DELAY * BULK_PATIENCE,
+            )
+        } else {
+            (self.config.settle, MAX_DELAY)
         }
     }
 
