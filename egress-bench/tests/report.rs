@@ -74,25 +74,30 @@ fn sweep(dir: &std::path::Path, ipset_load: f64) {
     .unwrap();
 }
 
+/// Runs `egress-bench report` on `dir` (against `baseline`), which must succeed; returns the
+/// summary.md it wrote.
+fn report(dir: &std::path::Path, baseline: Option<&std::path::Path>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_egress-bench"));
+    command.arg("report").arg(dir);
+    if let Some(baseline) = baseline {
+        command.arg("--baseline").arg(baseline);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(dir.join("summary.md")).unwrap()
+}
+
 #[test]
 fn report_writes_tables_csv_and_plots() {
     let now = tempfile::tempdir().unwrap();
     let before = tempfile::tempdir().unwrap();
     sweep(now.path(), 0.1);
     sweep(before.path(), 0.2);
-    let out = Command::new(env!("CARGO_BIN_EXE_egress-bench"))
-        .arg("report")
-        .arg(now.path())
-        .arg("--baseline")
-        .arg(before.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = std::fs::read_to_string(now.path().join("summary.md")).unwrap();
+    let summary = report(now.path(), Some(before.path()));
     assert!(summary.contains("| ipset | 1000 | 0.100 |"), "{summary}");
     // The headline comes first: one row per engine at its largest size, the best in bold.
     let headline = summary.find("## Headline").expect("a headline");
@@ -214,17 +219,7 @@ fn a_cluster_record_beside_the_sweep_gets_its_table() {
         }],
     });
     std::fs::write(&path, serde_json::to_vec(&results).unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_egress-bench"))
-        .arg("report")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let summary = report(dir.path(), None);
     let cluster = summary.find("## Cluster").expect("a Cluster section");
     assert!(summary.find("## Headline").unwrap() < cluster, "{summary}");
     assert!(summary[cluster..].contains("| 1000001 | 21 |"), "{summary}");
@@ -236,17 +231,7 @@ fn a_cluster_record_beside_the_sweep_gets_its_table() {
 fn report_html_renders_every_plot_in_a_headless_browser() {
     let dir = tempfile::tempdir().unwrap();
     sweep(dir.path(), 0.1);
-    let out = Command::new(env!("CARGO_BIN_EXE_egress-bench"))
-        .arg("report")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    let summary = report(dir.path(), None);
     let plots = summary.lines().filter(|l| l.starts_with("![")).count();
     assert!(plots >= 3, "summary.md links {plots} plots: {summary}");
     // The headline's columns link to the tables their figures come from, in summary.md

@@ -209,9 +209,7 @@ impl Agent<'_> {
     /// [`BULK_PATIENCE`] times longer for both: every load of a partial list is a whole
     /// table built and thrown away when the rest arrives.
     fn patience(&self) -> (Duration, Duration) {
-        #[expect(clippy::cast_precision_loss, reason = "a share")]
-        let share = self.chunks.pending() as f64 / self.chunks.entries().max(1) as f64;
-        if share > crate::state::WHOLE_LIST_SHARE {
+        if self.chunks.whole_pending() {
             (
                 self.config.settle * BULK_PATIENCE,
                 MAX_DELAY * BULK_PATIENCE,
@@ -244,6 +242,10 @@ impl Agent<'_> {
             ))
         };
         match changes {
+            // After a full read: the fewest changes against what the filter holds.
+            Changes::Whole(union) if whole => {
+                self.filter.sync(&union).map_err(refused)?;
+            }
             _ if whole => {
                 self.filter.sync(&self.chunks.union()).map_err(refused)?;
             }

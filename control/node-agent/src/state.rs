@@ -122,13 +122,13 @@ impl Chunks {
     /// A put of `key`: its entries replace the chunk's, or, refused, the chunk keeps its last
     /// good version. Whether the chunks in force changed.
     pub fn put(&mut self, key: &str, value: &[u8]) -> bool {
-        let before = self.good.get(key).cloned();
-        self.apply(key, value, before.clone());
-        self.good.get(key) != before.as_ref()
+        // Refused, the version in force is the last good one already.
+        self.apply(key, value, None)
     }
 
     /// Puts `key`'s parsed value, or on refusal `last` (its last good version), if any.
-    fn apply(&mut self, key: &str, value: &[u8], last: Option<Vec<IpNet>>) {
+    /// Whether the chunks in force changed.
+    fn apply(&mut self, key: &str, value: &[u8], last: Option<Vec<IpNet>>) -> bool {
         let next = match chunk::parse(key, value) {
             Ok(nets) => {
                 self.refused.remove(key);
@@ -139,16 +139,14 @@ impl Chunks {
                 last
             }
         };
-        if let Some(nets) = next {
-            self.set(key, Some(nets));
-        }
+        next.is_some_and(|nets| self.set(key, Some(nets)))
     }
 
     /// Makes `nets` the chunk at `key` (none: deletes it). What came into the chunk and
     /// went from it is looked up in the other chunks, which are sorted: a change costs what
     /// it changed, whatever the list's length. Past [`WHOLE_LIST_SHARE`] of the list only
-    /// how many is kept.
-    fn set(&mut self, key: &str, nets: Option<Vec<IpNet>>) {
+    /// how many is kept. Whether the chunk changed.
+    fn set(&mut self, key: &str, nets: Option<Vec<IpNet>>) -> bool {
         let nets = nets.map(|nets| {
             let mut nets: Vec<IpNet> = nets.iter().map(IpNet::trunc).collect();
             nets.sort_unstable();
@@ -189,6 +187,7 @@ impl Chunks {
         if let Some(nets) = nets {
             self.good.insert(key.to_owned(), nets);
         }
+        changed > 0
     }
 
     /// A delete of `key`: its entries go (those no other chunk holds). Whether the chunks in
@@ -200,6 +199,12 @@ impl Chunks {
         }
         self.set(key, None);
         true
+    }
+
+    /// Whether the changes pending are past [`WHOLE_LIST_SHARE`]: the next take is the
+    /// whole list.
+    pub fn whole_pending(&self) -> bool {
+        matches!(self.pending, Pending::Whole(_))
     }
 
     /// What changed since the last call: the entries, or the whole list.

@@ -158,11 +158,19 @@ fn headline(md: &mut String, sweep: &Sweep) {
             }),
         ]
     };
+    let figures: Vec<[Option<f64>; 6]> = rows
+        .iter()
+        .map(|&(label, size)| figures_of(label, size))
+        .collect();
     // Lower is better but for throughput and updates.
     let higher_is_better = [false, false, false, false, true, true];
     let mut best: [Option<f64>; 6] = [None; 6];
-    for &(label, size) in rows.iter().filter(|&&(_, size)| size == largest) {
-        for (i, value) in figures_of(label, size).into_iter().enumerate() {
+    for (_, values) in rows
+        .iter()
+        .zip(&figures)
+        .filter(|&(&(_, size), _)| size == largest)
+    {
+        for (i, &value) in values.iter().enumerate() {
             if let Some(v) = value {
                 let better = match best[i] {
                     None => true,
@@ -186,10 +194,7 @@ fn headline(md: &mut String, sweep: &Sweep) {
     );
     // Each column's header links to the table its figures come from.
     // (A column with no figure has no table to link to.)
-    let measured = |i: usize| {
-        rows.iter()
-            .any(|&(l, size)| figures_of(l, size)[i].is_some())
-    };
+    let measured = |i: usize| figures.iter().any(|values| values[i].is_some());
     let link = |text: &str, heading: &str, i: usize| {
         if measured(i) {
             format!("[{text}](#{})", anchor(heading))
@@ -207,8 +212,7 @@ fn headline(md: &mut String, sweep: &Sweep) {
         link("updates/s", UPDATES, 5),
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-    for &(label, size) in &rows {
-        let values = figures_of(label, size);
+    for (&(label, size), values) in rows.iter().zip(&figures) {
         let mark = |i: usize, text: String| {
             if size == largest && values[i].is_some() && values[i] == best[i] {
                 format!("**{text}**")

@@ -164,90 +164,93 @@ pub fn write_all(sweep: &Sweep, dir: &Path) -> Result<Vec<Plot>> {
     let png = font();
     let mut written = Vec::new();
     for chart in &charts {
-        let mut series = series(sweep, chart);
+        let series = series(sweep, chart);
         if series.is_empty() {
             continue;
         }
         // Variants measured at one size only (the largest) are bars of their own, not
         // lonely points among the lines.
-        let mut single: Series = Series::new();
-        if series.values().any(|(_, points)| points.len() > 1) {
-            let lonely: Vec<usize> = series
-                .iter()
-                .filter(|(_, (_, points))| points.len() == 1)
-                .map(|(&i, _)| i)
-                .collect();
-            for i in lonely {
-                single.extend(series.remove_entry(&i));
-            }
-        }
+        let (single, series): (Series, Series) =
+            if series.values().any(|(_, points)| points.len() > 1) {
+                series
+                    .into_iter()
+                    .partition(|(_, (_, points))| points.len() == 1)
+            } else {
+                (Series::new(), series)
+            };
         let noise = if chart.noise {
             noise(sweep)
         } else {
             Vec::new()
         };
-        let mut files = vec![(
-            chart.file.to_owned(),
-            chart.title.to_owned(),
-            chart.caption.to_owned(),
-        )];
+        let lines = Plot {
+            file: chart.file.to_owned(),
+            title: chart.title.to_owned(),
+            caption: chart.caption.to_owned(),
+            png,
+        };
+        Figure::Lines(&series, &noise).write(dir, chart, &lines)?;
+        written.push(lines);
         if !single.is_empty() {
-            files.push((
-                format!("{}_one_size", chart.file),
-                format!("{}: variants run at one size", chart.title),
-                "The same figure for the variants the sweep runs at one size only (named with \
-                 it), each with its spread [min..max]; read them against the engine they vary."
+            let bars = Plot {
+                file: format!("{}_one_size", chart.file),
+                title: format!("{}: variants run at one size", chart.title),
+                caption: "The same figure for the variants the sweep runs at one size only \
+                          (named with it), each with its spread [min..max]; read them against \
+                          the engine they vary."
                     .to_owned(),
-            ));
-        }
-        for (k, (file, title, caption)) in files.into_iter().enumerate() {
-            let svg = dir.join(format!("{file}.svg"));
-            let bars = k == 1;
-            let drawn = if bars { &single } else { &series };
-            if bars {
-                draw_bars(
-                    SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
-                    chart,
-                    &title,
-                    drawn,
-                )?;
-            } else {
-                draw(
-                    SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
-                    chart,
-                    &title,
-                    drawn,
-                    &noise,
-                )?;
-            }
-            if png {
-                let path = dir.join(format!("{file}.png"));
-                if bars {
-                    draw_bars(
-                        BitMapBackend::new(&path, (900, 560)).into_drawing_area(),
-                        chart,
-                        &title,
-                        drawn,
-                    )?;
-                } else {
-                    draw(
-                        BitMapBackend::new(&path, (900, 560)).into_drawing_area(),
-                        chart,
-                        &title,
-                        drawn,
-                        &noise,
-                    )?;
-                }
-            }
-            written.push(Plot {
-                file,
-                title,
-                caption,
                 png,
-            });
+            };
+            Figure::Bars(&single).write(dir, chart, &bars)?;
+            written.push(bars);
         }
     }
     Ok(written)
+}
+
+/// What one plot file draws.
+enum Figure<'a> {
+    /// Lines against list size, and the method's zero band (empty: none).
+    Lines(&'a Series, &'a [(u64, f64)]),
+    /// One bar per variant.
+    Bars(&'a Series),
+}
+
+impl Figure<'_> {
+    /// Writes `plot.file` as SVG, and as PNG when `plot.png`.
+    fn write(&self, dir: &Path, chart: &Chart<'_>, plot: &Plot) -> Result<()> {
+        const SIZE: (u32, u32) = (900, 560);
+        let svg = dir.join(format!("{}.svg", plot.file));
+        self.draw_on(
+            SVGBackend::new(&svg, SIZE).into_drawing_area(),
+            chart,
+            &plot.title,
+        )?;
+        if plot.png {
+            let png = dir.join(format!("{}.png", plot.file));
+            self.draw_on(
+                BitMapBackend::new(&png, SIZE).into_drawing_area(),
+                chart,
+                &plot.title,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn draw_on<B: DrawingBackend>(
+        &self,
+        area: DrawingArea<B, plotters::coord::Shift>,
+        chart: &Chart<'_>,
+        title: &str,
+    ) -> Result<()>
+    where
+        B::ErrorType: 'static,
+    {
+        match self {
+            Self::Lines(series, noise) => draw(area, chart, title, series, noise),
+            Self::Bars(series) => draw_bars(area, chart, title, series),
+        }
+    }
 }
 
 /// One point of a series: the median at a size and its spread.

@@ -373,7 +373,7 @@ impl<S: Store> Dir24<S> {
     ///
     /// # Panics
     /// Never: stored prefix lengths are at most 32.
-    pub fn nets(&mut self) -> Vec<Ipv4Net> {
+    pub fn nets(&self) -> Vec<Ipv4Net> {
         let mut prefixes: Vec<(u32, u8)> = self
             .prefixes
             .iter()
