@@ -86,6 +86,43 @@ pub enum Changes {
     Whole(CidrList),
 }
 
+/// `nets` (truncated) in `IpNet` order without repeats. Sorting words is several times
+/// faster than sorting `IpNet`s (an enum compared field by field): a million entries in a
+/// few tens of milliseconds.
+fn sorted_distinct(nets: impl Iterator<Item = IpNet>) -> Vec<IpNet> {
+    let mut v4: Vec<u64> = Vec::new();
+    let mut v6: Vec<(u128, u8)> = Vec::new();
+    for net in nets {
+        match net {
+            IpNet::V4(n) => {
+                v4.push(u64::from(u32::from(n.network())) << 8 | u64::from(n.prefix_len()));
+            }
+            IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len())),
+        }
+    }
+    v4.sort_unstable();
+    v4.dedup();
+    v6.sort_unstable();
+    v6.dedup();
+    let v4 = v4.into_iter().map(|k| {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "the address is the high 32 bits"
+        )]
+        let address = std::net::Ipv4Addr::from((k >> 8) as u32);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "the length is the low 8 bits"
+        )]
+        let length = k as u8;
+        IpNet::V4(ipnet::Ipv4Net::new_assert(address, length))
+    });
+    let v6 = v6
+        .into_iter()
+        .map(|(address, length)| IpNet::V6(ipnet::Ipv6Net::new_assert(address.into(), length)));
+    v4.chain(v6).collect()
+}
+
 /// The entries only in `a` and the entries only in `b`, both sorted.
 fn sorted_differences(a: &[IpNet], b: &[IpNet]) -> (Vec<IpNet>, Vec<IpNet>) {
     let (mut i, mut j) = (0, 0);
@@ -147,12 +184,7 @@ impl Chunks {
     /// it changed, whatever the list's length. Past [`WHOLE_LIST_SHARE`] of the list only
     /// how many is kept. Whether the chunk changed.
     fn set(&mut self, key: &str, nets: Option<Vec<IpNet>>) -> bool {
-        let nets = nets.map(|nets| {
-            let mut nets: Vec<IpNet> = nets.iter().map(IpNet::trunc).collect();
-            nets.sort_unstable();
-            nets.dedup();
-            nets
-        });
+        let nets = nets.map(|nets| sorted_distinct(nets.iter().map(IpNet::trunc)));
         let old = self.good.remove(key).unwrap_or_default();
         let (left, joined) = sorted_differences(&old, nets.as_deref().unwrap_or_default());
         let changed = left.len() + joined.len();
@@ -236,39 +268,9 @@ impl Chunks {
 
     /// The union of the chunks in force: IPv4 then IPv6, each in ascending order.
     pub fn union(&self) -> CidrList {
-        // Sorting words is several times faster than sorting `IpNet`s (an enum compared
-        // field by field): a million entries in a few tens of milliseconds.
-        let mut v4: Vec<u64> = Vec::new();
-        let mut v6: Vec<(u128, u8)> = Vec::new();
-        for net in self.good.values().flatten() {
-            match net {
-                IpNet::V4(n) => {
-                    v4.push(u64::from(u32::from(n.network())) << 8 | u64::from(n.prefix_len()));
-                }
-                IpNet::V6(n) => v6.push((u128::from(n.network()), n.prefix_len())),
-            }
-        }
-        v4.sort_unstable();
-        v4.dedup();
-        v6.sort_unstable();
-        v6.dedup();
-        let v4 = v4.into_iter().map(|k| {
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "the address is the high 32 bits"
-            )]
-            let address = std::net::Ipv4Addr::from((k >> 8) as u32);
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "the length is the low 8 bits"
-            )]
-            let length = k as u8;
-            IpNet::V4(ipnet::Ipv4Net::new_assert(address, length))
-        });
-        let v6 = v6
+        sorted_distinct(self.good.values().flatten().copied())
             .into_iter()
-            .map(|(address, length)| IpNet::V6(ipnet::Ipv6Net::new_assert(address.into(), length)));
-        v4.chain(v6).collect()
+            .collect()
     }
 
     /// How many distinct entries the chunks in force hold (while the whole list is
@@ -356,6 +358,25 @@ mod tests {
             }
             Changes::Whole(_) => panic!("expected entry changes, got the whole list"),
         }
+    }
+
+    #[test]
+    fn word_sorting_gives_ipnet_order() {
+        let nets: Vec<IpNet> = [
+            "2001:db8::/48",
+            "10.0.0.0/8",
+            "10.0.0.0/16",
+            "9.255.0.0/16",
+            "2001:db8::/32",
+            "10.0.0.0/8",
+        ]
+        .iter()
+        .map(|s| net(s))
+        .collect();
+        let mut expected = nets.clone();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(sorted_distinct(nets.into_iter()), expected);
     }
 
     #[test]

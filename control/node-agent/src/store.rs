@@ -26,7 +26,7 @@ pub enum Security {
 /// How to reach the store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// Client URLs (`https://10.0.0.5:2379`), tried in turn.
+    /// Client URLs (`https://10.0.0.5:2379`), tried in turn from one chosen by process id.
     pub endpoints: Vec<String>,
     /// The key prefix that holds the list's chunks.
     pub prefix: String,
@@ -53,6 +53,12 @@ impl Store {
             prefix,
             security,
         }
+    }
+
+    /// Where this process starts trying endpoints: its process id modulo their number.
+    fn first_endpoint(&self) -> usize {
+        let pid = usize::try_from(std::process::id()).unwrap_or(0);
+        pid.checked_rem(self.endpoints.len()).unwrap_or(0)
     }
 
     /// A client: 2 s to connect, 10 s per request, an HTTP/2 ping every second that fails
@@ -96,9 +102,15 @@ impl Store {
             )));
         }
         // One endpoint at a time, the first that answers: a channel balanced over every
-        // endpoint fails its requests while any one member is down.
+        // endpoint fails its requests while any one member is down. Each process starts at
+        // its own member (by process id), so a fleet's watches spread over the members
+        // instead of all landing on the first.
+        let start = self.first_endpoint();
         let mut last = None;
-        for endpoint in &self.endpoints {
+        for endpoint in self.endpoints[start..]
+            .iter()
+            .chain(&self.endpoints[..start])
+        {
             let answered = async {
                 let mut client = Client::connect([endpoint], Some(options.clone())).await?;
                 client.status().await?;

@@ -475,9 +475,14 @@ fn read_entry(
     line_no: u64,
     options: &ParseOptions,
 ) -> Result<(IpNet, bool), LineProblem> {
-    let text =
-        std::str::from_utf8(text).map_err(|_| LineProblem::NotAnEntry("not UTF-8 text".into()))?;
-    let written = parse_entry(text).map_err(LineProblem::NotAnEntry)?;
+    let written = match plain_v4(text) {
+        Some(net) => IpNet::V4(net),
+        None => {
+            let text = std::str::from_utf8(text)
+                .map_err(|_| LineProblem::NotAnEntry("not UTF-8 text".into()))?;
+            parse_entry(text).map_err(LineProblem::NotAnEntry)?
+        }
+    };
     if line_no > u64::from(u32::MAX) {
         return Err(LineProblem::NotAnEntry(format!(
             "lists are read up to line {} at most",
@@ -489,6 +494,45 @@ fn read_entry(
         return Err(LineProblem::HostBits(net));
     }
     Ok((net, net != written))
+}
+
+/// The common case read without the general parser: `a.b.c.d` or `a.b.c.d/n` written
+/// canonically (no leading zeros, octets up to 255, lengths up to 32). Anything else is
+/// `None` and goes to [`parse_entry`], which reads these forms the same way.
+fn plain_v4(text: &[u8]) -> Option<Ipv4Net> {
+    /// A decimal number of one to `max_digits` digits without a leading zero, and the rest.
+    fn number(text: &[u8], max_digits: usize) -> Option<(u32, &[u8])> {
+        let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > max_digits || (digits > 1 && text[0] == b'0') {
+            return None;
+        }
+        let value = text[..digits]
+            .iter()
+            .fold(0u32, |n, &b| n * 10 + u32::from(b - b'0'));
+        Some((value, &text[digits..]))
+    }
+    let mut rest = text;
+    let mut address = 0u32;
+    for i in 0..4 {
+        if i > 0 {
+            rest = rest.strip_prefix(b".")?;
+        }
+        let (octet, after) = number(rest, 3)?;
+        if octet > 255 {
+            return None;
+        }
+        address = address << 8 | octet;
+        rest = after;
+    }
+    let length = match rest {
+        [] => 32,
+        [b'/', digits @ ..] => match number(digits, 2)? {
+            (length, []) if length <= 32 => length,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Ipv4Net::new(address.into(), u8::try_from(length).ok()?).ok()
 }
 
 fn parse_entry(text: &str) -> Result<IpNet, String> {
@@ -558,6 +602,44 @@ mod tests {
 
     fn parse(text: &str) -> Result<CidrList, ParseError> {
         CidrList::parse(text.as_bytes(), "test", &ParseOptions::default())
+    }
+
+    #[test]
+    fn the_ipv4_fast_path_reads_what_the_general_parser_reads() {
+        let cases = [
+            "1.2.3.4",
+            "1.2.3.4/32",
+            "0.0.0.0/0",
+            "255.255.255.255",
+            "10.0.0.0/8",
+            "10.1.2.3/8",
+            "198.18.0.0/15",
+            "1.2.3.4/33",
+            "1.2.3.4/",
+            "1.2.3.4/08",
+            "1.2.3.4/0",
+            "01.2.3.4",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1.2.3.4/1/2",
+            "1..3.4",
+            "1.2.3.4x",
+            "1234.1.1.1",
+            "1.2.3.4/100",
+            "::1",
+            "a.b.c.d",
+        ];
+        for case in ["1.2.3.4", "10.1.2.3/8", "0.0.0.0/0", "255.255.255.255/32"] {
+            assert!(plain_v4(case.as_bytes()).is_some(), "{case}");
+        }
+        for case in cases {
+            let general = parse_entry(case).ok();
+            // Left to the general parser is fine; what the fast path reads, it reads the same.
+            if let Some(fast) = plain_v4(case.as_bytes()) {
+                assert_eq!(Some(IpNet::V4(fast)), general, "{case}");
+            }
+        }
     }
 
     #[test]
