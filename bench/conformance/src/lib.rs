@@ -121,6 +121,35 @@ fn expect_probes(bed: &Testbed, denied: Probe, when: &str) {
     }
 }
 
+/// The disjoint address ranges `list`'s entries of `family` make, overlapping or touching
+/// ones merged.
+fn disjoint_ranges(list: &CidrList, family: Family) -> u64 {
+    let mut spans: Vec<(u128, u128)> = list
+        .iter()
+        .filter(|n| Family::of(n.addr()) == family)
+        .map(|n| match n {
+            ipnet::IpNet::V4(n) => (
+                u128::from(u32::from(n.network())),
+                u128::from(u32::from(n.broadcast())),
+            ),
+            ipnet::IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut ranges = 0;
+    let mut end: Option<u128> = None;
+    for (first, last) in spans {
+        match end {
+            Some(e) if first <= e.saturating_add(1) => end = Some(e.max(last)),
+            _ => {
+                ranges += 1;
+                end = Some(last);
+            }
+        }
+    }
+    ranges
+}
+
 /// The kernel holds what the engine's bookkeeping says, read back from the kernel (rules,
 /// set members or elements, map keys); where the unit is one per entry, that is also
 /// `list`'s distinct entries. Every engine reads its state back.
@@ -141,7 +170,17 @@ pub fn assert_kernel_agrees(filter: &dyn EgressFilter, list: &CidrList, when: &s
         count.unit,
         count.expected
     );
-    if count.unit != CountUnit::SetElements {
+    if count.unit == CountUnit::Ranges {
+        for (i, family) in Family::BOTH.into_iter().enumerate() {
+            if let Some(read) = count.read[i] {
+                assert_eq!(
+                    read,
+                    disjoint_ranges(list, family),
+                    "{when}: {family:?} denied ranges in the kernel"
+                );
+            }
+        }
+    } else if count.unit != CountUnit::SetElements {
         let distinct = |family| {
             list.iter()
                 .filter(|n| Family::of(n.addr()) == family)

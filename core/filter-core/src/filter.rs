@@ -153,7 +153,7 @@ pub struct KernelCount {
     /// What is counted.
     pub unit: CountUnit,
     /// Per family (IPv4, IPv6), as the kernel lists it; `None` where its layout cannot give
-    /// the count back (the constant-time table's IPv4 side expands prefixes into slots).
+    /// the count back.
     pub read: [Option<u64>; 2],
     /// Per family, what the engine's bookkeeping says the kernel holds, in that unit.
     pub expected: [u64; 2],
@@ -182,6 +182,9 @@ pub enum CountUnit {
     SetElements,
     /// Keys of the maps, one per distinct entry (eBPF tries and hashes).
     MapKeys,
+    /// Disjoint denied address ranges: entries that overlap or touch count once (the
+    /// constant-time tables, which keep addresses, not entries).
+    Ranges,
 }
 
 /// What a loaded filter reports about itself.

@@ -47,11 +47,15 @@ pub enum Mix {
     /// Prefix lengths uniform in /8../32 (IPv6: /16../128), short lengths capped at a quarter
     /// of what exists.
     Uniform,
+    /// Like a real threat feed, with many lengths: IPv4 85% /32, 8% /24, 7% over the other
+    /// lengths of /16../31; IPv6 25% /128, 30% /64, 10% /56, 15% /48, 20% allocations over
+    /// /29../47.
+    Feed,
 }
 
 impl Mix {
     /// Every mix, in the order the CLI lists them.
-    pub const ALL: [Mix; 3] = [Mix::Default, Mix::Hosts, Mix::Uniform];
+    pub const ALL: [Mix; 4] = [Mix::Default, Mix::Hosts, Mix::Uniform, Mix::Feed];
 
     /// The mix's CLI name.
     pub fn name(self) -> &'static str {
@@ -59,6 +63,7 @@ impl Mix {
             Mix::Default => "default",
             Mix::Hosts => "hosts",
             Mix::Uniform => "uniform",
+            Mix::Feed => "feed",
         }
     }
 }
@@ -122,6 +127,14 @@ impl Mix {
             (Mix::Hosts, Family::V6) => vec![(128, 1)],
             (Mix::Uniform, Family::V4) => (8..=32).rev().map(|len| (len, 1)).collect(),
             (Mix::Uniform, Family::V6) => (16..=128).rev().map(|len| (len, 1)).collect(),
+            (Mix::Feed, Family::V4) => [(32, 850), (24, 80)]
+                .into_iter()
+                .chain((16..=31).rev().filter(|&l| l != 24).map(|len| (len, 5)))
+                .collect(),
+            (Mix::Feed, Family::V6) => [(128, 250), (64, 300), (56, 100), (48, 150)]
+                .into_iter()
+                .chain((29..=47).rev().map(|len| (len, 10)))
+                .collect(),
         }
     }
 }

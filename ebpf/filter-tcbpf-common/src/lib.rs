@@ -62,24 +62,47 @@ pub const DIR_ALLOW: u32 = 0;
 pub const DIR_DENY: u32 = 1;
 /// First-level values from this one on point into the second level.
 pub const DIR_FIRST_CHUNK: u32 = 2;
-/// The constant-time table's IPv6 side when the list has at most [`V6_MAX_LENGTHS`] distinct
-/// prefix lengths: `BPF_MAP_TYPE_HASH` keyed by [`V6_KEY_BYTES`] bytes (the address masked
-/// to the prefix, then the prefix length, then zeros), value `u8` (unused). The program
-/// looks the destination up once per length in the list. More lengths: the LPM trie.
-pub const MAP_DIR_V6: &str = "EGB_DIR_V6";
-/// Bytes of a [`MAP_DIR_V6`] key.
-pub const V6_KEY_BYTES: usize = 20;
-/// The most distinct IPv6 prefix lengths looked up by hash; past this a trie is faster.
-pub const V6_MAX_LENGTHS: usize = 4;
-/// Global (`[u8; V6_MAX_LENGTHS]`, set at load): the IPv6 prefix lengths to look up by hash,
-/// most populous first.
-pub const GLOBAL_V6_LENGTHS: &str = "EGB_V6_LENGTHS";
-/// Global (`u32`, set at load): how many of [`GLOBAL_V6_LENGTHS`] are used; 0 means the LPM
-/// trie holds IPv6.
-pub const GLOBAL_V6_LENGTH_COUNT: &str = "EGB_V6_LENGTH_COUNT";
+/// The bounded-time IPv6 table's cells (a range table, after DXR): `BPF_MAP_TYPE_ARRAY` of
+/// `[u32; 4]`, `BPF_F_MMAPABLE`; its mmap view is one `u32` per cell. The first
+/// 2^[`GLOBAL_V6_TOP_BITS`] cells are indexed by the top bits of the destination; below them
+/// come subdirectories of [`RANGE_FANOUT`] cells, indexed by the next 8 bits. A cell is a
+/// subdirectory ([`RANGE_SUBDIR`] set, its index in the other bits) or a leaf: the state of
+/// the cell's first address (bit 0, set: denied), then how many points inside the cell flip
+/// that state (bits 1..=5, at most [`RANGE_LEAF_MAX`]) and the index of the line of
+/// [`MAP_V6_HIGH`] and [`MAP_V6_LOW`] that holds them (bits 6..=30).
+pub const MAP_V6_CELLS: &str = "EGB_V6_CELLS";
+/// The flip points of the range table's leaves, one 64-byte line per leaf, ascending within
+/// it: their high 64 bits (`BPF_MAP_TYPE_ARRAY` of `[u64; 8]`, `BPF_F_MMAPABLE`).
+pub const MAP_V6_HIGH: &str = "EGB_V6_HIGH";
+/// The flip points' low 64 bits, at the same indexes as [`MAP_V6_HIGH`].
+pub const MAP_V6_LOW: &str = "EGB_V6_LOW";
+/// Global (`u32`, set at load): how many top bits of an IPv6 destination index the first
+/// cells ([`RANGE_TOP_BITS_MIN`]..=[`RANGE_TOP_BITS_MAX`]).
+pub const GLOBAL_V6_TOP_BITS: &str = "EGB_V6_TOP_BITS";
+/// The fewest top bits the range table indexes.
+pub const RANGE_TOP_BITS_MIN: u32 = 8;
+/// The most top bits the range table indexes (16 MiB of first cells).
+pub const RANGE_TOP_BITS_MAX: u32 = 22;
+/// A range-table cell that is a subdirectory: the other bits are its index.
+pub const RANGE_SUBDIR: u32 = 1 << 31;
+/// Cells per subdirectory: one per value of the next 8 bits.
+pub const RANGE_FANOUT: u32 = 256;
+/// The most flip points a leaf holds (a line of halves): past this a cell becomes a
+/// subdirectory.
+pub const RANGE_LEAF_MAX: u32 = 8;
+/// Where a leaf's flip count starts, and its mask once shifted.
+pub const RANGE_COUNT_SHIFT: u32 = 1;
+/// The mask of a leaf's flip count.
+pub const RANGE_COUNT_MASK: u32 = 0x1f;
+/// Where a leaf's line index starts.
+pub const RANGE_OFFSET_SHIFT: u32 = 6;
+/// The most subdirectory levels below the first cells: enough to reach single addresses
+/// from the fewest top bits.
+pub const RANGE_MAX_DEPTH: u32 = (128 - RANGE_TOP_BITS_MIN).div_ceil(8);
 /// `BPF_F_MMAPABLE`: array maps whose values user space can mmap.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
-/// The filter program on the constant-time table (DIR-24-8 for IPv4, LPM trie for IPv6).
+/// The filter program on the constant-time tables (DIR-24-8 for IPv4, the range table for
+/// IPv6).
 pub const PROG_FILTER_DIR: &str = "egb_filter_dir";
 /// Benchmark only: [`PROG_COLD`] on the constant-time table.
 pub const PROG_COLD_DIR: &str = "egb_cold_dir";
@@ -87,7 +110,7 @@ pub const PROG_COLD_DIR: &str = "egb_cold_dir";
 pub const PROG_FILTER_COLD_DIR: &str = "egb_filter_cold_dir";
 /// Benchmark only: [`COLD_LOOKUPS`] pseudo-random IPv6 addresses (2000::/3) per run, LPM trie.
 pub const PROG_COLD_V6: &str = "egb_cold_v6";
-/// Benchmark only: [`PROG_COLD_V6`] on the constant-time table's IPv6 side.
+/// Benchmark only: [`PROG_COLD_V6`] on the range table.
 pub const PROG_COLD_V6_DIR: &str = "egb_cold_v6_dir";
 /// Benchmark only: [`PROG_COLD_V6`] without the lookups.
 pub const PROG_COLD_V6_BASE: &str = "egb_cold_v6_base";

@@ -3,7 +3,7 @@
 //!
 //! - `egb_filter`: an LPM trie per family.
 //! - `egb_filter_dir`: IPv4 in a constant-time DIR-24-8 table (two array reads at most),
-//!   IPv6 in the LPM trie.
+//!   IPv6 in a bounded-time range table.
 //!
 //! Per packet: one `bpf_skb_load_bytes` of the destination (bounded, works on non-linear
 //! skbs), the lookup, two per-CPU counter updates. No logging.
@@ -21,7 +21,7 @@
 use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use aya_ebpf::macros::{cgroup_skb, cgroup_sock_addr, classifier, map};
 use aya_ebpf::maps::lpm_trie::Key;
-use aya_ebpf::maps::{Array, HashMap, LpmTrie, PerCpuArray};
+use aya_ebpf::maps::{Array, LpmTrie, PerCpuArray};
 use aya_ebpf::programs::{SkBuffContext, SockAddrContext, TcContext};
 use filter_tcbpf_common as common;
 use filter_tcbpf_common::mix;
@@ -44,17 +44,22 @@ static DIR_SLOTS: Array<[u32; 4]> = Array::with_max_entries(1, common::BPF_F_MMA
 static DIR_CHUNKS: Array<[u8; common::DIR_CHUNK_BYTES]> =
     Array::with_max_entries(1, common::BPF_F_MMAPABLE);
 
-/// IPv6 prefixes by (masked address, length), when the list has few distinct lengths.
-#[map(name = "EGB_DIR_V6")]
-static DIR_V6: HashMap<[u8; common::V6_KEY_BYTES], u8> = HashMap::with_max_entries(1, 0);
+/// The IPv6 range table's cells (see filter-tcbpf-common): left at one entry when the LPM
+/// trie is used.
+#[map(name = "EGB_V6_CELLS")]
+static V6_CELLS: Array<[u32; 4]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
 
-/// The IPv6 prefix lengths to look up in `DIR_V6`, set by the loader (read-only data, so
-/// the verifier knows them).
+/// The range table's flip points, high 64 bits, a line per leaf.
+#[map(name = "EGB_V6_HIGH")]
+static V6_HIGH: Array<[u64; 8]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+
+/// The range table's flip points, low 64 bits, a line per leaf.
+#[map(name = "EGB_V6_LOW")]
+static V6_LOW: Array<[u64; 8]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+
+/// How many top bits index the first cells, set by the loader (read-only data).
 #[unsafe(no_mangle)]
-static EGB_V6_LENGTHS: [u8; common::V6_MAX_LENGTHS] = [0; common::V6_MAX_LENGTHS];
-/// How many of `EGB_V6_LENGTHS` are used; 0: IPv6 is in the LPM trie.
-#[unsafe(no_mangle)]
-static EGB_V6_LENGTH_COUNT: u32 = 0;
+static EGB_V6_TOP_BITS: u32 = common::RANGE_TOP_BITS_MIN;
 
 #[map(name = "EGB_COUNTERS")]
 static COUNTERS: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(common::COUNTERS, 0);
@@ -204,73 +209,141 @@ fn dir_denies(dst: [u8; 4]) -> bool {
     (chunk[(bit >> 3) as usize] >> (bit & 7)) & 1 != 0
 }
 
-/// The top `bits` bits of a `u64` set.
-#[inline(always)]
-fn high_bits(bits: u32) -> u64 {
-    match bits {
-        0 => 0,
-        64.. => u64::MAX,
-        _ => u64::MAX << (64 - bits),
-    }
-}
-
-/// Whether the constant-time table denies an IPv6 address: the trie, or one hash lookup
-/// per prefix length in the list.
+/// Whether the range table denies an IPv6 address: the first cell by the top bits, down
+/// subdirectories by 8 bits at a time, then a scan of the leaf's line of flip points (at
+/// most [`RANGE_MAX_DEPTH`](common::RANGE_MAX_DEPTH) + 1 cell reads and one line read,
+/// whatever the list).
 #[inline(always)]
 fn dir_denies_v6(dst: [u8; 16]) -> bool {
-    dir_denies_v6_with(dst, trie_denies_v6)
-}
-
-/// The longest IPv6 match only, without looking past an expired one: what the cold-lookup
-/// benchmarks time (64 lookups of the full walk in one program are too many paths for the
-/// verifier), and what a list without timeouts costs.
-#[inline(always)]
-fn longest_match_v6(dst: [u8; 16]) -> bool {
-    DENY_V6.get(&Key::new(128, dst)).is_some()
-}
-
-/// [`dir_denies_v6`] with `trie` for lists kept in the LPM trie.
-#[inline(always)]
-fn dir_denies_v6_with(dst: [u8; 16], trie: impl Fn([u8; 16]) -> bool) -> bool {
-    // SAFETY: plain reads of read-only globals; volatile so that their load-time values,
-    // not the defaults, are used.
-    let (count, lengths) = unsafe {
-        (
-            core::ptr::read_volatile(&raw const EGB_V6_LENGTH_COUNT),
-            core::ptr::read_volatile(&raw const EGB_V6_LENGTHS),
-        )
-    };
-    if count == 0 {
-        return trie(dst);
-    }
     let mut high = [0u8; 8];
     let mut low = [0u8; 8];
     high.copy_from_slice(&dst[..8]);
     low.copy_from_slice(&dst[8..]);
-    let (high, low) = (u64::from_be_bytes(high), u64::from_be_bytes(low));
-    for (i, &len) in lengths.iter().enumerate() {
+    range_denies(u64::from_be_bytes(high), u64::from_be_bytes(low))
+}
+
+/// [`dir_denies_v6`] of the address's high and low 64 bits.
+#[inline(always)]
+fn range_denies(high: u64, low: u64) -> bool {
+    // SAFETY: a plain read of a read-only global; volatile so that its load-time value,
+    // not the default, is used.
+    let top = unsafe { core::ptr::read_volatile(&raw const EGB_V6_TOP_BITS) };
+    if !(common::RANGE_TOP_BITS_MIN..=common::RANGE_TOP_BITS_MAX).contains(&top) {
+        return false;
+    }
+    let Some(mut cell) = range_cell((high >> (64 - top)) as u32) else {
+        return false;
+    };
+    let mut used = top;
+    for _ in 0..common::RANGE_MAX_DEPTH {
+        if cell & common::RANGE_SUBDIR == 0 {
+            break;
+        }
+        let index = (1u32 << top)
+            + (cell & !common::RANGE_SUBDIR) * common::RANGE_FANOUT
+            + byte_at(high, low, used);
+        let Some(next) = range_cell(index) else {
+            return false;
+        };
+        cell = next;
+        used += 8;
+    }
+    if cell & common::RANGE_SUBDIR != 0 {
+        return false;
+    }
+    let line = cell >> common::RANGE_OFFSET_SHIFT;
+    let count = (cell >> common::RANGE_COUNT_SHIFT) & common::RANGE_COUNT_MASK;
+    if count == 0 {
+        return cell & 1 != 0;
+    }
+    // The flip points at or below the address: a scan of the leaf's one line (sorted, so
+    // it stops at the first one above).
+    let Some(points) = V6_HIGH.get(line) else {
+        return false;
+    };
+    let mut below = 0;
+    for (i, &point) in points.iter().enumerate() {
         if i as u32 >= count {
             break;
         }
-        let len = u32::from(len);
-        let mut key = [0u8; common::V6_KEY_BYTES];
-        key[..8].copy_from_slice(&(high & high_bits(len)).to_be_bytes());
-        key[8..16].copy_from_slice(&(low & high_bits(len.saturating_sub(64))).to_be_bytes());
-        key[16] = len as u8;
-        // SAFETY: the value is not kept past this line.
-        if unsafe { DIR_V6.get(&key) }.is_some() {
-            return true;
+        // The low half is read only when the high halves tie (rare but for /65../128
+        // edges in the address's own /64).
+        let at_or_below = point < high
+            || (point == high
+                && match V6_LOW.get(line) {
+                    Some(lows) => lows[i] <= low,
+                    None => return false,
+                });
+        if !at_or_below {
+            break;
         }
+        below += 1;
     }
-    false
+    ((cell ^ below) & 1) != 0
+}
+
+/// One cell of the range table.
+#[inline(always)]
+fn range_cell(index: u32) -> Option<u32> {
+    V6_CELLS
+        .get(index >> 2)
+        .map(|group| group[(index & 3) as usize])
+}
+
+/// Bits `used..used + 8` of the address (`used` at most 120).
+#[inline(always)]
+fn byte_at(high: u64, low: u64, used: u32) -> u32 {
+    let byte = if used <= 56 {
+        high >> (56 - used)
+    } else if used >= 64 {
+        low >> ((120 - used) & 63)
+    } else {
+        let shift = used - 56;
+        (high << shift) | (low >> (64 - shift))
+    };
+    (byte & 0xff) as u32
+}
+
+/// How a program looks destinations up: in the LPM tries, or in the constant-time tables.
+trait Lookup {
+    fn v4(dst: [u8; 4]) -> bool;
+    /// Reads the IPv6 destination at `offset` of the packet and looks it up.
+    fn v6<P: Packet>(ctx: &P, offset: usize) -> Option<bool>;
+}
+
+/// The LPM tries.
+struct Tries;
+
+impl Lookup for Tries {
+    #[inline(always)]
+    fn v4(dst: [u8; 4]) -> bool {
+        trie_denies(dst)
+    }
+    #[inline(always)]
+    fn v6<P: Packet>(ctx: &P, offset: usize) -> Option<bool> {
+        Some(trie_denies_v6(read(ctx, offset)?))
+    }
+}
+
+/// DIR-24-8 for IPv4, the range table for IPv6.
+struct Tables;
+
+impl Lookup for Tables {
+    #[inline(always)]
+    fn v4(dst: [u8; 4]) -> bool {
+        dir_denies(dst)
+    }
+    #[inline(always)]
+    fn v6<P: Packet>(ctx: &P, offset: usize) -> Option<bool> {
+        // Copied by the helper into aligned words: two 8-byte loads, where reading the
+        // packet in place takes sixteen byte loads (the target has no unaligned loads).
+        let words: [u64; 2] = ctx.load(offset)?;
+        Some(range_denies(u64::from_be(words[0]), u64::from_be(words[1])))
+    }
 }
 
 #[inline(always)]
-fn denied<P: Packet>(
-    ctx: &P,
-    v4_denies: impl Fn([u8; 4]) -> bool,
-    v6_denies: impl Fn([u8; 16]) -> bool,
-) -> Option<bool> {
+fn denied<P: Packet, L: Lookup>(ctx: &P) -> Option<bool> {
     // skb->protocol is the EtherType in network order.
     #[expect(
         clippy::cast_possible_truncation,
@@ -280,12 +353,9 @@ fn denied<P: Packet>(
     match proto {
         ETH_P_IP => {
             let dst: [u8; 4] = read(ctx, P::L3 + IPV4_DST)?;
-            Some(v4_denies(dst))
+            Some(L::v4(dst))
         }
-        ETH_P_IPV6 => {
-            let dst: [u8; 16] = read(ctx, P::L3 + IPV6_DST)?;
-            Some(v6_denies(dst))
-        }
+        ETH_P_IPV6 => L::v6(ctx, P::L3 + IPV6_DST),
         _ => None,
     }
 }
@@ -293,13 +363,13 @@ fn denied<P: Packet>(
 /// Drops packets to denied destinations (LPM tries).
 #[classifier]
 pub fn egb_filter(ctx: TcContext) -> i32 {
-    verdict(&ctx, denied(&ctx, trie_denies, trie_denies_v6))
+    verdict(&ctx, denied::<_, Tries>(&ctx))
 }
 
-/// Drops packets to denied destinations (constant-time table for IPv4).
+/// Drops packets to denied destinations (constant-time tables).
 #[classifier]
 pub fn egb_filter_dir(ctx: TcContext) -> i32 {
-    verdict(&ctx, denied(&ctx, dir_denies, dir_denies_v6))
+    verdict(&ctx, denied::<_, Tables>(&ctx))
 }
 
 #[inline(always)]
@@ -327,13 +397,13 @@ fn cgroup_verdict(ctx: &SkBuffContext, denied: Option<bool>) -> i32 {
 /// `egb_filter` on a cgroup's egress: the packets of the cgroup's sockets (LPM tries).
 #[cgroup_skb(egress)]
 pub fn egb_cg_filter(ctx: SkBuffContext) -> i32 {
-    cgroup_verdict(&ctx, denied(&ctx, trie_denies, trie_denies_v6))
+    cgroup_verdict(&ctx, denied::<_, Tries>(&ctx))
 }
 
-/// `egb_filter_dir` on a cgroup's egress (constant-time table for IPv4).
+/// `egb_filter_dir` on a cgroup's egress (constant-time tables).
 #[cgroup_skb(egress)]
 pub fn egb_cg_filter_dir(ctx: SkBuffContext) -> i32 {
-    cgroup_verdict(&ctx, denied(&ctx, dir_denies, dir_denies_v6))
+    cgroup_verdict(&ctx, denied::<_, Tables>(&ctx))
 }
 
 /// Lets every packet of the cgroup go: the cost of being attached there at all.
@@ -587,16 +657,24 @@ fn mixed_v6(x: u32) -> [u8; 16] {
     addr
 }
 
+/// The longest IPv6 match only, without looking past an expired one: what the cold-lookup
+/// benchmark times (64 lookups of the full walk in one program are too many paths for the
+/// verifier), and what a list without timeouts costs.
+#[inline(always)]
+fn longest_match_v6(dst: [u8; 16]) -> bool {
+    DENY_V6.get(&Key::new(128, dst)).is_some()
+}
+
 /// Benchmark only: `egb_cold` for IPv6, in the LPM trie.
 #[classifier]
 pub fn egb_cold_v6(_ctx: TcContext) -> i32 {
     cold_run(|x| longest_match_v6(mixed_v6(x)))
 }
 
-/// Benchmark only: `egb_cold_v6` on the constant-time table's IPv6 side.
+/// Benchmark only: `egb_cold_v6` on the range table.
 #[classifier]
 pub fn egb_cold_v6_dir(_ctx: TcContext) -> i32 {
-    cold_run(|x| dir_denies_v6_with(mixed_v6(x), longest_match_v6))
+    cold_run(|x| dir_denies_v6(mixed_v6(x)))
 }
 
 /// Benchmark only: `egb_cold_v6` without the lookups (a byte compare stands in for them).

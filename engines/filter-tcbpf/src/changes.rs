@@ -1,14 +1,14 @@
 //! Adding and removing single entries of a loaded list.
 
 use aya::maps::lpm_trie::Key;
-use aya::maps::{HashMap, LpmTrie, Map, MapData, MapError};
+use aya::maps::{LpmTrie, Map, MapData, MapError};
 use filter_core::{EgressFilter, Result};
 use filter_tcbpf_common as common;
 use ipnet::IpNet;
 
 use crate::error::{TcbpfError, kernel};
 use crate::fill::{map_mut, v4_key, v6_key};
-use crate::{TcbpfFilter, dir, v6hash};
+use crate::{TcbpfFilter, dir, range};
 
 /// `BPF_NOEXIST`: add only if absent.
 const BPF_NOEXIST: u64 = 1;
@@ -39,35 +39,13 @@ impl TcbpfFilter {
                 }
                 continue;
             }
-            if let (IpNet::V6(n), Some(lengths)) = (net, instance.v6_lengths.as_ref()) {
-                if !lengths.contains(&n.prefix_len()) {
-                    if add {
-                        // A length the program does not look up: a table that does.
-                        return self.rebuild_with(&entries[done..], add);
-                    }
-                    continue;
-                }
-                let map = map_mut(&mut instance.ebpf, common::MAP_DIR_V6);
-                match update_hash(map, &v6hash::key(&n), add) {
+            if let (IpNet::V6(n), Some(table)) = (net, instance.ranges.as_mut()) {
+                match table.change(n, add) {
                     Ok(true) if add => instance.entries[1] += 1,
                     Ok(true) => instance.entries[1] -= 1,
                     Ok(false) => {}
-                    Err(MapError::SyscallError(e))
-                        if add && e.io_error.raw_os_error() == Some(libc::E2BIG) =>
-                    {
-                        return self.rebuild_with(&entries[done..], add);
-                    }
-                    Err(e) => {
-                        return Err(kernel(
-                            format!(
-                                "{} {net} in {}",
-                                if add { "adding" } else { "removing" },
-                                common::MAP_DIR_V6
-                            ),
-                            e,
-                        )
-                        .into());
-                    }
+                    // No room left: a bigger table with the whole list, swapped in.
+                    Err(range::RangesFull) => return self.rebuild_with(&entries[done..], add),
                 }
                 continue;
             }
@@ -112,8 +90,8 @@ impl TcbpfFilter {
 
 impl TcbpfFilter {
     /// Replaces the loaded list with itself plus (or less) `entries`: what `add` and `remove`
-    /// do when the constant-time table cannot take a change in place (no chunk left, the
-    /// IPv6 hash full, or an IPv6 prefix length the program does not look up).
+    /// do when the constant-time tables cannot take a change in place (no chunk left, or no
+    /// room in the IPv6 range table).
     fn rebuild_with(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
         let instance = self.current()?;
         let mut nets: std::collections::BTreeSet<IpNet> = instance
@@ -121,35 +99,29 @@ impl TcbpfFilter {
             .as_mut()
             .map(|t| t.nets().into_iter().map(IpNet::V4).collect())
             .unwrap_or_default();
-        if instance.v6_lengths.is_some() {
-            let hash: HashMap<&MapData, v6hash::HashKey, u8> = instance
-                .ebpf
-                .map(common::MAP_DIR_V6)
-                .ok_or_else(|| TcbpfError::MissingObject("IPv6 map".into()))?
-                .try_into()
-                .map_err(|e| kernel("open the IPv6 map", e))?;
-            for key in hash.keys() {
-                let key = key.map_err(|e| kernel("read the IPv6 map", e))?;
-                nets.insert(IpNet::V6(v6hash::net(&key)?));
+        match &instance.ranges {
+            Some(table) => nets.extend(table.nets().into_iter().map(IpNet::V6)),
+            None => {
+                let trie: LpmTrie<&MapData, [u8; 16], u64> = instance
+                    .ebpf
+                    .map(common::MAP_DENY_V6)
+                    .ok_or_else(|| TcbpfError::MissingObject("IPv6 map".into()))?
+                    .try_into()
+                    .map_err(|e| kernel("open the IPv6 map", e))?;
+                for key in trie.keys() {
+                    let key = key.map_err(|e| kernel("read the IPv6 map", e))?;
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        reason = "prefix lengths are <= 128"
+                    )]
+                    let net = ipnet::Ipv6Net::new(key.data().into(), key.prefix_len() as u8)
+                        .map_err(|e| TcbpfError::BadKey {
+                            map: common::MAP_DENY_V6,
+                            why: e.to_string(),
+                        })?;
+                    nets.insert(IpNet::V6(net));
+                }
             }
-        }
-        let trie: LpmTrie<&MapData, [u8; 16], u64> = instance
-            .ebpf
-            .map(common::MAP_DENY_V6)
-            .ok_or_else(|| TcbpfError::MissingObject("IPv6 map".into()))?
-            .try_into()
-            .map_err(|e| kernel("open the IPv6 map", e))?;
-        for key in trie.keys() {
-            let key = key.map_err(|e| kernel("read the IPv6 map", e))?;
-            #[expect(clippy::cast_possible_truncation, reason = "prefix lengths are <= 128")]
-            let net =
-                ipnet::Ipv6Net::new(key.data().into(), key.prefix_len() as u8).map_err(|e| {
-                    TcbpfError::BadKey {
-                        map: common::MAP_DENY_V6,
-                        why: e.to_string(),
-                    }
-                })?;
-            nets.insert(IpNet::V6(net));
         }
         for net in entries.iter().map(IpNet::trunc) {
             if add {
@@ -178,20 +150,6 @@ fn update<const N: usize>(
         trie.insert(key, &value, BPF_EXIST)?;
     }
     Ok(added)
-}
-
-/// Inserts (if absent) or removes one key of the IPv6 hash; returns whether it changed.
-fn update_hash(
-    map: &mut Map,
-    key: &v6hash::HashKey,
-    add: bool,
-) -> std::result::Result<bool, MapError> {
-    let mut hash: HashMap<&mut MapData, v6hash::HashKey, u8> = HashMap::try_from(map)?;
-    changed(if add {
-        hash.insert(key, &0, BPF_NOEXIST)
-    } else {
-        hash.remove(key)
-    })
 }
 
 /// An update's outcome as "changed or not": adding a present key or removing an absent one

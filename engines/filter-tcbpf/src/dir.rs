@@ -417,6 +417,51 @@ impl<S: Store> Dir24<S> {
             .count()
     }
 
+    /// The disjoint denied ranges the table holds, read from its levels (the kernel's own
+    /// memory once loaded): a walk of every slot and chunk.
+    pub fn ranges_in_table(&self) -> u64 {
+        let mut ranges = 0;
+        let mut denied = false;
+        let mut step = |now: bool| {
+            ranges += u64::from(now && !denied);
+            denied = now;
+        };
+        for &slot in self.store.slots() {
+            match slot {
+                DIR_ALLOW => step(false),
+                DIR_DENY => step(true),
+                chunk => {
+                    let bits = &self.store.chunks()[(chunk - DIR_FIRST_CHUNK) as usize];
+                    for bit in 0..256 {
+                        step(bits[bit >> 3] >> (bit & 7) & 1 != 0);
+                    }
+                }
+            }
+        }
+        ranges
+    }
+
+    /// The disjoint ranges the list's prefixes make (overlapping or touching ones merged):
+    /// what [`ranges_in_table`](Self::ranges_in_table) must read.
+    pub fn ranges_of_list(&self) -> u64 {
+        let mut ranges = 0;
+        let mut end: Option<u64> = None;
+        for net in self.nets() {
+            let (first, last) = (
+                u64::from(u32::from(net.network())),
+                u64::from(u32::from(net.broadcast())),
+            );
+            match end {
+                Some(e) if first <= e + 1 => end = Some(e.max(last)),
+                _ => {
+                    ranges += 1;
+                    end = Some(last);
+                }
+            }
+        }
+        ranges
+    }
+
     /// Whether the table denies `addr`: the program's lookup, in user space.
     pub fn denies(&self, addr: Ipv4Addr) -> bool {
         self.denies_u32(u32::from(addr))

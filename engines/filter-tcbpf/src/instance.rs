@@ -8,10 +8,10 @@ use filter_tcbpf_common as common;
 
 use crate::error::{TcbpfError, kernel};
 use crate::fill::{
-    TRIE_BYTES_PER_ENTRY, V6_HASH_BYTES_PER_ENTRY, capacity, chunk_capacity, distinct, fill,
-    map_data, map_mut, mapping, v4_key, v6_key,
+    TRIE_BYTES_PER_ENTRY, capacity, chunk_capacity, distinct, fill, map_mut, mapping,
+    range_capacity, v4_key, v6_key,
 };
-use crate::{Fill, Table, TcbpfFilter, dir, v6hash};
+use crate::{Fill, Table, TcbpfFilter, dir, range};
 
 /// The kernel-side program, built by `build.rs`.
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/filter-tcbpf-ebpf"));
@@ -21,9 +21,9 @@ pub(crate) struct Instance {
     pub(crate) ebpf: Ebpf,
     /// The constant-time table's user-space side, over the maps' mmap views.
     pub(crate) dir: Option<dir::Dir24<dir::Mapped>>,
-    /// IPv6 prefix lengths looked up by hash (the constant-time table with few lengths);
-    /// `None`: IPv6 is in the LPM trie.
-    pub(crate) v6_lengths: Option<Vec<u8>>,
+    /// The IPv6 range table's user-space side, over the maps' mmap views; `None`: IPv6 is
+    /// in the LPM trie.
+    pub(crate) ranges: Option<range::Ranges<range::Mapped>>,
     pub(crate) capacity: [u32; 2],
     pub(crate) entries: [u64; 2],
     /// Whether the maps were filled in batches (else one update per entry).
@@ -41,24 +41,34 @@ impl TcbpfFilter {
         table: Table,
     ) -> Result<Instance> {
         let dir = (table == Table::Dir24).then(|| dir::Prepared::new(list.v4()));
-        let v6_lengths = match table {
-            Table::Dir24 => v6hash::lengths(list.v6()),
+        let ranges = match table {
+            Table::Dir24 => Some(range::Ranges::build(list.v6()).map_err(|points| {
+                filter_core::Error::Limit {
+                    limit: "flip points of the IPv6 range table (two per disjoint range)",
+                    requested: points,
+                    max: range::MAX_LINES,
+                    hint: "aggregate the IPv6 list, or use tcbpf (LPM trie) for it".into(),
+                }
+            })?),
             Table::LpmTrie => None,
         };
+        let range_room = ranges
+            .as_ref()
+            .map(|r| (r.top(), range_capacity(r.subdirs_used(), r.lines_used())));
         let capacity = [
             if dir.is_some() {
                 1
             } else {
                 capacity(list.v4().len())?
             },
-            if v6_lengths.is_some() {
-                v6hash::capacity(list.v6().len())
+            if ranges.is_some() {
+                1
             } else {
                 capacity(list.v6().len())?
             },
         ];
         let chunk_capacity = dir.as_ref().map(|d| chunk_capacity(d.chunks_needed()));
-        // IPv4 goes to the DIR table or a trie; IPv6 to per-length hashes or a trie.
+        // IPv4 goes to the DIR table or a trie; IPv6 to the range table or a trie.
         let (v4_trie, dir_bytes) = match chunk_capacity {
             Some(chunks) => (
                 0,
@@ -67,30 +77,35 @@ impl TcbpfFilter {
             ),
             None => (list.v4().len() as u64, 0),
         };
-        let (v6_trie, v6_hash_bytes) = match v6_lengths {
-            Some(_) => (0, u64::from(capacity[1]) * V6_HASH_BYTES_PER_ENTRY),
+        let (v6_trie, range_bytes) = match range_room {
+            Some((top, (subdirs, lines))) => {
+                (0, range_cells(top, subdirs) * 4 + u64::from(lines) * 128)
+            }
             None => (list.v6().len() as u64, 0),
         };
-        let needed = (v4_trie + v6_trie) * TRIE_BYTES_PER_ENTRY + dir_bytes + v6_hash_bytes;
+        let needed = (v4_trie + v6_trie) * TRIE_BYTES_PER_ENTRY + dir_bytes + range_bytes;
         filter_core::memory::require(
             "kernel memory for the BPF maps",
             needed,
             "free memory, load a shorter or aggregated list, or use the DIR-24-8 table for IPv4",
         )?;
-        let (v6_global, v6_count) = v6hash::global(v6_lengths.as_deref().unwrap_or_default());
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(common::MAP_DENY_V4, capacity[0])
-            .map_max_entries(
-                common::MAP_DENY_V6,
-                if v6_lengths.is_some() { 1 } else { capacity[1] },
-            )
-            .map_max_entries(
-                common::MAP_DIR_V6,
-                if v6_lengths.is_some() { capacity[1] } else { 1 },
-            )
-            .override_global(common::GLOBAL_V6_LENGTHS, &v6_global, true)
-            .override_global(common::GLOBAL_V6_LENGTH_COUNT, &v6_count, true);
+            .map_max_entries(common::MAP_DENY_V6, capacity[1]);
+        let top;
+        if let Some((bits, (subdirs, lines))) = range_room {
+            top = bits;
+            let cells = range_cells(bits, subdirs);
+            let groups = u32::try_from(cells / 4).map_err(|_| TcbpfError::MapTooLarge {
+                requested: cells / 4,
+            })?;
+            loader
+                .map_max_entries(common::MAP_V6_CELLS, groups)
+                .map_max_entries(common::MAP_V6_HIGH, lines)
+                .map_max_entries(common::MAP_V6_LOW, lines)
+                .override_global(common::GLOBAL_V6_TOP_BITS, &top, true);
+        }
         if let Some(chunks) = chunk_capacity {
             loader
                 .map_max_entries(common::MAP_DIR_SLOTS, common::DIR_SLOTS / 4)
@@ -120,13 +135,30 @@ impl TcbpfFilter {
             }
             _ => None,
         };
+        let ranges = match (ranges, range_room) {
+            (Some(built), Some((bits, (subdirs, lines)))) => {
+                let store = range::Mapped {
+                    cells: mapping(
+                        &ebpf,
+                        common::MAP_V6_CELLS,
+                        usize::try_from(range_cells(bits, subdirs) * 4).expect("fits in memory"),
+                    )?,
+                    high: mapping(&ebpf, common::MAP_V6_HIGH, lines as usize * 64)?,
+                    low: mapping(&ebpf, common::MAP_V6_LOW, lines as usize * 64)?,
+                    subdirs,
+                    lines,
+                };
+                Some(built.move_into(store))
+            }
+            _ => None,
+        };
         // Sorted, each insert walks the trie where the previous one did: its nodes are in
         // cache, and the fill takes about half the time of input order.
         let mut v4: Vec<_> = match dir {
             Some(_) => Vec::new(),
             None => list.v4().iter().map(v4_key).collect(),
         };
-        let mut v6: Vec<_> = match v6_lengths {
+        let mut v6: Vec<_> = match ranges {
             Some(_) => Vec::new(),
             None => list.v6().iter().map(v6_key).collect(),
         };
@@ -145,18 +177,10 @@ impl TcbpfFilter {
             &v6,
             batch,
         )?;
-        let mut entries_v6 = distinct(&v6);
-        if v6_lengths.is_some() {
-            let mut keys: Vec<v6hash::HashKey> = list.v6().iter().map(v6hash::key).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            entries_v6 = keys.len() as u64;
-            v6hash::fill(
-                map_data(map_mut(&mut ebpf, common::MAP_DIR_V6)),
-                common::MAP_DIR_V6,
-                &keys,
-            )?;
-        }
+        let entries_v6 = match &ranges {
+            Some(table) => table.len() as u64,
+            None => distinct(&v6),
+        };
         load_program(&mut ebpf, hooked)?;
         if dir.is_none() {
             entries_v4 = distinct(&v4);
@@ -164,13 +188,18 @@ impl TcbpfFilter {
         Ok(Instance {
             ebpf,
             dir,
-            v6_lengths,
+            ranges,
             capacity,
             entries: [entries_v4, entries_v6],
             batched: batch && fallback_v4.is_none() && fallback_v6.is_none(),
             fallback: fallback_v4.or(fallback_v6),
         })
     }
+}
+
+/// Cells of a range table with `top` bits and room for `subdirs` subdirectories.
+fn range_cells(top: u32, subdirs: u32) -> u64 {
+    (1u64 << top) + u64::from(subdirs) * u64::from(common::RANGE_FANOUT)
 }
 
 /// The program of `name` in a loaded object.
@@ -234,7 +263,9 @@ mod tests {
             common::MAP_COUNTERS,
             common::MAP_DIR_SLOTS,
             common::MAP_DIR_CHUNKS,
-            common::MAP_DIR_V6,
+            common::MAP_V6_CELLS,
+            common::MAP_V6_HIGH,
+            common::MAP_V6_LOW,
             common::PROG_FILTER,
             common::PROG_FILTER_DIR,
             common::PROG_EMPTY,

@@ -43,8 +43,8 @@ mod fill;
 pub mod hooks;
 mod instance;
 pub mod pin;
+mod range;
 mod sys;
-mod v6hash;
 
 use std::os::fd::AsFd;
 
@@ -302,43 +302,47 @@ impl EgressFilter for TcbpfFilter {
                 self.hook.kind().name
             ),
             Table::Dir24 => {
-                let v6 = match self.current.as_ref().and_then(|i| i.v6_lengths.as_ref()) {
-                    Some(lengths) => format!("hash per prefix length {lengths:?}"),
-                    None => format!("LPM trie, {fill}"),
+                let shape = match self.current.as_ref().and_then(|i| i.ranges.as_ref()) {
+                    Some(r) => format!(
+                        ": 2^{} cells, {} subdirectories, {} leaves",
+                        r.top(),
+                        r.subdirs_used(),
+                        r.lines_used()
+                    ),
+                    None => String::new(),
                 };
                 format!(
-                    "tc eBPF DIR-24-8 table (IPv4, mmap fill) + IPv6 {v6}, {} attach, aya",
+                    "tc eBPF DIR-24-8 table (IPv4) + range table (IPv6{shape}), mmap fill, {} \
+                     attach, aya",
                     self.hook.kind().name
                 )
             }
         }
     }
 
-    /// The keys of the tries (and of the IPv6 per-length hash), walked in the kernel, against
-    /// the keys the filter's bookkeeping says it wrote. The constant-time table's IPv4 side
-    /// expands prefixes into slots, so it has no count to read back (`None`).
+    /// The keys of the tries, walked in the kernel, against the keys the filter's bookkeeping
+    /// says it wrote; for the constant-time tables, which keep addresses rather than entries,
+    /// the denied ranges their kernel memory holds (walked through the mmap views) against
+    /// the ranges the list's prefixes make.
     fn kernel_count(&self) -> Result<Option<filter_core::KernelCount>> {
         let instance = self.current.as_ref().ok_or(Error::NotLoaded)?;
-        let v4 = match instance.dir {
-            Some(_) => None,
-            None => Some(fill::count_keys::<aya::maps::LpmTrie<_, [u8; 4], u64>>(
-                &instance.ebpf,
-                common::MAP_DENY_V4,
-            )?),
-        };
-        let v6 = match instance.v6_lengths {
-            Some(_) => fill::count_keys::<aya::maps::HashMap<_, v6hash::HashKey, u8>>(
-                &instance.ebpf,
-                common::MAP_DIR_V6,
-            )?,
-            None => fill::count_keys::<aya::maps::LpmTrie<_, [u8; 16], u64>>(
-                &instance.ebpf,
-                common::MAP_DENY_V6,
-            )?,
-        };
+        if let (Some(dir), Some(ranges)) = (&instance.dir, &instance.ranges) {
+            return Ok(Some(filter_core::KernelCount {
+                unit: filter_core::CountUnit::Ranges,
+                read: [Some(dir.ranges_in_table()), Some(ranges.ranges_in_table())],
+                expected: [dir.ranges_of_list(), ranges.ranges_of_list()],
+            }));
+        }
+        let count =
+            |name| fill::count_keys::<aya::maps::LpmTrie<_, [u8; 4], u64>>(&instance.ebpf, name);
+        let count_v6 =
+            |name| fill::count_keys::<aya::maps::LpmTrie<_, [u8; 16], u64>>(&instance.ebpf, name);
         Ok(Some(filter_core::KernelCount {
             unit: filter_core::CountUnit::MapKeys,
-            read: [v4, Some(v6)],
+            read: [
+                Some(count(common::MAP_DENY_V4)?),
+                Some(count_v6(common::MAP_DENY_V6)?),
+            ],
             expected: instance.entries,
         }))
     }
@@ -545,7 +549,9 @@ impl EgressFilter for TcbpfFilter {
             common::MAP_DENY_V6,
             common::MAP_DIR_SLOTS,
             common::MAP_DIR_CHUNKS,
-            common::MAP_DIR_V6,
+            common::MAP_V6_CELLS,
+            common::MAP_V6_HIGH,
+            common::MAP_V6_LOW,
             common::MAP_COUNTERS,
         ] {
             if let Some(map) = instance.ebpf.map(name) {

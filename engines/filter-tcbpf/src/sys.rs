@@ -126,6 +126,8 @@ unsafe impl Send for Mapping {}
 pub unsafe trait Plain: Copy {}
 // SAFETY: a u32 is four bytes, any pattern valid.
 unsafe impl Plain for u32 {}
+// SAFETY: as for u32.
+unsafe impl Plain for u64 {}
 // SAFETY: a byte array (the constant-time table's chunks) is bytes, any pattern valid.
 unsafe impl<const N: usize> Plain for [u8; N] {}
 

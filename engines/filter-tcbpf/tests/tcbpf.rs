@@ -236,36 +236,54 @@ fn dir_table_rebuilds_when_its_chunks_run_out() {
     assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
 }
 
+/// IPv6 of any prefix lengths goes to the range table: a few lengths or /16../128 alike;
+/// a leaf past its 31 flip points becomes a subdirectory in the kernel; every change shows in
+/// real packets, and the kernel's ranges agree with the list's.
 #[test]
-fn dir_table_hashes_few_v6_lengths_and_tries_many() {
+fn dir_table_keeps_ipv6_of_any_lengths_in_a_range_table() {
     testbed::needs_root!();
     let bed = Testbed::new().unwrap();
-    // The default IPv6 mix has four lengths (and the probe's /64): looked up by hash.
-    let mut filter = dir_filter(&bed);
-    filter.load(&list(2_000)).unwrap();
-    assert!(filter.backend().contains("hash"), "{}", filter.backend());
-    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
-    assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered);
-    // A length the program does not look up yet: the table is rebuilt with it.
-    filter
-        .add(&["2001:2:0:1abc::/63".parse().unwrap()])
-        .unwrap();
-    assert_eq!(probe(&bed, "2001:2:0:1abd::9"), Probe::Dropped);
-    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
-    filter
-        .remove(&["2001:2:0:1abc::/63".parse().unwrap()])
-        .unwrap();
-    assert_eq!(probe(&bed, "2001:2:0:1abd::9"), Probe::Delivered);
-    filter.teardown().unwrap();
-
-    // Prefix lengths /16../128: the trie.
-    let mut uniform = generate(2_000, 9, Mix::Uniform, &[Family::V6]);
-    uniform.extend(denied_probe_nets());
-    let mut filter = dir_filter(&bed);
-    filter.load(&uniform).unwrap();
-    assert!(filter.backend().contains("LPM"), "{}", filter.backend());
-    assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
-    assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered);
+    let near: IpNet = "2001:2:0:1abc::/63".parse().unwrap();
+    // Every other address of 2001:2:0:1000::/120 from ::2 on: 128 flip points in one /120.
+    let hosts: Vec<IpNet> = (1..=64u16)
+        .map(|i| format!("2001:2:0:1000::{:x}/128", i * 2).parse().unwrap())
+        .collect();
+    for mix in [Mix::Default, Mix::Uniform] {
+        let mut listed = generate(2_000, 9, mix, &[Family::V6]);
+        listed.extend(denied_probe_nets());
+        let mut filter = dir_filter(&bed);
+        filter.load(&listed).unwrap();
+        assert!(
+            filter.backend().contains("range table"),
+            "{}",
+            filter.backend()
+        );
+        assert_eq!(
+            bed.probe(DENIED_V6.into()).unwrap(),
+            Probe::Dropped,
+            "{mix}"
+        );
+        assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered, "{mix}");
+        filter.add(&[near]).unwrap();
+        filter.add(&hosts).unwrap();
+        assert_eq!(probe(&bed, "2001:2:0:1abd::9"), Probe::Dropped, "{mix}");
+        assert_eq!(probe(&bed, "2001:2:0:1000::4"), Probe::Dropped, "{mix}");
+        assert_eq!(probe(&bed, "2001:2:0:1000::1"), Probe::Delivered, "{mix}");
+        let mut with = listed.clone();
+        with.extend([near].into_iter().chain(hosts.iter().copied()));
+        conformance::assert_kernel_agrees(&filter, &with, "after the adds");
+        filter.remove(&[near]).unwrap();
+        filter.remove(&hosts).unwrap();
+        assert_eq!(probe(&bed, "2001:2:0:1abd::9"), Probe::Delivered, "{mix}");
+        assert_eq!(probe(&bed, "2001:2:0:1000::4"), Probe::Delivered, "{mix}");
+        assert_eq!(
+            bed.probe(DENIED_V6.into()).unwrap(),
+            Probe::Dropped,
+            "{mix}"
+        );
+        conformance::assert_kernel_agrees(&filter, &listed, "after the removes");
+        filter.teardown().unwrap();
+    }
 }
 
 /// Entries added with a timeout stop matching on time with no call from this process, in both
