@@ -19,7 +19,7 @@ pub struct ListArgs {
     /// Seed of the generated list.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Prefix-length mix of the generated list: default (89% /32, 10% /24, 1% /16), hosts, uniform.
+    /// Prefix-length mix of the generated list: default (89% /32, 10% /24, 1% /16), hosts, uniform, feed (many lengths, like a threat feed).
     #[arg(long, default_value_t = Mix::Default, value_parser = parse_mix)]
     pub mix: Mix,
     /// Read the list from a file (`-` for stdin): one address or CIDR per line, # and ; comments.
@@ -168,7 +168,7 @@ pub struct GenerateArgs {
     /// Seed of the generated list.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Prefix-length mix: default (89% /32, 10% /24, 1% /16), hosts, uniform.
+    /// Prefix-length mix: default (89% /32, 10% /24, 1% /16), hosts, uniform, feed.
     #[arg(long, default_value_t = Mix::Default, value_parser = parse_mix)]
     pub mix: Mix,
     /// Address families to generate (IPv4 lines first).

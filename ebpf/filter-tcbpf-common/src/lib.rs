@@ -76,6 +76,17 @@ pub const MAP_V6_CELLS: &str = "EGB_V6_CELLS";
 pub const MAP_V6_HIGH: &str = "EGB_V6_HIGH";
 /// The flip points' low 64 bits, at the same indexes as [`MAP_V6_HIGH`].
 pub const MAP_V6_LOW: &str = "EGB_V6_LOW";
+/// The range table of short IPv4 lists (see [`MAP_V6_CELLS`]; addresses in the top 32 of
+/// 128 bits): its cells.
+pub const MAP_V4R_CELLS: &str = "EGB_V4R_CELLS";
+/// The IPv4 range table's flip points, a line per leaf (`[u64; 8]`, the address in the top
+/// 32 bits; no low halves).
+pub const MAP_V4R_POINTS: &str = "EGB_V4R_POINTS";
+/// Global (`u32`, set at load): the IPv4 range table's top bits; 0: IPv4 is in DIR-24-8.
+pub const GLOBAL_V4_TOP_BITS: &str = "EGB_V4_TOP_BITS";
+/// IPv4 lists up to this many entries go to the range table (memory that follows the list);
+/// longer ones to DIR-24-8 (64 MiB from the first entry).
+pub const V4_RANGE_MAX_ENTRIES: usize = 100_000;
 /// Global (`u32`, set at load): how many top bits of an IPv6 destination index the first
 /// cells ([`RANGE_TOP_BITS_MIN`]..=[`RANGE_TOP_BITS_MAX`]).
 pub const GLOBAL_V6_TOP_BITS: &str = "EGB_V6_TOP_BITS";

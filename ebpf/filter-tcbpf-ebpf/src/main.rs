@@ -61,6 +61,18 @@ static V6_LOW: Array<[u64; 8]> = Array::with_max_entries(1, common::BPF_F_MMAPAB
 #[unsafe(no_mangle)]
 static EGB_V6_TOP_BITS: u32 = common::RANGE_TOP_BITS_MIN;
 
+/// The IPv4 range table's cells, for short IPv4 lists (the DIR-24-8 table takes 64 MiB).
+#[map(name = "EGB_V4R_CELLS")]
+static V4_CELLS: Array<[u32; 4]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+
+/// The IPv4 range table's flip points (addresses in the top 32 bits), a line per leaf.
+#[map(name = "EGB_V4R_POINTS")]
+static V4_POINTS: Array<[u64; 8]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+
+/// The IPv4 range table's top bits, set by the loader; 0: IPv4 is in DIR-24-8.
+#[unsafe(no_mangle)]
+static EGB_V4_TOP_BITS: u32 = 0;
+
 #[map(name = "EGB_COUNTERS")]
 static COUNTERS: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(common::COUNTERS, 0);
 
@@ -189,11 +201,17 @@ fn lpm_denies<const N: usize, const LENGTHS: u32>(
     false
 }
 
-/// Whether the constant-time table denies an IPv4 address (network order): one read of the
-/// address's /24 slot and, if that /24 holds longer prefixes, one of its chunk.
+/// Whether the constant-time tables deny an IPv4 address (network order): in the range
+/// table for short lists, else one read of the address's /24 slot and, if that /24 holds
+/// longer prefixes, one of its chunk.
 #[inline(always)]
 fn dir_denies(dst: [u8; 4]) -> bool {
     let addr = u32::from_be_bytes(dst);
+    // SAFETY: as in `range_denies`.
+    let top = unsafe { core::ptr::read_volatile(&raw const EGB_V4_TOP_BITS) };
+    if top != 0 {
+        return range_lookup(&V4_CELLS, &V4_POINTS, None, top, u64::from(addr) << 32, 0);
+    }
     let slot = addr >> 8;
     let Some(group) = DIR_SLOTS.get(slot >> 2) else {
         return false;
@@ -228,10 +246,29 @@ fn range_denies(high: u64, low: u64) -> bool {
     // SAFETY: a plain read of a read-only global; volatile so that its load-time value,
     // not the default, is used.
     let top = unsafe { core::ptr::read_volatile(&raw const EGB_V6_TOP_BITS) };
+    range_lookup(&V6_CELLS, &V6_HIGH, Some(&V6_LOW), top, high, low)
+}
+
+/// Whether a range table (its cells, its points' high halves and, for IPv6, low halves)
+/// denies an address given as high and low 64 bits (IPv4: the address in the top 32 bits).
+#[inline(always)]
+fn range_lookup(
+    cells: &Array<[u32; 4]>,
+    highs: &Array<[u64; 8]>,
+    lows: Option<&Array<[u64; 8]>>,
+    top: u32,
+    high: u64,
+    low: u64,
+) -> bool {
     if !(common::RANGE_TOP_BITS_MIN..=common::RANGE_TOP_BITS_MAX).contains(&top) {
         return false;
     }
-    let Some(mut cell) = range_cell((high >> (64 - top)) as u32) else {
+    let cell_at = |index: u32| {
+        cells
+            .get(index >> 2)
+            .map(|group| group[(index & 3) as usize])
+    };
+    let Some(mut cell) = cell_at((high >> (64 - top)) as u32) else {
         return false;
     };
     let mut used = top;
@@ -242,7 +279,7 @@ fn range_denies(high: u64, low: u64) -> bool {
         let index = (1u32 << top)
             + (cell & !common::RANGE_SUBDIR) * common::RANGE_FANOUT
             + byte_at(high, low, used);
-        let Some(next) = range_cell(index) else {
+        let Some(next) = cell_at(index) else {
             return false;
         };
         cell = next;
@@ -258,7 +295,7 @@ fn range_denies(high: u64, low: u64) -> bool {
     }
     // The flip points at or below the address: a scan of the leaf's one line (sorted, so
     // it stops at the first one above).
-    let Some(points) = V6_HIGH.get(line) else {
+    let Some(points) = highs.get(line) else {
         return false;
     };
     let mut below = 0;
@@ -270,9 +307,11 @@ fn range_denies(high: u64, low: u64) -> bool {
         // edges in the address's own /64).
         let at_or_below = point < high
             || (point == high
-                && match V6_LOW.get(line) {
-                    Some(lows) => lows[i] <= low,
-                    None => return false,
+                && match lows.map(|lows| lows.get(line)) {
+                    Some(Some(lows)) => lows[i] <= low,
+                    Some(None) => return false,
+                    // No low halves (IPv4): they are all zero.
+                    None => true,
                 });
         if !at_or_below {
             break;
@@ -280,14 +319,6 @@ fn range_denies(high: u64, low: u64) -> bool {
         below += 1;
     }
     ((cell ^ below) & 1) != 0
-}
-
-/// One cell of the range table.
-#[inline(always)]
-fn range_cell(index: u32) -> Option<u32> {
-    V6_CELLS
-        .get(index >> 2)
-        .map(|group| group[(index & 3) as usize])
 }
 
 /// Bits `used..used + 8` of the address (`used` at most 120).

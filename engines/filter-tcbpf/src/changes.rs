@@ -26,6 +26,17 @@ impl TcbpfFilter {
     ) -> Result<()> {
         let instance = self.current()?;
         for (done, net) in entries.iter().map(IpNet::trunc).enumerate() {
+            if let (IpNet::V4(n), Some(table)) = (net, instance.v4_ranges.as_mut()) {
+                match table.change_v4(n, add) {
+                    Ok(true) if add => instance.entries[0] += 1,
+                    Ok(true) => instance.entries[0] -= 1,
+                    Ok(false) => {}
+                    // No room left: a table for the whole list (past the range table's
+                    // share, DIR-24-8), swapped in.
+                    Err(range::RangesFull) => return self.rebuild_with(&entries[done..], add),
+                }
+                continue;
+            }
             if let (IpNet::V4(n), Some(table)) = (net, instance.dir.as_mut()) {
                 let changed = if add { table.add(n) } else { table.remove(n) };
                 match changed {
@@ -99,6 +110,9 @@ impl TcbpfFilter {
             .as_mut()
             .map(|t| t.nets().into_iter().map(IpNet::V4).collect())
             .unwrap_or_default();
+        if let Some(table) = &instance.v4_ranges {
+            nets.extend(table.nets_v4().into_iter().map(IpNet::V4));
+        }
         match &instance.ranges {
             Some(table) => nets.extend(table.nets().into_iter().map(IpNet::V6)),
             None => {

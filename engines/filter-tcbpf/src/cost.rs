@@ -70,7 +70,7 @@ impl Standalone {
     pub fn load(list: &CidrList, table: Table) -> Result<Self> {
         let (filter, _) = programs(table);
         Ok(Self {
-            ebpf: TcbpfFilter::instance(list, Fill::Batch, filter, table)?.ebpf,
+            ebpf: TcbpfFilter::instance(list, Fill::Batch, filter, table.into())?.ebpf,
             table,
         })
     }

@@ -16,6 +16,23 @@ use crate::{Fill, Table, TcbpfFilter, dir, range};
 /// The kernel-side program, built by `build.rs`.
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/filter-tcbpf-ebpf"));
 
+/// Which tables a list goes to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Layout {
+    pub(crate) table: Table,
+    /// With [`Table::Dir24`], the longest IPv4 list for the range table.
+    pub(crate) v4_range_max: usize,
+}
+
+impl From<Table> for Layout {
+    fn from(table: Table) -> Self {
+        Self {
+            table,
+            v4_range_max: common::V4_RANGE_MAX_ENTRIES,
+        }
+    }
+}
+
 /// One loaded copy of the program with its maps.
 pub(crate) struct Instance {
     pub(crate) ebpf: Ebpf,
@@ -24,6 +41,9 @@ pub(crate) struct Instance {
     /// The IPv6 range table's user-space side, over the maps' mmap views; `None`: IPv6 is
     /// in the LPM trie.
     pub(crate) ranges: Option<range::Ranges<range::Mapped>>,
+    /// The IPv4 range table of a short list (the constant-time table); `None`: DIR-24-8
+    /// or the LPM trie.
+    pub(crate) v4_ranges: Option<range::Ranges<range::Mapped>>,
     pub(crate) capacity: [u32; 2],
     pub(crate) entries: [u64; 2],
     /// Whether the maps were filled in batches (else one update per entry).
@@ -38,25 +58,28 @@ impl TcbpfFilter {
         list: &CidrList,
         fill_mode: Fill,
         hooked: &str,
-        table: Table,
+        layout: Layout,
     ) -> Result<Instance> {
-        let dir = (table == Table::Dir24).then(|| dir::Prepared::new(list.v4()));
-        let ranges = match table {
-            Table::Dir24 => Some(range::Ranges::build(list.v6()).map_err(|points| {
-                filter_core::Error::Limit {
-                    limit: "flip points of the IPv6 range table (two per disjoint range)",
-                    requested: points,
-                    max: range::MAX_LINES,
-                    hint: "aggregate the IPv6 list, or use tcbpf (LPM trie) for it".into(),
-                }
-            })?),
-            Table::LpmTrie => None,
+        let table = layout.table;
+        // Short IPv4 lists go to a range table whose memory follows the list; longer ones
+        // to DIR-24-8 (64 MiB from the first entry).
+        let short_v4 = list.v4().len() <= layout.v4_range_max;
+        let dir = (table == Table::Dir24 && !short_v4).then(|| dir::Prepared::new(list.v4()));
+        let (v4_ranges, ranges) = match table {
+            Table::Dir24 => (
+                if short_v4 {
+                    Some(range::Ranges::build_v4(list.v4()).map_err(too_many_points)?)
+                } else {
+                    None
+                },
+                Some(range::Ranges::build(list.v6()).map_err(too_many_points)?),
+            ),
+            Table::LpmTrie => (None, None),
         };
-        let range_room = ranges
-            .as_ref()
-            .map(|r| (r.top(), range_capacity(r.subdirs_used(), r.lines_used())));
+        let v4_room = v4_ranges.as_ref().map(RangeRoom::of);
+        let range_room = ranges.as_ref().map(RangeRoom::of);
         let capacity = [
-            if dir.is_some() {
+            if table == Table::Dir24 {
                 1
             } else {
                 capacity(list.v4().len())?
@@ -77,12 +100,12 @@ impl TcbpfFilter {
             ),
             None => (list.v4().len() as u64, 0),
         };
+        let v4_trie = if v4_room.is_some() { 0 } else { v4_trie };
         let (v6_trie, range_bytes) = match range_room {
-            Some((top, (subdirs, lines))) => {
-                (0, range_cells(top, subdirs) * 4 + u64::from(lines) * 128)
-            }
+            Some(room) => (0, room.bytes(true)),
             None => (list.v6().len() as u64, 0),
         };
+        let range_bytes = range_bytes + v4_room.map_or(0, |room| room.bytes(false));
         let needed = (v4_trie + v6_trie) * TRIE_BYTES_PER_ENTRY + dir_bytes + range_bytes;
         filter_core::memory::require(
             "kernel memory for the BPF maps",
@@ -93,18 +116,18 @@ impl TcbpfFilter {
         loader
             .map_max_entries(common::MAP_DENY_V4, capacity[0])
             .map_max_entries(common::MAP_DENY_V6, capacity[1]);
-        let top;
-        if let Some((bits, (subdirs, lines))) = range_room {
-            top = bits;
-            let cells = range_cells(bits, subdirs);
-            let groups = u32::try_from(cells / 4).map_err(|_| TcbpfError::MapTooLarge {
-                requested: cells / 4,
-            })?;
+        if let Some(room) = &range_room {
             loader
-                .map_max_entries(common::MAP_V6_CELLS, groups)
-                .map_max_entries(common::MAP_V6_HIGH, lines)
-                .map_max_entries(common::MAP_V6_LOW, lines)
-                .override_global(common::GLOBAL_V6_TOP_BITS, &top, true);
+                .map_max_entries(common::MAP_V6_CELLS, room.groups()?)
+                .map_max_entries(common::MAP_V6_HIGH, room.lines)
+                .map_max_entries(common::MAP_V6_LOW, room.lines)
+                .override_global(common::GLOBAL_V6_TOP_BITS, &room.top, true);
+        }
+        if let Some(room) = &v4_room {
+            loader
+                .map_max_entries(common::MAP_V4R_CELLS, room.groups()?)
+                .map_max_entries(common::MAP_V4R_POINTS, room.lines)
+                .override_global(common::GLOBAL_V4_TOP_BITS, &room.top, true);
         }
         if let Some(chunks) = chunk_capacity {
             loader
@@ -136,27 +159,32 @@ impl TcbpfFilter {
             _ => None,
         };
         let ranges = match (ranges, range_room) {
-            (Some(built), Some((bits, (subdirs, lines)))) => {
-                let store = range::Mapped {
-                    cells: mapping(
-                        &ebpf,
-                        common::MAP_V6_CELLS,
-                        usize::try_from(range_cells(bits, subdirs) * 4).expect("fits in memory"),
-                    )?,
-                    high: mapping(&ebpf, common::MAP_V6_HIGH, lines as usize * 64)?,
-                    low: mapping(&ebpf, common::MAP_V6_LOW, lines as usize * 64)?,
-                    subdirs,
-                    lines,
-                };
+            (Some(built), Some(room)) => {
+                let low = range::LowHalves::Kernel(mapping(
+                    &ebpf,
+                    common::MAP_V6_LOW,
+                    room.lines as usize * 64,
+                )?);
+                let store = room.store(&ebpf, common::MAP_V6_CELLS, common::MAP_V6_HIGH, low)?;
+                Some(built.move_into(store))
+            }
+            _ => None,
+        };
+        let v4_ranges = match (v4_ranges, v4_room) {
+            (Some(built), Some(room)) => {
+                entries_v4 = built.len() as u64;
+                let low = range::LowHalves::Local(vec![0; room.lines as usize * range::LINE]);
+                let store =
+                    room.store(&ebpf, common::MAP_V4R_CELLS, common::MAP_V4R_POINTS, low)?;
                 Some(built.move_into(store))
             }
             _ => None,
         };
         // Sorted, each insert walks the trie where the previous one did: its nodes are in
         // cache, and the fill takes about half the time of input order.
-        let mut v4: Vec<_> = match dir {
-            Some(_) => Vec::new(),
-            None => list.v4().iter().map(v4_key).collect(),
+        let mut v4: Vec<_> = match table {
+            Table::Dir24 => Vec::new(),
+            Table::LpmTrie => list.v4().iter().map(v4_key).collect(),
         };
         let mut v6: Vec<_> = match ranges {
             Some(_) => Vec::new(),
@@ -182,13 +210,14 @@ impl TcbpfFilter {
             None => distinct(&v6),
         };
         load_program(&mut ebpf, hooked)?;
-        if dir.is_none() {
+        if table == Table::LpmTrie {
             entries_v4 = distinct(&v4);
         }
         Ok(Instance {
             ebpf,
             dir,
             ranges,
+            v4_ranges,
             capacity,
             entries: [entries_v4, entries_v6],
             batched: batch && fallback_v4.is_none() && fallback_v6.is_none(),
@@ -197,9 +226,71 @@ impl TcbpfFilter {
     }
 }
 
-/// Cells of a range table with `top` bits and room for `subdirs` subdirectories.
-fn range_cells(top: u32, subdirs: u32) -> u64 {
-    (1u64 << top) + u64::from(subdirs) * u64::from(common::RANGE_FANOUT)
+/// The limit a list past a range table's reach meets.
+fn too_many_points(points: u64) -> filter_core::Error {
+    filter_core::Error::Limit {
+        limit: "flip points of a range table (two per disjoint range)",
+        requested: points,
+        max: range::MAX_LINES,
+        hint: "aggregate the list, or use tcbpf (LPM tries)".into(),
+    }
+}
+
+/// The room a loaded range table's maps get: its top bits, and subdirectories and leaves
+/// with space for changes.
+#[derive(Clone, Copy)]
+struct RangeRoom {
+    top: u32,
+    subdirs: u32,
+    lines: u32,
+}
+
+impl RangeRoom {
+    fn of<S: range::RangeStore>(table: &range::Ranges<S>) -> Self {
+        let (subdirs, lines) = range_capacity(table.subdirs_used(), table.lines_used());
+        Self {
+            top: table.top(),
+            subdirs,
+            lines,
+        }
+    }
+
+    fn cells(self) -> u64 {
+        (1u64 << self.top) + u64::from(self.subdirs) * u64::from(common::RANGE_FANOUT)
+    }
+
+    /// The cells map's entries (four cells each).
+    fn groups(self) -> std::result::Result<u32, TcbpfError> {
+        u32::try_from(self.cells() / 4).map_err(|_| TcbpfError::MapTooLarge {
+            requested: self.cells() / 4,
+        })
+    }
+
+    /// Kernel memory: the cells and a line of high halves (and one of low ones) per leaf.
+    fn bytes(self, with_low: bool) -> u64 {
+        self.cells() * 4 + u64::from(self.lines) * if with_low { 128 } else { 64 }
+    }
+
+    /// The maps' mmap views as a store.
+    fn store(
+        self,
+        ebpf: &Ebpf,
+        cells: &str,
+        highs: &str,
+        low: range::LowHalves,
+    ) -> std::result::Result<range::Mapped, TcbpfError> {
+        Ok(range::Mapped {
+            cells: mapping(
+                ebpf,
+                cells,
+                usize::try_from(self.cells() * 4).expect("the map was created"),
+            )?,
+            high: mapping(ebpf, highs, self.lines as usize * 64)?,
+            low,
+            subdirs: self.subdirs,
+            lines: self.lines,
+        })
+    }
 }
 
 /// The program of `name` in a loaded object.
@@ -266,6 +357,8 @@ mod tests {
             common::MAP_V6_CELLS,
             common::MAP_V6_HIGH,
             common::MAP_V6_LOW,
+            common::MAP_V4R_CELLS,
+            common::MAP_V4R_POINTS,
             common::PROG_FILTER,
             common::PROG_FILTER_DIR,
             common::PROG_EMPTY,

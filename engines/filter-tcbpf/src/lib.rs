@@ -84,6 +84,8 @@ pub struct TcbpfFilter {
     fill: Fill,
     program: Program,
     table: Table,
+    /// The constant-time tables: IPv4 lists up to this many entries go to the range table.
+    v4_range_max: usize,
     current: Option<Instance>,
     /// Tests only: the next program swap fails, as a kernel refusal would.
     fail_next_swap: bool,
@@ -128,6 +130,7 @@ impl TcbpfFilter {
             fill: Fill::Batch,
             program: Program::Filter,
             table: Table::LpmTrie,
+            v4_range_max: common::V4_RANGE_MAX_ENTRIES,
             current: None,
             fail_next_swap: false,
             held: filter_core::Held::default(),
@@ -161,6 +164,23 @@ impl TcbpfFilter {
     pub fn with_table(mut self, table: Table) -> Self {
         self.table = table;
         self
+    }
+
+    /// With [`Table::Dir24`]: IPv4 lists of up to `entries` go to a range table whose kernel
+    /// memory follows the list, longer ones to DIR-24-8 (64 MiB from the first entry).
+    /// Default [`V4_RANGE_MAX_ENTRIES`](common::V4_RANGE_MAX_ENTRIES); 0 always takes
+    /// DIR-24-8, `usize::MAX` always the range table.
+    #[must_use]
+    pub fn with_ipv4_range_max(mut self, entries: usize) -> Self {
+        self.v4_range_max = entries;
+        self
+    }
+
+    fn layout(&self) -> instance::Layout {
+        instance::Layout {
+            table: self.table,
+            v4_range_max: self.v4_range_max,
+        }
     }
 
     /// The program the hook runs: the build of the filter for the hook's program type.
@@ -302,7 +322,7 @@ impl EgressFilter for TcbpfFilter {
                 self.hook.kind().name
             ),
             Table::Dir24 => {
-                let shape = match self.current.as_ref().and_then(|i| i.ranges.as_ref()) {
+                let shape = |table: Option<&range::Ranges<range::Mapped>>| match table {
                     Some(r) => format!(
                         ": 2^{} cells, {} subdirectories, {} leaves",
                         r.top(),
@@ -311,9 +331,14 @@ impl EgressFilter for TcbpfFilter {
                     ),
                     None => String::new(),
                 };
+                let current = self.current.as_ref();
+                let v4 = match current.and_then(|i| i.v4_ranges.as_ref()) {
+                    Some(table) => format!("range table (IPv4{})", shape(Some(table))),
+                    None => "DIR-24-8 table (IPv4)".to_owned(),
+                };
                 format!(
-                    "tc eBPF DIR-24-8 table (IPv4) + range table (IPv6{shape}), mmap fill, {} \
-                     attach, aya",
+                    "tc eBPF {v4} + range table (IPv6{}), mmap fill, {} attach, aya",
+                    shape(current.and_then(|i| i.ranges.as_ref())),
                     self.hook.kind().name
                 )
             }
@@ -326,11 +351,16 @@ impl EgressFilter for TcbpfFilter {
     /// the ranges the list's prefixes make.
     fn kernel_count(&self) -> Result<Option<filter_core::KernelCount>> {
         let instance = self.current.as_ref().ok_or(Error::NotLoaded)?;
-        if let (Some(dir), Some(ranges)) = (&instance.dir, &instance.ranges) {
+        if let Some(ranges) = &instance.ranges {
+            let v4 = match (&instance.dir, &instance.v4_ranges) {
+                (Some(dir), _) => [dir.ranges_in_table(), dir.ranges_of_list()],
+                (_, Some(table)) => [table.ranges_in_table(), table.ranges_of_list()],
+                (None, None) => [0, 0],
+            };
             return Ok(Some(filter_core::KernelCount {
                 unit: filter_core::CountUnit::Ranges,
-                read: [Some(dir.ranges_in_table()), Some(ranges.ranges_in_table())],
-                expected: [dir.ranges_of_list(), ranges.ranges_of_list()],
+                read: [Some(v4[0]), Some(ranges.ranges_in_table())],
+                expected: [v4[1], ranges.ranges_of_list()],
             }));
         }
         let count =
@@ -361,7 +391,7 @@ impl EgressFilter for TcbpfFilter {
             return Err(Error::AlreadyLoaded);
         }
         let program = self.program_name()?;
-        let mut instance = Self::instance(list, self.fill, program, self.table)?;
+        let mut instance = Self::instance(list, self.fill, program, self.layout())?;
         if self.hook.is_attached() {
             // Adopted: the pinned links move to the new program in one kernel operation,
             // and on a refusal keep the one they ran.
@@ -433,7 +463,7 @@ impl EgressFilter for TcbpfFilter {
             return Err(Error::NotLoaded);
         }
         let program = self.program_name()?;
-        let mut next = Self::instance(list, self.fill, program, self.table)?;
+        let mut next = Self::instance(list, self.fill, program, self.layout())?;
         // Only the connect hooks close connections: no whole-list difference otherwise.
         let denied = match self.closes_in {
             Some(_) => filter_core::difference(&self.held.list(), list).1,
@@ -552,6 +582,8 @@ impl EgressFilter for TcbpfFilter {
             common::MAP_V6_CELLS,
             common::MAP_V6_HIGH,
             common::MAP_V6_LOW,
+            common::MAP_V4R_CELLS,
+            common::MAP_V4R_POINTS,
             common::MAP_COUNTERS,
         ] {
             if let Some(map) = instance.ebpf.map(name) {

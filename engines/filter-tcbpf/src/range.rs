@@ -30,7 +30,7 @@ use filter_tcbpf_common::{
     RANGE_COUNT_MASK, RANGE_COUNT_SHIFT, RANGE_FANOUT, RANGE_LEAF_MAX, RANGE_OFFSET_SHIFT,
     RANGE_SUBDIR, RANGE_TOP_BITS_MAX, RANGE_TOP_BITS_MIN,
 };
-use ipnet::Ipv6Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// How long freed leaves and subdirectories wait before they are reused.
 const GRACE: Duration = Duration::from_millis(50);
@@ -42,11 +42,23 @@ pub(crate) const LINE: usize = RANGE_LEAF_MAX as usize;
 /// many flip points always fits.
 pub(crate) const MAX_LINES: u64 = 1 << (32 - RANGE_OFFSET_SHIFT - 1);
 
-/// The top bits for a list of `entries`: about two entries per first cell inside 2000::/3,
-/// between [`RANGE_TOP_BITS_MIN`] and [`RANGE_TOP_BITS_MAX`].
+/// The top bits for an IPv6 list of `entries`: about two entries per first cell inside
+/// 2000::/3, between [`RANGE_TOP_BITS_MIN`] and [`RANGE_TOP_BITS_MAX`].
 pub(crate) fn top_bits(entries: usize) -> u32 {
     let log = usize::BITS - entries.max(1).leading_zeros();
     (log + 2).clamp(RANGE_TOP_BITS_MIN, RANGE_TOP_BITS_MAX)
+}
+
+/// The top bits for an IPv4 list of `entries`: about one entry per first cell (IPv4 lists
+/// spread over the whole space), so that few cells overflow into 1 KiB subdirectories.
+pub(crate) fn top_bits_v4(entries: usize) -> u32 {
+    let log = usize::BITS - entries.max(1).leading_zeros();
+    log.clamp(RANGE_TOP_BITS_MIN, RANGE_TOP_BITS_MAX)
+}
+
+/// An IPv4 prefix as a range-table key: the address in the top 32 of 128 bits.
+fn key_v4(net: &Ipv4Net) -> Key {
+    (u128::from(u32::from(net.network())) << 96, net.prefix_len())
 }
 
 /// Where the table lives: vectors while it is built, the maps' mmap views once loaded.
@@ -109,11 +121,36 @@ impl RangeStore for Owned {
     }
 }
 
+/// Where a mapped table's low halves live.
+pub(crate) enum LowHalves {
+    /// In a map the program reads (IPv6).
+    Kernel(crate::sys::Mapping),
+    /// In this process only (IPv4: the program knows they are zero).
+    Local(Vec<u64>),
+}
+
+impl LowHalves {
+    #[cfg(test)]
+    fn slice(&self) -> &[u64] {
+        match self {
+            Self::Kernel(mapping) => mapping.slice(),
+            Self::Local(halves) => halves,
+        }
+    }
+
+    fn slice_mut(&mut self) -> &mut [u64] {
+        match self {
+            Self::Kernel(mapping) => mapping.slice_mut(),
+            Self::Local(halves) => halves,
+        }
+    }
+}
+
 /// The table in the maps' mmap views: what the program reads.
 pub(crate) struct Mapped {
     pub(crate) cells: crate::sys::Mapping,
     pub(crate) high: crate::sys::Mapping,
-    pub(crate) low: crate::sys::Mapping,
+    pub(crate) low: LowHalves,
     /// Subdirectories the cells map has room for.
     pub(crate) subdirs: u32,
     /// Leaves (lines) the point maps have room for.
@@ -342,15 +379,29 @@ pub(crate) struct Ranges<S: RangeStore = Owned> {
 }
 
 impl Ranges<Owned> {
-    /// Builds the table of `nets` in memory.
+    /// Builds the table of the IPv6 `nets` in memory.
     ///
     /// # Errors
     /// The number of flip points the list makes, when it is past [`MAX_LINES`].
     pub(crate) fn build(nets: &[Ipv6Net]) -> Result<Self, u64> {
-        let mut keys: Vec<Key> = nets.iter().map(|n| key(&n.trunc())).collect();
+        let keys: Vec<Key> = nets.iter().map(|n| key(&n.trunc())).collect();
+        let top = top_bits(keys.len());
+        Self::build_keys(keys, top)
+    }
+
+    /// Builds the table of the IPv4 `nets` in memory (addresses in the top 32 bits).
+    ///
+    /// # Errors
+    /// As [`build`](Self::build).
+    pub(crate) fn build_v4(nets: &[Ipv4Net]) -> Result<Self, u64> {
+        let keys: Vec<Key> = nets.iter().map(|n| key_v4(&n.trunc())).collect();
+        let top = top_bits_v4(keys.len());
+        Self::build_keys(keys, top)
+    }
+
+    fn build_keys(mut keys: Vec<Key>, top: u32) -> Result<Self, u64> {
         keys.sort_unstable();
         keys.dedup();
-        let top = top_bits(keys.len());
         let (initial, points) = flips(keys.iter().copied(), 0, u128::MAX);
         if points.len() as u64 > MAX_LINES {
             return Err(points.len() as u64);
@@ -414,11 +465,19 @@ impl<S: RangeStore> Ranges<S> {
         self.prefixes.len()
     }
 
-    /// The list's prefixes.
+    /// The list's prefixes (of an IPv6 table).
     pub(crate) fn nets(&self) -> Vec<Ipv6Net> {
         self.prefixes
             .iter()
             .map(|(address, len)| Ipv6Net::new_assert(address.into(), len))
+            .collect()
+    }
+
+    /// The list's prefixes (of an IPv4 table).
+    pub(crate) fn nets_v4(&self) -> Vec<Ipv4Net> {
+        self.prefixes
+            .iter()
+            .map(|(address, len)| Ipv4Net::new_assert(((address >> 96) as u32).into(), len))
             .collect()
     }
 
@@ -598,10 +657,18 @@ impl<S: RangeStore> Ranges<S> {
         }
     }
 
-    /// Adds (`add`) or removes one prefix. Whether the list changed. On [`RangesFull`] the
-    /// list keeps the change and the caller rebuilds the table from [`Self::nets`].
+    /// Adds (`add`) or removes one IPv6 prefix. Whether the list changed. On [`RangesFull`]
+    /// the list keeps the change and the caller rebuilds the table from [`Self::nets`].
     pub(crate) fn change(&mut self, net: Ipv6Net, add: bool) -> Result<bool, RangesFull> {
-        let key = key(&net.trunc());
+        self.change_key(key(&net.trunc()), add)
+    }
+
+    /// [`change`](Self::change) of an IPv4 table.
+    pub(crate) fn change_v4(&mut self, net: Ipv4Net, add: bool) -> Result<bool, RangesFull> {
+        self.change_key(key_v4(&net.trunc()), add)
+    }
+
+    fn change_key(&mut self, key: Key, add: bool) -> Result<bool, RangesFull> {
         let changed = if add {
             self.prefixes.insert(key)
         } else {
@@ -728,6 +795,60 @@ mod tests {
         }
         let clustered = list(3_000, 4);
         assert!(Ranges::build(&clustered).unwrap().subdirs_used() > 0);
+    }
+
+    #[test]
+    fn an_ipv4_table_answers_as_its_prefixes_do_through_changes() {
+        let mut x = 7u64;
+        let mut nets: BTreeSet<Ipv4Net> = (0..3_000)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // A third of long prefixes inside 203.0.0.0/16, to make subdirectories.
+                let (address, len) = if i % 3 == 0 {
+                    (
+                        0xcb00_0000 | (x >> 40) as u32 & 0xffff,
+                        [32u8, 31, 28][i % 3],
+                    )
+                } else {
+                    ((x >> 32) as u32, [32u8, 32, 32, 24, 28, 20, 31, 22][i % 8])
+                };
+                Ipv4Net::new(address.into(), len).unwrap().trunc()
+            })
+            .collect();
+        let listed: Vec<Ipv4Net> = nets.iter().copied().collect();
+        let mut table = Ranges::build_v4(&listed).unwrap();
+        let check = |table: &Ranges, nets: &BTreeSet<Ipv4Net>| {
+            for n in nets.iter().step_by(3) {
+                let (a, b) = (u32::from(n.network()), u32::from(n.broadcast()));
+                for address in [a, b, a.wrapping_sub(1), b.wrapping_add(1), a ^ 0x55] {
+                    let expected = nets
+                        .iter()
+                        .any(|m| m.contains(&std::net::Ipv4Addr::from(address)));
+                    assert_eq!(
+                        table.denies(u128::from(address) << 96),
+                        expected,
+                        "{address:#x}"
+                    );
+                }
+            }
+            assert_eq!(table.ranges_in_table(), table.ranges_of_list());
+        };
+        check(&table, &nets);
+        assert!(table.subdirs_used() > 0);
+        for (i, n) in listed.iter().enumerate().step_by(4) {
+            let removed = table.change_v4(*n, false).unwrap();
+            assert_eq!(removed, nets.remove(n));
+            let added: Ipv4Net = Ipv4Net::new((u32::from(n.network()) ^ 0x100).into(), 32).unwrap();
+            assert_eq!(
+                table.change_v4(added, true).unwrap(),
+                nets.insert(added),
+                "{i}"
+            );
+        }
+        check(&table, &nets);
+        assert_eq!(table.nets_v4().len(), nets.len());
     }
 
     #[test]

@@ -171,11 +171,24 @@ fn probe(bed: &Testbed, addr: &str) -> Probe {
     bed.probe(addr.parse().unwrap()).unwrap()
 }
 
+/// The IPv4 layouts of the constant-time tables: the range table (short lists, by default)
+/// and DIR-24-8 (long lists, or asked for), with what the backend says for each.
+const V4_LAYOUTS: [(usize, &str); 2] = [
+    (usize::MAX, "range table (IPv4"),
+    (0, "DIR-24-8 table (IPv4)"),
+];
+
 #[test]
 fn dir_table_keeps_overlapping_prefixes_right_on_real_packets() {
     testbed::needs_root!();
     let bed = Testbed::new().unwrap();
-    let mut filter = dir_filter(&bed);
+    for (range_max, layout) in V4_LAYOUTS {
+        overlapping_prefixes_on_real_packets(&bed, range_max, layout);
+    }
+}
+
+fn overlapping_prefixes_on_real_packets(bed: &Testbed, range_max: usize, layout: &str) {
+    let mut filter = dir_filter(bed).with_ipv4_range_max(range_max);
     // A /24 with a host inside it, and a lone host in another /24 (the chunk path).
     let list: CidrList = [
         v4("198.19.7.0/24"),
@@ -185,35 +198,46 @@ fn dir_table_keeps_overlapping_prefixes_right_on_real_packets() {
     .into_iter()
     .collect();
     filter.load(&list).unwrap();
-    assert_eq!(probe(&bed, "198.19.8.1"), Probe::Dropped);
-    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Delivered);
-    assert_eq!(probe(&bed, "198.19.7.200"), Probe::Dropped);
+    assert!(filter.backend().contains(layout), "{}", filter.backend());
+    assert_eq!(probe(bed, "198.19.8.1"), Probe::Dropped);
+    assert_eq!(probe(bed, "198.19.8.2"), Probe::Delivered);
+    assert_eq!(probe(bed, "198.19.7.200"), Probe::Dropped);
 
     // Removing the host inside the denied /24 keeps the /24 denied.
     filter.remove(&[v4("198.19.7.9/32")]).unwrap();
-    assert_eq!(probe(&bed, "198.19.7.9"), Probe::Dropped);
+    assert_eq!(probe(bed, "198.19.7.9"), Probe::Dropped);
     // Removing the /24 puts back what is still listed inside it.
     filter.add(&[v4("198.19.7.9/32")]).unwrap();
     filter.remove(&[v4("198.19.7.0/24")]).unwrap();
-    assert_eq!(probe(&bed, "198.19.7.9"), Probe::Dropped);
-    assert_eq!(probe(&bed, "198.19.7.10"), Probe::Delivered);
+    assert_eq!(probe(bed, "198.19.7.9"), Probe::Dropped);
+    assert_eq!(probe(bed, "198.19.7.10"), Probe::Delivered);
     // A /16 over both, then gone again.
     filter.add(&[v4("198.19.0.0/16")]).unwrap();
-    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Dropped);
+    assert_eq!(probe(bed, "198.19.8.2"), Probe::Dropped);
     filter.remove(&[v4("198.19.0.0/16")]).unwrap();
-    assert_eq!(probe(&bed, "198.19.8.2"), Probe::Delivered);
-    assert_eq!(probe(&bed, "198.19.8.1"), Probe::Dropped);
+    assert_eq!(probe(bed, "198.19.8.2"), Probe::Delivered);
+    assert_eq!(probe(bed, "198.19.8.1"), Probe::Dropped);
     assert_eq!(filter.stats().unwrap().entries_v4, 2);
+    filter.teardown().unwrap();
 }
 
 #[test]
 fn dir_table_rebuilds_when_its_chunks_run_out() {
     testbed::needs_root!();
     let bed = Testbed::new().unwrap();
-    let mut filter = dir_filter(&bed);
+    for (range_max, layout) in V4_LAYOUTS {
+        rebuilds_when_full(&bed, range_max, layout);
+    }
+}
+
+/// With either layout: adds past what the loaded table has room for (chunks, or the range
+/// table's leaves) swap in a bigger table, and nothing is lost on the way.
+fn rebuilds_when_full(bed: &Testbed, range_max: usize, layout: &str) {
+    let mut filter = dir_filter(bed).with_ipv4_range_max(range_max);
     let mut list = CidrList::new();
     list.extend(denied_probe_nets());
     filter.load(&list).unwrap();
+    assert!(filter.backend().contains(layout), "{}", filter.backend());
     // Hosts in 20,000 different /24s (never sent to): more chunks than a small list's maps
     // hold, so an add must swap in a bigger table, and nothing may be lost on the way.
     let hosts: Vec<IpNet> = (0..20_000u32)
@@ -228,12 +252,35 @@ fn dir_table_rebuilds_when_its_chunks_run_out() {
     assert_eq!(filter.stats().unwrap().entries_v4, 20_003);
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
     assert_eq!(bed.probe(DENIED_V6.into()).unwrap(), Probe::Dropped);
-    assert_eq!(probe(&bed, "198.19.9.9"), Probe::Dropped);
+    assert_eq!(probe(bed, "198.19.9.9"), Probe::Dropped);
     assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+    conformance::assert_kernel_agrees(&filter, &filter.held().unwrap(), "after the adds");
     filter.remove(&hosts).unwrap();
     assert_eq!(filter.stats().unwrap().entries_v4, 3);
     filter.teardown().unwrap();
-    assert!(conformance::objects(&filter_tcbpf::ENGINE, &bed, bed.tag().as_str()).is_empty());
+    assert!(conformance::objects(&filter_tcbpf::ENGINE, bed, bed.tag().as_str()).is_empty());
+}
+
+/// The range table's kernel memory follows the list: 10,000 IPv4 entries in a few MiB,
+/// where DIR-24-8 takes 64 MiB from the first entry; the same packets either way.
+#[test]
+fn short_ipv4_lists_take_memory_that_follows_them() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let listed = list(10_000);
+    let mut memory = Vec::new();
+    for (range_max, layout) in V4_LAYOUTS {
+        let mut filter = dir_filter(&bed).with_ipv4_range_max(range_max);
+        filter.load(&listed).unwrap();
+        assert!(filter.backend().contains(layout), "{}", filter.backend());
+        assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+        assert_eq!(bed.probe(ALLOWED_V4.into()).unwrap(), Probe::Delivered);
+        conformance::assert_kernel_agrees(&filter, &listed, layout);
+        memory.push(filter.stats().unwrap().kernel_memory.unwrap().bytes);
+        filter.teardown().unwrap();
+    }
+    assert!(memory[0] <= 8 << 20, "range table: {memory:?}");
+    assert!(memory[1] >= 64 << 20, "DIR-24-8: {memory:?}");
 }
 
 /// IPv6 of any prefix lengths goes to the range table: a few lengths or /16../128 alike;

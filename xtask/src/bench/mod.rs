@@ -40,7 +40,7 @@ pub struct Options {
     /// the median of several runs inside one) are measured in the first only.
     #[arg(long, default_value_t = 2)]
     pub repeats: u32,
-    /// Prefix-length mixes of the generated lists (default, hosts, uniform).
+    /// Prefix-length mixes of the generated lists (default, hosts, uniform, feed).
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pub mix: Vec<String>,
     /// Address families (4, 6 or both).
