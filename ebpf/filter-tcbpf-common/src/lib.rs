@@ -63,13 +63,16 @@ pub const DIR_DENY: u32 = 1;
 /// First-level values from this one on point into the second level.
 pub const DIR_FIRST_CHUNK: u32 = 2;
 /// The bounded-time IPv6 table's cells (a range table, after DXR): `BPF_MAP_TYPE_ARRAY` of
-/// `[u32; 4]`, `BPF_F_MMAPABLE`; its mmap view is one `u32` per cell. The first
+/// `[u64; 2]`, `BPF_F_MMAPABLE`; its mmap view is one `u64` per cell. The first
 /// 2^[`GLOBAL_V6_TOP_BITS`] cells are indexed by the top bits of the destination; below them
 /// come subdirectories of [`RANGE_FANOUT`] cells, indexed by the next 8 bits. A cell is a
 /// subdirectory ([`RANGE_SUBDIR`] set, its index in the other bits) or a leaf: the state of
 /// the cell's first address (bit 0, set: denied), then how many points inside the cell flip
 /// that state (bits 1..=5, at most [`RANGE_LEAF_MAX`]) and the index of the line of
-/// [`MAP_V6_HIGH`] and [`MAP_V6_LOW`] that holds them (bits 6..=30).
+/// [`MAP_V6_HIGH`] and [`MAP_V6_LOW`] that holds them (bits 6..=30). A leaf's bits 48..=63
+/// and 32..=47 hold the [`RANGE_WINDOW_BITS`] bits after the cell's prefix of its first and
+/// last flip point: an address whose bits there are below the first's or above the last's
+/// is answered from the cell alone.
 pub const MAP_V6_CELLS: &str = "EGB_V6_CELLS";
 /// The flip points of the range table's leaves, one 64-byte line per leaf, ascending within
 /// it: their high 64 bits (`BPF_MAP_TYPE_ARRAY` of `[u64; 8]`, `BPF_F_MMAPABLE`).
@@ -84,12 +87,16 @@ pub const MAP_V4R_CELLS: &str = "EGB_V4R_CELLS";
 pub const MAP_V4R_POINTS: &str = "EGB_V4R_POINTS";
 /// Global (`u32`, set at load): the IPv4 range table's top bits; 0: IPv4 is in DIR-24-8.
 pub const GLOBAL_V4_TOP_BITS: &str = "EGB_V4_TOP_BITS";
-/// IPv4 lists up to this many entries go to the range table (memory that follows the list);
+/// IPv4 lists up to this many entries (2^17, past 100k) go to the range table (memory that
+/// follows the list);
 /// longer ones to DIR-24-8 (64 MiB from the first entry).
-pub const V4_RANGE_MAX_ENTRIES: usize = 100_000;
+pub const V4_RANGE_MAX_ENTRIES: usize = 131_072;
 /// Global (`u32`, set at load): how many top bits of an IPv6 destination index the first
 /// cells ([`RANGE_TOP_BITS_MIN`]..=[`RANGE_TOP_BITS_MAX`]).
 pub const GLOBAL_V6_TOP_BITS: &str = "EGB_V6_TOP_BITS";
+/// Bits of a leaf's window on its flip points (see [`MAP_V6_CELLS`]); cells more than
+/// `128 - RANGE_WINDOW_BITS` bits long have none.
+pub const RANGE_WINDOW_BITS: u32 = 16;
 /// The fewest top bits the range table indexes.
 pub const RANGE_TOP_BITS_MIN: u32 = 8;
 /// The most top bits the range table indexes (16 MiB of first cells).

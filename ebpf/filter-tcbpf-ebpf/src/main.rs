@@ -47,7 +47,7 @@ static DIR_CHUNKS: Array<[u8; common::DIR_CHUNK_BYTES]> =
 /// The IPv6 range table's cells (see filter-tcbpf-common): left at one entry when the LPM
 /// trie is used.
 #[map(name = "EGB_V6_CELLS")]
-static V6_CELLS: Array<[u32; 4]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+static V6_CELLS: Array<[u64; 2]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
 
 /// The range table's flip points, high 64 bits, a line per leaf.
 #[map(name = "EGB_V6_HIGH")]
@@ -63,7 +63,7 @@ static EGB_V6_TOP_BITS: u32 = common::RANGE_TOP_BITS_MIN;
 
 /// The IPv4 range table's cells, for short IPv4 lists (the DIR-24-8 table takes 64 MiB).
 #[map(name = "EGB_V4R_CELLS")]
-static V4_CELLS: Array<[u32; 4]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
+static V4_CELLS: Array<[u64; 2]> = Array::with_max_entries(1, common::BPF_F_MMAPABLE);
 
 /// The IPv4 range table's flip points (addresses in the top 32 bits), a line per leaf.
 #[map(name = "EGB_V4R_POINTS")]
@@ -253,7 +253,7 @@ fn range_denies(high: u64, low: u64) -> bool {
 /// denies an address given as high and low 64 bits (IPv4: the address in the top 32 bits).
 #[inline(always)]
 fn range_lookup(
-    cells: &Array<[u32; 4]>,
+    cells: &Array<[u64; 2]>,
     highs: &Array<[u64; 8]>,
     lows: Option<&Array<[u64; 8]>>,
     top: u32,
@@ -263,14 +263,11 @@ fn range_lookup(
     if !(common::RANGE_TOP_BITS_MIN..=common::RANGE_TOP_BITS_MAX).contains(&top) {
         return false;
     }
-    let cell_at = |index: u32| {
-        cells
-            .get(index >> 2)
-            .map(|group| group[(index & 3) as usize])
-    };
-    let Some(mut cell) = cell_at((high >> (64 - top)) as u32) else {
+    let cell_at = |index: u32| cells.get(index >> 1).map(|pair| pair[(index & 1) as usize]);
+    let Some(mut entry) = cell_at((high >> (64 - top)) as u32) else {
         return false;
     };
+    let mut cell = entry as u32;
     let mut used = top;
     for _ in 0..common::RANGE_MAX_DEPTH {
         if cell & common::RANGE_SUBDIR == 0 {
@@ -282,7 +279,8 @@ fn range_lookup(
         let Some(next) = cell_at(index) else {
             return false;
         };
-        cell = next;
+        entry = next;
+        cell = entry as u32;
         used += 8;
     }
     if cell & common::RANGE_SUBDIR != 0 {
@@ -292,6 +290,16 @@ fn range_lookup(
     let count = (cell >> common::RANGE_COUNT_SHIFT) & common::RANGE_COUNT_MASK;
     if count == 0 {
         return cell & 1 != 0;
+    }
+    // Outside the window on the leaf's flip points: below the first or above the last.
+    if used <= 128 - common::RANGE_WINDOW_BITS {
+        let window = byte_at(high, low, used) << 8 | byte_at(high, low, used + 8);
+        if window < (entry >> 48) as u32 {
+            return cell & 1 != 0;
+        }
+        if window > (entry >> 32) as u32 & 0xffff {
+            return (cell ^ count) & 1 != 0;
+        }
     }
     // The flip points at or below the address: a scan of the leaf's one line (sorted, so
     // it stops at the first one above).

@@ -259,16 +259,16 @@ impl RangeRoom {
         (1u64 << self.top) + u64::from(self.subdirs) * u64::from(common::RANGE_FANOUT)
     }
 
-    /// The cells map's entries (four cells each).
+    /// The cells map's entries (two cells each).
     fn groups(self) -> std::result::Result<u32, TcbpfError> {
-        u32::try_from(self.cells() / 4).map_err(|_| TcbpfError::MapTooLarge {
-            requested: self.cells() / 4,
+        u32::try_from(self.cells() / 2).map_err(|_| TcbpfError::MapTooLarge {
+            requested: self.cells() / 2,
         })
     }
 
     /// Kernel memory: the cells and a line of high halves (and one of low ones) per leaf.
     fn bytes(self, with_low: bool) -> u64 {
-        self.cells() * 4 + u64::from(self.lines) * if with_low { 128 } else { 64 }
+        self.cells() * 8 + u64::from(self.lines) * if with_low { 128 } else { 64 }
     }
 
     /// The maps' mmap views as a store.
@@ -283,7 +283,7 @@ impl RangeRoom {
             cells: mapping(
                 ebpf,
                 cells,
-                usize::try_from(self.cells() * 4).expect("the map was created"),
+                usize::try_from(self.cells() * 8).expect("the map was created"),
             )?,
             high: mapping(ebpf, highs, self.lines as usize * 64)?,
             low,

@@ -64,9 +64,9 @@ fn key_v4(net: &Ipv4Net) -> Key {
 /// Where the table lives: vectors while it is built, the maps' mmap views once loaded.
 pub(crate) trait RangeStore {
     /// Every cell: the first cells, then the subdirectories.
-    fn cells(&self) -> &[u32];
+    fn cells(&self) -> &[u64];
     /// The cells, for writing.
-    fn cells_mut(&mut self) -> &mut [u32];
+    fn cells_mut(&mut self) -> &mut [u64];
     /// The flip points' high halves, [`LINE`] per leaf.
     #[cfg(test)]
     fn high(&self) -> &[u64];
@@ -83,17 +83,17 @@ pub(crate) trait RangeStore {
 /// A table in memory, growing as it is built.
 #[derive(Default)]
 pub(crate) struct Owned {
-    pub(crate) cells: Vec<u32>,
+    pub(crate) cells: Vec<u64>,
     pub(crate) high: Vec<u64>,
     pub(crate) low: Vec<u64>,
     first: usize,
 }
 
 impl RangeStore for Owned {
-    fn cells(&self) -> &[u32] {
+    fn cells(&self) -> &[u64] {
         &self.cells
     }
-    fn cells_mut(&mut self) -> &mut [u32] {
+    fn cells_mut(&mut self) -> &mut [u64] {
         &mut self.cells
     }
     #[cfg(test)]
@@ -158,10 +158,10 @@ pub(crate) struct Mapped {
 }
 
 impl RangeStore for Mapped {
-    fn cells(&self) -> &[u32] {
+    fn cells(&self) -> &[u64] {
         self.cells.slice()
     }
-    fn cells_mut(&mut self) -> &mut [u32] {
+    fn cells_mut(&mut self) -> &mut [u64] {
         self.cells.slice_mut()
     }
     #[cfg(test)]
@@ -186,6 +186,12 @@ pub(crate) struct RangesFull;
 
 /// A prefix as the table keeps it: its first address and length.
 type Key = (u128, u8);
+
+/// The 16 bits of `address` after its first `bits` (at most 112): a leaf keeps them for its
+/// first and last flip points, so that a lookup outside that window needs no leaf read.
+fn window(address: u128, bits: u32) -> u64 {
+    (address >> (112 - bits.min(112))) as u64 & 0xffff
+}
 
 /// The mask of the host bits of a `bits`-long prefix.
 fn host_mask(bits: u32) -> u128 {
@@ -486,7 +492,7 @@ impl<S: RangeStore> Ranges<S> {
     pub(crate) fn ranges_in_table(&self) -> u64 {
         let mut walk = Walk::default();
         for index in 0..self.first_cells() {
-            self.walk(self.store.cells()[index as usize], &mut walk);
+            self.walk(self.store.cells()[index as usize] as u32, &mut walk);
         }
         walk.ranges
     }
@@ -495,7 +501,7 @@ impl<S: RangeStore> Ranges<S> {
         if cell & RANGE_SUBDIR != 0 {
             let index = self.first_cells() + (cell & !RANGE_SUBDIR) * RANGE_FANOUT;
             for child in index..index + RANGE_FANOUT {
-                self.walk(self.store.cells()[child as usize], walk);
+                self.walk(self.store.cells()[child as usize] as u32, walk);
             }
             return;
         }
@@ -523,16 +529,26 @@ impl<S: RangeStore> Ranges<S> {
     #[cfg(test)]
     pub(crate) fn denies(&self, address: u128) -> bool {
         let cells = self.store.cells();
-        let mut cell = cells[(address >> (128 - self.top)) as usize];
+        let mut entry = cells[(address >> (128 - self.top)) as usize];
         let mut used = self.top;
-        while cell & RANGE_SUBDIR != 0 {
+        while entry as u32 & RANGE_SUBDIR != 0 {
             let byte = ((address >> (120 - used)) & 0xff) as u32;
-            cell =
-                cells[(self.first_cells() + (cell & !RANGE_SUBDIR) * RANGE_FANOUT + byte) as usize];
+            let subdir = entry as u32 & !RANGE_SUBDIR;
+            entry = cells[(self.first_cells() + subdir * RANGE_FANOUT + byte) as usize];
             used += 8;
         }
-        let first = (cell >> RANGE_OFFSET_SHIFT) as usize * LINE;
+        let cell = entry as u32;
         let count = ((cell >> RANGE_COUNT_SHIFT) & RANGE_COUNT_MASK) as usize;
+        if used <= 112 {
+            let window = window(address, used);
+            if window < entry >> 48 {
+                return cell & 1 != 0;
+            }
+            if window > (entry >> 32) & 0xffff {
+                return (cell ^ count as u32) & 1 != 0;
+            }
+        }
+        let first = (cell >> RANGE_OFFSET_SHIFT) as usize * LINE;
         let (high, low) = (self.store.high(), self.store.low());
         let below = (first..first + count)
             .take_while(|&i| (u128::from(high[i]) << 64 | u128::from(low[i])) <= address)
@@ -564,7 +580,7 @@ impl<S: RangeStore> Ranges<S> {
                 None => count,
             };
             if run_end > child {
-                let value = u32::from(state);
+                let value = u64::from(state);
                 self.store.cells_mut()[(index + child) as usize..(index + run_end) as usize]
                     .fill(value);
                 child = run_end;
@@ -596,9 +612,9 @@ impl<S: RangeStore> Ranges<S> {
         bits: u32,
         state: bool,
         points: &[u128],
-    ) -> Result<u32, RangesFull> {
+    ) -> Result<u64, RangesFull> {
         if points.is_empty() {
-            return Ok(u32::from(state));
+            return Ok(u64::from(state));
         }
         if points.len() <= LINE {
             let line = self.allocate_line()?;
@@ -609,12 +625,19 @@ impl<S: RangeStore> Ranges<S> {
                 low[at + i] = p as u64;
             }
             let count = points.len() as u32;
-            return Ok(u32::from(state) | count << RANGE_COUNT_SHIFT | line << RANGE_OFFSET_SHIFT);
+            let value = u32::from(state) | count << RANGE_COUNT_SHIFT | line << RANGE_OFFSET_SHIFT;
+            let (first, last) = match (points.first(), points.last()) {
+                (Some(&first), Some(&last)) if bits <= 112 => {
+                    (window(first, bits), window(last, bits))
+                }
+                _ => (0, 0xffff),
+            };
+            return Ok(u64::from(value) | first << 48 | last << 32);
         }
         let subdir = self.allocate_subdir()?;
         let index = self.first_cells() + subdir * RANGE_FANOUT;
         self.fill_children(index, first, RANGE_FANOUT, bits + 8, state, points)?;
-        Ok(RANGE_SUBDIR | subdir)
+        Ok(u64::from(RANGE_SUBDIR | subdir))
     }
 
     fn allocate_line(&mut self) -> Result<u32, RangesFull> {
@@ -640,7 +663,8 @@ impl<S: RangeStore> Ranges<S> {
     }
 
     /// Gives back what a cell that no longer points to it held.
-    fn release(&mut self, cell: u32) {
+    fn release(&mut self, cell: u64) {
+        let cell = cell as u32;
         let now = Instant::now();
         if cell & RANGE_SUBDIR != 0 {
             let subdir = cell & !RANGE_SUBDIR;
@@ -701,8 +725,8 @@ impl<S: RangeStore> Ranges<S> {
         let last = first | host_mask(bits);
         let whole = region.0 <= first && last <= region.1;
         let old = self.store.cells()[index as usize];
-        if !whole && old & RANGE_SUBDIR != 0 {
-            let subdir = self.first_cells() + (old & !RANGE_SUBDIR) * RANGE_FANOUT;
+        if !whole && old as u32 & RANGE_SUBDIR != 0 {
+            let subdir = self.first_cells() + (old as u32 & !RANGE_SUBDIR) * RANGE_FANOUT;
             let shift = 128 - (bits + 8);
             let from = ((region.0.max(first) - first) >> shift) as u32;
             let to = ((region.1.min(last) - first) >> shift) as u32;
@@ -912,10 +936,10 @@ mod tests {
         let (subdirs, lines) = (owned.subdirs_used(), owned.lines_used());
         struct Tight(Owned, u32, u32);
         impl RangeStore for Tight {
-            fn cells(&self) -> &[u32] {
+            fn cells(&self) -> &[u64] {
                 self.0.cells()
             }
-            fn cells_mut(&mut self) -> &mut [u32] {
+            fn cells_mut(&mut self) -> &mut [u64] {
                 self.0.cells_mut()
             }
             #[cfg(test)]
