@@ -105,7 +105,9 @@ impl TcbpfFilter {
     /// room in the IPv6 range table).
     fn rebuild_with(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
         let instance = self.current()?;
-        let mut nets: std::collections::BTreeSet<IpNet> = instance
+        // A vector, not an ordered set: the tables' lists are distinct already, and the new
+        // table sorts what it is given (a million-entry set took most of a rebuild).
+        let mut nets: Vec<IpNet> = instance
             .dir
             .as_mut()
             .map(|t| t.nets().into_iter().map(IpNet::V4).collect())
@@ -133,16 +135,16 @@ impl TcbpfFilter {
                             map: common::MAP_DENY_V6,
                             why: e.to_string(),
                         })?;
-                    nets.insert(IpNet::V6(net));
+                    nets.push(IpNet::V6(net));
                 }
             }
         }
-        for net in entries.iter().map(IpNet::trunc) {
-            if add {
-                nets.insert(net);
-            } else {
-                nets.remove(&net);
-            }
+        let entries = entries.iter().map(IpNet::trunc);
+        if add {
+            nets.extend(entries);
+        } else {
+            let gone: foldhash::HashSet<IpNet> = entries.collect();
+            nets.retain(|net| !gone.contains(net));
         }
         self.replace(&nets.into_iter().collect())
     }

@@ -22,11 +22,12 @@ pub(crate) const BATCH: usize = 65_536;
 /// node, each a kmalloc-64 object (slab growth of 1,318-1,371 MiB per 10M entries measured on
 /// 6.18; the maps' `memlock` figure counts about a fifth of it).
 pub(crate) const TRIE_BYTES_PER_ENTRY: u64 = 144;
-/// Room for changes past what a loaded range table uses: a quarter more subdirectories and
-/// leaves, and at least 64 and 4,096.
+/// Room for changes past what a loaded range table uses: half as many subdirectories again
+/// (at least 256: changes split full leaves, and a subdirectory stays until a rebuild) and a
+/// quarter more leaves (at least 4,096).
 pub(crate) fn range_capacity(subdirs: u32, lines: u32) -> (u32, u32) {
     (
-        subdirs.saturating_add((subdirs / 4).max(64)),
+        subdirs.saturating_add((subdirs / 2).max(256)),
         lines
             .saturating_add((lines / 4).max(4_096))
             .min(u32::try_from(crate::range::MAX_LINES).unwrap_or(u32::MAX)),
