@@ -34,9 +34,12 @@ pub enum Table {
     /// An LPM trie per family: memory in proportion to the list, lookups that grow with it.
     #[default]
     LpmTrie,
-    /// IPv4 in a constant-time DIR-24-8 table ([`dir`](crate::dir)): at most two array reads per packet
-    /// whatever the list, filled through mmap; 64 MiB for the first level plus 32 bytes per
-    /// /24 holding longer prefixes. IPv6 stays in the LPM trie.
+    /// Bounded-time tables, filled through mmap: IPv4 lists up to
+    /// [`V4_RANGE_MAX_ENTRIES`](filter_tcbpf_common::V4_RANGE_MAX_ENTRIES) in a range table
+    /// whose memory follows the list, longer ones in DIR-24-8 ([`dir`](crate::dir): at most
+    /// two array reads per packet; 64 MiB for the first level plus 32 bytes per /24 holding
+    /// longer prefixes); IPv6 in a range table (a few cell reads and one line read per
+    /// packet, whatever the prefix lengths).
     Dir24,
 }
 

@@ -1,8 +1,10 @@
 //! Egress filter engine with a tc eBPF program: the destination of every IP packet leaving
 //! an interface is looked up and the packet is dropped on a match. Two [`Table`]s:
-//! an LPM trie per family (`BPF_MAP_TYPE_LPM_TRIE`, `BPF_F_NO_PREALLOC`; the default), or for
-//! IPv4 a constant-time DIR-24-8 table ([`dir`]: one or two array reads per packet whatever
-//! the list, written through mmap; 64 MiB and up).
+//! an LPM trie per family (`BPF_MAP_TYPE_LPM_TRIE`, `BPF_F_NO_PREALLOC`; the default), or
+//! bounded-time tables written through mmap ([`Table::Dir24`]): for IPv4 a DIR-24-8 table
+//! ([`dir`]: one or two array reads per packet whatever the list; 64 MiB and up) or, for
+//! short lists, a range table whose memory follows the list; for IPv6 a range table (a few
+//! reads per packet whatever the prefix lengths).
 //!
 //! - The program (crate `filter-tcbpf-ebpf`) is built at build time and embedded.
 //! - It is attached with TCX on Linux 6.6+ (a BPF link: it goes away with the process),
@@ -10,7 +12,7 @@
 //!   attach kind is one file of [`hooks`].
 //! - Tries are sized to the list (`max_entries` = twice the entries, at least 1,024) and filled
 //!   with `BPF_MAP_UPDATE_BATCH` where the kernel has it, else one update per entry. The
-//!   DIR-24-8 table is expanded in user space straight into its maps' mmap views.
+//!   bounded-time tables are built in user space straight into their maps' mmap views.
 //! - [`replace`](EgressFilter::replace) loads a second instance of the program with maps
 //!   filled with the new list, then swaps programs on the hook in one kernel operation
 //!   (`BPF_LINK_UPDATE` for TCX, a netlink filter replace for clsact): every packet sees the
