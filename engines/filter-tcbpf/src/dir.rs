@@ -24,6 +24,8 @@ use std::sync::atomic::{Ordering, fence};
 
 use rayon::slice::ParallelSliceMut;
 
+use crate::grace::Quarantine;
+
 use filter_tcbpf_common::{DIR_ALLOW, DIR_CHUNK_BYTES, DIR_DENY, DIR_FIRST_CHUNK, DIR_SLOTS};
 use ipnet::Ipv4Net;
 
@@ -118,8 +120,9 @@ pub struct Dir24<S: Store = Owned> {
     store: S,
     /// Chunks handed out so far (the high-water mark).
     used: u32,
-    /// Chunks handed out and given back, reused first.
-    free: Vec<u32>,
+    /// Chunks handed out and given back: reused first, once no program run can still read
+    /// them.
+    free: Quarantine,
     /// The list, for `add` and `remove`.
     prefixes: Prefixes,
 }
@@ -336,7 +339,7 @@ impl Prepared {
         let mut table = Dir24 {
             store,
             used: 0,
-            free: Vec::new(),
+            free: Quarantine::default(),
             prefixes: Prefixes::new(Vec::new()),
         };
         for (len, network) in self.sorted.iter().map(|&k| unkey(k)) {
@@ -554,7 +557,7 @@ impl<S: Store> Dir24<S> {
 
     /// Chunks that can still be handed out.
     fn chunks_available(&self) -> u64 {
-        self.free.len() as u64 + u64::from(self.store.capacity().saturating_sub(self.used))
+        self.free.reusable() as u64 + u64::from(self.store.capacity().saturating_sub(self.used))
     }
 
     /// Rewrites the region of a removed prefix that no shorter prefix covers, from the

@@ -42,6 +42,7 @@ pub mod dir;
 mod engine;
 mod error;
 mod fill;
+mod grace;
 pub mod hooks;
 mod instance;
 pub mod pin;

@@ -20,11 +20,10 @@
 //! A change rewrites only the cells its prefix overlaps, from the list's prefixes in them
 //! ([`Prefixes`]): the new leaf is written to free space first and its cell switched after
 //! it, so the program sees the old cell or the new one. Freed space is reused only after
-//! [`GRACE`], long past any program run that could still read it.
+//! [`GRACE_MS`](crate::grace::GRACE_MS), long past any program run that could still read it.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::atomic::{Ordering, fence};
-use std::time::{Duration, Instant};
 
 use filter_tcbpf_common::{
     RANGE_COUNT_MASK, RANGE_COUNT_SHIFT, RANGE_FANOUT, RANGE_LEAF_MAX, RANGE_OFFSET_SHIFT,
@@ -32,8 +31,7 @@ use filter_tcbpf_common::{
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
-/// How long freed leaves and subdirectories wait before they are reused.
-const GRACE: Duration = Duration::from_millis(50);
+use crate::grace::Quarantine;
 
 /// Flip-point halves per line (a leaf's room, 64 bytes).
 pub(crate) const LINE: usize = RANGE_LEAF_MAX as usize;
@@ -355,22 +353,11 @@ impl Walk {
     }
 }
 
-/// Space given back, with when it was freed.
+/// Space given back, reused once no program run can still read it.
 #[derive(Default)]
 struct FreeSpace {
-    lines: VecDeque<(u32, Instant)>,
-    subdirs: VecDeque<(u32, Instant)>,
-}
-
-/// Takes the oldest freed item past [`GRACE`].
-fn reuse(queue: &mut VecDeque<(u32, Instant)>) -> Option<u32> {
-    match queue.front() {
-        Some(&(item, freed)) if freed.elapsed() >= GRACE => {
-            queue.pop_front();
-            Some(item)
-        }
-        _ => None,
-    }
+    lines: Quarantine,
+    subdirs: Quarantine,
 }
 
 /// A range table over a store; see the [module docs](self).
@@ -641,7 +628,7 @@ impl<S: RangeStore> Ranges<S> {
     }
 
     fn allocate_line(&mut self) -> Result<u32, RangesFull> {
-        if let Some(line) = reuse(&mut self.free.lines) {
+        if let Some(line) = self.free.lines.pop() {
             return Ok(line);
         }
         if !self.store.reserve(self.subdirs, self.lines + 1) {
@@ -652,7 +639,7 @@ impl<S: RangeStore> Ranges<S> {
     }
 
     fn allocate_subdir(&mut self) -> Result<u32, RangesFull> {
-        if let Some(subdir) = reuse(&mut self.free.subdirs) {
+        if let Some(subdir) = self.free.subdirs.pop() {
             return Ok(subdir);
         }
         if !self.store.reserve(self.subdirs + 1, self.lines) {
@@ -665,7 +652,6 @@ impl<S: RangeStore> Ranges<S> {
     /// Gives back what a cell that no longer points to it held.
     fn release(&mut self, cell: u64) {
         let cell = cell as u32;
-        let now = Instant::now();
         if cell & RANGE_SUBDIR != 0 {
             let subdir = cell & !RANGE_SUBDIR;
             let index = (self.first_cells() + subdir * RANGE_FANOUT) as usize;
@@ -673,11 +659,11 @@ impl<S: RangeStore> Ranges<S> {
                 let value = self.store.cells()[index + child];
                 self.release(value);
             }
-            self.free.subdirs.push_back((subdir, now));
+            self.free.subdirs.push(subdir);
             return;
         }
         if (cell >> RANGE_COUNT_SHIFT) & RANGE_COUNT_MASK > 0 {
-            self.free.lines.push_back((cell >> RANGE_OFFSET_SHIFT, now));
+            self.free.lines.push(cell >> RANGE_OFFSET_SHIFT);
         }
     }
 

@@ -98,6 +98,22 @@ pub fn monotonic_ns() -> io::Result<u64> {
     Ok(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
 }
 
+/// `CLOCK_MONOTONIC_COARSE` in milliseconds (0 if it cannot be read, so that nothing
+/// waiting on it is ever taken as old enough).
+pub(crate) fn coarse_ms() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the pointer given and keeps nothing.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &raw mut now) } != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(now.tv_nsec).unwrap_or(0) / 1_000_000;
+    secs.saturating_mul(1_000).saturating_add(millis)
+}
+
 /// Kernel memory charged to a BPF object, from `memlock:` in `/proc/self/fdinfo/<fd>`
 /// (the map's own accounting, `map_mem_usage`, on Linux 6.4+).
 pub fn memlock(fd: BorrowedFd<'_>) -> Option<u64> {
