@@ -2,8 +2,8 @@
 //! drop it on a match. Non-IP packets pass unchecked.
 //!
 //! - `egb_filter`: an LPM trie per family.
-//! - `egb_filter_dir`: IPv4 in a constant-time DIR-24-8 table (two array reads at most),
-//!   IPv6 in a bounded-time range table.
+//! - `egb_filter_dir`: IPv4 in a constant-time DIR-24-8 table (two array reads at most) or,
+//!   for short lists, a range table; IPv6 in a range table.
 //!
 //! Per packet: one `bpf_skb_load_bytes` of the destination (bounded, works on non-linear
 //! skbs), the lookup, two per-CPU counter updates. No logging.
@@ -364,7 +364,7 @@ impl Lookup for Tries {
     }
 }
 
-/// DIR-24-8 for IPv4, the range table for IPv6.
+/// The constant-time tables: DIR-24-8 or a range table for IPv4, a range table for IPv6.
 struct Tables;
 
 impl Lookup for Tables {

@@ -6,9 +6,9 @@ use filter_core::{EgressFilter, Result};
 use filter_tcbpf_common as common;
 use ipnet::IpNet;
 
+use crate::TcbpfFilter;
 use crate::error::{TcbpfError, kernel};
 use crate::fill::{map_mut, v4_key, v6_key};
-use crate::{TcbpfFilter, dir, range};
 
 /// `BPF_NOEXIST`: add only if absent.
 const BPF_NOEXIST: u64 = 1;
@@ -26,37 +26,28 @@ impl TcbpfFilter {
     ) -> Result<()> {
         let instance = self.current()?;
         for (done, net) in entries.iter().map(IpNet::trunc).enumerate() {
-            if let (IpNet::V4(n), Some(table)) = (net, instance.v4_ranges.as_mut()) {
-                match table.change_v4(n, add) {
-                    Ok(true) if add => instance.entries[0] += 1,
-                    Ok(true) => instance.entries[0] -= 1,
-                    Ok(false) => {}
-                    // No room left: a table for the whole list (past the range table's
-                    // share, DIR-24-8), swapped in.
-                    Err(range::RangesFull) => return self.rebuild_with(&entries[done..], add),
+            // The constant-time tables: whether the list changed, or `None` when the table
+            // has no room left (no chunk, line or subdirectory).
+            let in_table = match (net, &mut instance.v4_ranges, &mut instance.dir) {
+                (IpNet::V4(n), Some(table), _) => Some(table.change_v4(n, add).ok()),
+                (IpNet::V4(n), None, Some(table)) => {
+                    Some(if add { table.add(n) } else { table.remove(n) }.ok())
                 }
-                continue;
-            }
-            if let (IpNet::V4(n), Some(table)) = (net, instance.dir.as_mut()) {
-                let changed = if add { table.add(n) } else { table.remove(n) };
+                (IpNet::V6(n), ..) => instance
+                    .ranges
+                    .as_mut()
+                    .map(|table| table.change(n, add).ok()),
+                _ => None,
+            };
+            if let Some(changed) = in_table {
+                let slot = usize::from(matches!(net, IpNet::V6(_)));
                 match changed {
-                    Ok(true) if add => instance.entries[0] += 1,
-                    Ok(true) => instance.entries[0] -= 1,
-                    Ok(false) => {}
-                    Err(dir::ChunksFull { .. }) => {
-                        // No chunk left: a bigger table with the whole list, swapped in.
-                        return self.rebuild_with(&entries[done..], add);
-                    }
-                }
-                continue;
-            }
-            if let (IpNet::V6(n), Some(table)) = (net, instance.ranges.as_mut()) {
-                match table.change(n, add) {
-                    Ok(true) if add => instance.entries[1] += 1,
-                    Ok(true) => instance.entries[1] -= 1,
-                    Ok(false) => {}
-                    // No room left: a bigger table with the whole list, swapped in.
-                    Err(range::RangesFull) => return self.rebuild_with(&entries[done..], add),
+                    Some(true) if add => instance.entries[slot] += 1,
+                    Some(true) => instance.entries[slot] -= 1,
+                    Some(false) => {}
+                    // A table for the whole list (past the IPv4 range table's share,
+                    // DIR-24-8), swapped in.
+                    None => return self.rebuild_with(&entries[done..], add),
                 }
                 continue;
             }

@@ -447,22 +447,7 @@ impl<S: Store> Dir24<S> {
     /// The disjoint ranges the list's prefixes make (overlapping or touching ones merged):
     /// what [`ranges_in_table`](Self::ranges_in_table) must read.
     pub fn ranges_of_list(&self) -> u64 {
-        let mut ranges = 0;
-        let mut end: Option<u64> = None;
-        for net in self.nets() {
-            let (first, last) = (
-                u64::from(u32::from(net.network())),
-                u64::from(u32::from(net.broadcast())),
-            );
-            match end {
-                Some(e) if first <= e + 1 => end = Some(e.max(last)),
-                _ => {
-                    ranges += 1;
-                    end = Some(last);
-                }
-            }
-        }
-        ranges
+        crate::range::disjoint_ranges(self.nets().iter().map(crate::range::key_v4))
     }
 
     /// Whether the table denies `addr`: the program's lookup, in user space.

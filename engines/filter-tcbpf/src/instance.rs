@@ -78,35 +78,22 @@ impl TcbpfFilter {
         };
         let v4_room = v4_ranges.as_ref().map(RangeRoom::of);
         let range_room = ranges.as_ref().map(RangeRoom::of);
-        let capacity = [
-            if table == Table::Dir24 {
-                1
-            } else {
-                capacity(list.v4().len())?
-            },
-            if ranges.is_some() {
-                1
-            } else {
-                capacity(list.v6().len())?
-            },
-        ];
+        // The tries are left at one entry under the constant-time tables.
+        let capacity = match table {
+            Table::Dir24 => [1, 1],
+            Table::LpmTrie => [capacity(list.v4().len())?, capacity(list.v6().len())?],
+        };
         let chunk_capacity = dir.as_ref().map(|d| chunk_capacity(d.chunks_needed()));
-        // IPv4 goes to the DIR table or a trie; IPv6 to the range table or a trie.
-        let (v4_trie, dir_bytes) = match chunk_capacity {
-            Some(chunks) => (
-                0,
-                u64::from(common::DIR_SLOTS) * 4
-                    + u64::from(chunks) * common::DIR_CHUNK_BYTES as u64,
-            ),
-            None => (list.v4().len() as u64, 0),
+        let trie_bytes = match table {
+            Table::Dir24 => 0,
+            Table::LpmTrie => list.len() as u64 * TRIE_BYTES_PER_ENTRY,
         };
-        let v4_trie = if v4_room.is_some() { 0 } else { v4_trie };
-        let (v6_trie, range_bytes) = match range_room {
-            Some(room) => (0, room.bytes(true)),
-            None => (list.v6().len() as u64, 0),
-        };
-        let range_bytes = range_bytes + v4_room.map_or(0, |room| room.bytes(false));
-        let needed = (v4_trie + v6_trie) * TRIE_BYTES_PER_ENTRY + dir_bytes + range_bytes;
+        let dir_bytes = chunk_capacity.map_or(0, |chunks| {
+            u64::from(common::DIR_SLOTS) * 4 + u64::from(chunks) * common::DIR_CHUNK_BYTES as u64
+        });
+        let range_bytes = range_room.map_or(0, |room| room.bytes(true))
+            + v4_room.map_or(0, |room| room.bytes(false));
+        let needed = trie_bytes + dir_bytes + range_bytes;
         filter_core::memory::require(
             "kernel memory for the BPF maps",
             needed,
@@ -158,8 +145,8 @@ impl TcbpfFilter {
             }
             _ => None,
         };
-        let ranges = match (ranges, range_room) {
-            (Some(built), Some(room)) => {
+        let ranges = match ranges.zip(range_room) {
+            Some((built, room)) => {
                 let low = range::LowHalves::Kernel(mapping(
                     &ebpf,
                     common::MAP_V6_LOW,
@@ -168,17 +155,17 @@ impl TcbpfFilter {
                 let store = room.store(&ebpf, common::MAP_V6_CELLS, common::MAP_V6_HIGH, low)?;
                 Some(built.move_into(store))
             }
-            _ => None,
+            None => None,
         };
-        let v4_ranges = match (v4_ranges, v4_room) {
-            (Some(built), Some(room)) => {
+        let v4_ranges = match v4_ranges.zip(v4_room) {
+            Some((built, room)) => {
                 entries_v4 = built.len() as u64;
                 let low = range::LowHalves::Local(vec![0; room.lines as usize * range::LINE]);
                 let store =
                     room.store(&ebpf, common::MAP_V4R_CELLS, common::MAP_V4R_POINTS, low)?;
                 Some(built.move_into(store))
             }
-            _ => None,
+            None => None,
         };
         // Sorted, each insert walks the trie where the previous one did: its nodes are in
         // cache, and the fill takes about half the time of input order.
@@ -186,9 +173,9 @@ impl TcbpfFilter {
             Table::Dir24 => Vec::new(),
             Table::LpmTrie => list.v4().iter().map(v4_key).collect(),
         };
-        let mut v6: Vec<_> = match ranges {
-            Some(_) => Vec::new(),
-            None => list.v6().iter().map(v6_key).collect(),
+        let mut v6: Vec<_> = match table {
+            Table::Dir24 => Vec::new(),
+            Table::LpmTrie => list.v6().iter().map(v6_key).collect(),
         };
         v4.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));
         v6.sort_unstable_by_key(|k| (k.data(), k.prefix_len()));

@@ -358,7 +358,7 @@ impl EgressFilter for TcbpfFilter {
             let v4 = match (&instance.dir, &instance.v4_ranges) {
                 (Some(dir), _) => [dir.ranges_in_table(), dir.ranges_of_list()],
                 (_, Some(table)) => [table.ranges_in_table(), table.ranges_of_list()],
-                (None, None) => [0, 0],
+                (None, None) => unreachable!("an instance with a range table has an IPv4 table"),
             };
             return Ok(Some(filter_core::KernelCount {
                 unit: filter_core::CountUnit::Ranges,
@@ -366,16 +366,17 @@ impl EgressFilter for TcbpfFilter {
                 expected: [v4[1], ranges.ranges_of_list()],
             }));
         }
-        let count =
-            |name| fill::count_keys::<aya::maps::LpmTrie<_, [u8; 4], u64>>(&instance.ebpf, name);
-        let count_v6 =
-            |name| fill::count_keys::<aya::maps::LpmTrie<_, [u8; 16], u64>>(&instance.ebpf, name);
+        let v4 = fill::count_keys::<aya::maps::LpmTrie<_, [u8; 4], u64>>(
+            &instance.ebpf,
+            common::MAP_DENY_V4,
+        )?;
+        let v6 = fill::count_keys::<aya::maps::LpmTrie<_, [u8; 16], u64>>(
+            &instance.ebpf,
+            common::MAP_DENY_V6,
+        )?;
         Ok(Some(filter_core::KernelCount {
             unit: filter_core::CountUnit::MapKeys,
-            read: [
-                Some(count(common::MAP_DENY_V4)?),
-                Some(count_v6(common::MAP_DENY_V6)?),
-            ],
+            read: [Some(v4), Some(v6)],
             expected: instance.entries,
         }))
     }

@@ -1,5 +1,6 @@
-//! The bounded-time IPv6 table (a range table, after DXR), built and changed in user space,
-//! read by `egb_filter_dir` in the kernel.
+//! The bounded-time range tables (after DXR), built and changed in user space, read by
+//! `egb_filter_dir` in the kernel: for IPv6, and for short IPv4 lists (addresses in the top
+//! 32 of 128 bits).
 //!
 //! A deny-list's answer is one bit, so its prefixes collapse into disjoint denied intervals,
 //! and an address is denied when an odd number of the intervals' edges ("flip points") lie
@@ -55,7 +56,7 @@ pub(crate) fn top_bits_v4(entries: usize) -> u32 {
 }
 
 /// An IPv4 prefix as a range-table key: the address in the top 32 of 128 bits.
-fn key_v4(net: &Ipv4Net) -> Key {
+pub(crate) fn key_v4(net: &Ipv4Net) -> Key {
     (u128::from(u32::from(net.network())) << 96, net.prefix_len())
 }
 
@@ -183,7 +184,14 @@ impl RangeStore for Mapped {
 pub(crate) struct RangesFull;
 
 /// A prefix as the table keeps it: its first address and length.
-type Key = (u128, u8);
+pub(crate) type Key = (u128, u8);
+
+/// The disjoint ranges sorted prefixes make, overlapping or touching ones merged.
+pub(crate) fn disjoint_ranges(keys: impl Iterator<Item = Key>) -> u64 {
+    let (initial, points) = flips(keys, 0, u128::MAX);
+    // Two edges a range, less the start of one at address 0 and the end of one at the top.
+    (points.len() as u64 + u64::from(initial)).div_ceil(2)
+}
 
 /// The 16 bits of `address` after its first `bits` (at most 112): a leaf keeps them for its
 /// first and last flip points, so that a lookup outside that window needs no leaf read.
@@ -504,8 +512,7 @@ impl<S: RangeStore> Ranges<S> {
     pub(crate) fn ranges_of_list(&self) -> u64 {
         let mut keys: Vec<Key> = self.prefixes.iter().collect();
         keys.sort_unstable();
-        let (initial, points) = flips(keys.into_iter(), 0, u128::MAX);
-        (points.len() as u64 + u64::from(initial)).div_ceil(2)
+        disjoint_ranges(keys.into_iter())
     }
 
     fn first_cells(&self) -> u32 {
