@@ -63,7 +63,7 @@ pub const DIR_DENY: u32 = 1;
 /// First-level values from this one on point into the second level.
 pub const DIR_FIRST_CHUNK: u32 = 2;
 /// The bounded-time IPv6 table's cells (a range table, after DXR): `BPF_MAP_TYPE_ARRAY` of
-/// `[u64; 2]`, `BPF_F_MMAPABLE`; its mmap view is one `u64` per cell. The first
+/// `u64`, one per cell, `BPF_F_MMAPABLE`. The first
 /// 2^[`GLOBAL_V6_TOP_BITS`] cells are indexed by the top bits of the destination; below them
 /// come subdirectories of [`RANGE_FANOUT`] cells, indexed by the next 8 bits. A cell is a
 /// subdirectory ([`RANGE_SUBDIR`] set, its index in the other bits) or a leaf: the state of

@@ -105,14 +105,14 @@ impl TcbpfFilter {
             .map_max_entries(common::MAP_DENY_V6, capacity[1]);
         if let Some(room) = &range_room {
             loader
-                .map_max_entries(common::MAP_V6_CELLS, room.groups()?)
+                .map_max_entries(common::MAP_V6_CELLS, room.entries()?)
                 .map_max_entries(common::MAP_V6_HIGH, room.lines)
                 .map_max_entries(common::MAP_V6_LOW, room.lines)
                 .override_global(common::GLOBAL_V6_TOP_BITS, &room.top, true);
         }
         if let Some(room) = &v4_room {
             loader
-                .map_max_entries(common::MAP_V4R_CELLS, room.groups()?)
+                .map_max_entries(common::MAP_V4R_CELLS, room.entries()?)
                 .map_max_entries(common::MAP_V4R_POINTS, room.lines)
                 .override_global(common::GLOBAL_V4_TOP_BITS, &room.top, true);
         }
@@ -246,10 +246,10 @@ impl RangeRoom {
         (1u64 << self.top) + u64::from(self.subdirs) * u64::from(common::RANGE_FANOUT)
     }
 
-    /// The cells map's entries (two cells each).
-    fn groups(self) -> std::result::Result<u32, TcbpfError> {
-        u32::try_from(self.cells() / 2).map_err(|_| TcbpfError::MapTooLarge {
-            requested: self.cells() / 2,
+    /// The cells map's entries (a cell each).
+    fn entries(self) -> std::result::Result<u32, TcbpfError> {
+        u32::try_from(self.cells()).map_err(|_| TcbpfError::MapTooLarge {
+            requested: self.cells(),
         })
     }
 
