@@ -493,6 +493,10 @@ impl<K: Copy + Ord + std::hash::Hash> Deadlines<K> {
 
     /// Takes `key`'s deadline away; whether it had one.
     pub fn remove(&mut self, key: &K) -> bool {
+        if self.by_key.is_empty() {
+            // No key to hash: lists without timeouts pay nothing per change.
+            return false;
+        }
         match self.by_key.remove(key) {
             Some(old) => self.queue.remove(&(old, *key)),
             None => false,

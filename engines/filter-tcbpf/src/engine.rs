@@ -84,8 +84,9 @@ pub static ENGINE: Engine = Engine {
             send_path_floor: Some(TCBPF_EMPTY),
             ..Variant::engine(
                 TCBPF_DIR,
-                "tc eBPF program with a constant-time DIR-24-8 table for IPv4 (two array reads \
-                 at most, filled through mmap) and an LPM trie for IPv6",
+                "tc eBPF program with bounded-time tables filled through mmap: IPv4 in a range \
+                 table up to 131,072 entries, in DIR-24-8 (two array reads at most) past it; \
+                 IPv6 in a range table, whatever the prefix lengths",
                 |at| build(at, |f| f.with_table(Table::Dir24)),
             )
         },
