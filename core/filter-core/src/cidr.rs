@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -155,13 +156,16 @@ pub struct ListStats {
 ///
 /// Entries stay in input order and are not merged: N entries mean N kernel entries unless
 /// [`aggregate`](Self::aggregate) is asked for.
+///
+/// A clone shares the entries until one side changes them (an engine keeps the list it
+/// loaded: a copy of 100M entries cost a load 0.3 to 1.6 s).
 #[derive(Debug, Clone, Default)]
 pub struct CidrList {
-    v4: Vec<Ipv4Net>,
-    v6: Vec<Ipv6Net>,
+    v4: Arc<Vec<Ipv4Net>>,
+    v6: Arc<Vec<Ipv6Net>>,
     /// Source lines (u32: four billion lines; 4 bytes an entry at 100M entries).
-    v4_lines: Vec<u32>,
-    v6_lines: Vec<u32>,
+    v4_lines: Arc<Vec<u32>>,
+    v6_lines: Arc<Vec<u32>>,
     host_bits_normalised: u64,
 }
 
@@ -276,15 +280,15 @@ impl CidrList {
     fn push_at(&mut self, net: IpNet, line: Option<u32>) {
         match net {
             IpNet::V4(n) => {
-                self.v4.push(n);
+                Arc::make_mut(&mut self.v4).push(n);
                 if let Some(line) = line {
-                    self.v4_lines.push(line);
+                    Arc::make_mut(&mut self.v4_lines).push(line);
                 }
             }
             IpNet::V6(n) => {
-                self.v6.push(n);
+                Arc::make_mut(&mut self.v6).push(n);
                 if let Some(line) = line {
-                    self.v6_lines.push(line);
+                    Arc::make_mut(&mut self.v6_lines).push(line);
                 }
             }
         }
@@ -337,8 +341,8 @@ impl CidrList {
     /// Makes room for `additional` more entries of `family`.
     pub fn reserve(&mut self, family: Family, additional: usize) {
         match family {
-            Family::V4 => self.v4.reserve_exact(additional),
-            Family::V6 => self.v6.reserve_exact(additional),
+            Family::V4 => Arc::make_mut(&mut self.v4).reserve_exact(additional),
+            Family::V6 => Arc::make_mut(&mut self.v6).reserve_exact(additional),
         }
     }
 
@@ -377,8 +381,8 @@ impl CidrList {
     /// adjacent networks merged. Source lines are not kept.
     pub fn aggregate(&self) -> Self {
         Self {
-            v4: Ipv4Net::aggregate(&self.v4),
-            v6: Ipv6Net::aggregate(&self.v6),
+            v4: Arc::new(Ipv4Net::aggregate(&self.v4)),
+            v6: Arc::new(Ipv6Net::aggregate(&self.v6)),
             ..Self::default()
         }
     }
@@ -432,10 +436,10 @@ impl CidrList {
                     .any(|a| matches!(a, IpAddr::V6(a) if n.contains(a)))
             })
             .collect();
-        retain_by(&mut self.v4, &keep4);
-        retain_by(&mut self.v4_lines, &keep4);
-        retain_by(&mut self.v6, &keep6);
-        retain_by(&mut self.v6_lines, &keep6);
+        retain_by(Arc::make_mut(&mut self.v4), &keep4);
+        retain_by(Arc::make_mut(&mut self.v4_lines), &keep4);
+        retain_by(Arc::make_mut(&mut self.v6), &keep6);
+        retain_by(Arc::make_mut(&mut self.v6_lines), &keep6);
         before - self.len()
     }
 }
