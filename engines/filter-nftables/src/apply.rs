@@ -5,7 +5,7 @@
 use filter_core::{Error, Family, Result};
 use ipnet::IpNet;
 
-use crate::layout::{MAX_HASH_SIZE, SETS, family_index, hash_size, set_name, width};
+use crate::layout::{MAX_HASH_SIZE, MadeSet, family_index, set_name, sets_for, width};
 use crate::messages::{self, SetKind};
 use crate::state::{self, Delta, FamilyState};
 use crate::transactions::Transactions;
@@ -29,37 +29,39 @@ impl NftablesFilter {
     /// Checks what a load needs against the memory there is, before anything changes.
     pub(crate) fn check(families: &[FamilyState; 2]) -> Result<()> {
         for family in families {
-            if family.host_count() > MAX_HASH_SIZE as usize {
-                return Err(Error::Limit {
-                    limit: "nftables fixed-size hash set size",
-                    requested: family.host_count() as u64,
-                    max: u64::from(MAX_HASH_SIZE),
-                    hint: "host addresses per family: the kernel allocates the set's buckets \
-                           in one block below 2 GiB; aggregate the list (--aggregate) or use \
-                           ipset or tcbpf-dir"
-                        .into(),
-                });
+            for kind in family.kinds() {
+                let keys = family.element_count(kind);
+                if keys > MAX_HASH_SIZE as usize {
+                    return Err(Error::Limit {
+                        limit: "nftables fixed-size hash set size",
+                        requested: keys as u64,
+                        max: u64::from(MAX_HASH_SIZE),
+                        hint: "entries of one prefix length per family: the kernel allocates \
+                               the set's buckets in one block below 2 GiB; aggregate the list \
+                               (--aggregate) or use ipset or tcbpf-dir"
+                            .into(),
+                    });
+                }
             }
         }
-        let elements: usize = families
-            .iter()
-            .map(|f| f.host_count() + f.element_count(SetKind::Interval))
-            .sum();
+        let elements: u64 = families.iter().map(FamilyState::entries).sum();
         filter_core::memory::require(
             "kernel memory for the nftables sets",
-            elements as u64 * BYTES_PER_ELEMENT,
+            elements * BYTES_PER_ELEMENT,
             "free memory, or load a shorter or aggregated list (--aggregate)",
         )
     }
 
-    /// Fills new sets of `generation` with `families`' elements, creating the table and chain
-    /// first when `create` (a load): the transactions before the rules go in. Each batch is
-    /// sent as soon as it is complete, so the elements never exist as messages all at once.
+    /// Fills new sets of `generation` (`sets`) with `families`' elements, creating the table
+    /// and chain first when `create` (a load): the transactions before the rules go in. Each
+    /// batch is sent as soon as it is complete, so the elements never exist as messages all
+    /// at once.
     pub(crate) fn fill(
         &mut self,
         tx: &mut Transactions,
         generation: u32,
         families: &[FamilyState; 2],
+        sets: &[MadeSet],
         create: bool,
     ) -> Result<()> {
         let table = self.table().to_owned();
@@ -73,13 +75,9 @@ impl NftablesFilter {
                 format!("creating chain {}", messages::CHAIN),
             );
         }
-        for (i, (family, kind)) in SETS.into_iter().enumerate() {
+        for (i, &(family, kind, size)) in sets.iter().enumerate() {
             let set = set_name(family, kind, generation);
-            let id = u32::try_from(i + 1).expect("four sets");
-            let size = match kind {
-                SetKind::Hash => hash_size(families[family_index(family)].host_count()),
-                SetKind::Interval => 0,
-            };
+            let id = u32::try_from(i + 1).expect("a set per prefix length");
             tx.push(
                 &mut messages::new_set(&table, &set, id, width(family), kind, size, self.timeouts),
                 format!("creating set {set}"),
@@ -87,7 +85,7 @@ impl NftablesFilter {
         }
         // The sets exist once the first transaction commits: elements name them.
         tx.cut();
-        for (family, kind) in SETS {
+        for &(family, kind, _) in sets {
             let mut elements = families[family_index(family)].element_iter(kind).peekable();
             while tx.element_message(&table, generation, (family, kind), &mut elements, true) {
                 self.send_complete(tx)?;
@@ -97,47 +95,55 @@ impl NftablesFilter {
         self.send_complete(tx)
     }
 
-    /// The rules that match the sets of `generation`.
-    pub(crate) fn rules(&self, tx: &mut Transactions, generation: u32) {
+    /// The rules that match `sets` of `generation`: a shorter length's set is looked up with
+    /// the destination masked to it.
+    pub(crate) fn rules(&self, tx: &mut Transactions, generation: u32, sets: &[MadeSet]) {
         let table = self.table().to_owned();
-        for (family, kind) in SETS {
+        for &(family, kind, _) in sets {
             let set = set_name(family, kind, generation);
+            let prefix_len = match kind {
+                SetKind::Hash => None,
+                SetKind::Prefix(len) => Some(len),
+            };
             tx.push(
-                &mut messages::new_rule(&table, &set, 0, width(family)),
+                &mut messages::new_rule(&table, &set, 0, width(family), prefix_len),
                 format!("adding the rule that matches set {set}"),
             );
         }
     }
 
     pub(crate) fn load_netlink(&mut self, families: [FamilyState; 2]) -> Result<()> {
+        let sets = sets_for(&families);
         let mut tx = self.new_transactions();
-        let filled = self.fill(&mut tx, 0, &families, true);
-        self.rules(&mut tx, 0);
+        let filled = self.fill(&mut tx, 0, &families, &sets, true);
+        self.rules(&mut tx, 0, &sets);
         if let Err(e) = filled.and_then(|()| self.commit(tx)) {
             let _ = self.delete_table();
             return Err(e);
         }
         self.loaded = Some(Loaded {
             generation: 0,
-            capacity: families.each_ref().map(|f| hash_size(f.host_count())),
+            sets,
             families,
         });
         Ok(())
     }
 
     pub(crate) fn replace_netlink(&mut self, families: [FamilyState; 2]) -> Result<()> {
-        let old = self.loaded.as_ref().ok_or(Error::NotLoaded)?.generation;
+        let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
+        let (old, old_sets) = (loaded.generation, loaded.sets.clone());
         let new = old + 1;
+        let sets = sets_for(&families);
         let table = self.table().to_owned();
         let mut tx = self.new_transactions();
-        let filled = self.fill(&mut tx, new, &families, false);
+        let filled = self.fill(&mut tx, new, &families, &sets, false);
         // One transaction: the rules move to the new sets and the old sets go.
         tx.push(
             &mut messages::flush_chain(&table),
             "flushing the chain's rules".into(),
         );
-        self.rules(&mut tx, new);
-        for (family, kind) in SETS {
+        self.rules(&mut tx, new, &sets);
+        for &(family, kind, _) in &old_sets {
             let set = set_name(family, kind, old);
             tx.push(
                 &mut messages::delete_set(&table, &set),
@@ -154,7 +160,7 @@ impl NftablesFilter {
             // The old rules and sets are untouched; the new sets go. Each in a transaction
             // of its own: a set the failed transaction never made is not there to delete
             // (ENOENT), any other refusal is a failed undo, said with the failure.
-            for (family, kind) in SETS {
+            for &(family, kind, _) in &sets {
                 let set = set_name(family, kind, new);
                 let mut undo = self.new_transactions();
                 undo.push(
@@ -175,7 +181,7 @@ impl NftablesFilter {
         }
         self.loaded = Some(Loaded {
             generation: new,
-            capacity: families.each_ref().map(|f| hash_size(f.host_count())),
+            sets,
             families,
         });
         Ok(())
@@ -186,25 +192,50 @@ impl NftablesFilter {
         let generation = self.loaded.as_ref().ok_or(Error::NotLoaded)?.generation;
         let table = self.table().to_owned();
         let mut tx = self.new_transactions();
-        for (family, kind) in SETS {
-            let (gone, came) = deltas[family_index(family)].of(kind);
-            tx.elements(&table, generation, (family, kind), gone, false);
-            tx.elements(&table, generation, (family, kind), came, true);
+        for (family, delta) in Family::BOTH.into_iter().zip(deltas) {
+            for kind in delta.kinds() {
+                let (gone, came) = delta.of(kind);
+                tx.elements(&table, generation, (family, kind), gone, false);
+                tx.elements(&table, generation, (family, kind), came, true);
+            }
         }
         self.commit(tx)
     }
 
+    /// Whether the sets made for this generation can take `count(family, kind)` keys in
+    /// every set: each set there, and within its size.
+    fn sets_hold(
+        &self,
+        count: impl Fn(Family, SetKind) -> usize,
+        kinds: &[Vec<SetKind>; 2],
+    ) -> bool {
+        let Some(loaded) = self.loaded.as_ref() else {
+            return false;
+        };
+        Family::BOTH.into_iter().zip(kinds).all(|(family, kinds)| {
+            kinds.iter().all(|&kind| {
+                let n = count(family, kind);
+                n == 0
+                    || loaded
+                        .sets
+                        .iter()
+                        .any(|&(f, k, size)| f == family && k == kind && n <= size as usize)
+            })
+        })
+    }
+
     /// Makes the sets hold `families`: the element difference in one transaction, or new sets
-    /// swapped in when a hosts' set would outgrow its size.
+    /// swapped in when a set would outgrow its size or a prefix length has no set yet.
     pub(crate) fn apply(&mut self, families: [FamilyState; 2]) -> Result<()> {
+        let kinds = families.each_ref().map(FamilyState::kinds);
+        let fits = self.sets_hold(
+            |family, kind| families[family_index(family)].element_count(kind),
+            &kinds,
+        );
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
-        let outgrown = families
-            .iter()
-            .zip(loaded.capacity)
-            .any(|(f, capacity)| f.host_count() > capacity as usize);
         match self.loader {
-            // A hosts' set is full: new sets sized for the list, swapped in atomically.
-            Loader::Netlink if outgrown => self.replace_netlink(families),
+            // New sets made for the list, swapped in atomically.
+            Loader::Netlink if !fits => self.replace_netlink(families),
             Loader::Netlink => {
                 let deltas = [0, 1].map(|i| loaded.families[i].delta_to(&families[i]));
                 self.commit_deltas(&deltas)?;
@@ -217,8 +248,8 @@ impl NftablesFilter {
         }
     }
 
-    /// Adds or removes entries: the elements they change, in time proportional to them and
-    /// the ranges they touch (not to the list), one transaction.
+    /// Adds or removes entries: the keys they change, in time proportional to them (not to
+    /// the list), one transaction.
     pub(crate) fn apply_change(&mut self, entries: &[IpNet], add: bool) -> Result<()> {
         self.forget_expired();
         if add {
@@ -241,12 +272,17 @@ impl NftablesFilter {
                 .collect();
             loaded.families[i].plan(&mine, add)
         });
-        let outgrown = plans
-            .iter()
-            .zip(&loaded.families)
-            .zip(loaded.capacity)
-            .any(|((plan, f), capacity)| f.hosts_after(plan) > capacity as usize);
-        if outgrown || self.loader == Loader::Script {
+        let kinds = plans
+            .each_ref()
+            .map(|plan| plan.delta.kinds().collect::<Vec<_>>());
+        let fits = self.sets_hold(
+            |family, kind| {
+                let i = family_index(family);
+                loaded.families[i].count_after(&plans[i], kind)
+            },
+            &kinds,
+        );
+        if !fits || self.loader == Loader::Script {
             let mut families = loaded.families.clone();
             for (family, plan) in families.iter_mut().zip(plans) {
                 family.apply(plan);

@@ -19,14 +19,14 @@ pub static ENGINE: Engine = Engine {
             load_compared_with: Some(NFT_F),
             ..Variant::engine(
                 NFTABLES,
-                "nftables interval sets (inet table, output hook) filled over nfnetlink in \
-                 batched transactions, one rule per family",
+                "nftables hash sets, one per family and prefix length (inet table, output \
+                 hook), filled over nfnetlink in batched transactions, one rule per set",
                 |at| build(at, Loader::Netlink),
             )
         },
         Variant::reference(
             NFT_F,
-            "Reference loader: the same ruleset as text through `nft -f` (auto-merge)",
+            "Reference loader: the same ruleset as text through `nft -f`",
             |at| build(at, Loader::Script),
         ),
     ],

@@ -4,17 +4,27 @@
 use filter_core::{CidrList, Family};
 use ipnet::IpNet;
 
-use crate::intervals::{Element, Width};
+use crate::keys::{Element, Width};
 use crate::messages::SetKind;
 use crate::state::FamilyState;
 
-/// The sets of a table generation: per family, the hosts' hash and the ranges' tree.
-pub(crate) const SETS: [(Family, SetKind); 4] = [
-    (Family::V4, SetKind::Hash),
-    (Family::V4, SetKind::Interval),
-    (Family::V6, SetKind::Hash),
-    (Family::V6, SetKind::Interval),
-];
+/// A set of a generation as made in the kernel: its family, what it holds, its size.
+pub(crate) type MadeSet = (Family, SetKind, u32);
+
+/// The sets `families` need, sized for them: per family the hosts' set and a set per
+/// shorter length the list holds (see [`FamilyState::kinds`]).
+pub(crate) fn sets_for(families: &[FamilyState; 2]) -> Vec<MadeSet> {
+    Family::BOTH
+        .into_iter()
+        .flat_map(|family| {
+            let state = &families[family_index(family)];
+            state
+                .kinds()
+                .into_iter()
+                .map(move |kind| (family, kind, hash_size(state.element_count(kind))))
+        })
+        .collect()
+}
 
 /// The largest size a fixed-size hash set can be made with: the kernel allocates
 /// `roundup_pow_of_two(size * 4 / 3)` bucket heads of 8 bytes in one block, which must stay
@@ -23,10 +33,10 @@ pub(crate) const SETS: [(Family, SetKind); 4] = [
 /// hosts, sized 2x: 2^28 buckets).
 pub(crate) const MAX_HASH_SIZE: u32 = 3 << 25;
 
-/// The size a hosts' hash set is made with: room to double, 65,536 at least, and
+/// The size a hash set is made with: room to double, 65,536 at least, and
 /// [`MAX_HASH_SIZE`] at most.
-pub(crate) fn hash_size(hosts: usize) -> u32 {
-    u32::try_from((hosts * 2).max(1 << 16))
+pub(crate) fn hash_size(keys: usize) -> u32 {
+    u32::try_from((keys * 2).max(1 << 16))
         .unwrap_or(u32::MAX)
         .min(MAX_HASH_SIZE)
 }
@@ -52,45 +62,27 @@ pub(crate) fn state_of(list: &CidrList, family: Family) -> FamilyState {
     }
 }
 
-/// A set of a generation: `h4-0` (IPv4 hosts), `v4-0` (IPv4 ranges), `h6-0`, `v6-0`.
+/// A set of a generation: `h4-0` (IPv4 hosts), `p4-24-0` (IPv4 /24s), `h6-0`, `p6-48-0`.
 pub(crate) fn set_name(family: Family, kind: SetKind, generation: u32) -> String {
-    let prefix = match kind {
-        SetKind::Hash => 'h',
-        SetKind::Interval => 'v',
-    };
     let digit = match family {
         Family::V4 => 4,
         Family::V6 => 6,
     };
-    format!("{prefix}{digit}-{generation}")
+    match kind {
+        SetKind::Hash => format!("h{digit}-{generation}"),
+        SetKind::Prefix(len) => format!("p{digit}-{len}-{generation}"),
+    }
 }
 
-/// An element as text, for errors: the address, and whether it closes a range.
-pub(crate) fn describe(family: Family, kind: SetKind, (key, is_end): Element) -> String {
+/// An element as text, for errors: the host or network it stands for.
+pub(crate) fn describe(family: Family, kind: SetKind, key: Element) -> String {
     let addr: std::net::IpAddr = match family {
         #[expect(clippy::cast_possible_truncation, reason = "IPv4 keys are below 2^32")]
         Family::V4 => std::net::Ipv4Addr::from(key as u32).into(),
         Family::V6 => std::net::Ipv6Addr::from(key).into(),
     };
-    match (kind, is_end) {
-        (SetKind::Hash, _) => format!("address {addr}"),
-        (SetKind::Interval, true) => format!("the end of a range before {addr}"),
-        (SetKind::Interval, false) => format!("a range from {addr}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The largest size keeps the kernel's bucket block (a power of two of 8-byte heads, for
-    /// 4/3 of the size) below 2 GiB; twice a list of 100M hosts would not.
-    #[test]
-    fn hash_sizes_stay_under_the_kernel_s_block_limit() {
-        let buckets = |size: u32| (u64::from(size) * 4 / 3).next_power_of_two();
-        assert!(buckets(MAX_HASH_SIZE) * 8 < 1 << 31);
-        assert!(buckets(MAX_HASH_SIZE + 1) * 8 >= 1 << 31);
-        assert_eq!(hash_size(89_000_000), MAX_HASH_SIZE);
-        assert_eq!(hash_size(10), 1 << 16);
+    match kind {
+        SetKind::Hash => format!("address {addr}"),
+        SetKind::Prefix(len) => format!("network {addr}/{len}"),
     }
 }

@@ -1,10 +1,11 @@
 //! nf_tables requests (`include/uapi/linux/netfilter/nf_tables.h`), built as `nft` builds
-//! them: a table, an output-hook chain, a set per family, elements, and one rule per family
-//! (`meta nfproto ipv4 ip daddr @set counter drop`).
+//! them: a table, an output-hook chain, hash sets (one per family and prefix length),
+//! elements, and one rule per set (`meta nfproto ipv4 ip daddr & 255.255.255.0 @set counter
+//! drop`).
 
 use nfnetlink::{Message, NLM_F_CREATE, NLM_F_EXCL};
 
-use crate::intervals::{IsEnd, Width};
+use crate::keys::Width;
 
 /// `NFNL_SUBSYS_NFTABLES`: the subsystem of every message, and the batches' resource id.
 pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -53,6 +54,14 @@ const NFTA_PAYLOAD_DREG: u16 = 1;
 const NFTA_PAYLOAD_BASE: u16 = 2;
 const NFTA_PAYLOAD_OFFSET: u16 = 3;
 const NFTA_PAYLOAD_LEN: u16 = 4;
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_BITWISE_OP: u16 = 6;
+/// `NFT_BITWISE_MASK_XOR` (`NFT_BITWISE_BOOL` before Linux 6.13): `(reg & mask) ^ xor`.
+const NFT_BITWISE_MASK_XOR: u32 = 0;
 const NFTA_LOOKUP_SET: u16 = 1;
 const NFTA_LOOKUP_SREG: u16 = 2;
 const NFTA_LOOKUP_SET_ID: u16 = 4;
@@ -74,13 +83,9 @@ const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 pub(crate) const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
 const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_FLAGS: u16 = 3;
-const NFTA_SET_ELEM_USERDATA: u16 = 6;
 const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 
-const NFT_SET_INTERVAL: u32 = 0x4;
 const NFT_SET_TIMEOUT: u32 = 0x10;
-const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
 const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_ACCEPT: u32 = 1;
 const NF_DROP: u32 = 0;
@@ -99,13 +104,15 @@ const SET_USERDATA: [u8; 6] = [0, 4, 2, 0, 0, 0];
 /// The chain every filter's rules live in.
 pub(crate) const CHAIN: &str = "output";
 
-/// How a set stores its keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a set holds: every set is a hash of addresses (the kernel's fastest back-end per
+/// packet), one per prefix length the list has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum SetKind {
-    /// `flags interval`: ranges (the kernel's rbtree back-end for one field).
-    Interval,
-    /// Plain keys (a hash): host addresses.
+    /// Host addresses (`/32`, `/128`): the only set whose keys may carry a timeout.
     Hash,
+    /// The networks of the prefixes of one shorter length, matched by the destination
+    /// masked to that length.
+    Prefix(u8),
 }
 
 fn nft(command: u16, flags: u16, family: u8) -> Message {
@@ -158,10 +165,9 @@ pub(crate) fn new_set(
         Width::V6 => (TYPE_IP6ADDR, 16),
     };
     let flags = match kind {
-        SetKind::Interval => NFT_SET_INTERVAL,
         // Keys that may carry a timeout: the kernel picks its resizable hash, which keeps time.
         SetKind::Hash if timeouts => NFT_SET_TIMEOUT,
-        SetKind::Hash => 0,
+        SetKind::Hash | SetKind::Prefix(_) => 0,
     };
     let mut msg = nft(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, NFPROTO_INET);
     msg.attr_str(NFTA_SET_TABLE, table)
@@ -217,49 +223,13 @@ pub(crate) fn push_timed_key(msg: &mut Message, index: u16, key: &[u8], timeout_
         .end();
 }
 
-/// Where an element sits in its range, for `nft list` to print the set back as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bound {
-    /// The start of a range that ends before the last address.
-    Start,
-    /// One past the end of a range (`NFT_SET_ELEM_INTERVAL_END`).
-    End,
-    /// The start of a range that runs to the last address: no end element follows, and
-    /// `nft` marks it so in the element's user data (`NFTNL_SET_ELEM_F_INTERVAL_OPEN`).
-    OpenStart,
-    /// A key of a set without ranges.
-    Key,
-}
-
-impl Bound {
-    /// The bound of an element: `is_end`, or a start that `next` (the following element, if
-    /// any) does not close.
-    pub(crate) fn of(is_end: IsEnd, next: Option<IsEnd>) -> Self {
-        match (is_end, next) {
-            (true, _) => Bound::End,
-            (false, Some(true)) => Bound::Start,
-            (false, _) => Bound::OpenStart,
-        }
-    }
-}
-
-/// `NFTNL_UDATA_SET_ELEM_FLAGS` = `NFTNL_SET_ELEM_F_INTERVAL_OPEN`, as `nft` sends it.
-const ELEM_OPEN_USERDATA: [u8; 6] = [1, 4, 1, 0, 0, 0];
-
-/// The `index`th element of a message (numbered from 1, as libnftnl numbers them): its
-/// flags, its key, and for an open range nft's marker.
-pub(crate) fn push_element(msg: &mut Message, index: u16, key: &[u8], bound: Bound) {
-    msg.begin(index);
-    if bound == Bound::End {
-        msg.attr_be32(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
-    }
-    msg.begin(NFTA_SET_ELEM_KEY)
+/// The `index`th element of a message (numbered from 1, as libnftnl numbers them): its key.
+pub(crate) fn push_element(msg: &mut Message, index: u16, key: &[u8]) {
+    msg.begin(index)
+        .begin(NFTA_SET_ELEM_KEY)
         .attr(NFTA_DATA_VALUE, key)
+        .end()
         .end();
-    if bound == Bound::OpenStart {
-        msg.attr(NFTA_SET_ELEM_USERDATA, &ELEM_OPEN_USERDATA);
-    }
-    msg.end();
 }
 
 fn expression(msg: &mut Message, name: &str, body: impl FnOnce(&mut Message)) {
@@ -270,8 +240,15 @@ fn expression(msg: &mut Message, name: &str, body: impl FnOnce(&mut Message)) {
     msg.end().end();
 }
 
-/// `add rule inet <table> output meta nfproto <family> <ip|ip6> daddr @<set> counter drop`.
-pub(crate) fn new_rule(table: &str, set: &str, set_id: u32, width: Width) -> Message {
+/// `add rule inet <table> output meta nfproto <family> <ip|ip6> daddr [& <mask>] @<set>
+/// counter drop`: the destination masked to `prefix_len` bits when one is given.
+pub(crate) fn new_rule(
+    table: &str,
+    set: &str,
+    set_id: u32,
+    width: Width,
+    prefix_len: Option<u8>,
+) -> Message {
     let (nfproto, offset, len) = match width {
         Width::V4 => (NFPROTO_IPV4, 16, 4),
         Width::V6 => (NFPROTO_IPV6, 24, 16),
@@ -297,6 +274,22 @@ pub(crate) fn new_rule(table: &str, set: &str, set_id: u32, width: Width) -> Mes
             .attr_be32(NFTA_PAYLOAD_OFFSET, offset)
             .attr_be32(NFTA_PAYLOAD_LEN, len);
     });
+    if let Some(prefix_len) = prefix_len {
+        let mask = width.key(width.mask(prefix_len));
+        let zeros = vec![0u8; mask.len()];
+        expression(&mut msg, "bitwise", |m| {
+            m.attr_be32(NFTA_BITWISE_SREG, NFT_REG_1)
+                .attr_be32(NFTA_BITWISE_DREG, NFT_REG_1)
+                .attr_be32(NFTA_BITWISE_OP, NFT_BITWISE_MASK_XOR)
+                .attr_be32(NFTA_BITWISE_LEN, len)
+                .begin(NFTA_BITWISE_MASK)
+                .attr(NFTA_DATA_VALUE, &mask)
+                .end()
+                .begin(NFTA_BITWISE_XOR)
+                .attr(NFTA_DATA_VALUE, &zeros)
+                .end();
+        });
+    }
     expression(&mut msg, "lookup", |m| {
         m.attr_be32(NFTA_LOOKUP_SREG, NFT_REG_1)
             .attr_str(NFTA_LOOKUP_SET, set);
@@ -364,83 +357,76 @@ mod tests {
         msg.finish(1)[16..].to_vec()
     }
 
-    /// `nft --debug=mnl -f` (nftables 1.0.6) adding elements 10.0.0.0/8, 192.0.2.1 and
-    /// 255.255.255.0/24 to set `deny4` of table `egb-x`, created in the same batch (id 1).
+    /// `nft --debug=mnl -f` (nftables 1.0.6) adding elements 10.0.0.0 and 192.0.2.1 to set
+    /// `deny4` of table `egb-x` (id 1).
     #[test]
     fn element_message_matches_nft() {
         let mut msg = elements("egb-x", "deny4", 1, true);
-        let els = [
-            (0x0000_0000, true),
-            (0x0a00_0000, false),
-            (0x0b00_0000, true),
-            (0xc000_0201, false),
-            (0xc000_0202, true),
-            (0xffff_ff00, false),
-        ];
-        for (i, &(key, is_end)) in els.iter().enumerate() {
-            let next = els.get(i + 1).map(|e| e.1);
+        for (i, key) in [0x0a00_0000, 0xc000_0201].into_iter().enumerate() {
             let index = u16::try_from(i + 1).unwrap();
-            push_element(
-                &mut msg,
-                index,
-                &Width::V4.key(key),
-                Bound::of(is_end, next),
-            );
+            push_element(&mut msg, index, &Width::V4.key(key));
         }
         msg.end();
-        let nft = hex("01 00 00 00
-             0a 00 01 00 65 67 62 2d 78 00 00 00
-             0a 00 02 00 64 65 6e 79 34 00 00 00
-             08 00 04 00 00 00 00 01
-             88 00 03 80
-             18 00 01 80 08 00 03 00 00 00 00 01 0c 00 01 80 08 00 01 00 00 00 00 00
-             10 00 02 80 0c 00 01 80 08 00 01 00 0a 00 00 00
-             18 00 03 80 08 00 03 00 00 00 00 01 0c 00 01 80 08 00 01 00 0b 00 00 00
-             10 00 04 80 0c 00 01 80 08 00 01 00 c0 00 02 01
-             18 00 05 80 08 00 03 00 00 00 00 01 0c 00 01 80 08 00 01 00 c0 00 02 02
-             1c 00 06 80 0c 00 01 80 08 00 01 00 ff ff ff 00 0a 00 06 00 01 04 01 00 00 00 00 00");
+        let nft = hex("01 00 00 00 0a 00 01 00 65 67 62 2d 78 00 00 00
+             0a 00 02 00 64 65 6e 79 34 00 00 00 08 00 04 00
+             00 00 00 01 24 00 03 80 10 00 01 80 0c 00 01 80
+             08 00 01 00 0a 00 00 00 10 00 02 80 0c 00 01 80
+             08 00 01 00 c0 00 02 01");
         assert_eq!(body(&mut msg), nft);
     }
 
-    /// `nft --debug=mnl` for `meta nfproto ipv4 ip daddr @deny4 counter drop` in chain
-    /// `output` of table `egb-x`, the set created in the same batch (id 1).
+    /// `nft --debug=mnl` for `meta nfproto ipv4 ip daddr & 255.255.255.0 @deny4 counter
+    /// drop` in chain `output` of table `egb-x`, the set created in the same batch (id 1).
     #[test]
     fn rule_message_matches_nft() {
-        let mut msg = new_rule("egb-x", "deny4", 1, Width::V4);
-        let nft = hex("01 00 00 00
-             0a 00 01 00 65 67 62 2d 78 00 00 00
-             0b 00 02 00 6f 75 74 70 75 74 00 00
-             fc 00 04 80
+        let mut msg = new_rule("egb-x", "deny4", 1, Width::V4, Some(24));
+        let nft = hex("01 00 00 00 0a 00 01 00 65 67 62 2d 78 00 00 00
+             0b 00 02 00 6f 75 74 70 75 74 00 00 48 01 04 80
              24 00 01 80 09 00 01 00 6d 65 74 61 00 00 00 00
-               14 00 02 80 08 00 02 00 00 00 00 0f 08 00 01 00 00 00 00 01
-             2c 00 01 80 08 00 01 00 63 6d 70 00
-               20 00 02 80 08 00 01 00 00 00 00 01 08 00 02 00 00 00 00 00
-               0c 00 03 80 05 00 01 00 02 00 00 00
+             14 00 02 80 08 00 02 00 00 00 00 0f 08 00 01 00
+             00 00 00 01 2c 00 01 80 08 00 01 00 63 6d 70 00
+             20 00 02 80 08 00 01 00 00 00 00 01 08 00 02 00
+             00 00 00 00 0c 00 03 80 05 00 01 00 02 00 00 00
              34 00 01 80 0c 00 01 00 70 61 79 6c 6f 61 64 00
-               24 00 02 80 08 00 01 00 00 00 00 01 08 00 02 00 00 00 00 01
-               08 00 03 00 00 00 00 10 08 00 04 00 00 00 00 04
+             24 00 02 80 08 00 01 00 00 00 00 01 08 00 02 00
+             00 00 00 01 08 00 03 00 00 00 00 10 08 00 04 00
+             00 00 00 04 4c 00 01 80 0c 00 01 00 62 69 74 77
+             69 73 65 00 3c 00 02 80 08 00 01 00 00 00 00 01
+             08 00 02 00 00 00 00 01 08 00 06 00 00 00 00 00
+             08 00 03 00 00 00 00 04 0c 00 04 80 08 00 01 00
+             ff ff ff 00 0c 00 05 80 08 00 01 00 00 00 00 00
              30 00 01 80 0b 00 01 00 6c 6f 6f 6b 75 70 00 00
-               20 00 02 80 08 00 02 00 00 00 00 01 0a 00 01 00 64 65 6e 79 34 00 00 00
-               08 00 04 00 00 00 00 01
-             14 00 01 80 0c 00 01 00 63 6f 75 6e 74 65 72 00 04 00 02 80
-             30 00 01 80 0e 00 01 00 69 6d 6d 65 64 69 61 74 65 00 00 00
-               1c 00 02 80 08 00 01 00 00 00 00 00 10 00 02 80 0c 00 02 80
-               08 00 01 00 00 00 00 00");
+             20 00 02 80 08 00 02 00 00 00 00 01 0a 00 01 00
+             64 65 6e 79 34 00 00 00 08 00 04 00 00 00 00 01
+             14 00 01 80 0c 00 01 00 63 6f 75 6e 74 65 72 00
+             04 00 02 80 30 00 01 80 0e 00 01 00 69 6d 6d 65
+             64 69 61 74 65 00 00 00 1c 00 02 80 08 00 01 00
+             00 00 00 00 10 00 02 80 0c 00 02 80 08 00 01 00
+             00 00 00 00");
         assert_eq!(body(&mut msg), nft);
     }
 
-    /// `nft --debug=mnl` creating `set deny4 { type ipv4_addr; flags interval; }` (id 1).
+    /// The rule of the hosts' set has no mask: the same message without the `bitwise`
+    /// expression.
+    #[test]
+    fn hosts_rule_has_no_mask() {
+        let mut masked = new_rule("egb-x", "deny4", 1, Width::V4, Some(24));
+        let mut plain = new_rule("egb-x", "deny4", 1, Width::V4, None);
+        let (masked, plain) = (body(&mut masked), body(&mut plain));
+        assert_eq!(masked.len() - plain.len(), 0x4c);
+        assert!(!plain.windows(7).any(|w| w == b"bitwise"));
+    }
+
+    /// `nft --debug=mnl` creating `set deny4 { type ipv4_addr; size 65536; }` (id 1).
     #[test]
     fn set_message_matches_nft() {
-        let mut msg = new_set("egb-x", "deny4", 1, Width::V4, SetKind::Interval, 0, false);
-        let nft = hex("01 00 00 00
-             0a 00 01 00 65 67 62 2d 78 00 00 00
-             0a 00 02 00 64 65 6e 79 34 00 00 00
-             08 00 03 00 00 00 00 04
-             08 00 04 00 00 00 00 07
-             08 00 05 00 00 00 00 04
-             08 00 0a 00 00 00 00 01
-             0a 00 0d 00 00 04 02 00 00 00 00 00");
+        let mut msg = new_set("egb-x", "deny4", 1, Width::V4, SetKind::Hash, 65_536, false);
+        let nft = hex("01 00 00 00 0a 00 01 00 65 67 62 2d 78 00 00 00
+             0a 00 02 00 64 65 6e 79 34 00 00 00 08 00 03 00
+             00 00 00 00 08 00 04 00 00 00 00 07 08 00 05 00
+             00 00 00 04 08 00 0a 00 00 00 00 01 0c 00 09 80
+             08 00 01 00 00 01 00 00 0a 00 0d 00 00 04 02 00
+             00 00 00 00");
         assert_eq!(body(&mut msg), nft);
     }
 }

@@ -4,7 +4,7 @@
 use filter_core::{EgressFilter, Error, Family, Result};
 use ipnet::IpNet;
 
-use crate::intervals::Element;
+use crate::keys::Element;
 use crate::layout::set_name;
 use crate::messages::SetKind;
 use crate::state::{self};
@@ -49,7 +49,7 @@ impl NftablesFilter {
         let table = self.table().to_owned();
         let mut tx = self.new_transactions();
         for (family, mine) in Family::BOTH.into_iter().zip(&keys) {
-            let elements: Vec<Element> = mine.iter().map(|&k| (k, false)).collect();
+            let elements: Vec<Element> = mine.clone();
             tx.elements(
                 &table,
                 generation,
@@ -112,7 +112,7 @@ impl NftablesFilter {
             let present: Vec<Element> = mine
                 .iter()
                 .filter(|&&k| loaded.families[i].has_host(k))
-                .map(|&k| (k, false))
+                .copied()
                 .collect();
             let set = set_name(family, SetKind::Hash, generation);
             tx.elements(&table, generation, (family, SetKind::Hash), &present, false);

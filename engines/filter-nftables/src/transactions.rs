@@ -4,7 +4,7 @@
 use filter_core::{Family, Result};
 use nfnetlink::{Batch, Message, NLMSG_ERROR, messages};
 
-use crate::intervals::Element;
+use crate::keys::Element;
 use crate::layout::{describe, set_name, width};
 use crate::messages::{self, SetKind};
 use crate::{BATCH_BYTES, MESSAGE_BYTES, NftablesError, NftablesFilter};
@@ -82,18 +82,13 @@ impl Transactions {
         let mut msg = messages::elements(table, &set, 0, add);
         let (mut count, mut last) = (0usize, first);
         while msg.len() < MESSAGE_BYTES {
-            let Some((key, is_end)) = elements.next() else {
+            let Some(key) = elements.next() else {
                 break;
             };
-            let next = elements.peek().map(|e| e.1);
             count += 1;
             let index = u16::try_from(count).expect("a message holds few elements");
-            let bound = match kind {
-                SetKind::Hash => messages::Bound::Key,
-                SetKind::Interval => messages::Bound::of(is_end, next),
-            };
-            messages::push_element(&mut msg, index, &w.key(key), bound);
-            last = (key, is_end);
+            messages::push_element(&mut msg, index, &w.key(key));
+            last = key;
         }
         msg.end();
         let what = format!(
@@ -128,7 +123,7 @@ impl Transactions {
                 messages::push_timed_key(&mut msg, index, &w.key(k), ms);
             }
             msg.end();
-            let first = describe(family, SetKind::Hash, (chunk[0], false));
+            let first = describe(family, SetKind::Hash, chunk[0]);
             self.push(
                 &mut msg,
                 format!(

@@ -5,26 +5,47 @@ use filter_core::{CidrList, EgressFilter, Error};
 use filter_nftables::NftablesFilter;
 use testbed::{DENIED_V4, Probe, Testbed};
 
-/// The `elements = { ... }` of a set as `nft list set` prints it, whitespace removed.
-fn listed_elements(bed: &Testbed, set: &str) -> String {
+/// Every set of the filter's table and its elements as `nft list table` prints them, set
+/// names without their generation (`p4-24`), elements sorted (a hash set lists them in
+/// bucket order).
+fn listed_sets(bed: &Testbed) -> std::collections::BTreeMap<String, Vec<String>> {
     let out = filter_core::run_command(bed.client().command("nft").args([
         "list",
-        "set",
+        "table",
         "inet",
         bed.tag().as_str(),
-        set,
     ]))
     .unwrap();
-    let start = out
-        .find("elements = {")
-        .map_or(out.len(), |i| i + "elements = {".len());
-    let end = out[start..].find('}').map_or(out.len(), |i| start + i);
-    out[start..end].split_whitespace().collect()
+    let mut sets = std::collections::BTreeMap::new();
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("\tset ").or_else(|| rest.find(" set ")) {
+        rest = &rest[at..];
+        let name = rest.split_whitespace().nth(1).unwrap();
+        let name = name.rsplit_once('-').map_or(name, |(n, _)| n).to_owned();
+        let end = rest.find("\n\t}").unwrap_or(rest.len());
+        let body = &rest[..end];
+        let mut elements: Vec<String> = body
+            .find("elements = {")
+            .map(|i| {
+                let inner = &body[i + "elements = {".len()..];
+                let inner = &inner[..inner.find('}').unwrap_or(inner.len())];
+                inner
+                    .split(',')
+                    .map(|e| e.trim().to_owned())
+                    .filter(|e| !e.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        elements.sort();
+        sets.insert(name, elements);
+        rest = &rest[end..];
+    }
+    sets
 }
 
-/// What the engine split, merged and sent is what `nft -f` (auto-merge) makes of the same
-/// list, as `nft list set` prints both: host addresses in the hash sets, overlaps,
-/// neighbours, an open end and IPv6 in the interval sets.
+/// What the engine sent is what `nft -f` makes of the same ruleset text, as `nft list`
+/// prints both: host addresses in the hosts' sets, every shorter length in a set of its own
+/// (overlapping prefixes each in theirs), IPv6 alike.
 #[test]
 fn sets_read_back_as_nft_makes_them() {
     testbed::needs_root!();
@@ -37,17 +58,27 @@ fn sets_read_back_as_nft_makes_them() {
         let bed = Testbed::new().unwrap();
         let mut filter = make(bed.client().clone(), bed.tag().clone()).unwrap();
         filter.load(&list).unwrap();
-        printed.push(["h4-0", "v4-0", "h6-0", "v6-0"].map(|set| listed_elements(&bed, set)));
+        printed.push(listed_sets(&bed));
         filter.teardown().unwrap();
     }
     assert_eq!(printed[0], printed[1]);
-    assert_eq!(printed[0][0], "192.0.2.1");
-    assert_eq!(
-        printed[0][1],
-        "10.0.0.0/8,192.0.2.2/31,198.51.100.0/24,255.255.255.0/24"
-    );
-    assert_eq!(printed[0][2], "2001:db9::1");
-    assert_eq!(printed[0][3], "2001:db8::/32,ffff::/16");
+    let expected: Vec<(&str, Vec<&str>)> = vec![
+        ("h4", vec!["192.0.2.1"]),
+        ("h6", vec!["2001:db9::1"]),
+        ("p4-16", vec!["10.1.0.0"]),
+        ("p4-24", vec!["255.255.255.0"]),
+        ("p4-25", vec!["198.51.100.0", "198.51.100.128"]),
+        ("p4-31", vec!["192.0.2.2"]),
+        ("p4-8", vec!["10.0.0.0"]),
+        ("p6-16", vec!["ffff::"]),
+        ("p6-32", vec!["2001:db8::"]),
+        ("p6-48", vec!["2001:db8:1::"]),
+    ];
+    let expected: std::collections::BTreeMap<String, Vec<String>> = expected
+        .into_iter()
+        .map(|(n, e)| (n.to_owned(), e.into_iter().map(str::to_owned).collect()))
+        .collect();
+    assert_eq!(printed[0], expected);
 }
 
 /// A replace whose last transaction (rules to the new sets, old sets deleted) the kernel
@@ -61,7 +92,7 @@ fn failed_swap_keeps_the_old_list_in_both_families() {
     let new = replace_failing_half_way(&bed, &mut filter, NftablesFilter::fail_next_swap);
     let sets = filter_core::run_command(bed.client().command("nft").args(["list", "sets", "inet"]))
         .unwrap();
-    assert!(!sets.contains("v4-1"), "the new sets are removed: {sets}");
+    assert!(!sets.contains("h4-1"), "the new sets are removed: {sets}");
     filter.replace(&new).unwrap();
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
     filter.teardown().unwrap();
@@ -69,31 +100,39 @@ fn failed_swap_keeps_the_old_list_in_both_families() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// When the kernel refuses an add (here an element someone else put in the set overlaps
-/// it), the error names the set and the range, and the list in force is unchanged.
+/// When the kernel refuses a change (here a remove of an element someone else deleted from
+/// the set behind the engine's back), the error names the set and the network, and the
+/// whole call is undone: the other entry of the call is still enforced.
 #[test]
-fn a_kernel_refusal_names_the_range_and_changes_nothing() {
+fn a_kernel_refusal_names_the_network_and_changes_nothing() {
     testbed::needs_root!();
     let bed = Testbed::new().unwrap();
     let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
     filter.load(&list_with_probes(10, 1)).unwrap();
+    let (net, host): (ipnet::IpNet, ipnet::IpNet) = (
+        "192.0.2.0/24".parse().unwrap(),
+        "198.51.100.7/32".parse().unwrap(),
+    );
+    filter.add(&[net, host]).unwrap();
     let before = filter.stats().unwrap().entries_v4;
     filter_core::run_command(bed.client().command("nft").args([
-        "add",
+        "delete",
         "element",
         "inet",
         bed.tag().as_str(),
-        "v4-0",
-        "{ 192.0.2.0/24 }",
+        "p4-24-0",
+        "{ 192.0.2.0 }",
     ]))
     .unwrap();
-    let err = filter.add(&["192.0.2.0/25".parse().unwrap()]).unwrap_err();
+    let err = filter.remove(&[net, host]).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::Kernel { code: 17, .. }), "{text}");
+    assert!(matches!(err, Error::Kernel { code: 2, .. }), "{text}");
     assert!(
-        text.contains("set v4-0") && text.contains("192.0.2.0"),
+        text.contains("set p4-24-0") && text.contains("192.0.2.0/24"),
         "{text}"
     );
+    let hosts = listed_sets(&bed).remove("h4").unwrap();
+    assert!(hosts.contains(&"198.51.100.7".to_owned()), "{hosts:?}");
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
     assert_eq!(filter.stats().unwrap().entries_v4, before);
     filter.teardown().unwrap();
@@ -135,8 +174,7 @@ fn a_window_of_entries_comes_and_goes() {
     let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
     let list = list_with_probes(3_000, 1);
     filter.load(&list).unwrap();
-    let printed = |set: &str| listed_elements(&bed, set);
-    let before = (printed("h4-0"), printed("v4-0"));
+    let before = listed_sets(&bed);
     let feed: Vec<ipnet::IpNet> = generate(3_000, 2, Mix::Default, &[filter_core::Family::V4])
         .iter()
         .collect();
@@ -144,7 +182,7 @@ fn a_window_of_entries_comes_and_goes() {
         filter.add(chunk).unwrap();
     }
     filter.remove(&feed).unwrap();
-    assert_eq!((printed("h4-0"), printed("v4-0")), before);
+    assert_eq!(listed_sets(&bed), before);
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
     filter.teardown().unwrap();
 }
@@ -195,4 +233,36 @@ fn timed_host_entries_expire_by_themselves() {
     filter.remove(&[host]).unwrap();
     conformance::timed_entries_kept_become_permanent(&bed, &mut filter);
     filter.teardown().unwrap();
+}
+
+/// An add of a prefix length the list did not have swaps in sets made for the new list
+/// (the length needs a set and a rule of its own), enforced at once; its removal leaves the
+/// set empty and the filter working.
+#[test]
+fn a_new_prefix_length_gets_its_own_set() {
+    testbed::needs_root!();
+    let bed = Testbed::new().unwrap();
+    let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
+    filter.load(&list_with_probes(10, 1)).unwrap();
+    assert!(!listed_sets(&bed).contains_key("p4-26"));
+    let net: ipnet::IpNet = "203.0.113.64/26".parse().unwrap();
+    filter.add(&[net]).unwrap();
+    let sets = listed_sets(&bed);
+    assert_eq!(sets["p4-26"], ["203.0.113.64"], "{sets:?}");
+    let names =
+        filter_core::run_command(bed.client().command("nft").args(["list", "sets", "inet"]))
+            .unwrap();
+    assert!(
+        names.contains("p4-26-1") && !names.contains("h4-0"),
+        "{names}"
+    );
+    assert!(filter.held().unwrap().iter().any(|n| n == net));
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    filter.remove(&[net]).unwrap();
+    assert!(listed_sets(&bed)["p4-26"].is_empty());
+    assert!(!filter.held().unwrap().iter().any(|n| n == net));
+    assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
+    filter.teardown().unwrap();
+    let left = objects(&filter_nftables::ENGINE, &bed, bed.tag().as_str());
+    assert!(left.is_empty(), "{left:?}");
 }
