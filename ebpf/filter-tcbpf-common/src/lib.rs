@@ -114,6 +114,11 @@ pub const RANGE_COUNT_SHIFT: u32 = 1;
 pub const RANGE_COUNT_MASK: u32 = 0x1f;
 /// Where a leaf's line index starts.
 pub const RANGE_OFFSET_SHIFT: u32 = 6;
+/// A leaf's line index that means "no line": its one or two flip points lie exactly on its
+/// window's first and last values (every bit after the window is zero), so the cell alone
+/// answers. Most leaves of IPv4 lists are such (a /32 in a cell of its own), and they take
+/// no 64-byte line.
+pub const RANGE_INLINE: u32 = (1 << (31 - RANGE_OFFSET_SHIFT)) - 1;
 /// The most subdirectory levels below the first cells: enough to reach single addresses
 /// from the fewest top bits.
 pub const RANGE_MAX_DEPTH: u32 = (128 - RANGE_TOP_BITS_MIN).div_ceil(8);

@@ -304,8 +304,14 @@ fn range_lookup(
         if window < (entry >> 48) as u32 {
             return cell & 1 != 0;
         }
-        if window > (entry >> 32) as u32 & 0xffff {
+        let last = (entry >> 32) as u32 & 0xffff;
+        if window > last {
             return (cell ^ count) & 1 != 0;
+        }
+        // Inline: the points are exactly the window's first and last values.
+        if line == common::RANGE_INLINE {
+            let below = if window == last { count } else { 1 };
+            return (cell ^ below) & 1 != 0;
         }
     }
     // The flip points at or below the address: a scan of the leaf's one line (sorted, so

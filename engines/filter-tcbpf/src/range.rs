@@ -12,7 +12,8 @@
 //!   are more than [`RANGE_LEAF_MAX`];
 //! - **leaves**: the state at the cell's first address and the flip points inside it (at most
 //!   [`RANGE_LEAF_MAX`], sorted, as high and low halves in one 64-byte line of each of two
-//!   arrays).
+//!   arrays); a leaf of one or two points whose bits after the cell's 16-bit window are zero
+//!   keeps them in its window and takes no line ([`RANGE_INLINE`]).
 //!
 //! A lookup reads one cell per level (a few levels for real lists, at most
 //! [`RANGE_MAX_DEPTH`](filter_tcbpf_common::RANGE_MAX_DEPTH) + 1) and one line of points,
@@ -27,8 +28,8 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{Ordering, fence};
 
 use filter_tcbpf_common::{
-    RANGE_COUNT_MASK, RANGE_COUNT_SHIFT, RANGE_FANOUT, RANGE_LEAF_MAX, RANGE_OFFSET_SHIFT,
-    RANGE_SUBDIR, RANGE_TOP_BITS_MAX, RANGE_TOP_BITS_MIN,
+    RANGE_COUNT_MASK, RANGE_COUNT_SHIFT, RANGE_FANOUT, RANGE_INLINE, RANGE_LEAF_MAX,
+    RANGE_OFFSET_SHIFT, RANGE_SUBDIR, RANGE_TOP_BITS_MAX, RANGE_TOP_BITS_MIN, RANGE_WINDOW_BITS,
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 
@@ -37,9 +38,9 @@ use crate::grace::Quarantine;
 /// Flip-point halves per line (a leaf's room, 64 bytes).
 pub(crate) const LINE: usize = RANGE_LEAF_MAX as usize;
 
-/// The most leaves a table can index (the line field of a leaf); a list with at most this
-/// many flip points always fits.
-pub(crate) const MAX_LINES: u64 = 1 << (32 - RANGE_OFFSET_SHIFT - 1);
+/// The most leaves a table can index (the line field of a leaf, [`RANGE_INLINE`] left out);
+/// a list with at most this many flip points always fits.
+pub(crate) const MAX_LINES: u64 = RANGE_INLINE as u64;
 
 /// The top bits for an IPv6 list of `entries`: about two entries per first cell inside
 /// 2000::/3, between [`RANGE_TOP_BITS_MIN`] and [`RANGE_TOP_BITS_MAX`].
@@ -49,10 +50,19 @@ pub(crate) fn top_bits(entries: usize) -> u32 {
 }
 
 /// The top bits for an IPv4 list of `entries`: about one entry per first cell (IPv4 lists
-/// spread over the whole space), so that few cells overflow into 1 KiB subdirectories.
+/// spread over the whole space), so that few cells overflow into 2 KiB subdirectories.
+/// From 8,192 entries on, 16 at least (512 KiB of cells): every cell's window then holds the
+/// rest of an IPv4 address, and a leaf of one or two flip points needs no line
+/// ([`RANGE_INLINE`]); shorter lists take fewer cells and a line per leaf.
 pub(crate) fn top_bits_v4(entries: usize) -> u32 {
+    const EXACT_WINDOWS: u32 = 32 - RANGE_WINDOW_BITS;
     let log = usize::BITS - entries.max(1).leading_zeros();
-    log.clamp(RANGE_TOP_BITS_MIN, RANGE_TOP_BITS_MAX)
+    let least = if entries >= 8_192 {
+        EXACT_WINDOWS
+    } else {
+        RANGE_TOP_BITS_MIN
+    };
+    log.clamp(least, RANGE_TOP_BITS_MAX)
 }
 
 /// An IPv4 prefix as a range-table key: the address in the top 32 of 128 bits.
@@ -541,6 +551,14 @@ impl<S: RangeStore> Ranges<S> {
             if window > (entry >> 32) & 0xffff {
                 return (cell ^ count as u32) & 1 != 0;
             }
+            if cell >> RANGE_OFFSET_SHIFT == RANGE_INLINE {
+                let last = if window == (entry >> 32) & 0xffff {
+                    count
+                } else {
+                    1
+                };
+                return (cell ^ last as u32) & 1 != 0;
+            }
         }
         let first = (cell >> RANGE_OFFSET_SHIFT) as usize * LINE;
         let (high, low) = (self.store.high(), self.store.low());
@@ -610,6 +628,20 @@ impl<S: RangeStore> Ranges<S> {
         if points.is_empty() {
             return Ok(u64::from(state));
         }
+        let windowed = bits <= 128 - RANGE_WINDOW_BITS;
+        if windowed
+            && points.len() <= 2
+            && points
+                .iter()
+                .all(|&p| p & host_mask(bits + RANGE_WINDOW_BITS) == 0)
+        {
+            // Exact windows: the cell says it all, no line.
+            let count = points.len() as u32;
+            let value =
+                u32::from(state) | count << RANGE_COUNT_SHIFT | RANGE_INLINE << RANGE_OFFSET_SHIFT;
+            let (first, last) = (points[0], points[points.len() - 1]);
+            return Ok(u64::from(value) | window(first, bits) << 48 | window(last, bits) << 32);
+        }
         if points.len() <= LINE {
             let line = self.allocate_line()?;
             let (high, low) = self.store.points_mut();
@@ -669,7 +701,9 @@ impl<S: RangeStore> Ranges<S> {
             self.free.subdirs.push(subdir);
             return;
         }
-        if (cell >> RANGE_COUNT_SHIFT) & RANGE_COUNT_MASK > 0 {
+        if (cell >> RANGE_COUNT_SHIFT) & RANGE_COUNT_MASK > 0
+            && cell >> RANGE_OFFSET_SHIFT != RANGE_INLINE
+        {
             self.free.lines.push(cell >> RANGE_OFFSET_SHIFT);
         }
     }
@@ -866,6 +900,40 @@ mod tests {
         }
         check(&table, &nets);
         assert_eq!(table.nets_v4().len(), nets.len());
+    }
+
+    #[test]
+    fn long_ipv4_lists_keep_most_leaves_in_their_cells() {
+        let mut x = 11u64;
+        let nets: Vec<Ipv4Net> = (0..10_000)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let len = [32u8, 32, 32, 31, 24][i % 5];
+                Ipv4Net::new(((x >> 32) as u32).into(), len)
+                    .unwrap()
+                    .trunc()
+            })
+            .collect();
+        let table = Ranges::build_v4(&nets).unwrap();
+        assert_eq!(table.top(), 16);
+        // A prefix or two per cell, on exact windows: the cell says it all.
+        assert!(table.lines_used() < 1_500, "{} lines", table.lines_used());
+        for n in &nets {
+            let (a, b) = (u32::from(n.network()), u32::from(n.broadcast()));
+            for address in [a, b, a.wrapping_sub(1), b.wrapping_add(1)] {
+                let expected = nets
+                    .iter()
+                    .any(|m| m.contains(&std::net::Ipv4Addr::from(address)));
+                assert_eq!(
+                    table.denies(u128::from(address) << 96),
+                    expected,
+                    "{address:#x}"
+                );
+            }
+        }
+        assert_eq!(table.ranges_in_table(), table.ranges_of_list());
     }
 
     #[test]
