@@ -458,7 +458,13 @@ pub fn difference(held: &CidrList, desired: &CidrList) -> (Vec<IpNet>, Vec<IpNet
 pub struct Held {
     base: CidrList,
     // Hashed (foldhash, seeded per process): an update feed touches them once per entry.
-    added: foldhash::HashSet<IpNet>,
+    /// Entries added since, each with whether it is known not to be in `base` (added when
+    /// the filter did not hold it, and not removed from `base` before): its removal then
+    /// needs no mark in `removed`, which would otherwise grow with every entry a feed turns
+    /// over.
+    added: foldhash::HashMap<IpNet, bool>,
+    /// Entries of `base` hidden (removed, or replaced by a timed copy); may hold entries
+    /// that `base` lacks.
     removed: foldhash::HashSet<IpNet>,
     /// Entries added with a timeout: when the kernel stops holding them.
     expiring: Deadlines<IpNet>,
@@ -560,7 +566,24 @@ impl Held {
         for net in entries.iter().map(IpNet::trunc) {
             self.removed.remove(&net);
             self.expiring.remove(&net);
-            self.added.insert(net);
+            self.added.entry(net).or_insert(false);
+        }
+    }
+
+    /// Records entries added, with which of them the filter did not hold before
+    /// (`new[i]` for `entries[i]`): what an engine knows per entry when its tables say
+    /// whether an add changed them. Cheaper than [`add`](Self::add) for a feed: removing
+    /// such an entry later leaves no mark.
+    pub fn add_known(&mut self, entries: &[IpNet], new: &[bool]) {
+        for (net, &new) in entries.iter().map(IpNet::trunc).zip(new) {
+            // A hidden entry may be one of `base` coming back: its removal must hide it again.
+            let in_base = self.removed.remove(&net);
+            self.expiring.remove(&net);
+            if new {
+                self.added.insert(net, !in_base);
+            } else {
+                self.added.entry(net).or_insert(false);
+            }
         }
     }
 
@@ -569,7 +592,7 @@ impl Held {
         for net in entries.iter().map(IpNet::trunc) {
             // A loaded entry added again with a timeout expires too: hide the loaded copy.
             self.removed.insert(net);
-            self.added.insert(net);
+            self.added.insert(net, false);
             self.expiring.insert(net, deadline);
         }
     }
@@ -577,9 +600,10 @@ impl Held {
     /// Records entries removed.
     pub fn remove(&mut self, entries: &[IpNet]) {
         for net in entries.iter().map(IpNet::trunc) {
-            self.added.remove(&net);
             self.expiring.remove(&net);
-            self.removed.insert(net);
+            if self.added.remove(&net) != Some(true) {
+                self.removed.insert(net);
+            }
         }
     }
 
@@ -589,7 +613,7 @@ impl Held {
         let now = std::time::Instant::now();
         let mut added: Vec<IpNet> = self
             .added
-            .iter()
+            .keys()
             .copied()
             .filter(|n| !self.expiring.expired(n, now))
             .collect();
@@ -628,7 +652,44 @@ impl Held {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::Deadlines;
+    use super::{Deadlines, Held};
+    use crate::CidrList;
+
+    fn nets(text: &[&str]) -> Vec<ipnet::IpNet> {
+        text.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn held_follows_adds_known_new_and_leaves_no_marks_for_them() {
+        let base: CidrList = nets(&["10.0.0.0/8", "192.0.2.1/32"]).into_iter().collect();
+        let mut held = Held::default();
+        held.set(&base);
+        let listed = |held: &Held| {
+            held.list()
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        let fresh = nets(&["198.51.100.0/24", "203.0.113.9/32"]);
+        held.add_known(&fresh, &[true, true]);
+        assert_eq!(listed(&held).len(), 4);
+        held.remove(&fresh);
+        assert!(held.removed.is_empty() && held.added.is_empty());
+        // A loaded entry removed and added back may be in the loaded list: its next removal
+        // hides it again.
+        let loaded = nets(&["10.0.0.0/8"]);
+        held.remove(&loaded);
+        held.add_known(&loaded, &[true]);
+        assert_eq!(listed(&held).len(), 2);
+        held.remove(&loaded);
+        assert_eq!(listed(&held), nets(&["192.0.2.1/32"]));
+        // An entry held already stays held.
+        held.add_known(&nets(&["192.0.2.1/32"]), &[false]);
+        assert_eq!(listed(&held), nets(&["192.0.2.1/32"]));
+        held.remove(&nets(&["192.0.2.1/32"]));
+        assert!(listed(&held).is_empty());
+    }
 
     #[test]
     fn deadlines_give_back_only_what_expired_and_forget_replaced_times() {

@@ -18,12 +18,15 @@ const BPF_EXIST: u64 = 2;
 impl TcbpfFilter {
     /// Adds (`add`) or removes entries; added trie entries expire at `deadline_ns`
     /// (`CLOCK_MONOTONIC`) when one is given, and a present entry takes the new deadline.
+    /// Returns, per entry, whether it changed the list; `None` when a table out of room was
+    /// rebuilt instead.
     pub(crate) fn change(
         &mut self,
         entries: &[IpNet],
         add: bool,
         deadline_ns: Option<u64>,
-    ) -> Result<()> {
+    ) -> Result<Option<Vec<bool>>> {
+        let mut changes = Vec::with_capacity(entries.len());
         let instance = self.current()?;
         for (done, net) in entries.iter().map(IpNet::trunc).enumerate() {
             // The constant-time tables: whether the list changed, or `None` when the table
@@ -47,8 +50,9 @@ impl TcbpfFilter {
                     Some(false) => {}
                     // A table for the whole list (past the IPv4 range table's share,
                     // DIR-24-8), swapped in.
-                    None => return self.rebuild_with(&entries[done..], add),
+                    None => return self.rebuild_with(&entries[done..], add).map(|()| None),
                 }
+                changes.push(changed == Some(true));
                 continue;
             }
             let (name, slot) = match net {
@@ -62,6 +66,7 @@ impl TcbpfFilter {
                 IpNet::V4(n) => update(map, &v4_key(&n), value),
                 IpNet::V6(n) => update(map, &v6_key(&n), value),
             };
+            changes.push(matches!(result, Ok(true)));
             match result {
                 Ok(true) if add => instance.entries[slot] += 1,
                 Ok(true) => instance.entries[slot] -= 1,
@@ -86,7 +91,7 @@ impl TcbpfFilter {
                 }
             }
         }
-        Ok(())
+        Ok(Some(changes))
     }
 }
 

@@ -191,14 +191,17 @@ impl Prefixes {
         self.merge_if_large();
     }
 
-    /// Removes a prefix that is in the list.
-    fn remove(&mut self, network: u32, len: u8) {
+    /// Removes a prefix if the list holds it: whether it did. One search where a look-up
+    /// and a removal took two (the update feed's removals are mostly of recent adds).
+    fn take(&mut self, network: u32, len: u8) -> bool {
         let k = key(len, network);
-        if !self.added.remove(&k) {
-            self.removed.insert(k);
+        let held = self.added.remove(&k)
+            || (self.run(len).binary_search(&k).is_ok() && self.removed.insert(k));
+        if held {
+            self.per_length[usize::from(len)] -= 1;
+            self.merge_if_large();
         }
-        self.per_length[usize::from(len)] -= 1;
-        self.merge_if_large();
+        held
     }
 
     fn merge_if_large(&mut self) {
@@ -658,15 +661,19 @@ impl<S: Store> Dir24<S> {
     /// [`ChunksFull`] when re-expanding the prefixes inside `net` needs more chunks than are left.
     pub fn remove(&mut self, net: Ipv4Net) -> Result<bool, ChunksFull> {
         let (network, len) = (u32::from(net.network()), net.prefix_len());
-        if !self.prefixes.contains(network, len) {
+        if !self.prefixes.take(network, len) {
             return Ok(false);
         }
+        // Shorter and longer prefixes decide what the table keeps: taking this one out of
+        // the list first changes neither.
         if !self.has_ancestor(network, len) {
             // The prefixes strictly inside this one: longer, in its address range.
             let inside = self.prefixes.inside(network, len);
-            self.rewrite(network, len, &inside)?;
+            if let Err(full) = self.rewrite(network, len, &inside) {
+                self.prefixes.insert(network, len);
+                return Err(full);
+            }
         }
-        self.prefixes.remove(network, len);
         Ok(true)
     }
 }

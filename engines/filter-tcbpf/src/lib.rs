@@ -506,8 +506,10 @@ impl EgressFilter for TcbpfFilter {
 
     fn add(&mut self, entries: &[IpNet]) -> Result<()> {
         self.sweep_expired()?;
-        self.change(entries, true, None)?;
-        self.held.add(entries);
+        match self.change(entries, true, None)? {
+            Some(new) => self.held.add_known(entries, &new),
+            None => self.held.add(entries),
+        }
         self.close_open_connections(entries);
         Ok(())
     }
