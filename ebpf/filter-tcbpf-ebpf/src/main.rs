@@ -5,8 +5,8 @@
 //! - `egb_filter_dir`: IPv4 in a constant-time DIR-24-8 table (two array reads at most) or,
 //!   for short lists, a range table; IPv6 in a range table.
 //!
-//! Per packet: one `bpf_skb_load_bytes` of the destination (bounded, works on non-linear
-//! skbs), the lookup, two per-CPU counter updates. No logging.
+//! Per packet: the destination read in place from the linear data (`bpf_skb_load_bytes`
+//! where it is not there), the lookup, two per-CPU counter updates. No logging.
 #![no_std]
 #![no_main]
 #![feature(asm_experimental_arch)]
@@ -342,19 +342,19 @@ fn range_lookup(
     ((cell ^ below) & 1) != 0
 }
 
-/// The 16 bytes at `offset` of the packet as two words, read in place with two 8-byte
-/// loads when they are in the linear data.
+/// The 16 bytes at `offset` of the packet as two words: [`read`] for an IPv6 address, read
+/// in place with two 8-byte loads when they are in the linear data.
 ///
 /// Rust's unaligned read compiles to sixteen byte loads on this target, which declares no
 /// unaligned access; the kernel allows 8-byte packet loads at any offset where the CPU
 /// does them (and, where it does not, at offsets 8-aligned in its model of the packet,
 /// which puts the IP header 2 bytes past a 4-aligned start: the IPv6 destination is one).
 #[inline(always)]
-fn packet_words(ctx: &impl Packet, offset: usize) -> Option<[u64; 2]> {
+fn read_words(ctx: &impl Packet, offset: usize) -> Option<[u64; 2]> {
     let (start, end) = (ctx.data(), ctx.data_end());
     let at = start + offset;
     if at + 16 > end {
-        return None;
+        return ctx.load(offset);
     }
     let (first, second): (u64, u64);
     // SAFETY: `at..at + 16` was checked against data_end just above (and again by the
@@ -403,11 +403,7 @@ impl Lookup for Tables {
     }
     #[inline(always)]
     fn v6<P: Packet>(ctx: &P, offset: usize) -> Option<bool> {
-        let words = match packet_words(ctx, offset) {
-            Some(words) => words,
-            // Not in the linear data: copied by the helper.
-            None => ctx.load::<[u64; 2]>(offset)?,
-        };
+        let words = read_words(ctx, offset)?;
         Some(range_denies(u64::from_be(words[0]), u64::from_be(words[1])))
     }
 }

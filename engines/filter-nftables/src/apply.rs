@@ -202,36 +202,32 @@ impl NftablesFilter {
         self.commit(tx)
     }
 
-    /// Whether the sets made for this generation can take `count(family, kind)` keys in
-    /// every set: each set there, and within its size.
-    fn sets_hold(
-        &self,
-        count: impl Fn(Family, SetKind) -> usize,
-        kinds: &[Vec<SetKind>; 2],
-    ) -> bool {
+    /// Whether the sets made for this generation can take every `(family, kind, keys)`
+    /// wanted: each set there, and within its size (no set is needed for no keys).
+    fn sets_hold(&self, mut wanted: impl Iterator<Item = (Family, SetKind, usize)>) -> bool {
         let Some(loaded) = self.loaded.as_ref() else {
             return false;
         };
-        Family::BOTH.into_iter().zip(kinds).all(|(family, kinds)| {
-            kinds.iter().all(|&kind| {
-                let n = count(family, kind);
-                n == 0
-                    || loaded
-                        .sets
-                        .iter()
-                        .any(|&(f, k, size)| f == family && k == kind && n <= size as usize)
-            })
+        wanted.all(|(family, kind, keys)| {
+            keys == 0
+                || loaded
+                    .sets
+                    .iter()
+                    .any(|&(f, k, size)| f == family && k == kind && keys <= size as usize)
         })
     }
 
     /// Makes the sets hold `families`: the element difference in one transaction, or new sets
     /// swapped in when a set would outgrow its size or a prefix length has no set yet.
     pub(crate) fn apply(&mut self, families: [FamilyState; 2]) -> Result<()> {
-        let kinds = families.each_ref().map(FamilyState::kinds);
-        let fits = self.sets_hold(
-            |family, kind| families[family_index(family)].element_count(kind),
-            &kinds,
-        );
+        let fits = self.sets_hold(Family::BOTH.into_iter().zip(&families).flat_map(
+            |(family, state)| {
+                state
+                    .kinds()
+                    .into_iter()
+                    .map(move |kind| (family, kind, state.element_count(kind)))
+            },
+        ));
         let loaded = self.loaded.as_ref().ok_or(Error::NotLoaded)?;
         match self.loader {
             // New sets made for the list, swapped in atomically.
@@ -272,15 +268,15 @@ impl NftablesFilter {
                 .collect();
             loaded.families[i].plan(&mine, add)
         });
-        let kinds = plans
-            .each_ref()
-            .map(|plan| plan.delta.kinds().collect::<Vec<_>>());
         let fits = self.sets_hold(
-            |family, kind| {
-                let i = family_index(family);
-                loaded.families[i].count_after(&plans[i], kind)
-            },
-            &kinds,
+            Family::BOTH
+                .into_iter()
+                .zip(loaded.families.iter().zip(&plans))
+                .flat_map(|(family, (state, plan))| {
+                    plan.delta
+                        .kinds()
+                        .map(move |kind| (family, kind, state.count_after(plan, kind)))
+                }),
         );
         if !fits || self.loader == Loader::Script {
             let mut families = loaded.families.clone();

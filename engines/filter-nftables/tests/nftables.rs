@@ -43,6 +43,11 @@ fn listed_sets(bed: &Testbed) -> std::collections::BTreeMap<String, Vec<String>>
     sets
 }
 
+/// `nft list sets inet` in the testbed: the sets of every generation there.
+fn set_names(bed: &Testbed) -> String {
+    filter_core::run_command(bed.client().command("nft").args(["list", "sets", "inet"])).unwrap()
+}
+
 /// What the engine sent is what `nft -f` makes of the same ruleset text, as `nft list`
 /// prints both: host addresses in the hosts' sets, every shorter length in a set of its own
 /// (overlapping prefixes each in theirs), IPv6 alike.
@@ -90,8 +95,7 @@ fn failed_swap_keeps_the_old_list_in_both_families() {
     let mut filter = NftablesFilter::new(bed.client().clone(), bed.tag().clone()).unwrap();
     filter.load(&list_with_probes(300, 1)).unwrap();
     let new = replace_failing_half_way(&bed, &mut filter, NftablesFilter::fail_next_swap);
-    let sets = filter_core::run_command(bed.client().command("nft").args(["list", "sets", "inet"]))
-        .unwrap();
+    let sets = set_names(&bed);
     assert!(!sets.contains("h4-1"), "the new sets are removed: {sets}");
     filter.replace(&new).unwrap();
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Delivered);
@@ -158,8 +162,7 @@ fn adds_past_the_hash_size_rebuild_the_sets() {
     filter.add(&hosts).unwrap();
     assert_eq!(filter.stats().unwrap().entries_v4, before + 70_000);
     assert_eq!(bed.probe(DENIED_V4.into()).unwrap(), Probe::Dropped);
-    let sets = filter_core::run_command(bed.client().command("nft").args(["list", "sets", "inet"]))
-        .unwrap();
+    let sets = set_names(&bed);
     assert!(sets.contains("h4-1") && !sets.contains("h4-0"), "{sets}");
     filter.teardown().unwrap();
 }
@@ -249,9 +252,7 @@ fn a_new_prefix_length_gets_its_own_set() {
     filter.add(&[net]).unwrap();
     let sets = listed_sets(&bed);
     assert_eq!(sets["p4-26"], ["203.0.113.64"], "{sets:?}");
-    let names =
-        filter_core::run_command(bed.client().command("nft").args(["list", "sets", "inet"]))
-            .unwrap();
+    let names = set_names(&bed);
     assert!(
         names.contains("p4-26-1") && !names.contains("h4-0"),
         "{names}"

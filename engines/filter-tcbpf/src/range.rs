@@ -848,6 +848,25 @@ mod tests {
         assert!(Ranges::build(&clustered).unwrap().subdirs_used() > 0);
     }
 
+    /// An IPv4 table answers as `nets` do at the edges of every `step`th prefix, just
+    /// outside them and inside, and holds the ranges they make.
+    fn assert_answers_v4(table: &Ranges, nets: &[Ipv4Net], step: usize) {
+        for n in nets.iter().step_by(step) {
+            let (a, b) = (u32::from(n.network()), u32::from(n.broadcast()));
+            for address in [a, b, a.wrapping_sub(1), b.wrapping_add(1), a ^ 0x55] {
+                let expected = nets
+                    .iter()
+                    .any(|m| m.contains(&std::net::Ipv4Addr::from(address)));
+                assert_eq!(
+                    table.denies(u128::from(address) << 96),
+                    expected,
+                    "{address:#x}"
+                );
+            }
+        }
+        assert_eq!(table.ranges_in_table(), table.ranges_of_list());
+    }
+
     #[test]
     fn an_ipv4_table_answers_as_its_prefixes_do_through_changes() {
         let mut x = 7u64;
@@ -871,20 +890,8 @@ mod tests {
         let listed: Vec<Ipv4Net> = nets.iter().copied().collect();
         let mut table = Ranges::build_v4(&listed).unwrap();
         let check = |table: &Ranges, nets: &BTreeSet<Ipv4Net>| {
-            for n in nets.iter().step_by(3) {
-                let (a, b) = (u32::from(n.network()), u32::from(n.broadcast()));
-                for address in [a, b, a.wrapping_sub(1), b.wrapping_add(1), a ^ 0x55] {
-                    let expected = nets
-                        .iter()
-                        .any(|m| m.contains(&std::net::Ipv4Addr::from(address)));
-                    assert_eq!(
-                        table.denies(u128::from(address) << 96),
-                        expected,
-                        "{address:#x}"
-                    );
-                }
-            }
-            assert_eq!(table.ranges_in_table(), table.ranges_of_list());
+            let nets: Vec<Ipv4Net> = nets.iter().copied().collect();
+            assert_answers_v4(table, &nets, 3);
         };
         check(&table, &nets);
         assert!(table.subdirs_used() > 0);
@@ -920,20 +927,7 @@ mod tests {
         assert_eq!(table.top(), 16);
         // A prefix or two per cell, on exact windows: the cell says it all.
         assert!(table.lines_used() < 1_500, "{} lines", table.lines_used());
-        for n in &nets {
-            let (a, b) = (u32::from(n.network()), u32::from(n.broadcast()));
-            for address in [a, b, a.wrapping_sub(1), b.wrapping_add(1)] {
-                let expected = nets
-                    .iter()
-                    .any(|m| m.contains(&std::net::Ipv4Addr::from(address)));
-                assert_eq!(
-                    table.denies(u128::from(address) << 96),
-                    expected,
-                    "{address:#x}"
-                );
-            }
-        }
-        assert_eq!(table.ranges_in_table(), table.ranges_of_list());
+        assert_answers_v4(&table, &nets, 1);
     }
 
     #[test]
